@@ -1,0 +1,40 @@
+# Every target bootstraps its own virtual environment in .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+
+.PHONY: demo test bench lint venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: seed a demo shop, start the SeQura sandbox, run the delivery-report flow end to end
+demo: $(STAMP)
+	PREFECT_HOME=$(CURDIR)/.demo/prefect $(BIN)/sequra-etl demo
+
+## test: lint, then the whole suite (MariaDB at TEST_MYSQL_URL, the sandbox, real Prefect runs)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest
+
+## bench: throughput of the build stage and of a full extract on the demo shop
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks --benchmark-only -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .demo .pytest_prefect .sequra-etl .pytest_cache .ruff_cache

@@ -1,0 +1,112 @@
+"""The sequra-etl command: deliver, sandbox, demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from schemas.settings import SETTINGS, SettingError, Settings, settings_table
+from tasks.window import WindowError, parse_moment
+
+EXIT_SETTING = 2
+EXIT_FAILED = 1
+
+OPTION_SETTINGS = {
+    "shop_db_url": "--shop-db-url",
+    "shop_table_prefix": "--table-prefix",
+    "payment_modules": "--payment-modules",
+    "api_url": "--api-url",
+    "merchant_id": "--merchant",
+    "state_db_url": "--state-db-url",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per job."""
+    settings_help = "\n".join(
+        f"  {env:<26} {meaning} (default: {default or '-'})" for env, default, meaning in settings_table()
+    )
+    root = argparse.ArgumentParser(
+        prog="sequra-etl",
+        description="Tell SeQura what a PrestaShop shop shipped.",
+        epilog="settings (environment variables):\n" + settings_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+    deliver = commands.add_parser("deliver", help="send the delivery report of a window")
+    deliver.add_argument(
+        "--since", help="window start, ISO 8601 (2026-11-05, 2026-11-05T00:00:00Z); UTC if no offset"
+    )
+    deliver.add_argument("--until", help="window end, exclusive; default now")
+    deliver.add_argument(
+        "--dry-run", action="store_true", help="build and diff only; send and record nothing"
+    )
+    deliver.add_argument("--out", help="where --dry-run writes the report it would send")
+    for attr, option in OPTION_SETTINGS.items():
+        deliver.add_argument(option, dest=attr, help=f"overrides {SETTINGS[attr].env}")
+    sandbox = commands.add_parser("sandbox", help="run the local SeQura sandbox")
+    sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    commands.add_parser("demo", help="seed a demo shop, start the sandbox and run the flow end to end")
+    return root
+
+
+def apply_options(args: argparse.Namespace) -> Settings:
+    """Put the command-line settings into the environment the flow reads, then check them all."""
+    for attr in OPTION_SETTINGS:
+        value = getattr(args, attr, None)
+        if value is not None:
+            os.environ[SETTINGS[attr].env] = value
+    settings = Settings.from_env()
+    settings.require("shop_db_url", "username", "password", "merchant_id")
+    settings.state_url()
+    for name in ("since", "until"):
+        if getattr(args, name) is not None:
+            parse_moment(name, getattr(args, name))
+    return settings
+
+
+def deliver(args: argparse.Namespace) -> int:
+    """Run the delivery-report flow once and print what it did."""
+    from flows.delivery_report import delivery_report
+    from tasks.summary import summary_markdown
+
+    summary = delivery_report(since=args.since, until=args.until, dry_run=args.dry_run, out=args.out)
+    print(summary_markdown(summary))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the sequra-etl console script."""
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "deliver":
+            apply_options(args)
+            return deliver(args)
+        if args.command == "sandbox":
+            from sandbox.config import SandboxConfig
+            from sandbox.server import serve_forever
+
+            config = SandboxConfig()
+            print(
+                f"SeQura sandbox on http://127.0.0.1:{args.port}/ (user {config.username}, merchants "
+                f"{', '.join(config.merchants)}); inspect /_sandbox/orders; Ctrl-C to stop"
+            )
+            serve_forever(args.port, config)
+            return 0
+        from demo.run import run_demo
+
+        return run_demo()
+    except (SettingError, WindowError) as error:
+        print(f"sequra-etl: setting {error}", file=sys.stderr)
+        return EXIT_SETTING
+    except Exception as error:
+        if not getattr(error, "__module__", "").startswith(("tasks", "schemas")):
+            raise
+        print(f"sequra-etl: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

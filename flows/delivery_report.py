@@ -1,0 +1,180 @@
+"""The delivery-report flow: tell SeQura which orders the shop shipped, once each."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from prefect import flow, get_run_logger, runtime
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from schemas.reports import Change
+from schemas.settings import Settings
+from tasks.build import build_order_reports, platform_of
+from tasks.diff import diff_against_last_report, of_kind
+from tasks.extract import extract_shipped_orders
+from tasks.load import send_delivery_reports, write_delivery_report
+from tasks.state import (
+    RunCounts,
+    finish_run,
+    last_successful_until,
+    open_quarantine,
+    open_state_store,
+    record_changes,
+    record_quarantine,
+    resolve_quarantine,
+    start_run,
+)
+from tasks.summary import DeliverySummary, changed_rows, quarantine_rows, sent_rows, summary_markdown
+from tasks.window import Window, resolve_window
+
+Moment = datetime | date | str | None
+
+
+def window_for(settings: Settings, since: Moment, until: Moment) -> Window:
+    """The window a run covers: its parameters, or from the last successful run (minus overlap) to now."""
+    store = open_state_store(settings.state_url())
+    try:
+        last = last_successful_until(store, settings.merchant_id or "")
+    finally:
+        store.dispose()
+    return resolve_window(
+        since,
+        until,
+        last_until=last,
+        now=datetime.now().astimezone(),
+        overlap=timedelta(minutes=settings.overlap_minutes),
+        first_run=timedelta(days=settings.first_run_days),
+    )
+
+
+def run_name() -> str:
+    """delivery-report-{since}-{until}, with the window resolved the way the run will resolve it."""
+    parameters = runtime.flow_run.parameters
+    settings = Settings.from_env(merchant_id=parameters.get("merchant"))
+    return f"delivery-report-{window_for(settings, parameters.get('since'), parameters.get('until')).label()}"
+
+
+@flow(name="delivery-report", flow_run_name=run_name, validate_parameters=False)
+def delivery_report(
+    since: Moment = None,
+    until: Moment = None,
+    dry_run: bool = False,
+    merchant: str | None = None,
+    out: str | None = None,
+) -> DeliverySummary:
+    """Send SeQura the SeQura orders shipped in [since, until), each once, and record what was sent.
+
+    Args:
+        since: window start (ISO 8601, UTC when no offset); default: the last successful run's until
+            minus DELIVERY_OVERLAP_MINUTES (or DELIVERY_FIRST_RUN_DAYS ago on the first run).
+        until: window end, exclusive; default: now.
+        dry_run: build and diff only; write the report that would be sent to `out`, send and record nothing.
+        merchant: SeQura merchant id; default SEQURA_MERCHANT_ID.
+        out: where a dry run writes its report; default .sequra-etl/dry-run-{window}.json.
+    """
+    logger = get_run_logger()
+    settings = Settings.from_env(merchant_id=merchant)
+    settings.require("shop_db_url", "merchant_id")
+    merchant_id = settings.merchant_id or ""
+    window = window_for(settings, since, until)
+    store = open_state_store(settings.state_url())
+    run_id = str(uuid.uuid4())
+    logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, store.url)
+    if not dry_run:
+        start_run(
+            store,
+            run_id,
+            merchant_id,
+            window.since,
+            window.until,
+            dry_run=dry_run,
+            flow_run_id=str(runtime.flow_run.id or "") or None,
+        )
+    counts = RunCounts()
+    try:
+        retry = open_quarantine(store, merchant_id)
+        extract = extract_shipped_orders(settings, window, retry)
+        built = build_order_reports(extract, merchant_id, settings.order_ref_field)
+        classified = diff_against_last_report(store, merchant_id, built.reports)
+        new = [item.built for item in of_kind(classified, Change.NEW)]
+        changed = of_kind(classified, Change.CHANGED)
+        unchanged = of_kind(classified, Change.UNCHANGED)
+        platform = platform_of(extract)
+        counts = RunCounts(len(new), len(changed), len(unchanged), len(built.quarantined), 0)
+        summary = DeliverySummary(
+            run_id=run_id,
+            merchant=merchant_id,
+            window=window,
+            dry_run=dry_run,
+            counts=counts,
+            state_store=str(store.url),
+            changed=changed,
+            quarantined=list(built.quarantined),
+            other_merchant=built.other_merchant,
+        )
+        if dry_run:
+            path = Path(out or f".sequra-etl/dry-run-{window.label()}.json")
+            write_delivery_report(path, merchant_id, platform, new)
+            summary = replace(summary, sent=new, dry_run_file=str(path))
+        else:
+            record_quarantine(store, run_id, merchant_id, built.quarantined)
+            record_changes(store, run_id, merchant_id, changed)
+            resolve_quarantine(store, merchant_id, [item.built.reference for item in changed + unchanged])
+            loaded = send_delivery_reports(settings, store, run_id, platform, new)
+            record_quarantine(store, run_id, merchant_id, loaded.quarantined)
+            counts = RunCounts(
+                len(new),
+                len(changed),
+                len(unchanged),
+                len(built.quarantined) + len(loaded.quarantined),
+                len(loaded.sent),
+            )
+            summary = replace(
+                summary,
+                counts=counts,
+                sent=loaded.sent,
+                quarantined=built.quarantined + loaded.quarantined,
+                requests=loaded.requests,
+            )
+            finish_run(store, run_id, "succeeded", counts)
+    except Exception as error:
+        if not dry_run:
+            finish_run(store, run_id, "failed", counts, message=str(error))
+        raise
+    finally:
+        store.dispose()
+    publish(summary)
+    logger.info(summary_markdown(summary))
+    return summary
+
+
+def publish(summary: DeliverySummary) -> None:
+    """Show the run in the Prefect UI: a summary, and tables of sent, changed and quarantined orders."""
+    create_markdown_artifact(
+        summary_markdown(summary),
+        key="delivery-report-summary",
+        description="Window, merchant and counts of this delivery report run",
+    )
+    create_table_artifact(
+        sent_rows(summary.sent),
+        key="delivery-report-sent",
+        description="Orders to send (dry run)" if summary.dry_run else "Orders sent to SeQura",
+    )
+    create_table_artifact(
+        quarantine_rows(summary.quarantined),
+        key="delivery-report-quarantine",
+        description="Orders that could not be reported, and what to fix",
+    )
+    if summary.changed:
+        create_table_artifact(
+            changed_rows(summary.changed),
+            key="delivery-report-changed",
+            description="Orders that changed after they were reported",
+        )
+
+
+if __name__ == "__main__":
+    delivery_report()

@@ -1,0 +1,163 @@
+"""Frame contracts: the pandas frames the extract stage hands to the build stage, checked at that boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pandas as pd
+import pandera.pandas as pa
+
+UTC_TIMESTAMP = pd.DatetimeTZDtype(unit="us", tz="UTC")
+
+
+def _money(nullable: bool = False) -> pa.Column:
+    """A money column: `Decimal` objects, never floats."""
+    return pa.Column(
+        object,
+        pa.Check(lambda v: isinstance(v, Decimal), element_wise=True, name="is_decimal"),
+        nullable=nullable,
+    )
+
+
+def _text(nullable: bool = True) -> pa.Column:
+    """A text column (names, references), kept byte-exact; its dtype is left to pandas."""
+    return pa.Column(None, nullable=nullable)
+
+
+def _int(nullable: bool = False) -> pa.Column:
+    """An integer id, count or flag column."""
+    return pa.Column("Int64", nullable=nullable, coerce=True)
+
+
+SHIPPED_ORDERS = pa.DataFrameSchema(
+    {
+        "id_order": _int(),
+        "reference": _text(nullable=False),
+        "id_shop": _int(),
+        "current_state": _int(),
+        "id_currency": _int(),
+        "currency_iso": _text(),
+        "id_lang": _int(),
+        "language_code": _text(),
+        "id_customer": _int(),
+        "customer_found": _int(),
+        "customer_firstname": _text(),
+        "customer_lastname": _text(),
+        "customer_email": _text(),
+        "customer_company": _text(),
+        "customer_is_guest": _int(nullable=True),
+        "id_carrier": _int(),
+        "carrier_name": _text(),
+        "carrier_delay": _text(),
+        "id_address_delivery": _int(),
+        "id_address_invoice": _int(),
+        "gift": _int(),
+        "total_paid_tax_incl": _money(),
+        "total_shipping_tax_incl": _money(),
+        "total_wrapping_tax_incl": _money(),
+        "shipped_rows": _int(),
+        "shipped_at": pa.Column(UTC_TIMESTAMP, nullable=True),
+        "module_sent": _int(nullable=True),
+        "module_merchant_id": _text(),
+    },
+    name="shipped_orders",
+    description="One row per order (sub-order) of every order reference in the run, shipped or not.",
+    strict=True,
+)
+
+ORDER_LINES = pa.DataFrameSchema(
+    {
+        "id_order": _int(),
+        "id_order_detail": _int(),
+        "product_id": _int(),
+        "product_reference": _text(),
+        "product_name": _text(nullable=False),
+        "product_quantity": _int(),
+        "product_quantity_refunded": _int(),
+        "product_quantity_return": _int(),
+        "unit_price_tax_incl": _money(),
+        "total_price_tax_incl": _money(),
+    },
+    name="order_lines",
+    description="One row per order_detail line of the orders in shipped_orders.",
+    strict=True,
+)
+
+ORDER_DISCOUNTS = pa.DataFrameSchema(
+    {
+        "id_order": _int(),
+        "id_order_cart_rule": _int(),
+        "name": _text(nullable=False),
+        "value": _money(),
+    },
+    name="order_discounts",
+    description="One row per discount (order_cart_rule, not deleted) of the orders in shipped_orders.",
+    strict=True,
+)
+
+ORDER_ADDRESSES = pa.DataFrameSchema(
+    {
+        "id_address": _int(),
+        "firstname": _text(),
+        "lastname": _text(),
+        "company": _text(),
+        "address1": _text(),
+        "address2": _text(),
+        "postcode": _text(),
+        "city": _text(),
+        "phone": _text(),
+        "phone_mobile": _text(),
+        "vat_number": _text(),
+        "dni": _text(),
+        "other": _text(),
+        "id_country": _int(),
+        "country_iso": _text(),
+        "state_name": _text(),
+    },
+    name="order_addresses",
+    description="One row per address an order points to, soft-deleted rows included.",
+    strict=True,
+)
+
+ORDER_TRACKINGS = pa.DataFrameSchema(
+    {
+        "id_order": _int(),
+        "id_order_carrier": _int(),
+        "tracking_number": _text(nullable=False),
+        "carrier_name": _text(),
+        "carrier_url": _text(),
+    },
+    name="order_trackings",
+    description="One row per order_carrier row with a tracking number.",
+    strict=True,
+)
+
+
+def checked(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """Validate `frame` against its contract, reporting every failing column at once."""
+    return schema.validate(frame, lazy=True)
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    """The shop configuration the report depends on, read from the configuration table."""
+
+    timezone: str
+    delivered_state: int | None
+    shop_name: str
+    ps_version: str
+
+
+@dataclass(frozen=True)
+class ShopExtract:
+    """Everything read from the shop for one run: the five frames, the configuration and the database."""
+
+    config: ShopConfig
+    shipped_orders: pd.DataFrame
+    order_lines: pd.DataFrame
+    order_discounts: pd.DataFrame
+    order_addresses: pd.DataFrame
+    order_trackings: pd.DataFrame
+    db_name: str
+    db_version: str

@@ -1,0 +1,64 @@
+"""Order reports as the pipeline passes them between stages: built, quarantined, classified."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from schemas.sequra import OrderReport
+
+
+class Stage(enum.StrEnum):
+    """Where an order was stopped."""
+
+    BUILD = "build"
+    LOAD = "load"
+
+
+class Change(enum.StrEnum):
+    """What the diff says of an order report compared with what was last sent."""
+
+    NEW = "new"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    """One order reference turned into a SeQura order report, with its fingerprint."""
+
+    reference: str
+    order_ref_1: str
+    id_orders: tuple[int, ...]
+    report: OrderReport
+    fingerprint: str
+    reported_by_module: bool = False
+
+
+@dataclass(frozen=True)
+class QuarantinedOrder:
+    """An order reference that could not be reported, and why, in words a merchant can act on."""
+
+    reference: str
+    order_ref_1: str
+    id_orders: tuple[int, ...]
+    stage: Stage
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What the build stage made of one extract."""
+
+    reports: list[BuiltReport] = field(default_factory=list)
+    quarantined: list[QuarantinedOrder] = field(default_factory=list)
+    other_merchant: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClassifiedReport:
+    """A built report with the diff's verdict and the fingerprint last sent, if any."""
+
+    built: BuiltReport
+    change: Change
+    previous_fingerprint: str | None = None

@@ -1,0 +1,210 @@
+"""Settings: every environment variable the project reads, named once, checked once."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import SecretStr
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_SEQURA_API_URL = "https://sandbox.sequrapi.com/"
+DEFAULT_STATE_DIR = Path(".sequra-etl")
+
+
+class SettingError(ValueError):
+    """A setting is missing or malformed; the message names it and says what to do."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+
+
+def _url(name: str, value: str) -> URL:
+    """Parse a SQLAlchemy database URL or raise a SettingError naming the setting."""
+    try:
+        return make_url(value)
+    except ArgumentError:
+        raise SettingError(
+            name, f"'{value}' is not a database URL; use e.g. mysql+pymysql://user:pass@host:3306/shop"
+        ) from None
+
+
+def _positive_int(name: str, value: str) -> int:
+    """Parse a whole number above zero or raise a SettingError naming the setting."""
+    if not re.fullmatch(r"\d+", value.strip()) or int(value) <= 0:
+        raise SettingError(name, f"'{value}' is not a whole number above zero")
+    return int(value)
+
+
+def _positive_float(name: str, value: str) -> float:
+    """Parse a number of seconds above zero or raise a SettingError naming the setting."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        raise SettingError(name, f"'{value}' is not a number of seconds above zero")
+    return number
+
+
+def _modules(name: str, value: str) -> tuple[str, ...]:
+    """Parse a comma-separated list of PrestaShop module technical names."""
+    modules = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not modules or any(not re.fullmatch(r"[A-Za-z0-9_]+", m) for m in modules):
+        raise SettingError(
+            name, f"'{value}' is not a comma-separated list of module names like sequrapayment"
+        )
+    return modules
+
+
+def _prefix(name: str, value: str) -> str:
+    """Check a PrestaShop table prefix (letters, digits, underscore)."""
+    if not re.fullmatch(r"[A-Za-z0-9_]*", value):
+        raise SettingError(name, f"'{value}' is not a table prefix; use letters, digits and _ like ps_")
+    return value
+
+
+def _api_url(name: str, value: str) -> str:
+    """Check the SeQura base URL and give it its trailing slash."""
+    if not re.match(r"https?://[^/\s]+", value):
+        raise SettingError(name, f"'{value}' is not an http(s) URL like {DEFAULT_SEQURA_API_URL}")
+    return value if value.endswith("/") else value + "/"
+
+
+def _order_ref_field(name: str, value: str) -> Literal["reference", "id_order"]:
+    """Check which shop field becomes merchant_reference.order_ref_1."""
+    if value not in ("reference", "id_order"):
+        raise SettingError(name, f"'{value}' must be 'reference' (the default) or 'id_order'")
+    return value  # type: ignore[return-value]
+
+
+def _optional_int(name: str, value: str) -> int | None:
+    """Parse an optional whole number (empty means unset)."""
+    return _positive_int(name, value) if value.strip() else None
+
+
+def _text(name: str, value: str) -> str:
+    """Keep a plain text setting as given."""
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default and parser."""
+
+    env: str
+    default: str | None
+    parse: Callable[[str, str], Any]
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "shop_db_url": Setting(
+        "SHOP_DB_URL", None, _url, "SQLAlchemy URL of the PrestaShop database (mysql+pymysql://…)"
+    ),
+    "shop_table_prefix": Setting("SHOP_TABLE_PREFIX", "ps_", _prefix, "PrestaShop table prefix"),
+    "shop_id": Setting("SHOP_ID", "", _optional_int, "multistore: only orders of this id_shop"),
+    "payment_modules": Setting(
+        "SEQURA_PAYMENT_MODULES", "sequrapayment", _modules, "orders.module values that are SeQura orders"
+    ),
+    "order_ref_field": Setting(
+        "SEQURA_ORDER_REF_FIELD", "reference", _order_ref_field, "shop field sent as order_ref_1"
+    ),
+    "api_url": Setting("SEQURA_API_URL", DEFAULT_SEQURA_API_URL, _api_url, "SeQura API base URL"),
+    "username": Setting("SEQURA_USERNAME", None, _text, "SeQura API user"),
+    "password": Setting("SEQURA_PASSWORD", None, _text, "SeQura API password"),
+    "merchant_id": Setting("SEQURA_MERCHANT_ID", None, _text, "SeQura merchant id (Sequra-Merchant-Id)"),
+    "state_db_url": Setting("STATE_DB_URL", "", _text, "state store URL; default a SQLite file"),
+    "batch_size": Setting("SEQURA_BATCH_SIZE", "5000", _positive_int, "orders per delivery report request"),
+    "timeout_seconds": Setting("SEQURA_TIMEOUT_SECONDS", "30", _positive_float, "timeout of one request"),
+    "max_attempts": Setting("SEQURA_MAX_ATTEMPTS", "5", _positive_int, "attempts per request on 5xx/429"),
+    "backoff_seconds": Setting(
+        "SEQURA_BACKOFF_SECONDS", "1", _positive_float, "first retry delay, doubled each time"
+    ),
+    "chunk_size": Setting("SHOP_CHUNK_SIZE", "500", _positive_int, "order references read per query"),
+    "overlap_minutes": Setting(
+        "DELIVERY_OVERLAP_MINUTES",
+        "360",
+        _positive_int,
+        "scheduled runs start this long before the last until",
+    ),
+    "first_run_days": Setting(
+        "DELIVERY_FIRST_RUN_DAYS", "7", _positive_int, "window of the very first run, in days"
+    ),
+}
+
+REQUIRED_TO_SEND = ("shop_db_url", "username", "password", "merchant_id")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked settings of one run; the password never shows in a repr."""
+
+    shop_db_url: URL | None
+    shop_table_prefix: str
+    shop_id: int | None
+    payment_modules: tuple[str, ...]
+    order_ref_field: Literal["reference", "id_order"]
+    api_url: str
+    username: str | None
+    password: SecretStr | None = field(repr=False)
+    merchant_id: str | None
+    state_db_url: str
+    batch_size: int
+    timeout_seconds: float
+    max_attempts: int
+    backoff_seconds: float
+    chunk_size: int
+    overlap_minutes: int
+    first_run_days: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from the environment (or `environ`), then apply non-None overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for attr, setting in SETTINGS.items():
+            raw = environ.get(setting.env, setting.default)
+            values[attr] = None if raw is None else setting.parse(setting.env, raw)
+        if values["password"] is not None:
+            values["password"] = SecretStr(values["password"])
+        settings = cls(**values)
+        return settings.with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with the given attributes replaced, each parsed like its variable."""
+        parsed: dict[str, Any] = {}
+        for attr, value in overrides.items():
+            if value is None:
+                continue
+            if attr not in SETTINGS:
+                raise SettingError(attr, "is not a setting")
+            if isinstance(value, str):
+                value = SETTINGS[attr].parse(SETTINGS[attr].env, value)
+            parsed[attr] = SecretStr(value) if attr == "password" and isinstance(value, str) else value
+        return replace(self, **parsed)
+
+    def require(self, *attrs: str) -> None:
+        """Raise a SettingError for the first of `attrs` that is unset."""
+        for attr in attrs:
+            if getattr(self, attr) in (None, ""):
+                setting = SETTINGS[attr]
+                raise SettingError(setting.env, f"is not set; set it to the {setting.help}")
+
+    def state_url(self) -> str:
+        """The state store URL: STATE_DB_URL, or a SQLite file in ./.sequra-etl/."""
+        if self.state_db_url:
+            _url(SETTINGS["state_db_url"].env, self.state_db_url)
+            return self.state_db_url
+        return f"sqlite:///{(DEFAULT_STATE_DIR / 'state.sqlite').resolve()}"
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """Every setting as (variable, default, meaning), for the README and --help."""
+    return [(s.env, s.default or "", s.help) for s in SETTINGS.values()]

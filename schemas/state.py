@@ -1,0 +1,120 @@
+"""State store tables: what was sent to SeQura, runs, quarantined orders and changes seen after a report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+STATE_SCHEMA_VERSION = 1
+
+
+class UtcDateTime(TypeDecorator):
+    """An aware UTC datetime in Python, stored as naive UTC on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store naive UTC; refuse naive input, whose zone would be a guess."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("state store datetimes must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Read naive UTC back as aware UTC."""
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _payload() -> Any:
+    """A JSON document column large enough for a 500-line order on MySQL too."""
+    return Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("flow_run_id", String(36)),
+    Column("merchant", String(64), nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("new_count", Integer, nullable=False, default=0),
+    Column("changed_count", Integer, nullable=False, default=0),
+    Column("unchanged_count", Integer, nullable=False, default=0),
+    Column("quarantined_count", Integer, nullable=False, default=0),
+    Column("sent_count", Integer, nullable=False, default=0),
+    Column("message", Text),
+)
+
+order_snapshots = Table(
+    "order_snapshots",
+    metadata,
+    Column("merchant", String(64), primary_key=True),
+    Column("order_ref_1", String(64), primary_key=True),
+    Column("reference", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("payload", _payload(), nullable=False),
+    Column("first_sent_at", UtcDateTime, nullable=False),
+    Column("last_sent_at", UtcDateTime, nullable=False),
+    Column("run_id", String(36), nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("merchant", String(64), primary_key=True),
+    Column("reference", String(255), primary_key=True),
+    Column("order_ref_1", String(64), nullable=False),
+    Column("id_orders", String(255), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("resolved_at", UtcDateTime),
+)
+
+order_changes = Table(
+    "order_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("merchant", String(64), nullable=False),
+    Column("order_ref_1", String(64), nullable=False),
+    Column("reference", String(255), nullable=False),
+    Column("previous_fingerprint", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("payload", _payload(), nullable=False),
+    Column("detected_at", UtcDateTime, nullable=False),
+    Column("run_id", String(36), nullable=False),
+    UniqueConstraint("merchant", "order_ref_1", "fingerprint", name="uq_order_changes_fingerprint"),
+)

@@ -1,0 +1,164 @@
+"""The SeQura API client: one small interface, one implementation over HTTP with timeouts and retries."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from pydantic import SecretStr
+
+from schemas.sequra import DeliveryReport
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_SECONDS = 300.0
+
+
+class SequraError(RuntimeError):
+    """Base of every error the SeQura client raises."""
+
+
+class SequraAuthError(SequraError):
+    """SeQura refused the credentials (401) or the merchant (403); nothing was accepted."""
+
+
+class SequraRejectedError(SequraError):
+    """SeQura answered 409: the payload holds orders it will not accept; `errors` says which and why."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("SeQura rejected the report (409): " + "; ".join(errors))
+        self.errors = errors
+
+
+class SequraUnavailableError(SequraError):
+    """SeQura kept failing (5xx, 429, timeouts, dropped connections) after every retry."""
+
+
+class SequraRequestError(SequraError):
+    """SeQura answered another 4xx: the request itself is wrong; retrying would not help."""
+
+
+class SequraClient(abc.ABC):
+    """What the pipeline needs from SeQura."""
+
+    @abc.abstractmethod
+    def send_delivery_report(self, report: DeliveryReport) -> None:
+        """POST one delivery report; return on 2xx, raise a SequraError otherwise."""
+
+
+def _errors(response: requests.Response) -> list[str]:
+    """The `errors` list of a SeQura error body, or the body text when it is not JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return [response.text.strip() or f"HTTP {response.status_code}"]
+    items = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return [response.text.strip()]
+    return [item.get("title", str(item)) if isinstance(item, dict) else str(item) for item in items]
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    """Seconds a 429 or 503 asks us to wait (Retry-After in seconds), capped."""
+    value = response.headers.get("Retry-After") if response is not None else None
+    if value is None or not value.strip().replace(".", "", 1).isdigit():
+        return None
+    return min(float(value), MAX_RETRY_AFTER_SECONDS)
+
+
+class HttpSequraClient(SequraClient):
+    """SeQura over HTTPS: Basic auth, Sequra-Merchant-Id, a timeout on every call, backoff with jitter."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: SecretStr,
+        merchant_id: str,
+        *,
+        timeout_seconds: float = 30.0,
+        max_attempts: int = 5,
+        backoff_seconds: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.merchant_id = merchant_id
+        self.timeout_seconds = timeout_seconds
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self._sleep = sleep
+        self._session = requests.Session()
+        self._session.auth = (username, password.get_secret_value())
+        self._session.headers.update(
+            {
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "Sequra-Merchant-Id": merchant_id,
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpSequraClient(base_url={self.base_url!r}, merchant_id={self.merchant_id!r})"
+
+    def send_delivery_report(self, report: DeliveryReport) -> None:
+        """POST orders/delivery_reports; 2xx returns, 409 raises SequraRejectedError with SeQura's errors."""
+        self._request("POST", "orders/delivery_reports", report.body())
+
+    def backoff(self, attempt: int, response: requests.Response | None) -> float:
+        """Seconds to wait before the next attempt: Retry-After if given, else exponential with jitter."""
+        asked = _retry_after(response)
+        if asked is not None:
+            return asked
+        return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+
+    def _request(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
+        """Send one request with retries on 5xx, 429, timeouts and dropped connections; raise on the rest."""
+        url = self.base_url + path
+        problem = ""
+        for attempt in range(1, self.max_attempts + 1):
+            response: requests.Response | None = None
+            try:
+                response = self._session.request(method, url, json=body, timeout=self.timeout_seconds)
+            except (
+                requests.Timeout,
+                requests.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+            ) as error:
+                problem = f"{type(error).__name__} after {self.timeout_seconds:g}s timeout"
+            else:
+                if 200 <= response.status_code < 300:
+                    return response
+                self._raise_final(response)
+                problem = f"HTTP {response.status_code}"
+            if attempt < self.max_attempts:
+                delay = self.backoff(attempt, response)
+                log.warning("SeQura %s %s: %s; retry %d in %.1fs", method, path, problem, attempt, delay)
+                self._sleep(delay)
+        raise SequraUnavailableError(
+            f"SeQura did not accept {method} {url} after {self.max_attempts} attempts (last: {problem}); "
+            "nothing was marked as sent, the next run will try again"
+        )
+
+    def _raise_final(self, response: requests.Response) -> None:
+        """Raise for answers that retrying cannot fix: 401, 403, 409 and other 4xx."""
+        status = response.status_code
+        if status == 401:
+            raise SequraAuthError(
+                "SeQura refused the credentials (401); check SEQURA_USERNAME and SEQURA_PASSWORD "
+                f"for {self.base_url}"
+            )
+        if status == 403:
+            raise SequraAuthError(
+                f"SeQura refused merchant '{self.merchant_id}' (403: {'; '.join(_errors(response))}); "
+                "check SEQURA_MERCHANT_ID matches the credentials"
+            )
+        if status == 409:
+            raise SequraRejectedError(_errors(response))
+        if status not in RETRYABLE_STATUS:
+            raise SequraRequestError(f"SeQura answered {status}: {'; '.join(_errors(response))}")

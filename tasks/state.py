@@ -1,0 +1,315 @@
+"""State store: what SeQura acknowledged, per merchant and order; runs; quarantine; changes seen."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, func, insert, inspect, select, update
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from schemas import state
+from schemas.reports import BuiltReport, ClassifiedReport, QuarantinedOrder
+
+KEYS_PER_QUERY = 500
+
+
+class StateStoreError(RuntimeError):
+    """The state store cannot be opened or is newer than this code; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """How many orders fell in each bucket of one run."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    sent: int = 0
+
+
+def _create_version_1(conn: Connection) -> None:
+    """Version 1: runs, snapshots, quarantine and changes."""
+    state.metadata.create_all(
+        conn, tables=[state.runs, state.order_snapshots, state.quarantine, state.order_changes]
+    )
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_version_1}
+
+
+def now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def open_state_store(url: str) -> Engine:
+    """Connect to the state store, creating and migrating it on first use (a SQLite file and its folder)."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    try:
+        migrate(engine)
+    except SQLAlchemyError as error:
+        raise StateStoreError(
+            f"cannot open the state store: {error.orig or error}; check STATE_DB_URL"
+        ) from None
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the migrations the store has not had yet, in order, and return its version; writes the schema."""
+    with engine.begin() as conn:
+        state.metadata.create_all(conn, tables=[state.schema_version])
+        current = conn.execute(select(func.max(state.schema_version.c.version))).scalar() or 0
+        if current > state.STATE_SCHEMA_VERSION:
+            raise StateStoreError(
+                f"the state store is at version {current}, newer than this code "
+                f"({state.STATE_SCHEMA_VERSION}); upgrade sequra-etl"
+            )
+        for version in sorted(v for v in MIGRATIONS if v > current):
+            MIGRATIONS[version](conn)
+            conn.execute(insert(state.schema_version).values(version=version, applied_at=now()))
+    return max(current, state.STATE_SCHEMA_VERSION)
+
+
+def state_tables(engine: Engine) -> list[str]:
+    """Names of the tables in the store, for checks and the README."""
+    return sorted(inspect(engine).get_table_names())
+
+
+def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
+    """Keys in slices small enough for one IN list."""
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        yield keys[start : start + KEYS_PER_QUERY]
+
+
+def last_successful_until(engine: Engine, merchant: str) -> datetime | None:
+    """The end of the newest window a real (not dry) run for `merchant` completed."""
+    runs = state.runs
+    query = select(func.max(runs.c.until)).where(
+        runs.c.merchant == merchant, runs.c.status == "succeeded", runs.c.dry_run.is_(False)
+    )
+    with engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
+def sent_fingerprints(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
+    """The fingerprint last acknowledged by SeQura for each of `order_refs` that has one."""
+    snapshots = state.order_snapshots
+    found: dict[str, str] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(set(order_refs))):
+            rows = conn.execute(
+                select(snapshots.c.order_ref_1, snapshots.c.fingerprint).where(
+                    snapshots.c.merchant == merchant, snapshots.c.order_ref_1.in_(chunk)
+                )
+            )
+            found.update({row.order_ref_1: row.fingerprint for row in rows})
+    return found
+
+
+def open_quarantine(engine: Engine, merchant: str) -> list[str]:
+    """Shop references quarantined for `merchant` and not yet resolved, to retry with fresh data."""
+    q = state.quarantine
+    with engine.connect() as conn:
+        rows = conn.execute(select(q.c.reference).where(q.c.merchant == merchant, q.c.resolved_at.is_(None)))
+        return sorted(rows.scalars())
+
+
+def start_run(
+    engine: Engine,
+    run_id: str,
+    merchant: str,
+    since: datetime,
+    until: datetime,
+    *,
+    dry_run: bool,
+    flow_run_id: str | None,
+) -> None:
+    """Record that a run started; writes one runs row."""
+    with engine.begin() as conn:
+        conn.execute(
+            insert(state.runs).values(
+                run_id=run_id,
+                flow_run_id=flow_run_id,
+                merchant=merchant,
+                since=since,
+                until=until,
+                dry_run=dry_run,
+                status="running",
+                started_at=now(),
+                new_count=0,
+                changed_count=0,
+                unchanged_count=0,
+                quarantined_count=0,
+                sent_count=0,
+            )
+        )
+
+
+def _payload_json(built: BuiltReport) -> str:
+    """The report as stored: the JSON that was (or would be) sent."""
+    return json.dumps(built.report.wire(), ensure_ascii=False, sort_keys=True)
+
+
+def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
+    """In one transaction: upsert the snapshots SeQura acknowledged, resolve their quarantine, count them."""
+    snapshots, q, runs = state.order_snapshots, state.quarantine, state.runs
+    moment = now()
+    with engine.begin() as conn:
+        known = set()
+        for chunk in _chunks([b.order_ref_1 for b in sent]):
+            known |= set(
+                conn.execute(
+                    select(snapshots.c.order_ref_1).where(
+                        snapshots.c.merchant == merchant, snapshots.c.order_ref_1.in_(chunk)
+                    )
+                ).scalars()
+            )
+        for built in sent:
+            values = {
+                "reference": built.reference,
+                "fingerprint": built.fingerprint,
+                "payload": _payload_json(built),
+                "last_sent_at": moment,
+                "run_id": run_id,
+            }
+            if built.order_ref_1 in known:
+                conn.execute(
+                    update(snapshots)
+                    .where(snapshots.c.merchant == merchant, snapshots.c.order_ref_1 == built.order_ref_1)
+                    .values(**values)
+                )
+            else:
+                conn.execute(
+                    insert(snapshots).values(
+                        merchant=merchant, order_ref_1=built.order_ref_1, first_sent_at=moment, **values
+                    )
+                )
+        for chunk in _chunks([b.reference for b in sent]):
+            conn.execute(
+                update(q)
+                .where(q.c.merchant == merchant, q.c.reference.in_(chunk), q.c.resolved_at.is_(None))
+                .values(resolved_at=moment)
+            )
+        conn.execute(
+            update(runs).where(runs.c.run_id == run_id).values(sent_count=runs.c.sent_count + len(sent))
+        )
+
+
+def record_quarantine(
+    engine: Engine, run_id: str, merchant: str, quarantined: Sequence[QuarantinedOrder]
+) -> None:
+    """Upsert the quarantined orders with their latest reason; reopens an entry resolved before."""
+    q = state.quarantine
+    moment = now()
+    with engine.begin() as conn:
+        known = set()
+        for chunk in _chunks([entry.reference for entry in quarantined]):
+            known |= set(
+                conn.execute(
+                    select(q.c.reference).where(q.c.merchant == merchant, q.c.reference.in_(chunk))
+                ).scalars()
+            )
+        for entry in quarantined:
+            values = {
+                "order_ref_1": entry.order_ref_1,
+                "id_orders": ",".join(map(str, entry.id_orders)),
+                "stage": str(entry.stage),
+                "reason": entry.reason,
+                "last_seen_at": moment,
+                "run_id": run_id,
+                "resolved_at": None,
+            }
+            if entry.reference in known:
+                conn.execute(
+                    update(q)
+                    .where(q.c.merchant == merchant, q.c.reference == entry.reference)
+                    .values(**values)
+                )
+            else:
+                conn.execute(
+                    insert(q).values(
+                        merchant=merchant, reference=entry.reference, first_seen_at=moment, **values
+                    )
+                )
+
+
+def record_changes(engine: Engine, run_id: str, merchant: str, changed: Sequence[ClassifiedReport]) -> int:
+    """Keep each distinct change of a reported order once, for the order update stage; returns how many."""
+    changes = state.order_changes
+    moment = now()
+    added = 0
+    with engine.begin() as conn:
+        for item in changed:
+            seen = conn.execute(
+                select(changes.c.id).where(
+                    changes.c.merchant == merchant,
+                    changes.c.order_ref_1 == item.built.order_ref_1,
+                    changes.c.fingerprint == item.built.fingerprint,
+                )
+            ).first()
+            if seen is None:
+                conn.execute(
+                    insert(changes).values(
+                        merchant=merchant,
+                        order_ref_1=item.built.order_ref_1,
+                        reference=item.built.reference,
+                        previous_fingerprint=item.previous_fingerprint or "",
+                        fingerprint=item.built.fingerprint,
+                        payload=_payload_json(item.built),
+                        detected_at=moment,
+                        run_id=run_id,
+                    )
+                )
+                added += 1
+    return added
+
+
+def finish_run(
+    engine: Engine, run_id: str, status: str, counts: RunCounts, message: str | None = None
+) -> None:
+    """Close the run record with its outcome and counts; `sent` is kept as counted by record_sent."""
+    runs = state.runs
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == run_id)
+            .values(
+                status=status,
+                finished_at=now(),
+                new_count=counts.new,
+                changed_count=counts.changed,
+                unchanged_count=counts.unchanged,
+                quarantined_count=counts.quarantined,
+                message=message,
+            )
+        )
+
+
+def resolve_quarantine(engine: Engine, merchant: str, references: Sequence[str]) -> None:
+    """Close the quarantine entries of references that now build and need no sending."""
+    q = state.quarantine
+    moment = now()
+    with engine.begin() as conn:
+        for chunk in _chunks(sorted(set(references))):
+            conn.execute(
+                update(q)
+                .where(q.c.merchant == merchant, q.c.reference.in_(chunk), q.c.resolved_at.is_(None))
+                .values(resolved_at=moment)
+            )

@@ -1,0 +1,68 @@
+"""Report windows: UTC half-open [since, until), from parameters or from the last successful run."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+
+class WindowError(ValueError):
+    """A window bound is malformed or the window is empty; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A UTC half-open interval of shipping times."""
+
+    since: datetime
+    until: datetime
+
+    def label(self) -> str:
+        """The window as run names and artifacts show it, e.g. 2026-11-05T00:00Z-2026-11-06T00:00Z."""
+        return f"{_stamp(self.since)}-{_stamp(self.until)}"
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC moment to the minute, ending in Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def parse_moment(name: str, value: str | datetime | date) -> datetime:
+    """An ISO 8601 date or datetime to an aware UTC datetime; no offset means UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        text = value.strip()
+        try:
+            moment = datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", text))
+        except ValueError:
+            raise WindowError(
+                f"{name}: '{value}' is not an ISO 8601 date or datetime "
+                "(e.g. 2026-11-05, 2026-11-05T00:00:00Z, 2026-11-05T01:00:00+01:00)"
+            ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def resolve_window(
+    since: str | datetime | date | None,
+    until: str | datetime | date | None,
+    *,
+    last_until: datetime | None,
+    now: datetime,
+    overlap: timedelta,
+    first_run: timedelta,
+) -> Window:
+    """The run's window: given bounds win; else from the last successful until minus the overlap, to now."""
+    end = parse_moment("until", until) if until is not None else now.astimezone(UTC)
+    if since is not None:
+        start = parse_moment("since", since)
+    elif last_until is not None:
+        start = min(last_until - overlap, end - overlap)
+    else:
+        start = end - first_run
+    if start >= end:
+        raise WindowError(f"since ({_stamp(start)}) must be before until ({_stamp(end)})")
+    return Window(start, end)
