@@ -1,0 +1,351 @@
+"""The sandbox web app: a local double of SeQura's delivery report and order update API.
+
+Besides the two API endpoints it serves `/_sandbox/` endpoints, without auth, to read what it
+accepted and to plan faults (errors, rate limits, dropped connections, delays, rejected orders).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import random
+import secrets
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import Enum
+from functools import partial
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from sandbox.config import SandboxConfig
+from sandbox.validation import INVALID, order_ref_1, validate_delivery_report, validate_order_update
+
+MERCHANT_HEADER = "Sequra-Merchant-Id"
+ACCESS_DENIED = "HTTP Basic: Access denied."
+NO_ACCESS = "You do not have access to this URL"
+# Status logged (nginx's convention) when the client left, e.g. timed out during a delay, before it was read.
+CLIENT_CLOSED_REQUEST = 499
+
+Record = dict[str, object]
+Handler = Callable[[str, object], Response]
+
+
+class FaultPlan(BaseModel):
+    """The faults the sandbox injects into API requests; the *_next counters count down as they fire."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_next: int = Field(0, ge=0)
+    rate_limit_next: int = Field(0, ge=0)
+    retry_after: int = Field(1, ge=0)
+    drop_next: int = Field(0, ge=0)
+    delay_seconds: float = Field(0.0, ge=0)
+    error_share: float = Field(0.0, ge=0, le=1)
+    seed: int | None = None
+    reject_refs: list[str | int] = Field(default_factory=list)
+    name_rejected_orders: bool = True
+
+
+class Fault(Enum):
+    """A fault injected instead of the normal answer."""
+
+    DROP = "drop"
+    RATE_LIMIT = "rate_limit"
+    FAIL = "fail"
+
+
+def _now() -> str:
+    """Return the current UTC time in ISO 8601."""
+    return datetime.now(UTC).isoformat()
+
+
+class SandboxState:
+    """What the sandbox accepted and logged, and its fault plan; safe to use from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reports: list[Record] = []
+        self._orders: list[Record] = []
+        self._order_updates: list[Record] = []
+        self._requests: list[Record] = []
+        self._faults = FaultPlan()
+        self._random = random.Random()
+
+    def record_report(self, merchant: str, body: object, orders: list[object]) -> None:
+        """Store an accepted delivery report and each of its orders."""
+        received_at = _now()
+        with self._lock:
+            self._reports.append({"received_at": received_at, "merchant": merchant, "body": body})
+            self._orders.extend(_order_record(merchant, order, received_at) for order in orders)
+
+    def record_order_update(self, merchant: str, order: object) -> None:
+        """Store an accepted order update."""
+        with self._lock:
+            self._order_updates.append(_order_record(merchant, order, _now()))
+
+    def log_request(self, method: str, path: str, status: int | None) -> None:
+        """Log an API request with its answer's status; None means dropped, 499 means the client left."""
+        with self._lock:
+            self._requests.append({"method": method, "path": path, "status": status, "received_at": _now()})
+
+    def reports(self) -> list[Record]:
+        """Return the accepted delivery reports, oldest first."""
+        with self._lock:
+            return list(self._reports)
+
+    def orders(self) -> list[Record]:
+        """Return every order accepted through delivery reports, oldest first, repeats included."""
+        with self._lock:
+            return list(self._orders)
+
+    def order_updates(self) -> list[Record]:
+        """Return the accepted order updates, oldest first."""
+        with self._lock:
+            return list(self._order_updates)
+
+    def requests(self) -> list[Record]:
+        """Return the log of API requests, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def fault_plan(self) -> FaultPlan:
+        """Return a copy of the current fault plan."""
+        with self._lock:
+            return self._faults.model_copy(deep=True)
+
+    def set_fault_plan(self, plan: FaultPlan) -> None:
+        """Replace the fault plan and reseed the error_share draws."""
+        with self._lock:
+            self._faults = plan.model_copy(deep=True)
+            self._random = random.Random(plan.seed)
+
+    def draw_fault(self) -> tuple[Fault | None, FaultPlan]:
+        """Pick the fault for the next API request, in the order drop, rate limit, fail, error share."""
+        with self._lock:
+            plan = self._faults
+            fault = None
+            if plan.drop_next:
+                plan.drop_next -= 1
+                fault = Fault.DROP
+            elif plan.rate_limit_next:
+                plan.rate_limit_next -= 1
+                fault = Fault.RATE_LIMIT
+            elif plan.fail_next:
+                plan.fail_next -= 1
+                fault = Fault.FAIL
+            elif self._random.random() < plan.error_share:
+                fault = Fault.FAIL
+            return fault, plan.model_copy(deep=True)
+
+    def reset(self) -> None:
+        """Forget every record, the request log and the fault plan."""
+        with self._lock:
+            self._reports.clear()
+            self._orders.clear()
+            self._order_updates.clear()
+            self._requests.clear()
+        self.set_fault_plan(FaultPlan())
+
+
+def _order_record(merchant: str, order: object, received_at: str) -> Record:
+    """Describe one accepted order for the inspection endpoints; order_ref_1 is always a string."""
+    return {
+        "merchant": merchant,
+        "order_ref_1": order_ref_1(order),
+        "received_at": received_at,
+        "order": order,
+    }
+
+
+class DroppedConnection(Response):
+    """An answer that announces a body and never sends it, so the server closes the connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the status line and headers only; the body promised by content-length never comes."""
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]})
+
+
+def _errors(status: int, *errors: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Answer with SeQura's error body `{"errors": [...]}`."""
+    return JSONResponse({"errors": list(errors)}, status_code=status, headers=headers)
+
+
+def _access_denied() -> PlainTextResponse:
+    """Answer 401 in plain text, as SeQura does."""
+    return PlainTextResponse(
+        ACCESS_DENIED, status_code=401, headers={"WWW-Authenticate": 'Basic realm="SeQura"'}
+    )
+
+
+def _authorized(authorization: str | None, config: SandboxConfig) -> bool:
+    """Tell whether an Authorization header carries the configured Basic credentials."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    username, _, password = decoded.partition(":")
+    return (
+        scheme.lower() == "basic"
+        and secrets.compare_digest(username.encode(), config.username.encode())
+        and secrets.compare_digest(password.encode(), config.password.encode())
+    )
+
+
+def _fault_response(fault: Fault, plan: FaultPlan) -> Response:
+    """Answer a request with an injected fault."""
+    if fault is Fault.DROP:
+        return DroppedConnection()
+    if fault is Fault.RATE_LIMIT:
+        return _errors(429, "Too many requests", headers={"Retry-After": str(plan.retry_after)})
+    return _errors(500, "Internal server error")
+
+
+def _refuse_constant(name: str) -> object:
+    """Refuse NaN and Infinity, which are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def _answer_api(
+    request: Request, config: SandboxConfig, state: SandboxState, handle: Handler
+) -> Response:
+    """Check auth, merchant and faults, decode the JSON body and pass it to handle."""
+    if not _authorized(request.headers.get("Authorization"), config):
+        return _access_denied()
+    merchant = request.headers.get(MERCHANT_HEADER)
+    if merchant not in config.merchants:
+        return _errors(403, NO_ACCESS)
+    fault, plan = state.draw_fault()
+    if fault is not None:
+        return _fault_response(fault, plan)
+    await asyncio.sleep(plan.delay_seconds)
+    try:
+        body = json.loads(await request.body(), parse_constant=_refuse_constant)
+    except ClientDisconnect:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    except ValueError:
+        return _errors(400, "Malformed JSON")
+    return handle(merchant, body)
+
+
+async def _serve_api(
+    request: Request, config: SandboxConfig, state: SandboxState, handle: Handler
+) -> Response:
+    """Answer an API request and log it."""
+    response = await _answer_api(request, config, state, handle)
+    status = None if isinstance(response, DroppedConnection) else response.status_code
+    state.log_request(request.method, request.url.path, status)
+    return response
+
+
+def _dig(value: object, *keys: str) -> object:
+    """Return value[key1][key2]..., or None when a level is missing or not an object."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _report_orders(body: object) -> list[object]:
+    """Return the orders of a delivery report body, or [] when it has no order list."""
+    orders = _dig(body, "delivery_report", "orders")
+    return orders if isinstance(orders, list) else []
+
+
+def _rejected_by_plan(orders: list[object], plan: FaultPlan) -> list[str]:
+    """Return one error per reported order that the fault plan rejects."""
+    rejected = {str(ref) for ref in plan.reject_refs}
+    refs = dict.fromkeys(order_ref_1(order) for order in orders)
+    return [
+        f"{INVALID}: order {ref}: rejected by the sandbox (reject_refs)" for ref in refs if ref in rejected
+    ]
+
+
+def _receive_report(state: SandboxState, merchant: str, body: object) -> Response:
+    """Validate a delivery report and record it when valid."""
+    if _dig(body, "delivery_report", "merchant", "id") not in (None, merchant):
+        return _errors(403, NO_ACCESS)
+    plan = state.fault_plan()
+    orders = _report_orders(body)
+    errors = validate_delivery_report(body) + _rejected_by_plan(orders, plan)
+    if errors:
+        return _errors(409, *errors) if plan.name_rejected_orders else _errors(409, INVALID)
+    state.record_report(merchant, body, orders)
+    return Response(status_code=204)
+
+
+def _receive_order_update(
+    state: SandboxState, path_merchant: str, order_ref: str, merchant: str, body: object
+) -> Response:
+    """Validate an order update for the order in the URL and record it when valid."""
+    if path_merchant != merchant or _dig(body, "order", "merchant", "id") not in (None, merchant):
+        return _errors(403, NO_ACCESS)
+    errors = validate_order_update(body, order_ref)
+    if errors:
+        return _errors(409, *errors)
+    state.record_order_update(merchant, _dig(body, "order"))
+    return JSONResponse({})
+
+
+def create_app(config: SandboxConfig) -> FastAPI:
+    """Build the sandbox app; its SandboxState is at `app.state.sandbox`."""
+    state = SandboxState()
+    app = FastAPI(title="SeQura sandbox", description=__doc__)
+    app.state.sandbox = state
+
+    @app.post("/orders/delivery_reports")
+    async def post_delivery_report(request: Request) -> Response:
+        """Receive a delivery report: 204 when accepted, 409 with the errors otherwise."""
+        return await _serve_api(request, config, state, partial(_receive_report, state))
+
+    @app.put("/merchants/{merchant}/orders/{order_ref:path}")
+    async def put_order(request: Request, merchant: str, order_ref: str) -> Response:
+        """Receive an order update: 200 when accepted, 409 with the errors otherwise."""
+        return await _serve_api(
+            request, config, state, partial(_receive_order_update, state, merchant, order_ref)
+        )
+
+    @app.get("/_sandbox/delivery_reports")
+    def get_delivery_reports() -> JSONResponse:
+        """List the accepted delivery reports as received."""
+        return JSONResponse(state.reports())
+
+    @app.get("/_sandbox/orders")
+    def get_orders() -> JSONResponse:
+        """List every order accepted through delivery reports, in arrival order."""
+        return JSONResponse(state.orders())
+
+    @app.get("/_sandbox/order_updates")
+    def get_order_updates() -> JSONResponse:
+        """List the accepted order updates, in arrival order."""
+        return JSONResponse(state.order_updates())
+
+    @app.get("/_sandbox/requests")
+    def get_requests() -> JSONResponse:
+        """List every API request with its status (null: dropped on purpose, 499: the client left first)."""
+        return JSONResponse(state.requests())
+
+    @app.get("/_sandbox/faults")
+    def get_faults() -> FaultPlan:
+        """Show the current fault plan with its remaining counters."""
+        return state.fault_plan()
+
+    @app.post("/_sandbox/faults")
+    def post_faults(plan: FaultPlan) -> FaultPlan:
+        """Replace the fault plan."""
+        state.set_fault_plan(plan)
+        return state.fault_plan()
+
+    @app.post("/_sandbox/reset")
+    def post_reset() -> JSONResponse:
+        """Forget every record, the request log and the fault plan."""
+        state.reset()
+        return JSONResponse({})
+
+    return app

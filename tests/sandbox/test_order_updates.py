@@ -1,0 +1,103 @@
+"""Order updates (PUT /merchants/{merchant}/orders/{order_ref}) over a real socket."""
+
+from __future__ import annotations
+
+from tests.sandbox.helpers import (
+    MERCHANT,
+    SandboxClient,
+    empty_cart,
+    make_cart,
+    make_order_update,
+    product,
+)
+
+
+def test_order_update_is_accepted_with_200_and_recorded(sandbox: SandboxClient) -> None:
+    body = make_order_update("ORDER-7")
+
+    response = sandbox.put_order("ORDER-7", body)
+
+    assert response.status_code == 200
+    assert response.json() == {}
+    [update] = sandbox.inspect("order_updates")
+    assert (update["merchant"], update["order_ref_1"], update["order"]) == (
+        MERCHANT,
+        "ORDER-7",
+        body["order"],
+    )
+
+
+def test_order_ref_with_a_slash_is_reached_through_an_encoded_path(sandbox: SandboxClient) -> None:
+    response = sandbox.put_order("A14/12345", make_order_update("A14/12345"))
+
+    assert response.status_code == 200
+    assert [u["order_ref_1"] for u in sandbox.inspect("order_updates")] == ["A14/12345"]
+
+
+def test_cancellation_with_two_empty_carts_is_accepted(sandbox: SandboxClient) -> None:
+    body = make_order_update("C-1", shipped_cart=empty_cart(), unshipped_cart=empty_cart())
+
+    assert sandbox.put_order("C-1", body).status_code == 200
+    assert sandbox.inspect("order_updates")[0]["order"]["shipped_cart"]["items"] == []
+
+
+def test_every_update_of_an_order_is_kept_in_order(sandbox: SandboxClient) -> None:
+    partial = make_order_update(
+        "P-1",
+        shipped_cart=make_cart(product("A", "Camisa")),
+        unshipped_cart=make_cart(product("B", "Pantalón")),
+    )
+    full = make_order_update("P-1", shipped_cart=make_cart(product("A", "Camisa"), product("B", "Pantalón")))
+
+    assert sandbox.put_order("P-1", partial).status_code == 200
+    assert sandbox.put_order("P-1", full).status_code == 200
+
+    assert [u["order"] for u in sandbox.inspect("order_updates")] == [partial["order"], full["order"]]
+
+
+def test_body_ref_that_differs_from_the_path_ref_is_rejected_with_409(sandbox: SandboxClient) -> None:
+    response = sandbox.put_order("ORDER-1", make_order_update("ORDER-2"))
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "errors": [
+            'Invalid data: merchant_reference.order_ref_1 is "ORDER-2" but the URL names order "ORDER-1"'
+        ]
+    }
+    assert sandbox.inspect("order_updates") == []
+
+
+def test_shipped_cart_that_does_not_add_up_is_rejected_with_sequra_message(sandbox: SandboxClient) -> None:
+    body = make_order_update("S-1", shipped_cart=make_cart(product("A", "Camisa", price=5055), total=5097))
+
+    response = sandbox.put_order("S-1", body)
+
+    assert response.status_code == 409
+    assert response.json()["errors"] == [
+        "Invalid data: In shipped_cart, items' total_with_tax add up to 5055 (5055) "
+        "but order_total_with_tax is 5097. The diff is 42."
+    ]
+
+
+def test_update_without_unshipped_cart_is_rejected_with_409(sandbox: SandboxClient) -> None:
+    body = make_order_update("U-1")
+    del body["order"]["unshipped_cart"]
+
+    response = sandbox.put_order("U-1", body)
+
+    assert response.status_code == 409
+    assert response.json()["errors"] == ["Invalid data: unshipped_cart is required"]
+
+
+def test_path_merchant_other_than_the_header_merchant_is_refused_with_403(sandbox: SandboxClient) -> None:
+    response = sandbox.put_order("M-1", make_order_update("M-1"), path_merchant="other_merchant")
+
+    assert response.status_code == 403
+    assert response.json() == {"errors": ["You do not have access to this URL"]}
+
+
+def test_body_merchant_other_than_the_header_merchant_is_refused_with_403(sandbox: SandboxClient) -> None:
+    response = sandbox.put_order("M-2", make_order_update("M-2", merchant="other_merchant"))
+
+    assert response.status_code == 403
+    assert sandbox.inspect("order_updates") == []

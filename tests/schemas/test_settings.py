@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from schemas.settings import DEFAULT_SEQURA_API_URL, SETTINGS, SettingError, Settings
+
+BASE = {
+    "SHOP_DB_URL": "mysql+pymysql://shop:pw@db:3306/prestashop",
+    "SEQURA_USERNAME": "user",
+    "SEQURA_PASSWORD": "s3cret-password",
+    "SEQURA_MERCHANT_ID": "acme",
+}
+
+
+def test_every_setting_has_one_attribute_and_one_variable() -> None:
+    assert {f.name for f in fields(Settings)} == set(SETTINGS)
+    assert len({s.env for s in SETTINGS.values()}) == len(SETTINGS)
+
+
+def test_defaults_follow_the_php_module() -> None:
+    settings = Settings.from_env(BASE)
+    assert settings.shop_table_prefix == "ps_"
+    assert settings.payment_modules == ("sequrapayment",)
+    assert settings.api_url == DEFAULT_SEQURA_API_URL
+    assert settings.order_ref_field == "reference"
+    assert settings.batch_size == 5000
+
+
+def test_payment_modules_are_a_comma_separated_list() -> None:
+    settings = Settings.from_env({**BASE, "SEQURA_PAYMENT_MODULES": "sequrapayment, sequracheckout"})
+    assert settings.payment_modules == ("sequrapayment", "sequracheckout")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SHOP_DB_URL", "not a url"),
+        ("SHOP_TABLE_PREFIX", "ps-; drop"),
+        ("SEQURA_PAYMENT_MODULES", ","),
+        ("SEQURA_API_URL", "sandbox.sequrapi.com"),
+        ("SEQURA_BATCH_SIZE", "0"),
+        ("SEQURA_TIMEOUT_SECONDS", "soon"),
+        ("SEQURA_ORDER_REF_FIELD", "id_cart"),
+    ],
+)
+def test_a_malformed_setting_is_named_in_the_error(variable: str, value: str) -> None:
+    with pytest.raises(SettingError, match=rf"^{variable}: '") as raised:
+        Settings.from_env({**BASE, variable: value})
+    assert raised.value.name == variable
+
+
+def test_a_missing_credential_is_named_with_what_to_set() -> None:
+    settings = Settings.from_env({k: v for k, v in BASE.items() if k != "SEQURA_PASSWORD"})
+    with pytest.raises(SettingError, match=r"^SEQURA_PASSWORD: is not set; set it to the SeQura API"):
+        settings.require("username", "password")
+
+
+def test_the_password_never_shows_in_a_repr() -> None:
+    settings = Settings.from_env(BASE)
+    assert "s3cret-password" not in repr(settings)
+    assert "s3cret-password" not in str(settings)
+
+
+def test_api_url_gets_its_trailing_slash() -> None:
+    assert Settings.from_env({**BASE, "SEQURA_API_URL": "http://127.0.0.1:8765"}).api_url == "http://127.0.0.1:8765/"
+
+
+def test_state_store_defaults_to_a_sqlite_file() -> None:
+    assert Settings.from_env(BASE).state_url().startswith("sqlite:///")
+    assert Settings.from_env(BASE).state_url().endswith(".sequra-etl/state.sqlite")
+
+
+def test_overrides_are_parsed_like_their_variable() -> None:
+    settings = Settings.from_env(BASE, merchant_id="other", batch_size="10", shop_id=None)
+    assert (settings.merchant_id, settings.batch_size, settings.shop_id) == ("other", 10, None)

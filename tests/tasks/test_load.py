@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import requests
+from pydantic import SecretStr
+
+from sandbox.server import SandboxServer
+from schemas.reports import BuiltReport, Stage
+from tasks.load import DeliveryReportLoader, batches, errors_naming
+from tasks.sequra_client import HttpSequraClient
+from tests.cases import PLATFORM, built_report
+
+MERCHANT = "demo_merchant"
+
+
+@pytest.fixture
+def server(sandbox_server: SandboxServer) -> SandboxServer:
+    requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
+    return sandbox_server
+
+
+def loader(
+    server: SandboxServer, acknowledged: list[list[str]], batch_size: int = 5000
+) -> DeliveryReportLoader:
+    client = HttpSequraClient(server.url, "demo", SecretStr("demo-secret"), MERCHANT, backoff_seconds=0.01)
+
+    def on_sent(batch: Sequence[BuiltReport]) -> None:
+        acknowledged.append([built.order_ref_1 for built in batch])
+
+    return DeliveryReportLoader(client, MERCHANT, PLATFORM, on_sent, batch_size)
+
+
+def accepted_refs(server: SandboxServer) -> list[str]:
+    return [o["order_ref_1"] for o in requests.get(server.url + "_sandbox/orders", timeout=5).json()]
+
+
+def reject(server: SandboxServer, refs: list[str], *, named: bool) -> None:
+    requests.post(
+        server.url + "_sandbox/faults", json={"reject_refs": refs, "name_rejected_orders": named}, timeout=5
+    ).raise_for_status()
+
+
+def test_batches_hold_at_most_the_batch_size() -> None:
+    reports = [built_report(f"REF{i}") for i in range(7)]
+    assert [len(batch) for batch in batches(reports, 3)] == [3, 3, 1]
+
+
+def test_each_acknowledged_batch_is_committed_as_it_is_sent(server: SandboxServer) -> None:
+    acknowledged: list[list[str]] = []
+    result = loader(server, acknowledged, batch_size=2).load([built_report(f"REF{i}") for i in range(5)])
+    assert acknowledged == [["REF0", "REF1"], ["REF2", "REF3"], ["REF4"]]
+    assert result.requests == 3
+    assert accepted_refs(server) == [f"REF{i}" for i in range(5)]
+
+
+def test_orders_named_in_a_conflict_are_quarantined_and_the_rest_sent(server: SandboxServer) -> None:
+    reject(server, ["BAD"], named=True)
+    acknowledged: list[list[str]] = []
+    result = loader(server, acknowledged).load([built_report(r) for r in ("OK1", "BAD", "OK2")])
+    assert [q.order_ref_1 for q in result.quarantined] == ["BAD"]
+    assert result.quarantined[0].stage is Stage.LOAD
+    assert "SeQura refused it (409)" in result.quarantined[0].reason
+    assert accepted_refs(server) == ["OK1", "OK2"]
+    assert result.requests == 2
+
+
+def test_an_anonymous_conflict_is_bisected_down_to_the_bad_order(server: SandboxServer) -> None:
+    reject(server, ["BAD5"], named=False)
+    acknowledged: list[list[str]] = []
+    refs = [f"GOOD{i}" for i in range(5)] + ["BAD5"] + [f"GOOD{i}" for i in range(6, 8)]
+    result = loader(server, acknowledged).load([built_report(r) for r in refs])
+    assert [q.order_ref_1 for q in result.quarantined] == ["BAD5"]
+    assert sorted(accepted_refs(server)) == sorted(r for r in refs if r != "BAD5")
+    assert result.requests <= 1 + 2 * 3  # one try, then at most two requests per halving level
+
+
+def test_errors_naming_finds_the_order_phrase_and_ignores_other_numbers() -> None:
+    errors = ["Invalid data: order 12: In cart, items add up to 120 but the total is 112. The diff is 8."]
+    assert errors_naming("12", errors) == errors
+    assert errors_naming("8", errors) == []
+    assert errors_naming("ABCDEFGHI", ["ABCDEFGHI has a bad cart"]) == ["ABCDEFGHI has a bad cart"]
+    assert errors_naming("ABC", ["ABCDEFGHI has a bad cart"]) == []

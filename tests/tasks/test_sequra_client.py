@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import pytest
+import requests
+from pydantic import SecretStr
+
+from sandbox.server import SandboxServer
+from schemas.sequra import DeliveryReport, Merchant
+from tasks.sequra_client import (
+    HttpSequraClient,
+    SequraAuthError,
+    SequraRejectedError,
+    SequraUnavailableError,
+)
+from tests.cases import PLATFORM, order_report
+
+MERCHANT = "demo_merchant"
+
+
+def client_for(
+    server: SandboxServer,
+    *,
+    password: str = "demo-secret",
+    merchant: str = MERCHANT,
+    timeout: float = 5.0,
+    attempts: int = 4,
+) -> tuple[HttpSequraClient, list[float]]:
+    """A client on the sandbox whose waits are recorded instead of slept."""
+    waits: list[float] = []
+    client = HttpSequraClient(
+        server.url,
+        "demo",
+        SecretStr(password),
+        merchant,
+        timeout_seconds=timeout,
+        max_attempts=attempts,
+        backoff_seconds=0.01,
+        sleep=waits.append,
+    )
+    return client, waits
+
+
+def report(*refs: str) -> DeliveryReport:
+    return DeliveryReport(
+        merchant=Merchant(id=MERCHANT), orders=tuple(order_report(r) for r in refs), platform=PLATFORM
+    )
+
+
+def faults(server: SandboxServer, **plan: object) -> None:
+    requests.post(server.url + "_sandbox/faults", json=plan, timeout=5).raise_for_status()
+
+
+def accepted_refs(server: SandboxServer) -> list[str]:
+    return [o["order_ref_1"] for o in requests.get(server.url + "_sandbox/orders", timeout=5).json()]
+
+
+@pytest.fixture
+def server(sandbox_server: SandboxServer) -> SandboxServer:
+    requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
+    return sandbox_server
+
+
+def test_delivery_report_is_accepted_over_http(server: SandboxServer) -> None:
+    client, waits = client_for(server)
+    client.send_delivery_report(report("ABCDEFGHI"))
+    assert accepted_refs(server) == ["ABCDEFGHI"]
+    assert waits == []
+
+
+def test_server_errors_are_retried_with_growing_backoff(server: SandboxServer) -> None:
+    faults(server, fail_next=2)
+    client, waits = client_for(server)
+    client.send_delivery_report(report("RETRYME"))
+    assert accepted_refs(server) == ["RETRYME"]
+    assert len(waits) == 2
+    assert waits[1] > waits[0] * 1.0 / 3  # jitter stays within 0.5x..1.5x of a doubling base
+
+
+def test_rate_limit_waits_what_retry_after_asks(server: SandboxServer) -> None:
+    faults(server, rate_limit_next=1, retry_after=7)
+    client, waits = client_for(server)
+    client.send_delivery_report(report("RATELIMIT"))
+    assert waits == [7.0]
+    assert accepted_refs(server) == ["RATELIMIT"]
+
+
+def test_dropped_connections_are_retried(server: SandboxServer) -> None:
+    faults(server, drop_next=1)
+    client, waits = client_for(server)
+    client.send_delivery_report(report("DROPPED"))
+    assert len(waits) == 1
+    assert accepted_refs(server) == ["DROPPED"]
+
+
+def test_a_slow_answer_times_out_and_gives_up_after_every_attempt(server: SandboxServer) -> None:
+    faults(server, delay_seconds=1.0)
+    client, waits = client_for(server, timeout=0.2, attempts=2)
+    with pytest.raises(SequraUnavailableError, match=r"after 2 attempts.*next run will try again"):
+        client.send_delivery_report(report("SLOW"))
+    assert len(waits) == 1
+
+
+def test_wrong_password_fails_at_once_naming_the_settings(server: SandboxServer) -> None:
+    client, waits = client_for(server, password="wrong")
+    with pytest.raises(SequraAuthError, match="SEQURA_USERNAME and SEQURA_PASSWORD"):
+        client.send_delivery_report(report("AUTH"))
+    assert waits == []
+    assert accepted_refs(server) == []
+
+
+def test_unknown_merchant_fails_at_once_naming_the_setting(server: SandboxServer) -> None:
+    client, waits = client_for(server, merchant="nobody")
+    with pytest.raises(SequraAuthError, match="SEQURA_MERCHANT_ID"):
+        client.send_delivery_report(
+            DeliveryReport(merchant=Merchant(id="nobody"), orders=(order_report("X"),), platform=PLATFORM)
+        )
+    assert waits == []
+
+
+def test_conflict_is_not_retried_and_carries_sequras_errors(server: SandboxServer) -> None:
+    faults(server, reject_refs=["BADORDER"])
+    client, waits = client_for(server)
+    with pytest.raises(SequraRejectedError) as rejected:
+        client.send_delivery_report(report("GOODORDER", "BADORDER"))
+    assert waits == []
+    assert any("BADORDER" in error for error in rejected.value.errors)
+
+
+def test_the_password_never_shows_in_the_clients_repr(server: SandboxServer) -> None:
+    client, _ = client_for(server, password="hunter2-secret")
+    assert "hunter2-secret" not in repr(client)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tasks.window import Window, WindowError, parse_moment, resolve_window
+
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+OVERLAP = timedelta(hours=6)
+FIRST_RUN = timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-05", datetime(2026, 11, 5, tzinfo=UTC)),
+        ("2026-11-05T00:00:00Z", datetime(2026, 11, 5, tzinfo=UTC)),
+        ("2026-11-05T01:00:00+01:00", datetime(2026, 11, 5, tzinfo=UTC)),
+        ("2026-11-05T08:30:00", datetime(2026, 11, 5, 8, 30, tzinfo=UTC)),
+    ],
+)
+def test_parse_moment_reads_iso_dates_and_datetimes_as_utc(text: str, expected: datetime) -> None:
+    assert parse_moment("since", text) == expected
+
+
+def test_parse_moment_names_the_parameter_when_the_value_is_not_a_date() -> None:
+    with pytest.raises(WindowError, match=r"^until: 'yesterday' is not an ISO 8601"):
+        parse_moment("until", "yesterday")
+
+
+def test_first_run_window_reaches_back_the_first_run_days() -> None:
+    window = resolve_window(None, None, last_until=None, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN)
+    assert window == Window(NOW - FIRST_RUN, NOW)
+
+
+def test_scheduled_window_starts_at_last_successful_until_minus_overlap() -> None:
+    last = NOW - timedelta(days=1)
+    window = resolve_window(None, None, last_until=last, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN)
+    assert window == Window(last - OVERLAP, NOW)
+
+
+def test_given_bounds_win_over_the_state_store() -> None:
+    window = resolve_window(
+        "2026-11-01", "2026-11-02", last_until=NOW, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN
+    )
+    assert window == Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+
+
+def test_an_empty_window_is_refused() -> None:
+    with pytest.raises(WindowError, match="must be before"):
+        resolve_window(
+            "2026-11-02", "2026-11-02", last_until=None, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN
+        )
+
+
+def test_window_label_is_utc_to_the_minute() -> None:
+    window = Window(datetime(2026, 11, 5, tzinfo=UTC), datetime(2026, 11, 6, 12, 30, tzinfo=UTC))
+    assert window.label() == "2026-11-05T00:00Z-2026-11-06T12:30Z"
