@@ -1,126 +1,26 @@
-"""A PrestaShop shop per test, on SQLite (fast) or on MariaDB with the real 8.0 DDL, and its helpers."""
+"""Shops for the stage tests: SQLite for speed, MariaDB on the real PrestaShop 8.0 DDL for fidelity."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, update
+from sqlalchemy import Engine
 
-from demo.shop import Line, ShopWriter
-from schemas.frames import ShopExtract
-from schemas.prestashop import ShopTables, create_shop_schema, shop_tables
-from schemas.reports import BuildResult, BuiltReport
-from tasks.build import build_reports
-from tasks.extract import OrderFilter, extract_orders, find_candidate_references
-
-MERCHANT = "demo_merchant"
-SINCE = datetime(2026, 11, 20, tzinfo=UTC)
-UNTIL = datetime(2026, 11, 21, tzinfo=UTC)
-MORNING = datetime(2026, 11, 20, 10, 0)  # shop-local (Europe/Madrid): 09:00 UTC, inside the window
-PLACED = datetime(2026, 11, 18, 18, 30)
-SHIPPED, DELIVERED, PREPARATION, CANCELED = 4, 5, 3, 6
-
-
-@dataclass
-class Shop:
-    """A seeded shop: its tables, a writer, and one customer, address and carrier to build orders with."""
-
-    engine: Engine
-    tables: ShopTables
-    writer: ShopWriter
-    customer: int
-    address: int
-    carrier: int
-
-    def order(self, reference: str, lines: list[Line] | None = None, **fields: object) -> int:
-        """Add an order for the default buyer (one 12.50 product unless `lines` says otherwise)."""
-        values: dict[str, object] = {
-            "reference": reference,
-            "id_customer": self.customer,
-            "id_address_delivery": self.address,
-            "id_carrier": self.carrier,
-            "lines": lines or [Line("Camiseta", "TSHIRT-1", 1, Decimal("12.50"))],
-            "placed_at": PLACED,
-            "shipping": Decimal("4.95"),
-        }
-        values.update(fields)
-        return self.writer.add_order(**values)
-
-    def shipped_order(self, reference: str, at: datetime = MORNING, **fields: object) -> int:
-        """Add an order and ship it at `at` (shop-local)."""
-        id_order = self.order(reference, **fields)
-        self.writer.set_state(id_order, SHIPPED, at=at)
-        return id_order
-
-    def set_order(self, id_order: int, **values: object) -> None:
-        """Overwrite columns of one order row, as a broken module or a manual fix would."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(self.tables.orders).where(self.tables.orders.c.id_order == id_order).values(**values)
-            )
-
-    def extract(
-        self,
-        since: datetime = SINCE,
-        until: datetime = UNTIL,
-        modules: tuple[str, ...] = ("sequrapayment",),
-        retry: tuple[str, ...] = (),
-    ) -> ShopExtract:
-        """Run the extract stage over the window."""
-        order_filter = OrderFilter(modules)
-        references = find_candidate_references(self.engine, self.tables, order_filter, since, until)
-        return extract_orders(
-            self.engine, self.tables, order_filter, sorted({*references, *retry}), chunk_size=3
-        )
-
-    def build(self, since: datetime = SINCE, until: datetime = UNTIL, **kwargs: object) -> BuildResult:
-        """Run extract and build over the window."""
-        return build_reports(self.extract(since, until), MERCHANT, **kwargs)
-
-    def report(self, reference: str, **kwargs: object) -> BuiltReport:
-        """The one built report of `reference`."""
-        result = self.build(**kwargs)
-        found = [built for built in result.reports if built.reference == reference]
-        assert found, f"{reference} not built; quarantined: {result.quarantined}"
-        return found[0]
-
-
-def seeded_shop(engine: Engine, tables: ShopTables) -> Shop:
-    """Install the defaults, one buyer with an address, and a carrier with a tracking URL."""
-    writer = ShopWriter(engine, tables)
-    writer.install_defaults(timezone="Europe/Madrid")
-    customer = writer.add_customer(firstname="Ana", lastname="García", email="ana@example.com", at=PLACED)
-    address = writer.add_address(
-        customer,
-        firstname="Ana",
-        lastname="García",
-        address1="Calle Mayor 1",
-        city="Madrid",
-        postcode="28013",
-        id_country=6,
-        at=PLACED,
-    )
-    carrier = writer.add_carrier("Correos Express", url="https://s.correosexpress.com/search?n=@")
-    return Shop(engine, tables, writer, customer, address, carrier)
+from schemas.prestashop import shop_tables
+from tests.shops import Shop, seeded_shop, sqlite_shop
 
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[Shop]:
     """A fresh SQLite shop."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'shop.sqlite'}")
-    tables = shop_tables()
-    create_shop_schema(engine, tables)
-    yield seeded_shop(engine, tables)
-    engine.dispose()
+    seeded = sqlite_shop(tmp_path / "shop.sqlite")
+    yield seeded
+    seeded.engine.dispose()
 
 
 @pytest.fixture
-def mysql_shop(mysql_shop_engine_factory) -> Shop:
+def mysql_shop(mysql_shop_engine_factory: Callable[..., Engine]) -> Shop:
     """A fresh MariaDB shop on the real PrestaShop 8.0 DDL."""
-    engine = mysql_shop_engine_factory("8.0", "ps_")
-    return seeded_shop(engine, shop_tables("ps_"))
+    return seeded_shop(mysql_shop_engine_factory("8.0", "ps_"), shop_tables("ps_"))

@@ -7,7 +7,7 @@ from decimal import Decimal
 from demo.shop import Discount, Line
 from schemas.reports import Stage
 from tasks.build import ADJUSTMENT_NAME, fingerprint
-from tests.tasks.conftest import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, Shop
+from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, Shop
 
 
 def items_by_type(cart) -> dict[str, list]:

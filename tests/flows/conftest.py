@@ -1,0 +1,62 @@
+"""Flow tests: one Prefect test server for the session, a shop, the sandbox and a state store per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from prefect.testing.utilities import prefect_test_harness
+
+from sandbox.server import SandboxServer
+from tests.shops import Shop, sqlite_shop
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server() -> Iterator[None]:
+    """A real Prefect API (SQLite-backed, on a free port) for every flow run of the session."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@dataclass
+class Pipeline:
+    """Everything a delivery-report run touches, wired through the environment as in production."""
+
+    shop: Shop
+    sandbox: SandboxServer
+    state_url: str
+
+    def accepted(self) -> list[str]:
+        """order_ref_1 of every order the sandbox accepted, in arrival order (repeats included)."""
+        return [
+            o["order_ref_1"] for o in requests.get(self.sandbox.url + "_sandbox/orders", timeout=5).json()
+        ]
+
+    def faults(self, **plan: object) -> None:
+        """Plan the sandbox's next faults."""
+        requests.post(self.sandbox.url + "_sandbox/faults", json=plan, timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def pipeline(
+    tmp_path: Path, sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Pipeline]:
+    """A fresh SQLite shop and state store, the session's sandbox reset, and the settings pointing at them."""
+    requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
+    shop = sqlite_shop(tmp_path / "shop.sqlite")
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    for name, value in {
+        "SHOP_DB_URL": shop.engine.url.render_as_string(hide_password=False),
+        "STATE_DB_URL": state_url,
+        "SEQURA_API_URL": sandbox_server.url,
+        "SEQURA_USERNAME": "demo",
+        "SEQURA_PASSWORD": "demo-secret",
+        "SEQURA_MERCHANT_ID": "demo_merchant",
+        "SEQURA_BACKOFF_SECONDS": "0.01",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield Pipeline(shop, sandbox_server, state_url)
+    shop.engine.dispose()

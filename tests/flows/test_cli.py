@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from flows.cli import EXIT_SETTING, main
+
+SETTINGS = {
+    "SHOP_DB_URL": "sqlite:///shop.sqlite",
+    "SEQURA_USERNAME": "demo",
+    "SEQURA_PASSWORD": "demo-secret",
+    "SEQURA_MERCHANT_ID": "demo_merchant",
+}
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name, value)
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_missing_setting_gives_one_line_naming_it_and_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SEQURA_MERCHANT_ID")
+    code, err = run(["deliver"], capsys)
+    assert code == EXIT_SETTING
+    assert err.count("\n") == 1
+    assert "SEQURA_MERCHANT_ID" in err
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_malformed_setting_gives_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEQURA_BATCH_SIZE", "lots")
+    code, err = run(["deliver"], capsys)
+    assert (code, err.count("\n")) == (EXIT_SETTING, 1)
+    assert "SEQURA_BATCH_SIZE: 'lots'" in err
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_malformed_window_bound_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(["deliver", "--since", "last tuesday"], capsys)
+    assert (code, err.count("\n")) == (EXIT_SETTING, 1)
+    assert "since: 'last tuesday'" in err
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_bad_option_value_is_named_like_its_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(["deliver", "--shop-db-url", "nonsense"], capsys)
+    assert code == EXIT_SETTING
+    assert "SHOP_DB_URL" in err
+
+
+def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "SEQURA_PAYMENT_MODULES" in out and "STATE_DB_URL" in out

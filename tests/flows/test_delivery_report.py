@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from flows.delivery_report import delivery_report
+from tasks.sequra_client import SequraAuthError
+from tests.flows.conftest import Pipeline
+from tests.shops import MORNING, SINCE, UNTIL
+
+WINDOW = {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
+
+
+def test_first_run_sends_every_shipped_order_once(pipeline: Pipeline) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    pipeline.shop.shipped_order("BBBBBBBBB")
+    pipeline.shop.order("NOTSHIPPD")
+    summary = delivery_report(**WINDOW)
+    assert (summary.counts.new, summary.counts.sent, summary.counts.quarantined) == (2, 2, 0)
+    assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "BBBBBBBBB"]
+
+
+def test_a_second_run_over_the_same_window_sends_nothing_again(pipeline: Pipeline) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    delivery_report(**WINDOW)
+    again = delivery_report(**WINDOW)
+    assert (again.counts.new, again.counts.unchanged, again.counts.sent) == (0, 1, 0)
+    assert pipeline.accepted() == ["AAAAAAAAA"]
+
+
+def test_an_order_changed_after_it_was_reported_is_listed_as_changed(pipeline: Pipeline) -> None:
+    id_order = pipeline.shop.shipped_order("AAAAAAAAA")
+    delivery_report(**WINDOW)
+    later = MORNING.replace(hour=15)
+    moved = pipeline.shop.writer.edit_address(pipeline.shop.address, at=later, address1="Calle Nueva 2")
+    pipeline.shop.writer.repoint_order_address(id_order, "delivery", moved, at=later)
+    summary = delivery_report(**WINDOW)
+    assert [item.built.order_ref_1 for item in summary.changed] == ["AAAAAAAAA"]
+    assert summary.counts.sent == 0
+    assert pipeline.accepted() == ["AAAAAAAAA"]
+
+
+def test_a_dry_run_writes_the_report_and_sends_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    out = tmp_path / "report.json"
+    summary = delivery_report(**WINDOW, dry_run=True, out=str(out))
+    body = json.loads(out.read_text(encoding="utf-8"))
+    assert [o["merchant_reference"]["order_ref_1"] for o in body["delivery_report"]["orders"]] == [
+        "AAAAAAAAA"
+    ]
+    assert summary.counts.sent == 0
+    assert pipeline.accepted() == []
+    assert delivery_report(**WINDOW).counts.sent == 1
+
+
+def test_wrong_credentials_fail_the_run_and_mark_nothing(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    monkeypatch.setenv("SEQURA_PASSWORD", "wrong")
+    with pytest.raises(SequraAuthError, match="SEQURA_PASSWORD"):
+        delivery_report(**WINDOW)
+    monkeypatch.setenv("SEQURA_PASSWORD", "demo-secret")
+    assert delivery_report(**WINDOW).counts.sent == 1
+
+
+def test_one_order_refused_by_sequra_does_not_block_the_others(pipeline: Pipeline) -> None:
+    for reference in ("AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC"):
+        pipeline.shop.shipped_order(reference)
+    pipeline.faults(reject_refs=["BBBBBBBBB"], name_rejected_orders=False)
+    summary = delivery_report(**WINDOW)
+    assert [q.reference for q in summary.quarantined] == ["BBBBBBBBB"]
+    assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "CCCCCCCCC"]
+
+
+def test_a_quarantined_order_is_retried_by_the_next_run_and_sent_once_fixed(pipeline: Pipeline) -> None:
+    id_order = pipeline.shop.shipped_order("BROKENSUM")
+    pipeline.shop.set_order(id_order, total_paid_tax_incl="99.000000")
+    first = delivery_report(**WINDOW)
+    assert [q.reference for q in first.quarantined] == ["BROKENSUM"]
+    pipeline.shop.set_order(id_order, total_paid_tax_incl="17.450000")
+    later = delivery_report(since="2026-11-25", until="2026-11-26")
+    assert [b.reference for b in later.sent] == ["BROKENSUM"]
+    assert pipeline.accepted() == ["BROKENSUM"]
+
+
+def test_server_errors_and_rate_limits_are_retried_within_the_run(pipeline: Pipeline) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    pipeline.faults(fail_next=1, rate_limit_next=1, retry_after=0, drop_next=1)
+    assert delivery_report(**WINDOW).counts.sent == 1
+    assert pipeline.accepted() == ["AAAAAAAAA"]
+
+
+def test_the_run_is_named_after_its_window_and_publishes_its_artifacts(pipeline: Pipeline) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    state = delivery_report(**WINDOW, return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    assert run.name == "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z"
+    keys = {artifact.key for artifact in artifacts}
+    assert {"delivery-report-summary", "delivery-report-sent", "delivery-report-quarantine"} <= keys
+    summary = next(a for a in artifacts if a.key == "delivery-report-summary")
+    assert "| 1 | 0 | 0 | 0 | 1 |" in summary.data

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from schemas import state
+from schemas.reports import Change, ClassifiedReport, QuarantinedOrder, Stage
+from tasks.state import (
+    RunCounts,
+    StateStoreError,
+    finish_run,
+    last_successful_until,
+    open_quarantine,
+    open_state_store,
+    record_changes,
+    record_quarantine,
+    record_sent,
+    resolve_quarantine,
+    sent_fingerprints,
+    start_run,
+    state_tables,
+)
+from tests.cases import built_report
+
+MERCHANT = "demo_merchant"
+SINCE = datetime(2026, 11, 20, tzinfo=UTC)
+UNTIL = datetime(2026, 11, 21, tzinfo=UTC)
+POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty state store database on each supported backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'state.sqlite'}"
+    elif request.param == "mysql":
+        yield request.getfixturevalue("mysql_database_factory")()
+    else:
+        admin = create_engine(POSTGRES_SERVER, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        name = f"sequra_etl_state_{secrets.token_hex(4)}"
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {name}"))
+        except OperationalError as error:
+            pytest.skip(f"no PostgreSQL at {POSTGRES_SERVER}: {error.orig}")
+        yield POSTGRES_SERVER.rsplit("/", 1)[0] + f"/{name}"
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def test_store_is_created_and_versioned_on_first_use(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    assert {"runs", "order_snapshots", "quarantine", "order_changes", "schema_version"} <= set(
+        state_tables(engine)
+    )
+    with engine.connect() as conn:
+        assert conn.execute(select(state.schema_version.c.version)).scalars().all() == [
+            state.STATE_SCHEMA_VERSION
+        ]
+    engine.dispose()
+    open_state_store(state_url).dispose()  # opening again migrates nothing twice
+
+
+def test_a_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    engine = open_state_store(url)
+    with engine.begin() as conn:
+        conn.execute(insert(state.schema_version).values(version=99, applied_at=datetime.now(UTC)))
+    with pytest.raises(StateStoreError, match="newer than this code"):
+        open_state_store(url)
+
+
+def test_snapshots_of_acknowledged_orders_are_upserted_with_the_run_count(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, SINCE, UNTIL, dry_run=False, flow_run_id=None)
+    record_sent(engine, "run-1", MERCHANT, [built_report("AAA"), built_report("BBB")])
+    changed = built_report("AAA", total=3000)
+    record_sent(engine, "run-1", MERCHANT, [changed])
+    assert sent_fingerprints(engine, MERCHANT, ["AAA", "BBB", "CCC"]) == {
+        "AAA": changed.fingerprint,
+        "BBB": built_report("BBB").fingerprint,
+    }
+    assert sent_fingerprints(engine, "another_merchant", ["AAA"]) == {}
+    with engine.connect() as conn:
+        assert conn.execute(select(state.runs.c.sent_count)).scalar_one() == 3
+    engine.dispose()
+
+
+def test_last_successful_until_ignores_failed_and_dry_runs(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    assert last_successful_until(engine, MERCHANT) is None
+    start_run(engine, "ok", MERCHANT, SINCE, UNTIL, dry_run=False, flow_run_id=None)
+    finish_run(engine, "ok", "succeeded", RunCounts())
+    later = UNTIL + timedelta(days=1)
+    start_run(engine, "failed", MERCHANT, UNTIL, later, dry_run=False, flow_run_id=None)
+    finish_run(engine, "failed", "failed", RunCounts(), message="SeQura down")
+    assert last_successful_until(engine, MERCHANT) == UNTIL
+    assert last_successful_until(engine, "another_merchant") is None
+    engine.dispose()
+
+
+def test_quarantine_is_kept_until_the_order_is_sent(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, SINCE, UNTIL, dry_run=False, flow_run_id=None)
+    entry = QuarantinedOrder("BROKEN", "BROKEN", (7,), Stage.BUILD, "totals do not add up: items 1, order 2")
+    record_quarantine(
+        engine, "run-1", MERCHANT, [entry, QuarantinedOrder("OTHER", "OTHER", (8,), Stage.LOAD, "x")]
+    )
+    record_quarantine(engine, "run-1", MERCHANT, [entry])
+    assert open_quarantine(engine, MERCHANT) == ["BROKEN", "OTHER"]
+    record_sent(engine, "run-1", MERCHANT, [built_report("BROKEN")])
+    resolve_quarantine(engine, MERCHANT, ["OTHER"])
+    assert open_quarantine(engine, MERCHANT) == []
+    record_quarantine(engine, "run-1", MERCHANT, [entry])
+    assert open_quarantine(engine, MERCHANT) == ["BROKEN"]
+    engine.dispose()
+
+
+def test_each_distinct_change_is_kept_once(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    change = ClassifiedReport(
+        built_report("AAA", total=3000), Change.CHANGED, built_report("AAA").fingerprint
+    )
+    assert record_changes(engine, "run-1", MERCHANT, [change]) == 1
+    assert record_changes(engine, "run-2", MERCHANT, [change]) == 0
+    with engine.connect() as conn:
+        payload = conn.execute(select(state.order_changes.c.payload)).scalar_one()
+    assert '"order_total_with_tax": 3000' in payload
+    engine.dispose()
