@@ -64,7 +64,10 @@ def test_the_password_never_shows_in_a_repr() -> None:
 
 
 def test_api_url_gets_its_trailing_slash() -> None:
-    assert Settings.from_env({**BASE, "SEQURA_API_URL": "http://127.0.0.1:8765"}).api_url == "http://127.0.0.1:8765/"
+    assert (
+        Settings.from_env({**BASE, "SEQURA_API_URL": "http://127.0.0.1:8765"}).api_url
+        == "http://127.0.0.1:8765/"
+    )
 
 
 def test_state_store_defaults_to_a_sqlite_file() -> None:
