@@ -12,7 +12,6 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import (
-    DateTime,
     Engine,
     Select,
     and_,
@@ -29,11 +28,10 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from schemas import frames
-from schemas.prestashop import ShopTables, shop_tables
+from schemas.prestashop import ZERO_DATETIME, ShopTables, shop_tables
 from schemas.settings import Settings
 from tasks.window import Window
 
-ZERO_DATE = "0000-00-00 00:00:00"
 CONFIG_NAMES = ("PS_TIMEZONE", "PS_OS_DELIVERED", "PS_SHOP_NAME", "PS_VERSION_DB")
 
 
@@ -145,7 +143,9 @@ def shipped_orders_query(scope: ExtractScope) -> Select:
         tables.carrier,
         tables.carrier_lang,
     )
-    first_shipped = type_coerce(func.min(func.nullif(oh.c.date_add, literal(ZERO_DATE))), DateTime)
+    first_shipped = type_coerce(
+        func.min(func.nullif(oh.c.date_add, literal(ZERO_DATETIME))), oh.c.date_add.type
+    )
     shipping = (
         select(
             oh.c.id_order,

@@ -4,7 +4,10 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import String, literal
+
 from demo.shop import Discount, Line
+from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
 from tasks.build import ADJUSTMENT_NAME, fingerprint
 from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, Shop
@@ -255,7 +258,7 @@ def test_a_shipped_state_dated_zero_is_quarantined_with_what_to_do(shop: Shop) -
         conn.execute(
             history.update()
             .where(history.c.id_order == id_order, history.c.id_order_state == SHIPPED)
-            .values(date_add="0000-00-00 00:00:00")
+            .values(date_add=literal(ZERO_DATETIME, String))
         )
     (entry,) = shop.build().quarantined
     assert "0000-00-00" in entry.reason
