@@ -11,7 +11,8 @@ import requests
 from prefect.testing.utilities import prefect_test_harness
 
 from sandbox.server import SandboxServer
-from tests.shops import Shop, sqlite_shop
+from schemas.prestashop import shop_tables
+from tests.shops import Shop, seeded_shop, sqlite_shop
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,11 +43,22 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(
-    tmp_path: Path, sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sandbox_server: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Pipeline]:
-    """A fresh SQLite shop and state store, the session's sandbox reset, and the settings pointing at them."""
+    """A fresh shop and state store, the sandbox reset, and the settings pointing at them.
+
+    The shop is SQLite, or MariaDB on the real PrestaShop 8.0 DDL when the test parametrizes it as "mysql".
+    """
     requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
-    shop = sqlite_shop(tmp_path / "shop.sqlite")
+    if getattr(request, "param", "sqlite") == "mysql":
+        shop = seeded_shop(
+            request.getfixturevalue("mysql_shop_engine_factory")("8.0", "ps_"), shop_tables("ps_")
+        )
+    else:
+        shop = sqlite_shop(tmp_path / "shop.sqlite")
     state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
     for name, value in {
         "SHOP_DB_URL": shop.engine.url.render_as_string(hide_password=False),

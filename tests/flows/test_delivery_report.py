@@ -15,6 +15,9 @@ from tests.shops import MORNING, SINCE, UNTIL
 WINDOW = {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
 
 
+@pytest.mark.parametrize(
+    "pipeline", ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True
+)
 def test_first_run_sends_every_shipped_order_once(pipeline: Pipeline) -> None:
     pipeline.shop.shipped_order("AAAAAAAAA")
     pipeline.shop.shipped_order("BBBBBBBBB")
@@ -32,6 +35,9 @@ def test_a_second_run_over_the_same_window_sends_nothing_again(pipeline: Pipelin
     assert pipeline.accepted() == ["AAAAAAAAA"]
 
 
+@pytest.mark.parametrize(
+    "pipeline", ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True
+)
 def test_an_order_changed_after_it_was_reported_is_listed_as_changed(pipeline: Pipeline) -> None:
     id_order = pipeline.shop.shipped_order("AAAAAAAAA")
     delivery_report(**WINDOW)

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, event
+
+from demo.shop import seed_demo_shop
+from schemas.prestashop import create_shop_schema, shop_tables
+from schemas.reports import BuildResult
+from tasks.build import build_reports
+from tasks.extract import OrderFilter, ShopReadError, extract_orders, find_candidate_references
+from tests.prestashop_ddl import PRESTASHOP_VERSIONS
+from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop
+
+DEMO_NOW = datetime(2026, 11, 24, 12, 0)  # shop-local
+DEMO_SINCE = datetime(2026, 11, 14, tzinfo=UTC)
+DEMO_UNTIL = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def demo_build(engine: Engine, prefix: str = "ps_") -> BuildResult:
+    """Seed the demo shop into `engine`, then extract and build its whole window."""
+    tables = shop_tables(prefix)
+    seed_demo_shop(engine, tables, now=DEMO_NOW)
+    order_filter = OrderFilter(("sequrapayment",))
+    references = find_candidate_references(engine, tables, order_filter, DEMO_SINCE, DEMO_UNTIL)
+    return build_reports(extract_orders(engine, tables, order_filter, references, chunk_size=7), MERCHANT)
+
+
+def outcome(result: BuildResult) -> tuple[dict[str, str], dict[str, str]]:
+    """Fingerprints of the built reports and reasons of the quarantined ones, by reference."""
+    return (
+        {built.reference: built.fingerprint for built in result.reports},
+        {entry.reference: entry.reason for entry in result.quarantined},
+    )
+
+
+@pytest.fixture(scope="module")
+def sqlite_demo(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    engine = create_engine(f"sqlite:///{Path(tmp_path_factory.mktemp('demo')) / 'shop.sqlite'}")
+    create_shop_schema(engine, shop_tables())
+    return demo_build(engine)
+
+
+def test_demo_shop_reports_every_shipped_reference_and_quarantines_the_broken(
+    sqlite_demo: BuildResult,
+) -> None:
+    engine = create_engine("sqlite://")
+    create_shop_schema(engine, shop_tables())
+    demo = seed_demo_shop(engine, shop_tables(), now=DEMO_NOW)
+    built, quarantined = outcome(sqlite_demo)
+    assert set(built) == set(demo.shipped_refs) | set(demo.module_sent_refs)
+    assert set(quarantined) == set(demo.quarantine_refs)
+    assert not set(built) & set(demo.ignored_refs)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("version", PRESTASHOP_VERSIONS)
+def test_mariadb_on_the_real_ddl_gives_the_same_reports_as_sqlite(
+    version: str, mysql_shop_engine_factory: Callable[..., Engine], sqlite_demo: BuildResult
+) -> None:
+    prefix = "shop_" if version == "9.1.0" else "ps_"
+    engine = mysql_shop_engine_factory(version, prefix)
+    on_mariadb = demo_build(engine, prefix)
+    built, quarantined = outcome(on_mariadb)
+    expected_built, expected_quarantined = outcome(sqlite_demo)
+    assert built == expected_built
+    assert quarantined == expected_quarantined
+    assert on_mariadb.reports[0].report.sent_at.endswith("+00:00")
+
+
+@pytest.mark.mysql
+def test_emoji_survive_a_mariadb_round_trip_byte_exact(mysql_shop: Shop) -> None:
+    customer = mysql_shop.writer.add_customer(
+        firstname="Zoë", lastname="Ångström 🚀", email="zoe@example.com", at=MORNING
+    )
+    mysql_shop.shipped_order("EMOJIMYSQ", id_customer=customer)
+    report = mysql_shop.report("EMOJIMYSQ").report
+    assert report.customer.surnames.encode("utf-8") == "Ångström 🚀".encode()
+
+
+def count_queries(engine: Engine) -> list[str]:
+    """Record every statement the engine runs from now on."""
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    return statements
+
+
+def test_extract_runs_a_fixed_number_of_queries_per_chunk_whatever_the_orders_hold(shop: Shop) -> None:
+    for number in range(9):
+        shop.shipped_order(f"REF{number:06d}", tracking_number=f"PK{number}")
+    order_filter = OrderFilter(("sequrapayment",))
+    references = find_candidate_references(shop.engine, shop.tables, order_filter, SINCE, UNTIL)
+    statements = count_queries(shop.engine)
+    extract_orders(shop.engine, shop.tables, order_filter, references, chunk_size=3)
+    per_chunk = [s for s in statements if "FROM ps_configuration" not in s and "sqlite_master" not in s]
+    assert len(references) == 9
+    assert len(per_chunk) == 3 * 5 + 1  # five queries per chunk of three, and the database version
+
+
+def test_orders_shipped_outside_the_window_are_not_candidates(shop: Shop) -> None:
+    shop.shipped_order("INWINDOW")
+    shop.shipped_order("TOOEARLY", at=MORNING - timedelta(days=3))
+    shop.shipped_order("TOOLATE", at=MORNING + timedelta(days=2))
+    assert [b.reference for b in shop.build().reports] == ["INWINDOW"]
+
+
+def test_the_window_is_read_in_the_shops_timezone(shop: Shop) -> None:
+    shop.shipped_order("JUSTBEFORE", at=datetime(2026, 11, 20, 0, 30))  # 23:30 UTC the day before
+    shop.shipped_order("JUSTAFTER", at=datetime(2026, 11, 21, 0, 30))  # 23:30 UTC, still inside
+    assert [b.reference for b in shop.build().reports] == ["JUSTAFTER"]
+
+
+def test_other_payment_modules_and_unshipped_orders_are_left_out(shop: Shop) -> None:
+    shop.shipped_order("CHEQUEPAY", module="ps_checkpayment")
+    shop.order("NOTSHIPPED")
+    shop.shipped_order("SEQURAPAY")
+    assert [b.reference for b in shop.build().reports] == ["SEQURAPAY"]
+
+
+def test_payment_modules_are_a_configurable_list(shop: Shop) -> None:
+    shop.shipped_order("CHECKOUTS", module="sequracheckout")
+    shop.shipped_order("SEQURAPAY")
+    extract = shop.extract(modules=("sequrapayment", "sequracheckout"))
+    assert sorted(extract.shipped_orders["reference"]) == ["CHECKOUTS", "SEQURAPAY"]
+
+
+def test_an_order_shipped_before_and_changed_in_the_window_is_picked_up(shop: Shop) -> None:
+    id_order = shop.shipped_order("OLDSHIPPD", at=MORNING - timedelta(days=5))
+    other = shop.writer.add_address(
+        shop.customer,
+        firstname="Ana",
+        lastname="García",
+        address1="Calle Sol 3",
+        city="Madrid",
+        postcode="28013",
+        id_country=6,
+        at=MORNING - timedelta(days=9),
+    )
+    shop.shipped_order("UNTOUCHED", at=MORNING - timedelta(days=5), id_address_delivery=other)
+    moved = shop.writer.edit_address(shop.address, at=MORNING, address1="Calle Nueva 2")
+    shop.writer.repoint_order_address(id_order, "delivery", moved, at=MORNING)
+    assert [b.reference for b in shop.build().reports] == ["OLDSHIPPD"]
+
+
+def test_an_address_edited_in_place_brings_its_orders_back(shop: Shop) -> None:
+    shop.shipped_order("EDITEDINP", at=MORNING - timedelta(days=5))
+    with shop.engine.begin() as conn:
+        conn.execute(
+            shop.tables.address.update()
+            .where(shop.tables.address.c.id_address == shop.address)
+            .values(address1="Calle Mayor 1, bajo", date_upd=MORNING)
+        )
+    report = shop.report("EDITEDINP").report
+    assert report.delivery_address.address_line_1 == "Calle Mayor 1, bajo"
+
+
+def test_quarantined_references_are_read_again_outside_the_window(shop: Shop) -> None:
+    shop.shipped_order("RETRYLATE", at=MORNING - timedelta(days=5))
+    extract = shop.extract(retry=("RETRYLATE",))
+    assert list(extract.shipped_orders["reference"]) == ["RETRYLATE"]
+
+
+def test_shipping_time_is_stored_in_utc(shop: Shop) -> None:
+    shop.shipped_order("UTCSTAMP", at=datetime(2026, 11, 20, 10, 0))
+    extract = shop.extract()
+    assert extract.shipped_orders["shipped_at"].iloc[0] == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def test_an_empty_window_gives_empty_checked_frames(shop: Shop) -> None:
+    extract = shop.extract()
+    assert extract.shipped_orders.empty and extract.order_lines.empty
+    assert build_reports(extract, MERCHANT) == BuildResult()
+
+
+def test_a_wrong_table_prefix_says_which_settings_to_check(shop: Shop) -> None:
+    with pytest.raises(ShopReadError, match="SHOP_TABLE_PREFIX"):
+        extract_orders(shop.engine, shop_tables("wrong_"), OrderFilter(("sequrapayment",)), ["ANY"])
+
+
+def test_multistore_shop_id_keeps_one_shops_orders(shop: Shop) -> None:
+    shop.shipped_order("SHOPONE")
+    shop.shipped_order("SHOPTWO", id_shop=2)
+    order_filter = OrderFilter(("sequrapayment",), shop_id=2)
+    assert find_candidate_references(shop.engine, shop.tables, order_filter, SINCE, UNTIL) == ["SHOPTWO"]
+
+
+def test_a_shipped_state_added_by_a_module_counts_as_shipped(shop: Shop) -> None:
+    custom_state = 42
+    with shop.engine.begin() as conn:
+        conn.execute(
+            shop.tables.order_state.insert().values(
+                id_order_state=custom_state,
+                invoice=1,
+                send_email=0,
+                module_name="mycarrier",
+                color="#00ff00",
+                unremovable=0,
+                hidden=0,
+                logable=1,
+                delivery=1,
+                shipped=1,
+                paid=1,
+                pdf_invoice=0,
+                pdf_delivery=0,
+                deleted=0,
+            )
+        )
+    id_order = shop.order("CUSTOMSTA")
+    shop.writer.set_state(id_order, custom_state, at=MORNING)
+    assert [b.reference for b in shop.build().reports] == ["CUSTOMSTA"]
