@@ -28,12 +28,12 @@ def big_shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
 
 
 def test_extract_shipped_orders(benchmark, big_shop: Shop) -> None:
-    extract = benchmark.pedantic(big_shop.extract, rounds=3, iterations=1)
+    extract = benchmark.pedantic(big_shop.extract, kwargs={"chunk_size": 500}, rounds=3, iterations=1)
     assert len(extract.shipped_orders) == ORDERS
     assert len(extract.order_lines) == ORDERS * LINES_PER_ORDER
 
 
 def test_build_order_reports(benchmark, big_shop: Shop) -> None:
-    extract = big_shop.extract()
+    extract = big_shop.extract(chunk_size=500)
     result = benchmark.pedantic(build_reports, args=(extract, MERCHANT), rounds=3, iterations=1)
     assert len(result.reports) == ORDERS

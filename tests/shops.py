@@ -68,8 +68,9 @@ class Shop:
         until: datetime = UNTIL,
         modules: tuple[str, ...] = ("sequrapayment",),
         retry: tuple[str, ...] = (),
+        chunk_size: int = 3,
     ) -> ShopExtract:
-        """Run the extract stage over the window."""
+        """Run the extract stage over the window (small chunks by default, to exercise chunking)."""
         order_filter = OrderFilter(modules)
         references = find_candidate_references(self.engine, self.tables, order_filter, since, until)
         return extract_orders(
