@@ -145,6 +145,7 @@ class ShopConfig:
 
     timezone: str
     delivered_state: int | None
+    canceled_states: tuple[int, ...]
     shop_name: str
     ps_version: str
 

@@ -279,7 +279,11 @@ def build_order_report(
 ) -> OrderReport:
     """The SeQura report of one order reference: shipped sub-orders in cart, the rest in remaining_cart."""
     shipped = [row for row in rows.sub_orders if row["shipped_rows"] > 0]
-    unshipped = [row for row in rows.sub_orders if row["shipped_rows"] == 0]
+    unshipped = [
+        row
+        for row in rows.sub_orders
+        if row["shipped_rows"] == 0 and row["current_state"] not in config.canceled_states
+    ]
     check_sub_orders(rows.sub_orders, shipped)
     dated = sorted((row for row in shipped if row["shipped_at"] is not None), key=lambda r: r["shipped_at"])
     first = dated[0]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -16,7 +17,6 @@ from sqlalchemy import (
     Select,
     and_,
     create_engine,
-    exists,
     func,
     inspect,
     literal,
@@ -32,7 +32,14 @@ from schemas.prestashop import ZERO_DATETIME, ShopTables, shop_tables
 from schemas.settings import Settings
 from tasks.window import Window
 
-CONFIG_NAMES = ("PS_TIMEZONE", "PS_OS_DELIVERED", "PS_SHOP_NAME", "PS_VERSION_DB")
+CONFIG_NAMES = (
+    "PS_TIMEZONE",
+    "PS_OS_DELIVERED",
+    "PS_OS_CANCELED",
+    "PS_OS_ERROR",
+    "PS_SHOP_NAME",
+    "PS_VERSION_DB",
+)
 
 
 class ShopReadError(RuntimeError):
@@ -57,6 +64,11 @@ class ExtractScope:
     with_module_table: bool = False
 
 
+def _state_id(value: str | None) -> int | None:
+    """An order state id from a configuration value, or None when unset or not a number."""
+    return int(value) if value and value.strip().isdigit() else None
+
+
 def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) -> frames.ShopConfig:
     """Read PS_TIMEZONE, PS_OS_DELIVERED, PS_SHOP_NAME and PS_VERSION_DB, shop value over global."""
     cfg = tables.configuration
@@ -75,10 +87,14 @@ def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) 
             f"PS_TIMEZONE '{timezone}' in {cfg.name} is not a time zone; fix it in the back office "
             "(International > Localization)"
         ) from None
-    delivered = values.get("PS_OS_DELIVERED")
     return frames.ShopConfig(
         timezone=timezone,
-        delivered_state=int(delivered) if delivered and delivered.isdigit() else None,
+        delivered_state=_state_id(values.get("PS_OS_DELIVERED")),
+        canceled_states=tuple(
+            state
+            for state in (_state_id(values.get("PS_OS_CANCELED")), _state_id(values.get("PS_OS_ERROR")))
+            if state
+        ),
         shop_name=values.get("PS_SHOP_NAME") or "",
         ps_version=values.get("PS_VERSION_DB") or "unknown",
     )
@@ -87,6 +103,17 @@ def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) 
 def shop_local(moment: datetime, timezone: str) -> datetime:
     """Turn an aware UTC moment into the shop's naive local time, as PrestaShop stores dates."""
     return moment.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+
+
+def shop_local_bounds(since: datetime, until: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """The window in shop-local whole seconds, widened outwards to whole seconds.
+
+    The shop stores seconds: a row stamped in the second `until` falls in belongs to this window too.
+    """
+    start, end = shop_local(since, timezone), shop_local(until, timezone)
+    if end.microsecond:
+        end = end.replace(microsecond=0) + timedelta(seconds=1)
+    return start.replace(microsecond=0), end
 
 
 def _sequra_order(order_filter: OrderFilter, tables: ShopTables) -> list:
@@ -101,25 +128,47 @@ def _sequra_order(order_filter: OrderFilter, tables: ShopTables) -> list:
 def candidate_references_query(
     tables: ShopTables, order_filter: OrderFilter, since_local: datetime, until_local: datetime
 ) -> Select:
-    """References of SeQura orders that shipped in the window, or shipped before and changed in it."""
-    o, oh, os_, a = tables.orders, tables.order_history, tables.order_state, tables.address
+    """References whose SeQura orders shipped in the window, or shipped at any time and changed in it.
+
+    A change is any sub-order of the reference updated (orders.date_upd), or its buyer or one of the
+    addresses it points to updated, inside the window.
+    """
+    o, oh, os_ = tables.orders, tables.order_history, tables.order_state
+    a, cust = tables.address, tables.customer
+
+    def in_window(column: Any) -> Any:
+        return and_(column >= since_local, column < until_local)
+
+    def references_where(*clauses: Any) -> Select:
+        return select(o.c.reference).where(*_sequra_order(order_filter, tables), *clauses)
+
     shipped_states = select(os_.c.id_order_state).where(os_.c.shipped == 1)
-    shipped_in_window = select(oh.c.id_order).where(
-        oh.c.id_order_state.in_(shipped_states), oh.c.date_add >= since_local, oh.c.date_add < until_local
+    shipped_rows = select(oh.c.id_order).where(oh.c.id_order_state.in_(shipped_states))
+    changed_addresses = select(a.c.id_address).where(in_window(a.c.date_upd))
+    changed_customers = select(cust.c.id_customer).where(in_window(cust.c.date_upd))
+    shipped_in_window = references_where(
+        o.c.id_order.in_(
+            select(oh.c.id_order).where(oh.c.id_order_state.in_(shipped_states), in_window(oh.c.date_add))
+        )
     )
-    ever_shipped = exists().where(oh.c.id_order == o.c.id_order, oh.c.id_order_state.in_(shipped_states))
-    changed_addresses = select(a.c.id_address).where(a.c.date_upd >= since_local, a.c.date_upd < until_local)
-    changed = or_(
-        and_(o.c.date_upd >= since_local, o.c.date_upd < until_local),
-        o.c.id_address_delivery.in_(changed_addresses),
-        o.c.id_address_invoice.in_(changed_addresses),
+    ever_shipped = references_where(o.c.id_order.in_(shipped_rows))
+    changed = references_where(
+        or_(
+            in_window(o.c.date_upd),
+            o.c.id_address_delivery.in_(changed_addresses),
+            o.c.id_address_invoice.in_(changed_addresses),
+            o.c.id_customer.in_(changed_customers),
+        )
     )
     return (
         select(o.c.reference)
         .distinct()
         .where(
             *_sequra_order(order_filter, tables),
-            or_(o.c.id_order.in_(shipped_in_window), and_(ever_shipped, changed)),
+            or_(
+                o.c.reference.in_(shipped_in_window),
+                and_(o.c.reference.in_(changed), o.c.reference.in_(ever_shipped)),
+            ),
         )
     )
 
@@ -357,7 +406,7 @@ def find_candidate_references(
     with engine.connect() as conn:
         config = read_shop_config(conn, tables, order_filter.shop_id)
         query = candidate_references_query(
-            tables, order_filter, shop_local(since, config.timezone), shop_local(until, config.timezone)
+            tables, order_filter, *shop_local_bounds(since, until, config.timezone)
         )
         return sorted(conn.execute(query).scalars())
 

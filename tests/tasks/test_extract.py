@@ -13,7 +13,7 @@ from schemas.reports import BuildResult
 from tasks.build import build_reports
 from tasks.extract import OrderFilter, ShopReadError, extract_orders, find_candidate_references
 from tests.prestashop_ddl import PRESTASHOP_VERSIONS
-from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop
+from tests.shops import CANCELED, MERCHANT, MORNING, SINCE, UNTIL, Shop
 
 DEMO_NOW = datetime(2026, 11, 24, 12, 0)  # shop-local
 DEMO_SINCE = datetime(2026, 11, 14, tzinfo=UTC)
@@ -211,3 +211,29 @@ def test_a_shipped_state_added_by_a_module_counts_as_shipped(shop: Shop) -> None
     id_order = shop.order("CUSTOMSTA")
     shop.writer.set_state(id_order, custom_state, at=MORNING)
     assert [b.reference for b in shop.build().reports] == ["CUSTOMSTA"]
+
+
+def test_a_change_to_an_unshipped_part_brings_the_whole_reference_back(shop: Shop) -> None:
+    shop.shipped_order("SPLITCANC", at=MORNING - timedelta(days=5))
+    unshipped = shop.order("SPLITCANC")
+    shop.writer.set_state(unshipped, CANCELED, at=MORNING)
+    report = shop.report("SPLITCANC").report
+    assert report.remaining_cart.items == ()
+
+
+def test_a_buyer_whose_email_changed_brings_their_shipped_orders_back(shop: Shop) -> None:
+    shop.shipped_order("NEWEMAILS", at=MORNING - timedelta(days=5))
+    with shop.engine.begin() as conn:
+        customer = shop.tables.customer
+        conn.execute(
+            customer.update()
+            .where(customer.c.id_customer == shop.customer)
+            .values(email="ana.garcia@example.com", date_upd=MORNING)
+        )
+    assert shop.report("NEWEMAILS").report.customer.email == "ana.garcia@example.com"
+
+
+def test_a_row_stamped_in_the_second_the_window_ends_in_belongs_to_it(shop: Shop) -> None:
+    shop.shipped_order("LASTSECND", at=datetime(2026, 11, 20, 10, 0, 5))
+    until = datetime(2026, 11, 20, 9, 0, 5, 400000, tzinfo=UTC)  # 10:00:05.4 in Madrid
+    assert [b.reference for b in shop.build(until=until).reports] == ["LASTSECND"]
