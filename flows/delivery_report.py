@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -17,24 +16,42 @@ from tasks.diff import diff_against_last_report, of_kind
 from tasks.extract import extract_shipped_orders
 from tasks.load import send_delivery_reports, write_delivery_report
 from tasks.state import (
-    RunCounts,
     finish_run,
     last_successful_until,
     open_quarantine,
     open_state_store,
-    record_changes,
+    record_findings,
     record_quarantine,
-    resolve_quarantine,
     start_run,
 )
-from tasks.summary import DeliverySummary, changed_rows, quarantine_rows, sent_rows, summary_markdown
+from tasks.summary import (
+    DeliverySummary,
+    changed_rows,
+    quarantine_rows,
+    sent_rows,
+    summarize,
+    summary_markdown,
+)
 from tasks.window import Window, resolve_window
 
 Moment = datetime | date | str | None
 
 
+def run_started_at() -> datetime:
+    """The flow run's scheduled start (now outside a run): the one 'now' its name and its window share."""
+    scheduled = runtime.flow_run.scheduled_start_time
+    return (
+        datetime.fromisoformat(str(scheduled))
+        if runtime.flow_run.id and scheduled
+        else datetime.now().astimezone()
+    )
+
+
 def window_for(settings: Settings, since: Moment, until: Moment) -> Window:
-    """The window a run covers: its parameters, or from the last successful run (minus overlap) to now."""
+    """The run's window: its parameters, or from the last successful run (less overlap) to the run's start.
+
+    Opens (and creates, on first use) the state store to read where the last successful run ended.
+    """
     store = open_state_store(settings.state_url())
     try:
         last = last_successful_until(store, settings.merchant_id or "")
@@ -44,14 +61,14 @@ def window_for(settings: Settings, since: Moment, until: Moment) -> Window:
         since,
         until,
         last_until=last,
-        now=datetime.now().astimezone(),
+        now=run_started_at(),
         overlap=timedelta(minutes=settings.overlap_minutes),
         first_run=timedelta(days=settings.first_run_days),
     )
 
 
 def run_name() -> str:
-    """delivery-report-{since}-{until}, with the window resolved the way the run will resolve it."""
+    """delivery-report-{since}-{until}, resolved as the run will resolve its window; reads the state store."""
     parameters = runtime.flow_run.parameters
     settings = Settings.from_env(merchant_id=parameters.get("merchant"))
     return f"delivery-report-{window_for(settings, parameters.get('since'), parameters.get('until')).label()}"
@@ -69,9 +86,9 @@ def delivery_report(
 
     Args:
         since: window start (ISO 8601, UTC when no offset); default: the last successful run's until
-            minus DELIVERY_OVERLAP_MINUTES (or DELIVERY_FIRST_RUN_DAYS ago on the first run).
-        until: window end, exclusive; default: now.
-        dry_run: build and diff only; write the report that would be sent to `out`, send and record nothing.
+            minus DELIVERY_OVERLAP_MINUTES (or DELIVERY_FIRST_RUN_DAYS back on the first run).
+        until: window end, exclusive; default: the run's start.
+        dry_run: build and diff only; write the report that would be sent to `out`; send and record nothing.
         merchant: SeQura merchant id; default SEQURA_MERCHANT_ID.
         out: where a dry run writes its report; default .sequra-etl/dry-run-{window}.json.
     """
@@ -85,64 +102,29 @@ def delivery_report(
     logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, store.url)
     if not dry_run:
         start_run(
-            store,
-            run_id,
-            merchant_id,
-            window.since,
-            window.until,
-            dry_run=dry_run,
-            flow_run_id=str(runtime.flow_run.id or "") or None,
+            store, run_id, merchant_id, window, dry_run=False, flow_run_id=str(runtime.flow_run.id or "")
         )
-    counts = RunCounts()
     try:
-        retry = open_quarantine(store, merchant_id)
-        extract = extract_shipped_orders(settings, window, retry)
+        retried = open_quarantine(store, merchant_id)
+        extract = extract_shipped_orders(settings, window, retried)
         built = build_order_reports(extract, merchant_id, settings.order_ref_field)
         classified = diff_against_last_report(store, merchant_id, built.reports)
         new = [item.built for item in of_kind(classified, Change.NEW)]
-        changed = of_kind(classified, Change.CHANGED)
-        unchanged = of_kind(classified, Change.UNCHANGED)
-        platform = platform_of(extract)
-        counts = RunCounts(len(new), len(changed), len(unchanged), len(built.quarantined), 0)
-        summary = DeliverySummary(
-            run_id=run_id,
-            merchant=merchant_id,
-            window=window,
-            dry_run=dry_run,
-            counts=counts,
-            state_store=str(store.url),
-            changed=changed,
-            quarantined=list(built.quarantined),
-            other_merchant=built.other_merchant,
-        )
         if dry_run:
             path = Path(out or f".sequra-etl/dry-run-{window.label()}.json")
-            write_delivery_report(path, merchant_id, platform, new)
-            summary = replace(summary, sent=new, dry_run_file=str(path))
+            write_delivery_report(path, merchant_id, platform_of(extract), new)
+            summary = summarize(
+                run_id, merchant_id, window, str(store.url), built, classified, None, str(path)
+            )
         else:
-            record_quarantine(store, run_id, merchant_id, built.quarantined)
-            record_changes(store, run_id, merchant_id, changed)
-            resolve_quarantine(store, merchant_id, [item.built.reference for item in changed + unchanged])
-            loaded = send_delivery_reports(settings, store, run_id, platform, new)
+            record_findings(store, run_id, merchant_id, built, classified, retried)
+            loaded = send_delivery_reports(settings, store, run_id, platform_of(extract), new)
             record_quarantine(store, run_id, merchant_id, loaded.quarantined)
-            counts = RunCounts(
-                len(new),
-                len(changed),
-                len(unchanged),
-                len(built.quarantined) + len(loaded.quarantined),
-                len(loaded.sent),
-            )
-            summary = replace(
-                summary,
-                counts=counts,
-                sent=loaded.sent,
-                quarantined=built.quarantined + loaded.quarantined,
-                requests=loaded.requests,
-            )
-            finish_run(store, run_id, "succeeded", counts)
+            summary = summarize(run_id, merchant_id, window, str(store.url), built, classified, loaded)
+            finish_run(store, run_id, "succeeded", summary.counts)
     except Exception as error:
         if not dry_run:
-            finish_run(store, run_id, "failed", counts, message=str(error))
+            finish_run(store, run_id, "failed", message=f"{type(error).__name__}: {error}")
         raise
     finally:
         store.dispose()

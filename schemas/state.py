@@ -65,6 +65,7 @@ runs = Table(
     Column("since", UtcDateTime, nullable=False),
     Column("until", UtcDateTime, nullable=False),
     Column("dry_run", Boolean, nullable=False),
+    Column("continues", Boolean, nullable=False),
     Column("status", String(16), nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas import state
-from schemas.reports import BuiltReport, ClassifiedReport, QuarantinedOrder
+from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder
+from tasks.window import Window
 
 KEYS_PER_QUERY = 500
 
@@ -99,10 +100,16 @@ def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 def last_successful_until(engine: Engine, merchant: str) -> datetime | None:
-    """The end of the newest window a real (not dry) run for `merchant` completed."""
+    """Where scheduled runs go on from: the newest until of a successful run that left no gap behind it.
+
+    A backfill of some past or later window that starts after that point does not move it.
+    """
     runs = state.runs
     query = select(func.max(runs.c.until)).where(
-        runs.c.merchant == merchant, runs.c.status == "succeeded", runs.c.dry_run.is_(False)
+        runs.c.merchant == merchant,
+        runs.c.status == "succeeded",
+        runs.c.dry_run.is_(False),
+        runs.c.continues.is_(True),
     )
     with engine.connect() as conn:
         return conn.execute(query).scalar()
@@ -135,8 +142,7 @@ def start_run(
     engine: Engine,
     run_id: str,
     merchant: str,
-    since: datetime,
-    until: datetime,
+    window: Window,
     *,
     dry_run: bool,
     flow_run_id: str | None,
@@ -148,8 +154,9 @@ def start_run(
                 run_id=run_id,
                 flow_run_id=flow_run_id,
                 merchant=merchant,
-                since=since,
-                until=until,
+                since=window.since,
+                until=window.until,
+                continues=window.continues,
                 dry_run=dry_run,
                 status="running",
                 started_at=now(),
@@ -282,10 +289,12 @@ def record_changes(engine: Engine, run_id: str, merchant: str, changed: Sequence
 
 
 def finish_run(
-    engine: Engine, run_id: str, status: str, counts: RunCounts, message: str | None = None
+    engine: Engine, run_id: str, status: str, counts: RunCounts | None = None, message: str | None = None
 ) -> None:
     """Close the run record with its outcome and counts; `sent` is kept as counted by record_sent."""
     runs = state.runs
+    counts = counts or RunCounts()
+    counts = counts or RunCounts()
     with engine.begin() as conn:
         conn.execute(
             update(runs)
@@ -313,3 +322,24 @@ def resolve_quarantine(engine: Engine, merchant: str, references: Sequence[str])
                 .where(q.c.merchant == merchant, q.c.reference.in_(chunk), q.c.resolved_at.is_(None))
                 .values(resolved_at=moment)
             )
+
+
+def record_findings(
+    engine: Engine,
+    run_id: str,
+    merchant: str,
+    built: BuildResult,
+    classified: Sequence[ClassifiedReport],
+    retried: Sequence[str],
+) -> None:
+    """Before sending: keep the build's quarantine and the changes seen, and close what needs no retry.
+
+    A quarantined reference needs no retry once it builds and is already reported, or once it is no longer
+    a shipped SeQura order of this merchant (it left the extract, or belongs to another merchant).
+    """
+    record_quarantine(engine, run_id, merchant, built.quarantined)
+    record_changes(engine, run_id, merchant, [item for item in classified if item.change is Change.CHANGED])
+    still_open = {entry.reference for entry in built.quarantined} | {
+        item.built.reference for item in classified if item.change is Change.NEW
+    }
+    resolve_quarantine(engine, merchant, sorted(set(retried) - still_open))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from schemas.reports import BuiltReport, ClassifiedReport, QuarantinedOrder
+from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder
+from tasks.load import LoadResult
 from tasks.state import RunCounts
 from tasks.window import Window
 
@@ -20,12 +21,50 @@ class DeliverySummary:
     dry_run: bool
     counts: RunCounts
     state_store: str
-    sent: list[BuiltReport] = field(default_factory=list)
+    sent: list[BuiltReport] = field(default_factory=list)  # in a dry run: what would have been sent
     changed: list[ClassifiedReport] = field(default_factory=list)
     quarantined: list[QuarantinedOrder] = field(default_factory=list)
     other_merchant: list[str] = field(default_factory=list)
     requests: int = 0
     dry_run_file: str | None = None
+
+
+def summarize(
+    run_id: str,
+    merchant: str,
+    window: Window,
+    state_store: str,
+    built: BuildResult,
+    classified: Sequence[ClassifiedReport],
+    loaded: LoadResult | None,
+    dry_run_file: str | None = None,
+) -> DeliverySummary:
+    """The run's outcome; without `loaded` it is a dry run, whose "sent" lists what would have been sent."""
+    new = [item.built for item in classified if item.change is Change.NEW]
+    changed = [item for item in classified if item.change is Change.CHANGED]
+    quarantined = built.quarantined + (loaded.quarantined if loaded else [])
+    sent = loaded.sent if loaded else []
+    counts = RunCounts(
+        new=len(new),
+        changed=len(changed),
+        unchanged=sum(item.change is Change.UNCHANGED for item in classified),
+        quarantined=len(quarantined),
+        sent=len(sent),
+    )
+    return DeliverySummary(
+        run_id=run_id,
+        merchant=merchant,
+        window=window,
+        dry_run=loaded is None,
+        counts=counts,
+        state_store=state_store,
+        sent=sent if loaded else new,
+        changed=changed,
+        quarantined=quarantined,
+        other_merchant=built.other_merchant,
+        requests=loaded.requests if loaded else 0,
+        dry_run_file=dry_run_file,
+    )
 
 
 def _money(cents: int, currency: str) -> str:

@@ -13,10 +13,15 @@ class WindowError(ValueError):
 
 @dataclass(frozen=True)
 class Window:
-    """A UTC half-open interval of shipping times."""
+    """A UTC half-open interval of shipping times.
+
+    `continues` is true when the window starts no later than where earlier successful runs ended, so that,
+    once it succeeds, scheduled runs may go on from its `until` without leaving a gap behind.
+    """
 
     since: datetime
     until: datetime
+    continues: bool = True
 
     def label(self) -> str:
         """The window as run names and artifacts show it, e.g. 2026-11-05T00:00Z-2026-11-06T00:00Z."""
@@ -65,4 +70,4 @@ def resolve_window(
         start = end - first_run
     if start >= end:
         raise WindowError(f"since ({_stamp(start)}) must be before until ({_stamp(end)})")
-    return Window(start, end)
+    return Window(start, end, continues=last_until is None or start <= last_until)

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable, Iterator
 
 import pytest
+from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import OperationalError
@@ -107,3 +108,10 @@ def sandbox_server() -> Iterator[SandboxServer]:
     """The local SeQura sandbox on a free loopback port, for the whole session."""
     with SandboxServer(port=0) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A real Prefect API (SQLite-backed, on a free port) for every flow run of the session."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -8,18 +8,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from prefect.testing.utilities import prefect_test_harness
 
 from sandbox.server import SandboxServer
 from schemas.prestashop import shop_tables
 from tests.shops import Shop, seeded_shop, sqlite_shop
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_server() -> Iterator[None]:
-    """A real Prefect API (SQLite-backed, on a free port) for every flow run of the session."""
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+@pytest.fixture(autouse=True)
+def _flows_run_on_the_test_server(prefect_server: None) -> None:
+    """Every flow test runs against the session's Prefect test server."""
 
 
 @dataclass

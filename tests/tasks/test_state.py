@@ -27,6 +27,7 @@ from tasks.state import (
     start_run,
     state_tables,
 )
+from tasks.window import Window
 from tests.cases import built_report
 
 MERCHANT = "demo_merchant"
@@ -79,7 +80,7 @@ def test_a_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
 
 def test_snapshots_of_acknowledged_orders_are_upserted_with_the_run_count(state_url: str) -> None:
     engine = open_state_store(state_url)
-    start_run(engine, "run-1", MERCHANT, SINCE, UNTIL, dry_run=False, flow_run_id=None)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     record_sent(engine, "run-1", MERCHANT, [built_report("AAA"), built_report("BBB")])
     changed = built_report("AAA", total=3000)
     record_sent(engine, "run-1", MERCHANT, [changed])
@@ -96,19 +97,30 @@ def test_snapshots_of_acknowledged_orders_are_upserted_with_the_run_count(state_
 def test_last_successful_until_ignores_failed_and_dry_runs(state_url: str) -> None:
     engine = open_state_store(state_url)
     assert last_successful_until(engine, MERCHANT) is None
-    start_run(engine, "ok", MERCHANT, SINCE, UNTIL, dry_run=False, flow_run_id=None)
+    start_run(engine, "ok", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     finish_run(engine, "ok", "succeeded", RunCounts())
     later = UNTIL + timedelta(days=1)
-    start_run(engine, "failed", MERCHANT, UNTIL, later, dry_run=False, flow_run_id=None)
+    start_run(engine, "failed", MERCHANT, Window(UNTIL, later), dry_run=False, flow_run_id=None)
     finish_run(engine, "failed", "failed", RunCounts(), message="SeQura down")
     assert last_successful_until(engine, MERCHANT) == UNTIL
     assert last_successful_until(engine, "another_merchant") is None
     engine.dispose()
 
 
+def test_a_backfill_that_leaves_a_gap_does_not_move_where_scheduled_runs_go_on(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "scheduled", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    finish_run(engine, "scheduled", "succeeded")
+    gap = Window(UNTIL + timedelta(days=1), UNTIL + timedelta(days=2), continues=False)
+    start_run(engine, "backfill", MERCHANT, gap, dry_run=False, flow_run_id=None)
+    finish_run(engine, "backfill", "succeeded")
+    assert last_successful_until(engine, MERCHANT) == UNTIL
+    engine.dispose()
+
+
 def test_quarantine_is_kept_until_the_order_is_sent(state_url: str) -> None:
     engine = open_state_store(state_url)
-    start_run(engine, "run-1", MERCHANT, SINCE, UNTIL, dry_run=False, flow_run_id=None)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     entry = QuarantinedOrder("BROKEN", "BROKEN", (7,), Stage.BUILD, "totals do not add up: items 1, order 2")
     record_quarantine(
         engine, "run-1", MERCHANT, [entry, QuarantinedOrder("OTHER", "OTHER", (8,), Stage.LOAD, "x")]

@@ -57,3 +57,12 @@ def test_an_empty_window_is_refused() -> None:
 def test_window_label_is_utc_to_the_minute() -> None:
     window = Window(datetime(2026, 11, 5, tzinfo=UTC), datetime(2026, 11, 6, 12, 30, tzinfo=UTC))
     assert window.label() == "2026-11-05T00:00Z-2026-11-06T12:30Z"
+
+
+def test_a_window_starting_after_the_last_successful_until_does_not_continue_the_schedule() -> None:
+    last = NOW - timedelta(days=3)
+    gap = resolve_window("2026-11-25", None, last_until=last, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN)
+    overlapping = resolve_window(
+        "2026-11-22", None, last_until=last, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN
+    )
+    assert (gap.continues, overlapping.continues) == (False, True)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from demo.run import run_demo
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_demo_sends_the_shop_once_then_sees_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "SHOP_DB_URL",
+        "STATE_DB_URL",
+        "SEQURA_API_URL",
+        "SEQURA_USERNAME",
+        "SEQURA_PASSWORD",
+        "SEQURA_MERCHANT_ID",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert run_demo() == 0
+    out = capsys.readouterr().out
+    assert "The sandbox accepted 31 orders" in out
+    assert "Sent 0; unchanged 32; the sandbox still holds 31 orders" in out
+    assert "Demo succeeded" in out
+    assert (tmp_path / ".demo" / "state.sqlite").exists()
