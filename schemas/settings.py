@@ -26,13 +26,20 @@ class SettingError(ValueError):
 
 
 def _url(name: str, value: str) -> URL:
-    """Parse a SQLAlchemy database URL or raise a SettingError naming the setting."""
+    """Parse a SQLAlchemy database URL or raise a SettingError naming the setting (never its value)."""
     try:
         return make_url(value)
     except ArgumentError:
         raise SettingError(
-            name, f"'{value}' is not a database URL; use e.g. mysql+pymysql://user:pass@host:3306/shop"
+            name,
+            "is not a database URL (value not shown: it may hold a password); "
+            "use e.g. mysql+pymysql://user:pass@host:3306/shop",
         ) from None
+
+
+def _optional_url(name: str, value: str) -> URL | None:
+    """Parse an optional database URL (empty means unset)."""
+    return _url(name, value) if value.strip() else None
 
 
 def _positive_int(name: str, value: str) -> int:
@@ -120,7 +127,7 @@ SETTINGS: dict[str, Setting] = {
     "username": Setting("SEQURA_USERNAME", None, _text, "SeQura API user"),
     "password": Setting("SEQURA_PASSWORD", None, _text, "SeQura API password"),
     "merchant_id": Setting("SEQURA_MERCHANT_ID", None, _text, "SeQura merchant id (Sequra-Merchant-Id)"),
-    "state_db_url": Setting("STATE_DB_URL", "", _text, "state store URL; default a SQLite file"),
+    "state_db_url": Setting("STATE_DB_URL", "", _optional_url, "state store URL; default a SQLite file"),
     "batch_size": Setting("SEQURA_BATCH_SIZE", "5000", _positive_int, "orders per delivery report request"),
     "timeout_seconds": Setting("SEQURA_TIMEOUT_SECONDS", "30", _positive_float, "timeout of one request"),
     "max_attempts": Setting("SEQURA_MAX_ATTEMPTS", "5", _positive_int, "attempts per request on 5xx/429"),
@@ -155,7 +162,7 @@ class Settings:
     username: str | None
     password: SecretStr | None = field(repr=False)
     merchant_id: str | None
-    state_db_url: str
+    state_db_url: URL | None
     batch_size: int
     timeout_seconds: float
     max_attempts: int
@@ -198,10 +205,9 @@ class Settings:
                 raise SettingError(setting.env, f"is not set; set it to the {setting.help}")
 
     def state_url(self) -> str:
-        """The state store URL: STATE_DB_URL, or a SQLite file in ./.sequra-etl/."""
-        if self.state_db_url:
-            _url(SETTINGS["state_db_url"].env, self.state_db_url)
-            return self.state_db_url
+        """The state store URL, password included: STATE_DB_URL, or a SQLite file in ./.sequra-etl/."""
+        if self.state_db_url is not None:
+            return self.state_db_url.render_as_string(hide_password=False)
         return f"sqlite:///{(DEFAULT_STATE_DIR / 'state.sqlite').resolve()}"
 
 

@@ -66,8 +66,13 @@ def _grouped(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
 
 
 def fingerprint(report: OrderReport) -> str:
-    """A canonical SHA-256 of the report as it would be sent: same report, same fingerprint."""
-    canonical = json.dumps(report.wire(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """A canonical SHA-256 of the report as it would be sent, `state` left out.
+
+    Shipped becoming delivered is no change to act on: SeQura's order update carries carts, addresses,
+    buyer and trackings, not the state.
+    """
+    payload = {key: value for key, value in report.wire().items() if key != "state"}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -247,6 +252,8 @@ def build_trackings(shipped: Sequence[Row], rows: OrderRows) -> tuple[Tracking, 
     for sub_order in shipped:
         for row in rows.trackings.get(sub_order["id_order"], []):
             number = str(row["tracking_number"]).strip()
+            if not number:
+                continue
             url = _text(row["carrier_url"])
             trackings.append(
                 Tracking(
@@ -318,6 +325,15 @@ def _other_merchant(sub_orders: Sequence[Row], merchant_id: str) -> bool:
     return bool(owners) and merchant_id not in owners
 
 
+def quarantine_reason(problem: Exception) -> str:
+    """Why an order could not be built, in words a merchant (or, for a defect, a developer) can act on."""
+    if isinstance(problem, UnreportableOrderError):
+        return str(problem)
+    if isinstance(problem, ValidationError):
+        return unreportable_value(problem)
+    return f"could not build the report ({type(problem).__name__}: {problem}); report this sequra-etl defect"
+
+
 def unreportable_value(error: ValidationError) -> str:
     """A SeQura model refusal in a merchant's words: which field, what was wrong."""
     first = error.errors()[0]
@@ -347,12 +363,9 @@ def build_reports(
         rows = OrderRows(sub_orders, lines, discounts, trackings, addresses)
         try:
             report = build_order_report(rows, extract.config, reference_sent)
-        except (UnreportableOrderError, ValidationError) as problem:
-            reason = (
-                str(problem) if isinstance(problem, UnreportableOrderError) else unreportable_value(problem)
-            )
+        except Exception as problem:  # one order's surprise must not stop the others
             result.quarantined.append(
-                QuarantinedOrder(reference, order_ref_1, id_orders, Stage.BUILD, reason)
+                QuarantinedOrder(reference, order_ref_1, id_orders, Stage.BUILD, quarantine_reason(problem))
             )
             continue
         result.reports.append(

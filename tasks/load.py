@@ -57,14 +57,14 @@ class DeliveryReportLoader:
     batch_size: int = 5000
 
     def load(self, reports: Sequence[BuiltReport]) -> LoadResult:
-        """Send every report; a 409 quarantines the orders it names (or bisects to find them) only."""
+        """Send every report; a refusal quarantines the orders it names (or bisects to find them) only."""
         result = LoadResult()
         for batch in batches(reports, self.batch_size):
             self._send_isolating(batch, result)
         return result
 
     def _send_isolating(self, batch: Sequence[BuiltReport], result: LoadResult) -> None:
-        """Send `batch`; on 409 set aside the refused orders and send the others again."""
+        """Send `batch`; on a refusal set aside the refused orders and send the others again."""
         if not batch:
             return
         try:
@@ -80,10 +80,12 @@ class DeliveryReportLoader:
             named = {built.order_ref_1: errors_naming(built.order_ref_1, rejected.errors) for built in batch}
             refused = [built for built in batch if named[built.order_ref_1]]
             if refused:
-                result.quarantined += [self._refused(built, named[built.order_ref_1]) for built in refused]
+                result.quarantined += [
+                    self._refused(built, rejected.status, named[built.order_ref_1]) for built in refused
+                ]
                 self._send_isolating([built for built in batch if not named[built.order_ref_1]], result)
             elif len(batch) == 1:
-                result.quarantined.append(self._refused(batch[0], rejected.errors))
+                result.quarantined.append(self._refused(batch[0], rejected.status, rejected.errors))
             else:
                 middle = len(batch) // 2
                 self._send_isolating(batch[:middle], result)
@@ -93,14 +95,14 @@ class DeliveryReportLoader:
         result.sent += batch
 
     @staticmethod
-    def _refused(built: BuiltReport, errors: Sequence[str]) -> QuarantinedOrder:
+    def _refused(built: BuiltReport, status: int, errors: Sequence[str]) -> QuarantinedOrder:
         """A quarantine entry carrying SeQura's own words."""
         return QuarantinedOrder(
             built.reference,
             built.order_ref_1,
             built.id_orders,
             Stage.LOAD,
-            "SeQura refused it (409): " + "; ".join(errors),
+            f"SeQura refused it ({status}): " + "; ".join(errors),
         )
 
 

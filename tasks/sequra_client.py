@@ -17,6 +17,8 @@ from schemas.sequra import DeliveryReport
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Answers about the payload itself: the loader sets the refused orders aside and sends the rest.
+REFUSED_STATUS = frozenset({400, 409, 413, 422})
 MAX_RETRY_AFTER_SECONDS = 300.0
 
 
@@ -29,10 +31,11 @@ class SequraAuthError(SequraError):
 
 
 class SequraRejectedError(SequraError):
-    """SeQura answered 409: the payload holds orders it will not accept; `errors` says which and why."""
+    """SeQura refused the payload (409, or 400/413/422): orders it will not accept; `errors` says why."""
 
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("SeQura rejected the report (409): " + "; ".join(errors))
+    def __init__(self, status: int, errors: list[str]) -> None:
+        super().__init__(f"SeQura refused the report ({status}): " + "; ".join(errors))
+        self.status = status
         self.errors = errors
 
 
@@ -41,7 +44,7 @@ class SequraUnavailableError(SequraError):
 
 
 class SequraRequestError(SequraError):
-    """SeQura answered another 4xx: the request itself is wrong; retrying would not help."""
+    """SeQura answered another 4xx (404, 405…): the URL or method is wrong; retrying would not help."""
 
 
 class SequraClient(abc.ABC):
@@ -130,7 +133,11 @@ class HttpSequraClient(SequraClient):
                 requests.ConnectionError,
                 requests.exceptions.ChunkedEncodingError,
             ) as error:
-                problem = f"{type(error).__name__} after {self.timeout_seconds:g}s timeout"
+                problem = type(error).__name__ + (
+                    f" (no answer within {self.timeout_seconds:g}s)"
+                    if isinstance(error, requests.Timeout)
+                    else ""
+                )
             else:
                 if 200 <= response.status_code < 300:
                     return response
@@ -158,7 +165,7 @@ class HttpSequraClient(SequraClient):
                 f"SeQura refused merchant '{self.merchant_id}' (403: {'; '.join(_errors(response))}); "
                 "check SEQURA_MERCHANT_ID matches the credentials"
             )
-        if status == 409:
-            raise SequraRejectedError(_errors(response))
+        if status in REFUSED_STATUS:
+            raise SequraRejectedError(status, _errors(response))
         if status not in RETRYABLE_STATUS:
             raise SequraRequestError(f"SeQura answered {status}: {'; '.join(_errors(response))}")

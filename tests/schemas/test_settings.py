@@ -36,7 +36,6 @@ def test_payment_modules_are_a_comma_separated_list() -> None:
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("SHOP_DB_URL", "not a url"),
         ("SHOP_TABLE_PREFIX", "ps-; drop"),
         ("SEQURA_PAYMENT_MODULES", ","),
         ("SEQURA_API_URL", "sandbox.sequrapi.com"),
@@ -49,6 +48,19 @@ def test_a_malformed_setting_is_named_in_the_error(variable: str, value: str) ->
     with pytest.raises(SettingError, match=rf"^{variable}: '") as raised:
         Settings.from_env({**BASE, variable: value})
     assert raised.value.name == variable
+
+
+@pytest.mark.parametrize("variable", ["SHOP_DB_URL", "STATE_DB_URL"])
+def test_a_malformed_database_url_is_named_without_echoing_its_password(variable: str) -> None:
+    with pytest.raises(SettingError, match=rf"^{variable}: is not a database URL") as raised:
+        Settings.from_env({**BASE, variable: "mysql+pymysql//shop:s3cret-password@db/prestashop"})
+    assert "s3cret-password" not in str(raised.value)
+
+
+def test_database_passwords_never_show_in_a_repr() -> None:
+    settings = Settings.from_env({**BASE, "STATE_DB_URL": "postgresql+psycopg2://etl:state-pw@db/state"})
+    assert "state-pw" not in repr(settings) and "pw@db" not in repr(settings)
+    assert settings.state_url() == "postgresql+psycopg2://etl:state-pw@db/state"
 
 
 def test_a_missing_credential_is_named_with_what_to_set() -> None:

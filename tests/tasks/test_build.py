@@ -9,7 +9,7 @@ from sqlalchemy import String, literal
 from demo.shop import Discount, Line
 from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
-from tasks.build import ADJUSTMENT_NAME, fingerprint
+from tasks.build import ADJUSTMENT_NAME, fingerprint, quarantine_reason
 from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, Shop
 
 
@@ -60,6 +60,25 @@ def test_sent_at_is_the_first_shipped_history_row_in_utc(shop: Shop) -> None:
     shop.writer.set_state(id_order, DELIVERED, at=MORNING.replace(hour=18))
     report = shop.report("SHIPTIME").report
     assert report.sent_at == "2026-11-20T09:00:00+00:00"
+
+
+def test_shipped_becoming_delivered_keeps_the_fingerprint(shop: Shop) -> None:
+    id_order = shop.shipped_order("ARRIVEDOK")
+    shipped = shop.report("ARRIVEDOK")
+    shop.writer.set_state(id_order, DELIVERED, at=MORNING.replace(hour=19))
+    delivered = shop.report("ARRIVEDOK")
+    assert (shipped.report.state, delivered.report.state) == ("shipped", "delivered")
+    assert shipped.fingerprint == delivered.fingerprint
+
+
+def test_a_blank_tracking_number_is_not_sent(shop: Shop) -> None:
+    shop.shipped_order("BLANKTRAK", tracking_number="   ")
+    assert shop.report("BLANKTRAK").report.trackings == ()
+
+
+def test_an_unexpected_error_quarantines_the_order_with_its_type() -> None:
+    reason = quarantine_reason(KeyError("product_quantity"))
+    assert reason.startswith("could not build the report (KeyError: 'product_quantity')")
 
 
 def test_state_is_delivered_when_the_current_state_is_ps_os_delivered(shop: Shop) -> None:

@@ -8,8 +8,9 @@ from pydantic import SecretStr
 
 from sandbox.server import SandboxServer
 from schemas.reports import BuiltReport, Stage
+from schemas.sequra import DeliveryReport
 from tasks.load import DeliveryReportLoader, batches, errors_naming
-from tasks.sequra_client import HttpSequraClient
+from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError
 from tests.cases import PLATFORM, built_report
 
 MERCHANT = "demo_merchant"
@@ -82,3 +83,27 @@ def test_errors_naming_finds_the_order_phrase_and_ignores_other_numbers() -> Non
     assert errors_naming("8", errors) == []
     assert errors_naming("ABCDEFGHI", ["ABCDEFGHI has a bad cart"]) == ["ABCDEFGHI has a bad cart"]
     assert errors_naming("ABC", ["ABCDEFGHI has a bad cart"]) == []
+
+
+class TooLargeAboveTwo(SequraClient):
+    """A SeQura stand-in whose proxy refuses bodies of more than two orders with 413."""
+
+    def __init__(self) -> None:
+        self.accepted: list[str] = []
+
+    def send_delivery_report(self, report: DeliveryReport) -> None:
+        if len(report.orders) > 2:
+            raise SequraRejectedError(413, ["Request Entity Too Large"])
+        self.accepted += [order.merchant_reference.order_ref_1 for order in report.orders]
+
+
+def test_a_payload_refused_as_too_large_is_split_until_it_fits() -> None:
+    client = TooLargeAboveTwo()
+    acknowledged: list[list[str]] = []
+    loader = DeliveryReportLoader(
+        client, MERCHANT, PLATFORM, lambda b: acknowledged.append([r.order_ref_1 for r in b])
+    )
+    result = loader.load([built_report(f"REF{i}") for i in range(5)])
+    assert sorted(client.accepted) == [f"REF{i}" for i in range(5)]
+    assert result.quarantined == []
+    assert sum(len(batch) for batch in acknowledged) == 5
