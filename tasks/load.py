@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from schemas.reports import BuiltReport, QuarantinedOrder, Stage
 from schemas.sequra import DeliveryReport, Merchant, Platform
 from schemas.settings import Settings
-from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError
+from tasks.sequra_client import LOG, HttpSequraClient, SequraClient, SequraRejectedError
 from tasks.state import record_sent
 
 OnSent = Callable[[Sequence[BuiltReport]], None]
@@ -106,8 +107,8 @@ class DeliveryReportLoader:
         )
 
 
-def sequra_client(settings: Settings) -> HttpSequraClient:
-    """The real SeQura client from the settings; raises SettingError for a missing credential."""
+def sequra_client(settings: Settings, log: logging.Logger | logging.LoggerAdapter = LOG) -> HttpSequraClient:
+    """The real SeQura client from the settings, logging its retries to `log`; SettingError if unset."""
     settings.require("username", "password", "merchant_id")
     assert (
         settings.username is not None and settings.password is not None and settings.merchant_id is not None
@@ -120,6 +121,7 @@ def sequra_client(settings: Settings) -> HttpSequraClient:
         timeout_seconds=settings.timeout_seconds,
         max_attempts=settings.max_attempts,
         backoff_seconds=settings.backoff_seconds,
+        log=log,
     )
 
 
@@ -128,7 +130,7 @@ def send_delivery_reports(
     settings: Settings, store: Engine, run_id: str, platform: Platform, reports: Sequence[BuiltReport]
 ) -> LoadResult:
     """POST the new reports to SeQura; commits each acknowledged batch to the state store."""
-    client = sequra_client(settings)
+    client = sequra_client(settings, get_run_logger())
     merchant = client.merchant_id
     loader = DeliveryReportLoader(
         client=client,

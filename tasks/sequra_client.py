@@ -14,8 +14,7 @@ from pydantic import SecretStr
 
 from schemas.sequra import DeliveryReport
 
-log = logging.getLogger(__name__)
-
+LOG = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Answers about the payload itself: the loader sets the refused orders aside and sends the rest.
 REFUSED_STATUS = frozenset({400, 409, 413, 422})
@@ -89,6 +88,7 @@ class HttpSequraClient(SequraClient):
         max_attempts: int = 5,
         backoff_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        log: logging.Logger | logging.LoggerAdapter = LOG,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.merchant_id = merchant_id
@@ -96,6 +96,7 @@ class HttpSequraClient(SequraClient):
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
+        self._log = log
         self._session = requests.Session()
         self._session.auth = (username, password.get_secret_value())
         self._session.headers.update(
@@ -145,7 +146,9 @@ class HttpSequraClient(SequraClient):
                 problem = f"HTTP {response.status_code}"
             if attempt < self.max_attempts:
                 delay = self.backoff(attempt, response)
-                log.warning("SeQura %s %s: %s; retry %d in %.1fs", method, path, problem, attempt, delay)
+                self._log.warning(
+                    "SeQura %s %s: %s; retry %d in %.1fs", method, path, problem, attempt, delay
+                )
                 self._sleep(delay)
         raise SequraUnavailableError(
             f"SeQura did not accept {method} {url} after {self.max_attempts} attempts (last: {problem}); "

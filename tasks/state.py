@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, insert, inspect, select, update
+from sqlalchemy import Engine, Table, create_engine, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -174,46 +175,66 @@ def _payload_json(built: BuiltReport) -> str:
     return json.dumps(built.report.wire(), ensure_ascii=False, sort_keys=True)
 
 
+def _existing_keys(conn: Connection, table: Table, merchant: str, key: str, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` already have a row of `merchant` in `table`."""
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(keys))):
+        found |= set(
+            conn.execute(
+                select(table.c[key]).where(table.c.merchant == merchant, table.c[key].in_(chunk))
+            ).scalars()
+        )
+    return found
+
+
+def _upsert(
+    conn: Connection,
+    table: Table,
+    merchant: str,
+    key: str,
+    rows: Sequence[dict[str, Any]],
+    on_insert: dict[str, Any],
+) -> None:
+    """Update the rows of `merchant` whose `key` exists, insert the others with `on_insert` added."""
+    existing = _existing_keys(conn, table, merchant, key, [row[key] for row in rows])
+    for row in rows:
+        if row[key] in existing:
+            conn.execute(
+                update(table).where(table.c.merchant == merchant, table.c[key] == row[key]).values(**row)
+            )
+        else:
+            conn.execute(insert(table).values(merchant=merchant, **on_insert, **row))
+
+
+def _resolve(conn: Connection, merchant: str, references: Sequence[str], moment: datetime) -> None:
+    """Mark the open quarantine entries of `references` resolved."""
+    q = state.quarantine
+    for chunk in _chunks(sorted(set(references))):
+        conn.execute(
+            update(q)
+            .where(q.c.merchant == merchant, q.c.reference.in_(chunk), q.c.resolved_at.is_(None))
+            .values(resolved_at=moment)
+        )
+
+
 def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
     """In one transaction: upsert the snapshots SeQura acknowledged, resolve their quarantine, count them."""
-    snapshots, q, runs = state.order_snapshots, state.quarantine, state.runs
+    runs = state.runs
     moment = now()
+    rows = [
+        {
+            "order_ref_1": built.order_ref_1,
+            "reference": built.reference,
+            "fingerprint": built.fingerprint,
+            "payload": _payload_json(built),
+            "last_sent_at": moment,
+            "run_id": run_id,
+        }
+        for built in sent
+    ]
     with engine.begin() as conn:
-        known = set()
-        for chunk in _chunks([b.order_ref_1 for b in sent]):
-            known |= set(
-                conn.execute(
-                    select(snapshots.c.order_ref_1).where(
-                        snapshots.c.merchant == merchant, snapshots.c.order_ref_1.in_(chunk)
-                    )
-                ).scalars()
-            )
-        for built in sent:
-            values = {
-                "reference": built.reference,
-                "fingerprint": built.fingerprint,
-                "payload": _payload_json(built),
-                "last_sent_at": moment,
-                "run_id": run_id,
-            }
-            if built.order_ref_1 in known:
-                conn.execute(
-                    update(snapshots)
-                    .where(snapshots.c.merchant == merchant, snapshots.c.order_ref_1 == built.order_ref_1)
-                    .values(**values)
-                )
-            else:
-                conn.execute(
-                    insert(snapshots).values(
-                        merchant=merchant, order_ref_1=built.order_ref_1, first_sent_at=moment, **values
-                    )
-                )
-        for chunk in _chunks([b.reference for b in sent]):
-            conn.execute(
-                update(q)
-                .where(q.c.merchant == merchant, q.c.reference.in_(chunk), q.c.resolved_at.is_(None))
-                .values(resolved_at=moment)
-            )
+        _upsert(conn, state.order_snapshots, merchant, "order_ref_1", rows, {"first_sent_at": moment})
+        _resolve(conn, merchant, [built.reference for built in sent], moment)
         conn.execute(
             update(runs).where(runs.c.run_id == run_id).values(sent_count=runs.c.sent_count + len(sent))
         )
@@ -223,69 +244,53 @@ def record_quarantine(
     engine: Engine, run_id: str, merchant: str, quarantined: Sequence[QuarantinedOrder]
 ) -> None:
     """Upsert the quarantined orders with their latest reason; reopens an entry resolved before."""
-    q = state.quarantine
     moment = now()
+    rows = [
+        {
+            "reference": entry.reference,
+            "order_ref_1": entry.order_ref_1,
+            "id_orders": ",".join(map(str, entry.id_orders)),
+            "stage": str(entry.stage),
+            "reason": entry.reason,
+            "last_seen_at": moment,
+            "run_id": run_id,
+            "resolved_at": None,
+        }
+        for entry in quarantined
+    ]
     with engine.begin() as conn:
-        known = set()
-        for chunk in _chunks([entry.reference for entry in quarantined]):
-            known |= set(
-                conn.execute(
-                    select(q.c.reference).where(q.c.merchant == merchant, q.c.reference.in_(chunk))
-                ).scalars()
-            )
-        for entry in quarantined:
-            values = {
-                "order_ref_1": entry.order_ref_1,
-                "id_orders": ",".join(map(str, entry.id_orders)),
-                "stage": str(entry.stage),
-                "reason": entry.reason,
-                "last_seen_at": moment,
-                "run_id": run_id,
-                "resolved_at": None,
-            }
-            if entry.reference in known:
-                conn.execute(
-                    update(q)
-                    .where(q.c.merchant == merchant, q.c.reference == entry.reference)
-                    .values(**values)
-                )
-            else:
-                conn.execute(
-                    insert(q).values(
-                        merchant=merchant, reference=entry.reference, first_seen_at=moment, **values
-                    )
-                )
+        _upsert(conn, state.quarantine, merchant, "reference", rows, {"first_seen_at": moment})
 
 
 def record_changes(engine: Engine, run_id: str, merchant: str, changed: Sequence[ClassifiedReport]) -> int:
     """Keep each distinct change of a reported order once, for the order update stage; returns how many."""
     changes = state.order_changes
     moment = now()
-    added = 0
     with engine.begin() as conn:
-        for item in changed:
-            seen = conn.execute(
-                select(changes.c.id).where(
-                    changes.c.merchant == merchant,
-                    changes.c.order_ref_1 == item.built.order_ref_1,
-                    changes.c.fingerprint == item.built.fingerprint,
-                )
-            ).first()
-            if seen is None:
+        seen: set[str] = set()
+        for chunk in _chunks(sorted({item.built.fingerprint for item in changed})):
+            seen |= set(
                 conn.execute(
-                    insert(changes).values(
-                        merchant=merchant,
-                        order_ref_1=item.built.order_ref_1,
-                        reference=item.built.reference,
-                        previous_fingerprint=item.previous_fingerprint or "",
-                        fingerprint=item.built.fingerprint,
-                        payload=_payload_json(item.built),
-                        detected_at=moment,
-                        run_id=run_id,
+                    select(changes.c.fingerprint).where(
+                        changes.c.merchant == merchant, changes.c.fingerprint.in_(chunk)
                     )
+                ).scalars()
+            )
+        fresh = [item for item in changed if item.built.fingerprint not in seen]
+        for item in fresh:
+            conn.execute(
+                insert(changes).values(
+                    merchant=merchant,
+                    order_ref_1=item.built.order_ref_1,
+                    reference=item.built.reference,
+                    previous_fingerprint=item.previous_fingerprint or "",
+                    fingerprint=item.built.fingerprint,
+                    payload=_payload_json(item.built),
+                    detected_at=moment,
+                    run_id=run_id,
                 )
-                added += 1
-    return added
+            )
+    return len(fresh)
 
 
 def finish_run(
@@ -313,15 +318,8 @@ def finish_run(
 
 def resolve_quarantine(engine: Engine, merchant: str, references: Sequence[str]) -> None:
     """Close the quarantine entries of references that now build and need no sending."""
-    q = state.quarantine
-    moment = now()
     with engine.begin() as conn:
-        for chunk in _chunks(sorted(set(references))):
-            conn.execute(
-                update(q)
-                .where(q.c.merchant == merchant, q.c.reference.in_(chunk), q.c.resolved_at.is_(None))
-                .values(resolved_at=moment)
-            )
+        _resolve(conn, merchant, references, now())
 
 
 def record_findings(
