@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,15 @@ from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, 
 from tasks.window import Window
 
 KEYS_PER_QUERY = 500
+RUN_LEASE = timedelta(hours=2)
 
 
 class StateStoreError(RuntimeError):
     """The state store cannot be opened or is newer than this code; the message says what to do."""
+
+
+class RunInProgressError(StateStoreError):
+    """Another run for the same merchant is sending; two at once could send the same orders twice."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +153,26 @@ def start_run(
     dry_run: bool,
     flow_run_id: str | None,
 ) -> None:
-    """Record that a run started; writes one runs row."""
+    """Record that a run started (one runs row), unless another run for `merchant` is still running.
+
+    A run that crashed without closing its row stops blocking after RUN_LEASE.
+    """
+    runs = state.runs
+    moment = now()
     with engine.begin() as conn:
+        running = conn.execute(
+            select(runs.c.run_id, runs.c.started_at).where(
+                runs.c.merchant == merchant,
+                runs.c.status == "running",
+                runs.c.started_at > moment - RUN_LEASE,
+            )
+        ).first()
+        if running is not None:
+            raise RunInProgressError(
+                f"run {running.run_id} for merchant {merchant} started at "
+                f"{running.started_at:%Y-%m-%d %H:%M} UTC and is still running; try again when it ends "
+                f"(a crashed run stops blocking after {RUN_LEASE})"
+            )
         conn.execute(
             insert(state.runs).values(
                 run_id=run_id,
@@ -160,7 +183,7 @@ def start_run(
                 continues=window.continues,
                 dry_run=dry_run,
                 status="running",
-                started_at=now(),
+                started_at=moment,
                 new_count=0,
                 changed_count=0,
                 unchanged_count=0,

@@ -13,7 +13,9 @@ from sqlalchemy.pool import NullPool
 from schemas import state
 from schemas.reports import Change, ClassifiedReport, QuarantinedOrder, Stage
 from tasks.state import (
+    RUN_LEASE,
     RunCounts,
+    RunInProgressError,
     StateStoreError,
     finish_run,
     last_successful_until,
@@ -115,6 +117,41 @@ def test_a_backfill_that_leaves_a_gap_does_not_move_where_scheduled_runs_go_on(s
     start_run(engine, "backfill", MERCHANT, gap, dry_run=False, flow_run_id=None)
     finish_run(engine, "backfill", "succeeded")
     assert last_successful_until(engine, MERCHANT) == UNTIL
+    engine.dispose()
+
+
+def test_a_second_run_for_the_same_merchant_is_refused_while_the_first_runs(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "first", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    with pytest.raises(RunInProgressError, match="run first for merchant demo_merchant"):
+        start_run(engine, "second", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    start_run(engine, "other", "another_merchant", Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    finish_run(engine, "first", "succeeded")
+    start_run(engine, "third", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    engine.dispose()
+
+
+def test_a_crashed_run_stops_blocking_after_its_lease(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(state.runs).values(
+                run_id="crashed",
+                merchant=MERCHANT,
+                since=SINCE,
+                until=UNTIL,
+                continues=True,
+                dry_run=False,
+                status="running",
+                started_at=datetime.now(UTC) - RUN_LEASE - timedelta(minutes=1),
+                new_count=0,
+                changed_count=0,
+                unchanged_count=0,
+                quarantined_count=0,
+                sent_count=0,
+            )
+        )
+    start_run(engine, "next", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     engine.dispose()
 
 
