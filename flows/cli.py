@@ -46,6 +46,19 @@ def parser() -> argparse.ArgumentParser:
     deliver.add_argument("--out", help="where --dry-run writes the report it would send")
     for attr, option in OPTION_SETTINGS.items():
         deliver.add_argument(option, dest=attr, help=f"overrides {SETTINGS[attr].env}")
+    release = commands.add_parser(
+        "release", help="settle an order held because a run sent it without hearing back from SeQura"
+    )
+    release.add_argument("order_ref_1", help="the order as SeQura knows it (merchant_reference.order_ref_1)")
+    release.add_argument(
+        "--delivered",
+        action="store_true",
+        help="SeQura has it: record it as sent instead of sending it again",
+    )
+    release.add_argument("--merchant", dest="merchant_id", help=f"overrides {SETTINGS['merchant_id'].env}")
+    release.add_argument(
+        "--state-db-url", dest="state_db_url", help=f"overrides {SETTINGS['state_db_url'].env}"
+    )
     sandbox = commands.add_parser("sandbox", help="run the local SeQura sandbox")
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     commands.add_parser("demo", help="seed a demo shop, start the sandbox and run the flow end to end")
@@ -77,6 +90,22 @@ def deliver(args: argparse.Namespace) -> int:
     return 0
 
 
+def release(args: argparse.Namespace) -> int:
+    """Settle one order held as maybe delivered, and say what happens to it next."""
+    from tasks.state import open_state_store, release_in_flight
+
+    settings = Settings.from_env(merchant_id=args.merchant_id, state_db_url=args.state_db_url)
+    settings.require("merchant_id")
+    store = open_state_store(settings.state_url())
+    try:
+        print(
+            release_in_flight(store, settings.merchant_id or "", args.order_ref_1, delivered=args.delivered)
+        )
+    finally:
+        store.dispose()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the sequra-etl console script."""
     args = parser().parse_args(argv)
@@ -84,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "deliver":
             apply_options(args)
             return deliver(args)
+        if args.command == "release":
+            return release(args)
         if args.command == "sandbox":
             from sandbox.config import SandboxConfig
             from sandbox.server import serve_forever

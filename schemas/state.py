@@ -105,6 +105,18 @@ quarantine = Table(
     Column("resolved_at", UtcDateTime),
 )
 
+in_flight = Table(
+    "in_flight",
+    metadata,
+    Column("merchant", String(64), primary_key=True),
+    Column("order_ref_1", String(64), primary_key=True),
+    Column("reference", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("payload", _payload(), nullable=False),
+    Column("sending_at", UtcDateTime, nullable=False),
+    Column("run_id", String(36), nullable=False),
+)
+
 order_changes = Table(
     "order_changes",
     metadata,

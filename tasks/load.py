@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -16,10 +17,21 @@ from sqlalchemy import Engine
 from schemas.reports import BuiltReport, QuarantinedOrder, Stage
 from schemas.sequra import DeliveryReport, Merchant, Platform
 from schemas.settings import Settings
-from tasks.sequra_client import LOG, HttpSequraClient, SequraClient, SequraRejectedError
-from tasks.state import record_sent
+from tasks.sequra_client import LOG, HttpSequraClient, SequraClient, SequraError, SequraRejectedError
+from tasks.state import StateLedger, uncertain_deliveries
 
-OnSent = Callable[[Sequence[BuiltReport]], None]
+
+class DeliveryLedger(Protocol):
+    """Where the loader notes each batch: about to go, acknowledged, or answered without acceptance."""
+
+    def sending(self, batch: Sequence[BuiltReport]) -> None:
+        """Note that `batch` is about to be POSTed."""
+
+    def sent(self, batch: Sequence[BuiltReport]) -> None:
+        """Note that SeQura acknowledged `batch`."""
+
+    def not_sent(self, batch: Sequence[BuiltReport]) -> None:
+        """Note that SeQura answered `batch` without accepting it."""
 
 
 @dataclass
@@ -49,12 +61,12 @@ def errors_naming(order_ref_1: str, errors: Sequence[str]) -> list[str]:
 
 @dataclass
 class DeliveryReportLoader:
-    """Sends order reports for one merchant, committing each acknowledged batch through `on_sent`."""
+    """Sends order reports for one merchant, noting every batch in a ledger before and after it goes."""
 
     client: SequraClient
     merchant_id: str
     platform: Platform
-    on_sent: OnSent
+    ledger: DeliveryLedger
     batch_size: int = 5000
 
     def load(self, reports: Sequence[BuiltReport]) -> LoadResult:
@@ -70,6 +82,7 @@ class DeliveryReportLoader:
             return
         try:
             result.requests += 1
+            self.ledger.sending(batch)
             self.client.send_delivery_report(
                 DeliveryReport(
                     merchant=Merchant(id=self.merchant_id),
@@ -78,6 +91,7 @@ class DeliveryReportLoader:
                 )
             )
         except SequraRejectedError as rejected:
+            self.ledger.not_sent(batch)
             named = {built.order_ref_1: errors_naming(built.order_ref_1, rejected.errors) for built in batch}
             refused = [built for built in batch if named[built.order_ref_1]]
             if refused:
@@ -92,7 +106,11 @@ class DeliveryReportLoader:
                 self._send_isolating(batch[:middle], result)
                 self._send_isolating(batch[middle:], result)
             return
-        self.on_sent(batch)
+        except SequraError as error:
+            if not getattr(error, "maybe_delivered", False):
+                self.ledger.not_sent(batch)
+            raise
+        self.ledger.sent(batch)
         result.sent += batch
 
     @staticmethod
@@ -125,21 +143,47 @@ def sequra_client(settings: Settings, log: logging.Logger | logging.LoggerAdapte
     )
 
 
+def hold_uncertain(
+    reports: Sequence[BuiltReport], uncertain: dict[str, str]
+) -> tuple[list[BuiltReport], list[QuarantinedOrder]]:
+    """Keep back the orders an earlier run may have delivered unanswered; send the rest."""
+    sendable = [built for built in reports if built.order_ref_1 not in uncertain]
+    held = [
+        QuarantinedOrder(
+            built.reference,
+            built.order_ref_1,
+            built.id_orders,
+            Stage.LOAD,
+            f"{uncertain[built.order_ref_1]} but got no answer; SeQura may have it. Check in SeQura's back "
+            f"office, then run `sequra-etl release {built.order_ref_1}` to send it again, or add --delivered "
+            "if SeQura has it",
+        )
+        for built in reports
+        if built.order_ref_1 in uncertain
+    ]
+    return sendable, held
+
+
 @task(name="send-delivery-reports", cache_policy=NO_CACHE)
 def send_delivery_reports(
     settings: Settings, store: Engine, run_id: str, platform: Platform, reports: Sequence[BuiltReport]
 ) -> LoadResult:
-    """POST the new reports to SeQura; commits each acknowledged batch to the state store."""
+    """POST the new reports to SeQura; notes each batch in the state store before and after it goes."""
     client = sequra_client(settings, get_run_logger())
     merchant = client.merchant_id
+    sendable, held = hold_uncertain(
+        reports, uncertain_deliveries(store, merchant, [b.order_ref_1 for b in reports])
+    )
     loader = DeliveryReportLoader(
         client=client,
         merchant_id=merchant,
         platform=platform,
-        on_sent=lambda batch: record_sent(store, run_id, merchant, batch),
+        ledger=StateLedger(store, run_id, merchant),
         batch_size=settings.batch_size,
     )
-    return loader.load(reports)
+    result = loader.load(sendable)
+    result.quarantined += held
+    return result
 
 
 def write_delivery_report(

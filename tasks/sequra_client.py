@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+import urllib3
 from pydantic import SecretStr
 
 from schemas.sequra import DeliveryReport
@@ -39,7 +40,23 @@ class SequraRejectedError(SequraError):
 
 
 class SequraUnavailableError(SequraError):
-    """SeQura kept failing (5xx, 429, timeouts, dropped connections) after every retry."""
+    """SeQura kept failing (5xx, 429, timeouts, dropped connections) after every retry.
+
+    `maybe_delivered` is true when an attempt timed out or lost its connection after the request left:
+    SeQura may have accepted it without our hearing so.
+    """
+
+    def __init__(self, message: str, *, maybe_delivered: bool) -> None:
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
+
+
+def _never_left(error: requests.RequestException) -> bool:
+    """True when the request cannot have reached SeQura: no connection was ever made."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 class SequraRequestError(SequraError):
@@ -125,6 +142,7 @@ class HttpSequraClient(SequraClient):
         """Send one request with retries on 5xx, 429, timeouts and dropped connections; raise on the rest."""
         url = self.base_url + path
         problem = ""
+        maybe_delivered = False
         for attempt in range(1, self.max_attempts + 1):
             response: requests.Response | None = None
             try:
@@ -134,6 +152,7 @@ class HttpSequraClient(SequraClient):
                 requests.ConnectionError,
                 requests.exceptions.ChunkedEncodingError,
             ) as error:
+                maybe_delivered = maybe_delivered or not _never_left(error)
                 problem = type(error).__name__ + (
                     f" (no answer within {self.timeout_seconds:g}s)"
                     if isinstance(error, requests.Timeout)
@@ -152,7 +171,12 @@ class HttpSequraClient(SequraClient):
                 self._sleep(delay)
         raise SequraUnavailableError(
             f"SeQura did not accept {method} {url} after {self.max_attempts} attempts (last: {problem}); "
-            "nothing was marked as sent, the next run will try again"
+            + (
+                "SeQura may have received it unanswered, so the next run holds those orders until you check"
+                if maybe_delivered
+                else "nothing was marked as sent, the next run will try again"
+            ),
+            maybe_delivered=maybe_delivered,
         )
 
     def _raise_final(self, response: requests.Response) -> None:

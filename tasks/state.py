@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, func, insert, inspect, select, update
+from sqlalchemy import Engine, Table, create_engine, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,7 +43,8 @@ class RunCounts:
 def _create_version_1(conn: Connection) -> None:
     """Version 1: runs, snapshots, quarantine and changes."""
     state.metadata.create_all(
-        conn, tables=[state.runs, state.order_snapshots, state.quarantine, state.order_changes]
+        conn,
+        tables=[state.runs, state.order_snapshots, state.quarantine, state.order_changes, state.in_flight],
     )
 
 
@@ -241,7 +242,10 @@ def _resolve(conn: Connection, merchant: str, references: Sequence[str], moment:
 
 
 def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
-    """In one transaction: upsert the snapshots SeQura acknowledged, resolve their quarantine, count them."""
+    """Keep what SeQura acknowledged, in one transaction.
+
+    Upserts the snapshots, clears them from in_flight, resolves their quarantine and counts them on the run.
+    """
     runs = state.runs
     moment = now()
     rows = [
@@ -257,6 +261,7 @@ def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[Built
     ]
     with engine.begin() as conn:
         _upsert(conn, state.order_snapshots, merchant, "order_ref_1", rows, {"first_sent_at": moment})
+        _forget_in_flight(conn, merchant, [built.order_ref_1 for built in sent])
         _resolve(conn, merchant, [built.reference for built in sent], moment)
         conn.execute(
             update(runs).where(runs.c.run_id == run_id).values(sent_count=runs.c.sent_count + len(sent))
@@ -364,3 +369,101 @@ def record_findings(
         item.built.reference for item in classified if item.change is Change.NEW
     }
     resolve_quarantine(engine, merchant, sorted(set(retried) - still_open))
+
+
+def _forget_in_flight(conn: Connection, merchant: str, order_refs: Sequence[str]) -> None:
+    """Delete the in_flight rows of `order_refs`."""
+    flight = state.in_flight
+    for chunk in _chunks(sorted(set(order_refs))):
+        conn.execute(delete(flight).where(flight.c.merchant == merchant, flight.c.order_ref_1.in_(chunk)))
+
+
+@dataclass(frozen=True)
+class StateLedger:
+    """The loader's ledger in the state store: in_flight before a POST, snapshots after its 2xx."""
+
+    engine: Engine
+    run_id: str
+    merchant: str
+
+    def sending(self, batch: Sequence[BuiltReport]) -> None:
+        """Note the batch in in_flight before it is POSTed, so a crash cannot hide that it may have gone."""
+        moment = now()
+        rows = [
+            {
+                "order_ref_1": built.order_ref_1,
+                "reference": built.reference,
+                "fingerprint": built.fingerprint,
+                "payload": _payload_json(built),
+                "sending_at": moment,
+                "run_id": self.run_id,
+            }
+            for built in batch
+        ]
+        with self.engine.begin() as conn:
+            _upsert(conn, state.in_flight, self.merchant, "order_ref_1", rows, {})
+
+    def sent(self, batch: Sequence[BuiltReport]) -> None:
+        """Record the acknowledged batch (snapshots, in one transaction with the run count)."""
+        record_sent(self.engine, self.run_id, self.merchant, batch)
+
+    def not_sent(self, batch: Sequence[BuiltReport]) -> None:
+        """Forget the batch SeQura answered without accepting."""
+        with self.engine.begin() as conn:
+            _forget_in_flight(conn, self.merchant, [built.order_ref_1 for built in batch])
+
+
+def uncertain_deliveries(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
+    """Orders an earlier run POSTed without hearing back, each with when and by which run."""
+    flight = state.in_flight
+    found: dict[str, str] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(set(order_refs))):
+            rows = conn.execute(
+                select(flight.c.order_ref_1, flight.c.run_id, flight.c.sending_at).where(
+                    flight.c.merchant == merchant, flight.c.order_ref_1.in_(chunk)
+                )
+            )
+            found.update(
+                {
+                    row.order_ref_1: f"run {row.run_id} sent it at {row.sending_at:%Y-%m-%d %H:%M} UTC"
+                    for row in rows
+                }
+            )
+    return found
+
+
+def release_in_flight(engine: Engine, merchant: str, order_ref_1: str, *, delivered: bool) -> str:
+    """Settle an order held as maybe delivered: keep it as sent, or let the next run send it; writes."""
+    flight = state.in_flight
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(flight).where(flight.c.merchant == merchant, flight.c.order_ref_1 == order_ref_1)
+        ).first()
+        if row is None:
+            raise StateStoreError(
+                f"order {order_ref_1} of merchant {merchant} is not held as maybe delivered; nothing to do"
+            )
+        if delivered:
+            moment = now()
+            snapshot = {
+                "order_ref_1": row.order_ref_1,
+                "reference": row.reference,
+                "fingerprint": row.fingerprint,
+                "payload": row.payload,
+                "last_sent_at": row.sending_at,
+                "run_id": row.run_id,
+            }
+            _upsert(
+                conn,
+                state.order_snapshots,
+                merchant,
+                "order_ref_1",
+                [snapshot],
+                {"first_sent_at": row.sending_at},
+            )
+            _resolve(conn, merchant, [row.reference], moment)
+        _forget_in_flight(conn, merchant, [order_ref_1])
+    if delivered:
+        return f"order {order_ref_1} is recorded as delivered to SeQura; it will not be sent again"
+    return f"order {order_ref_1} is released; the next run sends it"

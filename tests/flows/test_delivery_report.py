@@ -7,8 +7,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
+from flows.cli import main
 from flows.delivery_report import delivery_report
-from tasks.sequra_client import SequraAuthError
+from tasks.sequra_client import SequraAuthError, SequraUnavailableError
 from tests.flows.conftest import Pipeline
 from tests.shops import MORNING, SINCE, UNTIL
 
@@ -115,3 +116,22 @@ def test_the_run_is_named_after_its_window_and_publishes_its_artifacts(pipeline:
     assert {"delivery-report-summary", "delivery-report-sent", "delivery-report-quarantine"} <= keys
     summary = next(a for a in artifacts if a.key == "delivery-report-summary")
     assert "| 1 | 0 | 0 | 0 | 1 |" in summary.data
+
+
+def test_an_order_that_may_have_arrived_unanswered_is_held_until_released(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    pipeline.faults(delay_seconds=1.0)
+    monkeypatch.setenv("SEQURA_TIMEOUT_SECONDS", "0.2")
+    monkeypatch.setenv("SEQURA_MAX_ATTEMPTS", "1")
+    with pytest.raises(SequraUnavailableError, match="next run holds those orders"):
+        delivery_report(**WINDOW)
+    pipeline.faults()
+    held = delivery_report(**WINDOW)
+    assert held.counts.sent == 0
+    assert "sequra-etl release AAAAAAAAA" in held.quarantined[0].reason
+    assert main(["release", "AAAAAAAAA"]) == 0
+    assert "the next run sends it" in capsys.readouterr().out
+    assert delivery_report(**WINDOW).counts.sent == 1
+    assert pipeline.accepted() == ["AAAAAAAAA"]

@@ -10,7 +10,7 @@ from sandbox.server import SandboxServer
 from schemas.reports import BuiltReport, Stage
 from schemas.sequra import DeliveryReport
 from tasks.load import DeliveryReportLoader, batches, errors_naming
-from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError
+from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError, SequraUnavailableError
 from tests.cases import PLATFORM, built_report
 
 MERCHANT = "demo_merchant"
@@ -22,15 +22,31 @@ def server(sandbox_server: SandboxServer) -> SandboxServer:
     return sandbox_server
 
 
+class ListLedger:
+    """A ledger that keeps, in order, what the loader noted."""
+
+    def __init__(self) -> None:
+        self.notes: list[tuple[str, list[str]]] = []
+
+    def sending(self, batch: Sequence[BuiltReport]) -> None:
+        self.notes.append(("sending", [built.order_ref_1 for built in batch]))
+
+    def sent(self, batch: Sequence[BuiltReport]) -> None:
+        self.notes.append(("sent", [built.order_ref_1 for built in batch]))
+
+    def not_sent(self, batch: Sequence[BuiltReport]) -> None:
+        self.notes.append(("not_sent", [built.order_ref_1 for built in batch]))
+
+    def of(self, kind: str) -> list[list[str]]:
+        return [refs for note, refs in self.notes if note == kind]
+
+
 def loader(
-    server: SandboxServer, acknowledged: list[list[str]], batch_size: int = 5000
+    server: SandboxServer, ledger: ListLedger, batch_size: int = 5000, **client: float
 ) -> DeliveryReportLoader:
-    client = HttpSequraClient(server.url, "demo", SecretStr("demo-secret"), MERCHANT, backoff_seconds=0.01)
-
-    def on_sent(batch: Sequence[BuiltReport]) -> None:
-        acknowledged.append([built.order_ref_1 for built in batch])
-
-    return DeliveryReportLoader(client, MERCHANT, PLATFORM, on_sent, batch_size)
+    options = {"backoff_seconds": 0.01, **client}
+    http = HttpSequraClient(server.url, "demo", SecretStr("demo-secret"), MERCHANT, **options)
+    return DeliveryReportLoader(http, MERCHANT, PLATFORM, ledger, batch_size)
 
 
 def accepted_refs(server: SandboxServer) -> list[str]:
@@ -49,17 +65,26 @@ def test_batches_hold_at_most_the_batch_size() -> None:
 
 
 def test_each_acknowledged_batch_is_committed_as_it_is_sent(server: SandboxServer) -> None:
-    acknowledged: list[list[str]] = []
-    result = loader(server, acknowledged, batch_size=2).load([built_report(f"REF{i}") for i in range(5)])
-    assert acknowledged == [["REF0", "REF1"], ["REF2", "REF3"], ["REF4"]]
+    ledger = ListLedger()
+    result = loader(server, ledger, batch_size=2).load([built_report(f"REF{i}") for i in range(5)])
+    assert ledger.notes == [
+        ("sending", ["REF0", "REF1"]),
+        ("sent", ["REF0", "REF1"]),
+        ("sending", ["REF2", "REF3"]),
+        ("sent", ["REF2", "REF3"]),
+        ("sending", ["REF4"]),
+        ("sent", ["REF4"]),
+    ]
     assert result.requests == 3
     assert accepted_refs(server) == [f"REF{i}" for i in range(5)]
 
 
 def test_orders_named_in_a_conflict_are_quarantined_and_the_rest_sent(server: SandboxServer) -> None:
     reject(server, ["BAD"], named=True)
-    acknowledged: list[list[str]] = []
-    result = loader(server, acknowledged).load([built_report(r) for r in ("OK1", "BAD", "OK2")])
+    ledger = ListLedger()
+    result = loader(server, ledger).load([built_report(r) for r in ("OK1", "BAD", "OK2")])
+    assert ledger.of("not_sent") == [["OK1", "BAD", "OK2"]]
+    assert ledger.of("sent") == [["OK1", "OK2"]]
     assert [q.order_ref_1 for q in result.quarantined] == ["BAD"]
     assert result.quarantined[0].stage is Stage.LOAD
     assert "SeQura refused it (409)" in result.quarantined[0].reason
@@ -69,9 +94,8 @@ def test_orders_named_in_a_conflict_are_quarantined_and_the_rest_sent(server: Sa
 
 def test_an_anonymous_conflict_is_bisected_down_to_the_bad_order(server: SandboxServer) -> None:
     reject(server, ["BAD5"], named=False)
-    acknowledged: list[list[str]] = []
     refs = [f"GOOD{i}" for i in range(5)] + ["BAD5"] + [f"GOOD{i}" for i in range(6, 8)]
-    result = loader(server, acknowledged).load([built_report(r) for r in refs])
+    result = loader(server, ListLedger()).load([built_report(r) for r in refs])
     assert [q.order_ref_1 for q in result.quarantined] == ["BAD5"]
     assert sorted(accepted_refs(server)) == sorted(r for r in refs if r != "BAD5")
     assert result.requests <= 1 + 2 * 3  # one try, then at most two requests per halving level
@@ -99,11 +123,28 @@ class TooLargeAboveTwo(SequraClient):
 
 def test_a_payload_refused_as_too_large_is_split_until_it_fits() -> None:
     client = TooLargeAboveTwo()
-    acknowledged: list[list[str]] = []
-    loader = DeliveryReportLoader(
-        client, MERCHANT, PLATFORM, lambda b: acknowledged.append([r.order_ref_1 for r in b])
+    ledger = ListLedger()
+    result = DeliveryReportLoader(client, MERCHANT, PLATFORM, ledger).load(
+        [built_report(f"REF{i}") for i in range(5)]
     )
-    result = loader.load([built_report(f"REF{i}") for i in range(5)])
     assert sorted(client.accepted) == [f"REF{i}" for i in range(5)]
     assert result.quarantined == []
-    assert sum(len(batch) for batch in acknowledged) == 5
+    assert sum(len(batch) for batch in ledger.of("sent")) == 5
+
+
+def test_a_batch_that_may_have_arrived_unanswered_stays_noted_as_sending(server: SandboxServer) -> None:
+    requests.post(server.url + "_sandbox/faults", json={"delay_seconds": 1.0}, timeout=5).raise_for_status()
+    ledger = ListLedger()
+    with pytest.raises(SequraUnavailableError) as unavailable:
+        loader(server, ledger, timeout_seconds=0.2, max_attempts=1).load([built_report("SLOWREF")])
+    assert unavailable.value.maybe_delivered is True
+    assert ledger.notes == [("sending", ["SLOWREF"])]
+
+
+def test_a_batch_that_never_left_is_noted_as_not_sent() -> None:
+    ledger = ListLedger()
+    closed = HttpSequraClient("http://127.0.0.1:9/", "demo", SecretStr("x"), MERCHANT, max_attempts=1)
+    with pytest.raises(SequraUnavailableError) as unavailable:
+        DeliveryReportLoader(closed, MERCHANT, PLATFORM, ledger).load([built_report("NEVERLEFT")])
+    assert unavailable.value.maybe_delivered is False
+    assert ledger.notes == [("sending", ["NEVERLEFT"]), ("not_sent", ["NEVERLEFT"])]

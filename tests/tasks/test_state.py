@@ -16,6 +16,7 @@ from tasks.state import (
     RUN_LEASE,
     RunCounts,
     RunInProgressError,
+    StateLedger,
     StateStoreError,
     finish_run,
     last_successful_until,
@@ -24,10 +25,12 @@ from tasks.state import (
     record_changes,
     record_quarantine,
     record_sent,
+    release_in_flight,
     resolve_quarantine,
     sent_fingerprints,
     start_run,
     state_tables,
+    uncertain_deliveries,
 )
 from tasks.window import Window
 from tests.cases import built_report
@@ -182,4 +185,37 @@ def test_each_distinct_change_is_kept_once(state_url: str) -> None:
     with engine.connect() as conn:
         payload = conn.execute(select(state.order_changes.c.payload)).scalar_one()
     assert '"order_total_with_tax": 3000' in payload
+    engine.dispose()
+
+
+def test_a_batch_noted_as_sending_stays_uncertain_until_settled(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    ledger = StateLedger(engine, "run-1", MERCHANT)
+    ledger.sending([built_report("AAA"), built_report("BBB"), built_report("CCC")])
+    ledger.sent([built_report("AAA")])
+    ledger.not_sent([built_report("BBB")])
+    uncertain = uncertain_deliveries(engine, MERCHANT, ["AAA", "BBB", "CCC"])
+    assert list(uncertain) == ["CCC"]
+    assert uncertain["CCC"].startswith("run run-1 sent it at ")
+    engine.dispose()
+
+
+def test_an_order_released_as_delivered_is_kept_as_sent(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA")])
+    message = release_in_flight(engine, MERCHANT, "AAA", delivered=True)
+    assert "will not be sent again" in message
+    assert sent_fingerprints(engine, MERCHANT, ["AAA"]) == {"AAA": built_report("AAA").fingerprint}
+    assert uncertain_deliveries(engine, MERCHANT, ["AAA"]) == {}
+    engine.dispose()
+
+
+def test_an_order_released_for_sending_is_left_to_the_next_run(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA")])
+    assert "the next run sends it" in release_in_flight(engine, MERCHANT, "AAA", delivered=False)
+    assert sent_fingerprints(engine, MERCHANT, ["AAA"]) == {}
+    assert uncertain_deliveries(engine, MERCHANT, ["AAA"]) == {}
+    with pytest.raises(StateStoreError, match="not held as maybe delivered"):
+        release_in_flight(engine, MERCHANT, "AAA", delivered=False)
     engine.dispose()
