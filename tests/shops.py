@@ -74,7 +74,7 @@ class Shop:
         order_filter = OrderFilter(modules)
         references = find_candidate_references(self.engine, self.tables, order_filter, since, until)
         return extract_orders(
-            self.engine, self.tables, order_filter, sorted({*references, *retry}), chunk_size=3
+            self.engine, self.tables, order_filter, sorted({*references, *retry}), chunk_size=chunk_size
         )
 
     def build(self, since: datetime = SINCE, until: datetime = UNTIL, **kwargs: object) -> BuildResult:
