@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo()
     except (SettingError, WindowError) as error:
-        print(f"sequra-etl: setting {error}", file=sys.stderr)
+        print(f"sequra-etl: {error}", file=sys.stderr)
         return EXIT_SETTING
     except Exception as error:
         if not getattr(error, "__module__", "").startswith(("tasks", "schemas")):

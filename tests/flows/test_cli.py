@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from flows.cli import EXIT_SETTING, main
+from tests.flows.conftest import Pipeline
 
 SETTINGS = {
     "SHOP_DB_URL": "sqlite:///shop.sqlite",
@@ -63,3 +64,27 @@ def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     out = capsys.readouterr().out
     assert "SEQURA_PAYMENT_MODULES" in out and "STATE_DB_URL" in out
+
+
+def test_deliver_twice_over_the_same_window_sends_nothing_the_second_time(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    window = ["--since", "2026-11-20", "--until", "2026-11-21T00:00:00Z"]
+    assert main(["deliver", *window]) == 0
+    assert "| 1 | 0 | 0 | 0 | 1 |" in capsys.readouterr().out
+    assert main(["deliver", *window]) == 0
+    assert "| 0 | 0 | 1 | 0 | 0 |" in capsys.readouterr().out
+    assert pipeline.accepted() == ["AAAAAAAAA"]
+
+
+def test_wrong_credentials_end_the_command_with_one_line_naming_the_settings(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    monkeypatch.setenv("SEQURA_PASSWORD", "wrong-password-value")
+    assert main(["deliver", "--since", "2026-11-20", "--until", "2026-11-21"]) == 1
+    captured = capsys.readouterr()
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("sequra-etl: SequraAuthError:") and "SEQURA_PASSWORD" in last
+    assert "wrong-password-value" not in captured.out + captured.err
