@@ -69,16 +69,35 @@ def _state_id(value: str | None) -> int | None:
     return int(value) if value and value.strip().isdigit() else None
 
 
-def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) -> frames.ShopConfig:
-    """Read PS_TIMEZONE, PS_OS_DELIVERED, PS_SHOP_NAME and PS_VERSION_DB, shop value over global."""
-    cfg = tables.configuration
+def _configuration_values(conn: Connection, tables: ShopTables, shop_id: int | None) -> dict[str, str]:
+    """CONFIG_NAMES resolved like Configuration::get: the shop's row, its group's, then the global one."""
+    cfg, shop = tables.configuration, tables.shop
+    group = None
+    if shop_id is not None:
+        group = conn.execute(select(shop.c.id_shop_group).where(shop.c.id_shop == shop_id)).scalar()
     rows = conn.execute(
-        select(cfg.c.name, cfg.c.value, cfg.c.id_shop).where(cfg.c.name.in_(CONFIG_NAMES))
+        select(cfg.c.name, cfg.c.value, cfg.c.id_shop, cfg.c.id_shop_group).where(
+            cfg.c.name.in_(CONFIG_NAMES)
+        )
     ).all()
+
+    def rank(row: Any) -> int:
+        if shop_id is not None and row.id_shop == shop_id:
+            return 0
+        if group is not None and row.id_shop is None and row.id_shop_group == group:
+            return 1
+        return 2 if row.id_shop is None and row.id_shop_group is None else 3
+
     values: dict[str, str] = {}
-    for name, value, row_shop in sorted(rows, key=lambda r: r.id_shop is not None and r.id_shop == shop_id):
-        if row_shop is None or row_shop == shop_id or name not in values:
-            values[name] = value
+    for row in sorted(rows, key=rank, reverse=True):
+        values[row.name] = row.value
+    return values
+
+
+def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) -> frames.ShopConfig:
+    """Read PS_TIMEZONE, the delivered and cancelled states, PS_SHOP_NAME and PS_VERSION_DB."""
+    cfg = tables.configuration
+    values = _configuration_values(conn, tables, shop_id)
     timezone = values.get("PS_TIMEZONE") or "UTC"
     try:
         ZoneInfo(timezone)

@@ -11,7 +11,13 @@ from demo.shop import seed_demo_shop
 from schemas.prestashop import create_shop_schema, shop_tables
 from schemas.reports import BuildResult
 from tasks.build import build_reports
-from tasks.extract import OrderFilter, ShopReadError, extract_orders, find_candidate_references
+from tasks.extract import (
+    OrderFilter,
+    ShopReadError,
+    extract_orders,
+    find_candidate_references,
+    read_shop_config,
+)
 from tests.prestashop_ddl import PRESTASHOP_VERSIONS
 from tests.shops import CANCELED, MERCHANT, MORNING, SINCE, UNTIL, Shop
 
@@ -237,3 +243,20 @@ def test_a_row_stamped_in_the_second_the_window_ends_in_belongs_to_it(shop: Shop
     shop.shipped_order("LASTSECND", at=datetime(2026, 11, 20, 10, 0, 5))
     until = datetime(2026, 11, 20, 9, 0, 5, 400000, tzinfo=UTC)  # 10:00:05.4 in Madrid
     assert [b.reference for b in shop.build(until=until).reports] == ["LASTSECND"]
+
+
+def test_a_shop_level_timezone_wins_over_the_global_one_for_that_shop(shop: Shop) -> None:
+    with shop.engine.begin() as conn:
+        conn.execute(
+            shop.tables.configuration.insert().values(
+                id_shop=2,
+                id_shop_group=1,
+                name="PS_TIMEZONE",
+                value="America/New_York",
+                date_add=MORNING,
+                date_upd=MORNING,
+            )
+        )
+    with shop.engine.connect() as conn:
+        assert read_shop_config(conn, shop.tables, None).timezone == "Europe/Madrid"
+        assert read_shop_config(conn, shop.tables, 2).timezone == "America/New_York"
