@@ -47,6 +47,17 @@ def _payload() -> Any:
     return Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
+def _sent_order_columns() -> list[Column]:
+    """The columns naming an order report as it went to SeQura: whose, which, and what exactly."""
+    return [
+        Column("merchant", String(64), primary_key=True),
+        Column("order_ref_1", String(64), primary_key=True),
+        Column("reference", String(255), nullable=False),
+        Column("fingerprint", String(64), nullable=False),
+        Column("payload", _payload(), nullable=False),
+    ]
+
+
 metadata = MetaData()
 
 schema_version = Table(
@@ -80,11 +91,7 @@ runs = Table(
 order_snapshots = Table(
     "order_snapshots",
     metadata,
-    Column("merchant", String(64), primary_key=True),
-    Column("order_ref_1", String(64), primary_key=True),
-    Column("reference", String(255), nullable=False),
-    Column("fingerprint", String(64), nullable=False),
-    Column("payload", _payload(), nullable=False),
+    *_sent_order_columns(),
     Column("first_sent_at", UtcDateTime, nullable=False),
     Column("last_sent_at", UtcDateTime, nullable=False),
     Column("run_id", String(36), nullable=False),
@@ -108,11 +115,7 @@ quarantine = Table(
 in_flight = Table(
     "in_flight",
     metadata,
-    Column("merchant", String(64), primary_key=True),
-    Column("order_ref_1", String(64), primary_key=True),
-    Column("reference", String(255), nullable=False),
-    Column("fingerprint", String(64), nullable=False),
-    Column("payload", _payload(), nullable=False),
+    *_sent_order_columns(),
     Column("sending_at", UtcDateTime, nullable=False),
     Column("run_id", String(36), nullable=False),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from schemas import frames
 from schemas.prestashop import ZERO_DATETIME, ShopTables, shop_tables
 from schemas.settings import Settings
+from tasks.chunks import in_chunks
 from tasks.window import Window
 
 CONFIG_NAMES = (
@@ -404,12 +405,6 @@ def _to_utc(local: pd.Series, timezone: str) -> pd.Series:
     return localized.dt.tz_convert("UTC").astype(frames.UTC_TIMESTAMP)
 
 
-def _chunks(references: Sequence[str], size: int) -> Iterable[list[str]]:
-    """Split the references into lists of at most `size`."""
-    for start in range(0, len(references), size):
-        yield list(references[start : start + size])
-
-
 def database_identity(conn: Connection) -> tuple[str, str]:
     """The database product and version, for the report's platform block."""
     if conn.dialect.name == "sqlite":
@@ -443,7 +438,7 @@ def extract_orders(
             config = read_shop_config(conn, tables, order_filter.shop_id)
             with_module_table = inspect(conn).has_table(tables.sequra_order.name)
             parts: list[list[pd.DataFrame]] = [[] for _ in CHUNK_QUERIES]
-            for chunk in _chunks(sorted(set(references)), chunk_size):
+            for chunk in in_chunks(sorted(set(references)), chunk_size):
                 scope = ExtractScope(tables, order_filter, chunk, with_module_table)
                 for part, query in zip(parts, CHUNK_QUERIES, strict=True):
                     part.append(_frame(conn, query(scope)))

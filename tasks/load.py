@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from schemas.reports import BuiltReport, QuarantinedOrder, Stage
 from schemas.sequra import DeliveryReport, Merchant, Platform
 from schemas.settings import Settings
+from tasks.chunks import in_chunks
 from tasks.sequra_client import LOG, HttpSequraClient, SequraClient, SequraError, SequraRejectedError
 from tasks.state import StateLedger, uncertain_deliveries
 
@@ -43,11 +44,6 @@ class LoadResult:
     requests: int = 0
 
 
-def batches(reports: Sequence[BuiltReport], size: int) -> list[Sequence[BuiltReport]]:
-    """Split the reports into requests of at most `size` orders."""
-    return [reports[start : start + size] for start in range(0, len(reports), size)]
-
-
 def errors_naming(order_ref_1: str, errors: Sequence[str]) -> list[str]:
     """The 409 errors that name this order (as 'order REF'), or as a bare token when REF is not a number."""
     ref = re.escape(order_ref_1)
@@ -72,7 +68,7 @@ class DeliveryReportLoader:
     def load(self, reports: Sequence[BuiltReport]) -> LoadResult:
         """Send every report; a refusal quarantines the orders it names (or bisects to find them) only."""
         result = LoadResult()
-        for batch in batches(reports, self.batch_size):
+        for batch in in_chunks(reports, self.batch_size):
             self._send_isolating(batch, result)
         return result
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from schemas import state
 from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder
+from tasks.chunks import in_chunks
 from tasks.window import Window
 
 KEYS_PER_QUERY = 500
@@ -100,12 +101,6 @@ def state_tables(engine: Engine) -> list[str]:
     return sorted(inspect(engine).get_table_names())
 
 
-def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
-    """Keys in slices small enough for one IN list."""
-    for start in range(0, len(keys), KEYS_PER_QUERY):
-        yield keys[start : start + KEYS_PER_QUERY]
-
-
 def last_successful_until(engine: Engine, merchant: str) -> datetime | None:
     """Where scheduled runs go on from: the newest until of a successful run that left no gap behind it.
 
@@ -122,19 +117,25 @@ def last_successful_until(engine: Engine, merchant: str) -> datetime | None:
         return conn.execute(query).scalar()
 
 
+def _rows_of(
+    conn: Connection, table: Table, merchant: str, key: str, keys: Sequence[str], *columns: str
+) -> list[Any]:
+    """The rows of `merchant` in `table` whose `key` is one of `keys`, with `key` and `columns`."""
+    rows: list[Any] = []
+    for chunk in in_chunks(sorted(set(keys)), KEYS_PER_QUERY):
+        rows += conn.execute(
+            select(table.c[key], *(table.c[name] for name in columns)).where(
+                table.c.merchant == merchant, table.c[key].in_(chunk)
+            )
+        ).all()
+    return rows
+
+
 def sent_fingerprints(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
     """The fingerprint last acknowledged by SeQura for each of `order_refs` that has one."""
-    snapshots = state.order_snapshots
-    found: dict[str, str] = {}
     with engine.connect() as conn:
-        for chunk in _chunks(sorted(set(order_refs))):
-            rows = conn.execute(
-                select(snapshots.c.order_ref_1, snapshots.c.fingerprint).where(
-                    snapshots.c.merchant == merchant, snapshots.c.order_ref_1.in_(chunk)
-                )
-            )
-            found.update({row.order_ref_1: row.fingerprint for row in rows})
-    return found
+        rows = _rows_of(conn, state.order_snapshots, merchant, "order_ref_1", order_refs, "fingerprint")
+    return {row.order_ref_1: row.fingerprint for row in rows}
 
 
 def open_quarantine(engine: Engine, merchant: str) -> list[str]:
@@ -201,14 +202,7 @@ def _payload_json(built: BuiltReport) -> str:
 
 def _existing_keys(conn: Connection, table: Table, merchant: str, key: str, keys: Sequence[str]) -> set[str]:
     """Which of `keys` already have a row of `merchant` in `table`."""
-    found: set[str] = set()
-    for chunk in _chunks(sorted(set(keys))):
-        found |= set(
-            conn.execute(
-                select(table.c[key]).where(table.c.merchant == merchant, table.c[key].in_(chunk))
-            ).scalars()
-        )
-    return found
+    return {row[0] for row in _rows_of(conn, table, merchant, key, keys)}
 
 
 def _upsert(
@@ -233,7 +227,7 @@ def _upsert(
 def _resolve(conn: Connection, merchant: str, references: Sequence[str], moment: datetime) -> None:
     """Mark the open quarantine entries of `references` resolved."""
     q = state.quarantine
-    for chunk in _chunks(sorted(set(references))):
+    for chunk in in_chunks(sorted(set(references)), KEYS_PER_QUERY):
         conn.execute(
             update(q)
             .where(q.c.merchant == merchant, q.c.reference.in_(chunk), q.c.resolved_at.is_(None))
@@ -296,7 +290,7 @@ def record_changes(engine: Engine, run_id: str, merchant: str, changed: Sequence
     moment = now()
     with engine.begin() as conn:
         seen: set[str] = set()
-        for chunk in _chunks(sorted({item.built.fingerprint for item in changed})):
+        for chunk in in_chunks(sorted({item.built.fingerprint for item in changed}), KEYS_PER_QUERY):
             seen |= set(
                 conn.execute(
                     select(changes.c.fingerprint).where(
@@ -374,7 +368,7 @@ def record_findings(
 def _forget_in_flight(conn: Connection, merchant: str, order_refs: Sequence[str]) -> None:
     """Delete the in_flight rows of `order_refs`."""
     flight = state.in_flight
-    for chunk in _chunks(sorted(set(order_refs))):
+    for chunk in in_chunks(sorted(set(order_refs)), KEYS_PER_QUERY):
         conn.execute(delete(flight).where(flight.c.merchant == merchant, flight.c.order_ref_1.in_(chunk)))
 
 
@@ -415,22 +409,11 @@ class StateLedger:
 
 def uncertain_deliveries(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
     """Orders an earlier run POSTed without hearing back, each with when and by which run."""
-    flight = state.in_flight
-    found: dict[str, str] = {}
     with engine.connect() as conn:
-        for chunk in _chunks(sorted(set(order_refs))):
-            rows = conn.execute(
-                select(flight.c.order_ref_1, flight.c.run_id, flight.c.sending_at).where(
-                    flight.c.merchant == merchant, flight.c.order_ref_1.in_(chunk)
-                )
-            )
-            found.update(
-                {
-                    row.order_ref_1: f"run {row.run_id} sent it at {row.sending_at:%Y-%m-%d %H:%M} UTC"
-                    for row in rows
-                }
-            )
-    return found
+        rows = _rows_of(conn, state.in_flight, merchant, "order_ref_1", order_refs, "run_id", "sending_at")
+    return {
+        row.order_ref_1: f"run {row.run_id} sent it at {row.sending_at:%Y-%m-%d %H:%M} UTC" for row in rows
+    }
 
 
 def release_in_flight(engine: Engine, merchant: str, order_ref_1: str, *, delivered: bool) -> str:

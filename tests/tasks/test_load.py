@@ -9,7 +9,7 @@ from pydantic import SecretStr
 from sandbox.server import SandboxServer
 from schemas.reports import BuiltReport, Stage
 from schemas.sequra import DeliveryReport
-from tasks.load import DeliveryReportLoader, batches, errors_naming
+from tasks.load import DeliveryReportLoader, errors_naming
 from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError, SequraUnavailableError
 from tests.cases import PLATFORM, built_report
 
@@ -57,11 +57,6 @@ def reject(server: SandboxServer, refs: list[str], *, named: bool) -> None:
     requests.post(
         server.url + "_sandbox/faults", json={"reject_refs": refs, "name_rejected_orders": named}, timeout=5
     ).raise_for_status()
-
-
-def test_batches_hold_at_most_the_batch_size() -> None:
-    reports = [built_report(f"REF{i}") for i in range(7)]
-    assert [len(batch) for batch in batches(reports, 3)] == [3, 3, 1]
 
 
 def test_each_acknowledged_batch_is_committed_as_it_is_sent(server: SandboxServer) -> None:
