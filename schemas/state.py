@@ -51,7 +51,7 @@ def _sent_order_columns() -> list[Column]:
     """The columns naming an order report as it went to SeQura: whose, which, and what exactly."""
     return [
         Column("merchant", String(64), primary_key=True),
-        Column("order_ref_1", String(64), primary_key=True),
+        Column("order_ref_1", String(255), primary_key=True),
         Column("reference", String(255), nullable=False),
         Column("fingerprint", String(64), nullable=False),
         Column("payload", _payload(), nullable=False),
@@ -102,7 +102,7 @@ quarantine = Table(
     metadata,
     Column("merchant", String(64), primary_key=True),
     Column("reference", String(255), primary_key=True),
-    Column("order_ref_1", String(64), nullable=False),
+    Column("order_ref_1", String(255), nullable=False),
     Column("id_orders", Text, nullable=False),
     Column("stage", String(16), nullable=False),
     Column("reason", Text, nullable=False),
@@ -125,7 +125,7 @@ order_changes = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("merchant", String(64), nullable=False),
-    Column("order_ref_1", String(64), nullable=False),
+    Column("order_ref_1", String(255), nullable=False),
     Column("reference", String(255), nullable=False),
     Column("previous_fingerprint", String(64), nullable=False),
     Column("fingerprint", String(64), nullable=False),

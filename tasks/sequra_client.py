@@ -7,6 +7,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -84,11 +86,18 @@ def _errors(response: requests.Response) -> list[str]:
 
 
 def _retry_after(response: requests.Response | None) -> float | None:
-    """Seconds a 429 or 503 asks us to wait (Retry-After in seconds), capped."""
-    value = response.headers.get("Retry-After") if response is not None else None
-    if value is None or not value.strip().replace(".", "", 1).isdigit():
+    """Seconds a 429 or 503 asks us to wait (Retry-After in seconds or as an HTTP date), capped."""
+    value = response.headers.get("Retry-After", "").strip() if response is not None else ""
+    if not value:
         return None
-    return min(float(value), MAX_RETRY_AFTER_SECONDS)
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 class HttpSequraClient(SequraClient):

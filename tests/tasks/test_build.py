@@ -210,6 +210,12 @@ def test_guest_and_deleted_customers_are_reported(shop: Shop) -> None:
     assert customers["GONEBUYER"].email == "gone@example.com"
 
 
+def test_an_order_whose_customer_row_is_gone_is_quarantined_asking_for_the_email(shop: Shop) -> None:
+    shop.shipped_order("NOBUYER99", id_customer=9999)
+    (entry,) = shop.build().quarantined
+    assert "customer 9999 has no row or no email" in entry.reason
+
+
 def test_names_with_accents_and_emoji_survive_byte_exact(shop: Shop) -> None:
     name = "José Ñúñez 🚀"
     customer = shop.writer.add_customer(

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import pytest
 import requests
 from pydantic import SecretStr
@@ -7,10 +10,12 @@ from pydantic import SecretStr
 from sandbox.server import SandboxServer
 from schemas.sequra import DeliveryReport, Merchant
 from tasks.sequra_client import (
+    MAX_RETRY_AFTER_SECONDS,
     HttpSequraClient,
     SequraAuthError,
     SequraRejectedError,
     SequraUnavailableError,
+    _retry_after,
 )
 from tests.cases import PLATFORM, order_report
 
@@ -129,3 +134,17 @@ def test_conflict_is_not_retried_and_carries_sequras_errors(server: SandboxServe
 def test_the_password_never_shows_in_the_clients_repr(server: SandboxServer) -> None:
     client, _ = client_for(server, password="hunter2-secret")
     assert "hunter2-secret" not in repr(client)
+
+
+def test_retry_after_is_read_in_seconds_or_as_an_http_date() -> None:
+    def answer(value: str) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 429
+        response.headers["Retry-After"] = value
+        return response
+
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+    assert _retry_after(answer("7")) == 7.0
+    assert 55 <= (_retry_after(answer(in_a_minute)) or 0) <= 60
+    assert _retry_after(answer("soon")) is None
+    assert _retry_after(answer("99999")) == MAX_RETRY_AFTER_SECONDS
