@@ -87,6 +87,12 @@ class DeliveryReportLoader:
                 )
             )
         except SequraRejectedError as rejected:
+            if rejected.maybe_delivered:
+                why = f"this run sent it, then SeQura refused the retry ({'; '.join(rejected.errors)}),"
+                result.quarantined += hold_uncertain(
+                    batch, dict.fromkeys((b.order_ref_1 for b in batch), why)
+                )[1]
+                return
             self.ledger.not_sent(batch)
             named = {built.order_ref_1: errors_naming(built.order_ref_1, rejected.errors) for built in batch}
             refused = [built for built in batch if named[built.order_ref_1]]
@@ -150,9 +156,9 @@ def hold_uncertain(
             built.order_ref_1,
             built.id_orders,
             Stage.LOAD,
-            f"{uncertain[built.order_ref_1]} but got no answer; SeQura may have it. Check in SeQura's back "
-            f"office, then run `sequra-etl release {built.order_ref_1}` to send it again, or add --delivered "
-            "if SeQura has it",
+            f"{uncertain[built.order_ref_1]} without a clear answer; SeQura may have it. Check in SeQura's "
+            f"back office, then run `sequra-etl release {built.order_ref_1}` to send it again, or add "
+            "--delivered if SeQura has it",
         )
         for built in reports
         if built.order_ref_1 in uncertain

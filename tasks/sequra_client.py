@@ -35,10 +35,11 @@ class SequraAuthError(SequraError):
 class SequraRejectedError(SequraError):
     """SeQura refused the payload (409, or 400/413/422): orders it will not accept; `errors` says why."""
 
-    def __init__(self, status: int, errors: list[str]) -> None:
+    def __init__(self, status: int, errors: list[str], *, maybe_delivered: bool = False) -> None:
         super().__init__(f"SeQura refused the report ({status}): " + "; ".join(errors))
         self.status = status
         self.errors = errors
+        self.maybe_delivered = maybe_delivered
 
 
 class SequraUnavailableError(SequraError):
@@ -170,7 +171,7 @@ class HttpSequraClient(SequraClient):
             else:
                 if 200 <= response.status_code < 300:
                     return response
-                self._raise_final(response)
+                self._raise_final(response, maybe_delivered)
                 problem = f"HTTP {response.status_code}"
             if attempt < self.max_attempts:
                 delay = self.backoff(attempt, response)
@@ -188,8 +189,11 @@ class HttpSequraClient(SequraClient):
             maybe_delivered=maybe_delivered,
         )
 
-    def _raise_final(self, response: requests.Response) -> None:
-        """Raise for answers that retrying cannot fix: 401, 403, 409 and other 4xx."""
+    def _raise_final(self, response: requests.Response, maybe_delivered: bool) -> None:
+        """Raise for answers that retrying cannot fix: 401, 403, 409 and other 4xx.
+
+        A refusal after an unanswered attempt says so: SeQura may be refusing what it already has.
+        """
         status = response.status_code
         if status == 401:
             raise SequraAuthError(
@@ -202,6 +206,6 @@ class HttpSequraClient(SequraClient):
                 "check SEQURA_MERCHANT_ID matches the credentials"
             )
         if status in REFUSED_STATUS:
-            raise SequraRejectedError(status, _errors(response))
+            raise SequraRejectedError(status, _errors(response), maybe_delivered=maybe_delivered)
         if status not in RETRYABLE_STATUS:
             raise SequraRequestError(f"SeQura answered {status}: {'; '.join(_errors(response))}")

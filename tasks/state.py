@@ -321,7 +321,6 @@ def finish_run(
     """Close the run record with its outcome and counts; `sent` is kept as counted by record_sent."""
     runs = state.runs
     counts = counts or RunCounts()
-    counts = counts or RunCounts()
     with engine.begin() as conn:
         conn.execute(
             update(runs)

@@ -143,3 +143,21 @@ def test_a_batch_that_never_left_is_noted_as_not_sent() -> None:
         DeliveryReportLoader(closed, MERCHANT, PLATFORM, ledger).load([built_report("NEVERLEFT")])
     assert unavailable.value.maybe_delivered is False
     assert ledger.notes == [("sending", ["NEVERLEFT"]), ("not_sent", ["NEVERLEFT"])]
+
+
+class AnsweredLateThenRefused(SequraClient):
+    """A SeQura stand-in whose first attempt went unanswered and whose retry was refused as a duplicate."""
+
+    def send_delivery_report(self, report: DeliveryReport) -> None:
+        raise SequraRejectedError(409, ["Invalid data: order ONE: already reported"], maybe_delivered=True)
+
+
+def test_a_refused_retry_of_an_unanswered_request_holds_the_batch_instead_of_bisecting() -> None:
+    ledger = ListLedger()
+    result = DeliveryReportLoader(AnsweredLateThenRefused(), MERCHANT, PLATFORM, ledger).load(
+        [built_report("ONE"), built_report("TWO")]
+    )
+    assert ledger.notes == [("sending", ["ONE", "TWO"])]
+    assert result.requests == 1
+    assert [entry.order_ref_1 for entry in result.quarantined] == ["ONE", "TWO"]
+    assert "sequra-etl release ONE" in result.quarantined[0].reason
