@@ -16,12 +16,13 @@ from tasks.diff import diff_against_last_report, of_kind
 from tasks.extract import extract_shipped_orders
 from tasks.load import send_delivery_reports, write_delivery_report
 from tasks.state import (
+    RunInProgressError,
     finish_run,
     last_successful_until,
-    open_quarantine,
     open_state_store,
     record_findings,
     record_quarantine,
+    references_to_retry,
     start_run,
 )
 from tasks.summary import (
@@ -101,11 +102,13 @@ def delivery_report(
     run_id = str(uuid.uuid4())
     logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, store.url)
     if not dry_run:
-        start_run(
-            store, run_id, merchant_id, window, dry_run=False, flow_run_id=str(runtime.flow_run.id or "")
-        )
+        try:
+            start_run(store, run_id, merchant_id, window, dry_run=False, flow_run_id=str(runtime.flow_run.id))
+        except RunInProgressError:
+            store.dispose()
+            raise
     try:
-        retried = open_quarantine(store, merchant_id)
+        retried = references_to_retry(store, merchant_id)
         extract = extract_shipped_orders(settings, window, retried)
         built = build_order_reports(extract, merchant_id, settings.order_ref_field)
         classified = diff_against_last_report(store, merchant_id, built.reports)

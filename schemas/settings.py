@@ -91,6 +91,14 @@ def _order_ref_field(name: str, value: str) -> Literal["reference", "id_order"]:
     return value  # type: ignore[return-value]
 
 
+def _overlap_minutes(name: str, value: str) -> int:
+    """Parse the overlap: at least an hour, so the hour repeated when clocks go back is never skipped."""
+    minutes = _positive_int(name, value)
+    if minutes < 60:
+        raise SettingError(name, f"'{value}' is under 60; the overlap must cover a daylight-saving change")
+    return minutes
+
+
 def _optional_int(name: str, value: str) -> int | None:
     """Parse an optional whole number (empty means unset)."""
     return _positive_int(name, value) if value.strip() else None
@@ -138,7 +146,7 @@ SETTINGS: dict[str, Setting] = {
     "overlap_minutes": Setting(
         "DELIVERY_OVERLAP_MINUTES",
         "360",
-        _positive_int,
+        _overlap_minutes,
         "scheduled runs start this long before the last until",
     ),
     "first_run_days": Setting(

@@ -138,12 +138,15 @@ def sent_fingerprints(engine: Engine, merchant: str, order_refs: Sequence[str]) 
     return {row.order_ref_1: row.fingerprint for row in rows}
 
 
-def open_quarantine(engine: Engine, merchant: str) -> list[str]:
-    """Shop references quarantined for `merchant` and not yet resolved, to retry with fresh data."""
-    q = state.quarantine
+def references_to_retry(engine: Engine, merchant: str) -> list[str]:
+    """Shop references to read again whatever the window: quarantined and not resolved, or still in flight."""
+    q, flight = state.quarantine, state.in_flight
     with engine.connect() as conn:
-        rows = conn.execute(select(q.c.reference).where(q.c.merchant == merchant, q.c.resolved_at.is_(None)))
-        return sorted(rows.scalars())
+        quarantined = conn.execute(
+            select(q.c.reference).where(q.c.merchant == merchant, q.c.resolved_at.is_(None))
+        ).scalars()
+        in_flight = conn.execute(select(flight.c.reference).where(flight.c.merchant == merchant)).scalars()
+        return sorted({*quarantined, *in_flight})
 
 
 def start_run(

@@ -15,8 +15,9 @@ class WindowError(ValueError):
 class Window:
     """A UTC half-open interval of shipping times.
 
-    `continues` is true when the window starts no later than where earlier successful runs ended, so that,
-    once it succeeds, scheduled runs may go on from its `until` without leaving a gap behind.
+    `continues` is true when the window starts no later than where earlier successful runs ended and does
+    not end in the future, so that, once it succeeds, scheduled runs may go on from its `until` without
+    leaving a gap behind.
     """
 
     since: datetime
@@ -70,4 +71,5 @@ def resolve_window(
         start = end - first_run
     if start >= end:
         raise WindowError(f"since ({_stamp(start)}) must be before until ({_stamp(end)})")
-    return Window(start, end, continues=last_until is None or start <= last_until)
+    leaves_no_gap = last_until is None or start <= last_until
+    return Window(start, end, continues=leaves_no_gap and end <= now.astimezone(UTC))

@@ -42,6 +42,7 @@ def test_payment_modules_are_a_comma_separated_list() -> None:
         ("SEQURA_BATCH_SIZE", "0"),
         ("SEQURA_TIMEOUT_SECONDS", "soon"),
         ("SEQURA_ORDER_REF_FIELD", "id_cart"),
+        ("DELIVERY_OVERLAP_MINUTES", "15"),
     ],
 )
 def test_a_malformed_setting_is_named_in_the_error(variable: str, value: str) -> None:

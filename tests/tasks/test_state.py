@@ -20,11 +20,11 @@ from tasks.state import (
     StateStoreError,
     finish_run,
     last_successful_until,
-    open_quarantine,
     open_state_store,
     record_changes,
     record_quarantine,
     record_sent,
+    references_to_retry,
     release_in_flight,
     resolve_quarantine,
     sent_fingerprints,
@@ -166,12 +166,12 @@ def test_quarantine_is_kept_until_the_order_is_sent(state_url: str) -> None:
         engine, "run-1", MERCHANT, [entry, QuarantinedOrder("OTHER", "OTHER", (8,), Stage.LOAD, "x")]
     )
     record_quarantine(engine, "run-1", MERCHANT, [entry])
-    assert open_quarantine(engine, MERCHANT) == ["BROKEN", "OTHER"]
+    assert references_to_retry(engine, MERCHANT) == ["BROKEN", "OTHER"]
     record_sent(engine, "run-1", MERCHANT, [built_report("BROKEN")])
     resolve_quarantine(engine, MERCHANT, ["OTHER"])
-    assert open_quarantine(engine, MERCHANT) == []
+    assert references_to_retry(engine, MERCHANT) == []
     record_quarantine(engine, "run-1", MERCHANT, [entry])
-    assert open_quarantine(engine, MERCHANT) == ["BROKEN"]
+    assert references_to_retry(engine, MERCHANT) == ["BROKEN"]
     engine.dispose()
 
 
@@ -197,6 +197,14 @@ def test_a_batch_noted_as_sending_stays_uncertain_until_settled(state_url: str) 
     uncertain = uncertain_deliveries(engine, MERCHANT, ["AAA", "BBB", "CCC"])
     assert list(uncertain) == ["CCC"]
     assert uncertain["CCC"].startswith("run run-1 sent it at ")
+    engine.dispose()
+
+
+def test_orders_still_in_flight_are_read_again_whatever_the_window(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    StateLedger(engine, "run-1", MERCHANT).sending([built_report("INFLIGHT")])
+    assert references_to_retry(engine, MERCHANT) == ["INFLIGHT"]
+    assert references_to_retry(engine, "another_merchant") == []
     engine.dispose()
 
 

@@ -66,3 +66,10 @@ def test_a_window_starting_after_the_last_successful_until_does_not_continue_the
         "2026-11-22", None, last_until=last, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN
     )
     assert (gap.continues, overlapping.continues) == (False, True)
+
+
+def test_a_window_ending_in_the_future_does_not_continue_the_schedule() -> None:
+    ahead = resolve_window(
+        "2026-11-25", "2026-11-27", last_until=None, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN
+    )
+    assert ahead.continues is False
