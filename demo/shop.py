@@ -683,7 +683,11 @@ class ShopWriter:
             )
 
     def refund(self, id_order: int, *, product_reference: str, quantity: int, at: datetime) -> None:
-        """Refund `quantity` units of the order's line with `product_reference`, as a partial refund does."""
+        """Refund `quantity` units of the order's line with `product_reference`, as a partial refund does.
+
+        Like PrestaShop's partial refund, it updates the line and issues a credit slip (order_slip), and
+        leaves the order row, and so orders.date_upd, untouched.
+        """
         detail = self._tables.order_detail
         of_line = (detail.c.id_order == id_order, detail.c.product_reference == product_reference)
         with self._engine.begin() as connection:
@@ -704,7 +708,24 @@ class ShopWriter:
             connection.execute(
                 update(detail).where(detail.c.id_order_detail == line.id_order_detail).values(refunded)
             )
-            self._update_order(connection, id_order, at, {})
+            order = connection.execute(
+                select(self._tables.orders.c.id_customer).where(self._tables.orders.c.id_order == id_order)
+            ).one()
+            amount = quantity * line.unit_price_tax_incl
+            connection.execute(
+                insert(self._tables.order_slip).values(
+                    id_customer=order.id_customer,
+                    id_order=id_order,
+                    total_products_tax_excl=quantity * line.unit_price_tax_excl,
+                    total_products_tax_incl=amount,
+                    total_shipping_tax_excl=Decimal(0),
+                    total_shipping_tax_incl=Decimal(0),
+                    amount=amount,
+                    partial=1,
+                    date_add=at,
+                    date_upd=at,
+                )
+            )
 
     def mark_sent_by_module(self, id_order: int, *, merchant_id: str, sent: bool = True) -> None:
         """Record the order in the SeQura module's table as the PHP module does (sent=False at checkout)."""

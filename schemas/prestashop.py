@@ -138,6 +138,7 @@ class ShopTables:
     order_state_lang: Table
     order_carrier: Table
     order_cart_rule: Table
+    order_slip: Table
     customer: Table
     address: Table
     country: Table
@@ -320,6 +321,24 @@ def shop_tables(prefix: str = "ps_") -> ShopTables:
         Column("value_tax_excl", Money, nullable=False, server_default="0.000000"),
         Column("free_shipping", SmallInteger, nullable=False, server_default="0"),
         Column("deleted", SmallInteger, nullable=False, server_default="0"),
+    )
+    order_slip = table(
+        "order_slip",
+        Column("id_order_slip", Integer, primary_key=True),
+        Column("conversion_rate", Numeric(13, 6, asdecimal=True), nullable=False, server_default="1"),
+        Column("id_customer", Integer, nullable=False, index=True),
+        Column("id_order", Integer, nullable=False, index=True),
+        Column("total_products_tax_excl", Money),
+        Column("total_products_tax_incl", Money),
+        Column("total_shipping_tax_excl", Money),
+        Column("total_shipping_tax_incl", Money),
+        Column("shipping_cost", SmallInteger, nullable=False, server_default="0"),
+        Column("amount", Money, nullable=False, server_default="0.000000"),
+        Column("shipping_cost_amount", Money, nullable=False, server_default="0.000000"),
+        Column("partial", SmallInteger, nullable=False),
+        Column("order_slip_type", SmallInteger, nullable=False, server_default="0"),
+        Column("date_add", ShopDateTime, nullable=False),
+        Column("date_upd", ShopDateTime, nullable=False),
     )
     customer = table(
         "customer",
@@ -507,6 +526,7 @@ def shop_tables(prefix: str = "ps_") -> ShopTables:
         order_state_lang=order_state_lang,
         order_carrier=order_carrier,
         order_cart_rule=order_cart_rule,
+        order_slip=order_slip,
         customer=customer,
         address=address,
         country=country,

@@ -260,3 +260,10 @@ def test_a_shop_level_timezone_wins_over_the_global_one_for_that_shop(shop: Shop
     with shop.engine.connect() as conn:
         assert read_shop_config(conn, shop.tables, None).timezone == "Europe/Madrid"
         assert read_shop_config(conn, shop.tables, 2).timezone == "America/New_York"
+
+
+def test_a_refund_after_shipping_brings_the_order_back_though_the_order_row_is_untouched(shop: Shop) -> None:
+    id_order = shop.shipped_order("REFUNDLTR", at=MORNING - timedelta(days=5))
+    shop.writer.refund(id_order, product_reference="TSHIRT-1", quantity=1, at=MORNING)
+    report = shop.report("REFUNDLTR").report
+    assert [i for i in report.cart.items if i.type == "product"] == []
