@@ -49,7 +49,10 @@ def parser() -> argparse.ArgumentParser:
     release = commands.add_parser(
         "release", help="settle an order held because a run sent it without hearing back from SeQura"
     )
-    release.add_argument("order_ref_1", help="the order as SeQura knows it (merchant_reference.order_ref_1)")
+    release.add_argument(
+        "order_refs", nargs="*", metavar="ORDER_REF_1", help="orders as SeQura knows them (order_ref_1)"
+    )
+    release.add_argument("--run", dest="run_id", help="every order this run left without a clear answer")
     release.add_argument(
         "--delivered",
         action="store_true",
@@ -91,16 +94,18 @@ def deliver(args: argparse.Namespace) -> int:
 
 
 def release(args: argparse.Namespace) -> int:
-    """Settle one order held as maybe delivered, and say what happens to it next."""
-    from tasks.state import open_state_store, release_in_flight
+    """Settle orders held as maybe delivered (named, or all of one run), and say what happens next."""
+    from tasks.state import in_flight_of_run, open_state_store, release_in_flight
 
     settings = Settings.from_env(merchant_id=args.merchant_id, state_db_url=args.state_db_url)
     settings.require("merchant_id")
+    merchant = settings.merchant_id or ""
     store = open_state_store(settings.state_url())
     try:
-        print(
-            release_in_flight(store, settings.merchant_id or "", args.order_ref_1, delivered=args.delivered)
+        order_refs = list(args.order_refs) + (
+            in_flight_of_run(store, merchant, args.run_id) if args.run_id else []
         )
+        print(release_in_flight(store, merchant, order_refs, delivered=args.delivered))
     finally:
         store.dispose()
     return 0

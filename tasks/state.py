@@ -418,37 +418,60 @@ def uncertain_deliveries(engine: Engine, merchant: str, order_refs: Sequence[str
     }
 
 
-def release_in_flight(engine: Engine, merchant: str, order_ref_1: str, *, delivered: bool) -> str:
-    """Settle an order held as maybe delivered: keep it as sent, or let the next run send it; writes."""
+def in_flight_of_run(engine: Engine, merchant: str, run_id: str) -> list[str]:
+    """The orders a given run left in flight (sent without a clear answer)."""
+    flight = state.in_flight
+    with engine.connect() as conn:
+        return sorted(
+            conn.execute(
+                select(flight.c.order_ref_1).where(flight.c.merchant == merchant, flight.c.run_id == run_id)
+            ).scalars()
+        )
+
+
+def release_in_flight(engine: Engine, merchant: str, order_refs: Sequence[str], *, delivered: bool) -> str:
+    """Settle orders held as maybe delivered: keep them as sent, or let the next run send them; writes."""
     flight = state.in_flight
     with engine.begin() as conn:
-        row = conn.execute(
-            select(flight).where(flight.c.merchant == merchant, flight.c.order_ref_1 == order_ref_1)
-        ).first()
-        if row is None:
+        rows = _rows_of(
+            conn,
+            flight,
+            merchant,
+            "order_ref_1",
+            order_refs,
+            "reference",
+            "fingerprint",
+            "payload",
+            "sending_at",
+            "run_id",
+        )
+        unknown = sorted(set(order_refs) - {row.order_ref_1 for row in rows})
+        if unknown or not rows:
             raise StateStoreError(
-                f"order {order_ref_1} of merchant {merchant} is not held as maybe delivered; nothing to do"
+                f"not held as maybe delivered for merchant {merchant}: "
+                f"{', '.join(unknown) or 'no order given'}; nothing was changed"
             )
         if delivered:
-            moment = now()
-            snapshot = {
-                "order_ref_1": row.order_ref_1,
-                "reference": row.reference,
-                "fingerprint": row.fingerprint,
-                "payload": row.payload,
-                "last_sent_at": row.sending_at,
-                "run_id": row.run_id,
-            }
-            _upsert(
-                conn,
-                state.order_snapshots,
-                merchant,
-                "order_ref_1",
-                [snapshot],
-                {"first_sent_at": row.sending_at},
-            )
-            _resolve(conn, merchant, [row.reference], moment)
-        _forget_in_flight(conn, merchant, [order_ref_1])
+            for row in rows:
+                snapshot = {
+                    "order_ref_1": row.order_ref_1,
+                    "reference": row.reference,
+                    "fingerprint": row.fingerprint,
+                    "payload": row.payload,
+                    "last_sent_at": row.sending_at,
+                    "run_id": row.run_id,
+                }
+                _upsert(
+                    conn,
+                    state.order_snapshots,
+                    merchant,
+                    "order_ref_1",
+                    [snapshot],
+                    {"first_sent_at": row.sending_at},
+                )
+            _resolve(conn, merchant, [row.reference for row in rows], now())
+        _forget_in_flight(conn, merchant, order_refs)
+    settled = ", ".join(sorted(row.order_ref_1 for row in rows))
     if delivered:
-        return f"order {order_ref_1} is recorded as delivered to SeQura; it will not be sent again"
-    return f"order {order_ref_1} is released; the next run sends it"
+        return f"recorded as delivered to SeQura, not to be sent again: {settled}"
+    return f"released, the next run sends them: {settled}"

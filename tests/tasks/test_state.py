@@ -19,6 +19,7 @@ from tasks.state import (
     StateLedger,
     StateStoreError,
     finish_run,
+    in_flight_of_run,
     last_successful_until,
     open_state_store,
     record_changes,
@@ -211,8 +212,8 @@ def test_orders_still_in_flight_are_read_again_whatever_the_window(state_url: st
 def test_an_order_released_as_delivered_is_kept_as_sent(state_url: str) -> None:
     engine = open_state_store(state_url)
     StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA")])
-    message = release_in_flight(engine, MERCHANT, "AAA", delivered=True)
-    assert "will not be sent again" in message
+    message = release_in_flight(engine, MERCHANT, ["AAA"], delivered=True)
+    assert message == "recorded as delivered to SeQura, not to be sent again: AAA"
     assert sent_fingerprints(engine, MERCHANT, ["AAA"]) == {"AAA": built_report("AAA").fingerprint}
     assert uncertain_deliveries(engine, MERCHANT, ["AAA"]) == {}
     engine.dispose()
@@ -220,10 +221,11 @@ def test_an_order_released_as_delivered_is_kept_as_sent(state_url: str) -> None:
 
 def test_an_order_released_for_sending_is_left_to_the_next_run(state_url: str) -> None:
     engine = open_state_store(state_url)
-    StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA")])
-    assert "the next run sends it" in release_in_flight(engine, MERCHANT, "AAA", delivered=False)
+    StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA"), built_report("BBB")])
+    assert in_flight_of_run(engine, MERCHANT, "run-1") == ["AAA", "BBB"]
+    with pytest.raises(StateStoreError, match="not held as maybe delivered for merchant demo_merchant: ZZZ"):
+        release_in_flight(engine, MERCHANT, ["AAA", "ZZZ"], delivered=False)
+    assert release_in_flight(engine, MERCHANT, ["AAA", "BBB"], delivered=False).endswith("AAA, BBB")
     assert sent_fingerprints(engine, MERCHANT, ["AAA"]) == {}
-    assert uncertain_deliveries(engine, MERCHANT, ["AAA"]) == {}
-    with pytest.raises(StateStoreError, match="not held as maybe delivered"):
-        release_in_flight(engine, MERCHANT, "AAA", delivered=False)
+    assert uncertain_deliveries(engine, MERCHANT, ["AAA", "BBB"]) == {}
     engine.dispose()
