@@ -88,6 +88,14 @@ runs = Table(
     Column("message", Text),
 )
 
+run_locks = Table(
+    "run_locks",
+    metadata,
+    Column("merchant", String(64), primary_key=True),
+    Column("run_id", String(36), nullable=False),
+    Column("renewed_at", UtcDateTime, nullable=False),
+)
+
 order_snapshots = Table(
     "order_snapshots",
     metadata,

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from schemas import state
 from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder
@@ -42,10 +42,17 @@ class RunCounts:
 
 
 def _create_version_1(conn: Connection) -> None:
-    """Version 1: runs, snapshots, quarantine and changes."""
+    """Version 1: runs and their locks, snapshots, orders in flight, quarantine and changes."""
     state.metadata.create_all(
         conn,
-        tables=[state.runs, state.order_snapshots, state.quarantine, state.order_changes, state.in_flight],
+        tables=[
+            state.runs,
+            state.run_locks,
+            state.order_snapshots,
+            state.quarantine,
+            state.order_changes,
+            state.in_flight,
+        ],
     )
 
 
@@ -149,6 +156,49 @@ def references_to_retry(engine: Engine, merchant: str) -> list[str]:
         return sorted({*quarantined, *in_flight})
 
 
+def _take_lock(engine: Engine, merchant: str, run_id: str) -> None:
+    """Take the merchant's run lock, or raise RunInProgressError naming the run that holds it.
+
+    Taking it is one INSERT on a primary key, or one UPDATE of a lease that expired, so two runs starting
+    at the same instant cannot both get it. A run renews the lease before every request it sends.
+    """
+    locks = state.run_locks
+    moment = now()
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(locks).values(merchant=merchant, run_id=run_id, renewed_at=moment))
+        return
+    except IntegrityError:
+        pass
+    with engine.begin() as conn:
+        taken_over = conn.execute(
+            update(locks)
+            .where(locks.c.merchant == merchant, locks.c.renewed_at < moment - RUN_LEASE)
+            .values(run_id=run_id, renewed_at=moment)
+        ).rowcount
+        if taken_over == 1:
+            return
+        holder = conn.execute(
+            select(locks.c.run_id, locks.c.renewed_at).where(locks.c.merchant == merchant)
+        ).one()
+    raise RunInProgressError(
+        f"run {holder.run_id} for merchant {merchant} is still running (last seen "
+        f"{holder.renewed_at:%Y-%m-%d %H:%M} UTC); try again when it ends "
+        f"(a crashed run stops blocking {RUN_LEASE} after it was last seen)"
+    )
+
+
+def renew_lock(engine: Engine, merchant: str, run_id: str) -> None:
+    """Tell other runs this one is alive: push its lease forward; writes the run_locks row."""
+    locks = state.run_locks
+    with engine.begin() as conn:
+        conn.execute(
+            update(locks)
+            .where(locks.c.merchant == merchant, locks.c.run_id == run_id)
+            .values(renewed_at=now())
+        )
+
+
 def start_run(
     engine: Engine,
     run_id: str,
@@ -158,26 +208,9 @@ def start_run(
     dry_run: bool,
     flow_run_id: str | None,
 ) -> None:
-    """Record that a run started (one runs row), unless another run for `merchant` is still running.
-
-    A run that crashed without closing its row stops blocking after RUN_LEASE.
-    """
-    runs = state.runs
-    moment = now()
+    """Take the merchant's run lock and record that the run started (one runs row)."""
+    _take_lock(engine, merchant, run_id)
     with engine.begin() as conn:
-        running = conn.execute(
-            select(runs.c.run_id, runs.c.started_at).where(
-                runs.c.merchant == merchant,
-                runs.c.status == "running",
-                runs.c.started_at > moment - RUN_LEASE,
-            )
-        ).first()
-        if running is not None:
-            raise RunInProgressError(
-                f"run {running.run_id} for merchant {merchant} started at "
-                f"{running.started_at:%Y-%m-%d %H:%M} UTC and is still running; try again when it ends "
-                f"(a crashed run stops blocking after {RUN_LEASE})"
-            )
         conn.execute(
             insert(state.runs).values(
                 run_id=run_id,
@@ -188,7 +221,7 @@ def start_run(
                 continues=window.continues,
                 dry_run=dry_run,
                 status="running",
-                started_at=moment,
+                started_at=now(),
                 new_count=0,
                 changed_count=0,
                 unchanged_count=0,
@@ -321,7 +354,7 @@ def record_changes(engine: Engine, run_id: str, merchant: str, changed: Sequence
 def finish_run(
     engine: Engine, run_id: str, status: str, counts: RunCounts | None = None, message: str | None = None
 ) -> None:
-    """Close the run record with its outcome and counts; `sent` is kept as counted by record_sent."""
+    """Close the run record with its outcome and counts (`sent` as record_sent counted it); free the lock."""
     runs = state.runs
     counts = counts or RunCounts()
     with engine.begin() as conn:
@@ -338,6 +371,7 @@ def finish_run(
                 message=message,
             )
         )
+        conn.execute(delete(state.run_locks).where(state.run_locks.c.run_id == run_id))
 
 
 def resolve_quarantine(engine: Engine, merchant: str, references: Sequence[str]) -> None:
@@ -398,6 +432,7 @@ class StateLedger:
         ]
         with self.engine.begin() as conn:
             _upsert(conn, state.in_flight, self.merchant, "order_ref_1", rows, {})
+        renew_lock(self.engine, self.merchant, self.run_id)
 
     def sent(self, batch: Sequence[BuiltReport]) -> None:
         """Record the acknowledged batch (snapshots, in one transaction with the run count)."""

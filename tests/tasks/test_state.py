@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -139,23 +140,35 @@ def test_a_crashed_run_stops_blocking_after_its_lease(state_url: str) -> None:
     engine = open_state_store(state_url)
     with engine.begin() as conn:
         conn.execute(
-            insert(state.runs).values(
-                run_id="crashed",
+            insert(state.run_locks).values(
                 merchant=MERCHANT,
-                since=SINCE,
-                until=UNTIL,
-                continues=True,
-                dry_run=False,
-                status="running",
-                started_at=datetime.now(UTC) - RUN_LEASE - timedelta(minutes=1),
-                new_count=0,
-                changed_count=0,
-                unchanged_count=0,
-                quarantined_count=0,
-                sent_count=0,
+                run_id="crashed",
+                renewed_at=datetime.now(UTC) - RUN_LEASE - timedelta(minutes=1),
             )
         )
     start_run(engine, "next", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    with pytest.raises(RunInProgressError, match="run next for merchant"):
+        start_run(engine, "after", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    engine.dispose()
+
+
+def test_two_runs_starting_at_once_get_one_lock(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    outcomes: list[str] = []
+
+    def start(run_id: str) -> None:
+        try:
+            start_run(engine, run_id, MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+            outcomes.append("started")
+        except RunInProgressError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=start, args=(f"run-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused", "refused", "refused", "started"]
     engine.dispose()
 
 
