@@ -110,18 +110,18 @@ def delivery_report(
     try:
         retried = references_to_retry(store, merchant_id)
         extract = extract_shipped_orders(settings, window, retried)
-        built = build_order_reports(extract, merchant_id, settings.order_ref_field)
+        built, statistics = build_order_reports(extract, settings)
         classified = diff_against_last_report(store, merchant_id, built.reports)
         new = [item.built for item in of_kind(classified, Change.NEW)]
         if dry_run:
             path = Path(out or f".sequra-etl/dry-run-{window.label()}.json")
-            write_delivery_report(path, merchant_id, platform_of(extract), new)
+            write_delivery_report(path, merchant_id, platform_of(extract), new, statistics)
             summary = summarize(
                 run_id, merchant_id, window, str(store.url), built, classified, None, str(path)
             )
         else:
             record_findings(store, run_id, merchant_id, built, classified, retried)
-            loaded = send_delivery_reports(settings, store, run_id, platform_of(extract), new)
+            loaded = send_delivery_reports(settings, store, run_id, platform_of(extract), new, statistics)
             record_quarantine(store, run_id, merchant_id, loaded.quarantined)
             summary = summarize(run_id, merchant_id, window, str(store.url), built, classified, loaded)
             finish_run(store, run_id, "succeeded", summary.counts)

@@ -15,6 +15,7 @@ from typing import NamedTuple
 Check = Callable[[object, str], list[str]]
 
 ORDER_STATES = ("shipped", "delivered")
+STATISTICS_STATUSES = ("processing", "shipped", "cancelled")
 ITEM_TYPES = ("product", "service", "handling", "discount", "invoice_fee", "other_payment", "registration")
 TRACKING_TYPES = ("postal", "pickup_point", "pickup_store")
 REQUIRED_ITEM_FIELDS: dict[str, tuple[str, ...]] = {
@@ -360,10 +361,22 @@ _updated_order = _object_of(
     _optional("platform", _platform),
     *_address_and_tracking_fields,
 )
+_statistics_order = _object_of(
+    _required("completed_at", _datetime_with_offset),
+    _optional("amount", _cents),
+    _required("currency", _matching(r"[A-Z]{3}", "a code of 3 uppercase letters")),
+    _optional("merchant_reference", _merchant_reference),
+    _optional("payment_method", _non_empty_string),
+    _optional("country", _matching(r"[A-Z]{2}", "a code of 2 uppercase letters")),
+    _optional("device", _string),
+    _optional("status", _one_of(STATISTICS_STATUSES)),
+    _optional("raw_status", _string),
+    _optional("sequra_offered", _boolean),
+)
 _report_envelope = _object_of(
     _required("merchant", _merchant),
     _required("orders", _list_of(_anything)),
-    _optional("statistics", _object_of(_required("orders", _list_of(_anything)))),
+    _optional("statistics", _object_of(_required("orders", _list_of(_statistics_order)))),
     _required("platform", _platform),
 )
 

@@ -134,6 +134,25 @@ ORDER_TRACKINGS = pa.DataFrameSchema(
 )
 
 
+RECENT_ORDERS = pa.DataFrameSchema(
+    {
+        "id_order": _int(),
+        "reference": _text(),
+        "module": _text(),
+        "placed_at": pa.Column(UTC_TIMESTAMP, nullable=True),
+        "total_paid_tax_incl": _money(),
+        "currency_iso": _text(),
+        "country_iso": _text(),
+        "current_state": _int(),
+        "state_name": _text(),
+        "ever_shipped": _int(),
+    },
+    name="recent_orders",
+    description="One row per order placed in the 7 days before the window's end, any payment method.",
+    strict=True,
+)
+
+
 def checked(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
     """Validate `frame` against its contract, reporting every failing column at once."""
     return schema.validate(frame, lazy=True)
@@ -160,5 +179,6 @@ class ShopExtract:
     order_discounts: pd.DataFrame
     order_addresses: pd.DataFrame
     order_trackings: pd.DataFrame
+    recent_orders: pd.DataFrame
     db_name: str
     db_version: str

@@ -128,6 +128,25 @@ class Platform(WireModel):
     db_version: str
 
 
+class OrderStatistics(WireModel):
+    """One order placed in the last 7 days, whatever its payment method, for SeQura's statistics."""
+
+    completed_at: str
+    amount: int | None = None
+    currency: str
+    merchant_reference: MerchantReference | None = None
+    payment_method: str | None = None
+    country: str | None = None
+    status: Literal["processing", "shipped", "cancelled"] | None = None
+    raw_status: str | None = None
+
+
+class Statistics(WireModel):
+    """The statistics block of a delivery report."""
+
+    orders: tuple[OrderStatistics, ...]
+
+
 class Merchant(WireModel):
     """The merchant the report is for."""
 
@@ -139,6 +158,7 @@ class DeliveryReport(WireModel):
 
     merchant: Merchant
     orders: tuple[OrderReport, ...]
+    statistics: Statistics | None = None
     platform: Platform
 
     def body(self) -> dict[str, Any]:

@@ -27,10 +27,13 @@ from schemas.sequra import (
     Item,
     MerchantReference,
     OrderReport,
+    OrderStatistics,
     Platform,
+    Statistics,
     Tracking,
     cents,
 )
+from schemas.settings import Settings
 
 Row = dict[str, Any]
 OrderRefField = Literal["reference", "id_order"]
@@ -381,6 +384,59 @@ def build_reports(
     return result
 
 
+PAYMENT_METHODS = {
+    "ps_checkpayment": "TR",
+    "ps_wirepayment": "TR",
+    "ps_cashondelivery": "COD",
+    "paypal": "PP",
+    "ps_checkout": "CC",
+    "stripe_official": "CC",
+    "redsys": "CC",
+}
+
+
+def payment_method(module: str | None, sequra_modules: Sequence[str]) -> str:
+    """SeQura's payment method code: SQ for SeQura, CC, PP, TR or COD when known, else O/<module>."""
+    if module in sequra_modules:
+        return "SQ"
+    return PAYMENT_METHODS.get(module or "", f"O/{module or 'unknown'}")
+
+
+def statistics_status(row: Row, config: ShopConfig) -> Literal["processing", "shipped", "cancelled"]:
+    """Cancelled when the order is in the shop's cancelled or error state, shipped once it shipped."""
+    if row["current_state"] in config.canceled_states:
+        return "cancelled"
+    return "shipped" if row["ever_shipped"] else "processing"
+
+
+def build_statistics(
+    extract: ShopExtract, sequra_modules: Sequence[str], order_ref_field: OrderRefField = "reference"
+) -> Statistics:
+    """The statistics block: every order placed in the last 7 days; one without a currency is left out."""
+    orders = []
+    for row in records(extract.recent_orders):
+        currency = _text(row["currency_iso"])
+        if currency is None or row["placed_at"] is None:
+            continue
+        sequra = row["module"] in sequra_modules and _text(row["reference"]) is not None
+        country = _text(row["country_iso"])
+        orders.append(
+            OrderStatistics(
+                completed_at=pd.Timestamp(row["placed_at"])
+                .tz_convert(extract.config.timezone)
+                .isoformat(timespec="seconds"),
+                amount=cents(row["total_paid_tax_incl"]),
+                currency=currency.upper(),
+                merchant_reference=merchant_reference([row], order_ref_field) if sequra else None,
+                payment_method=payment_method(row["module"], sequra_modules),
+                country=country.upper() if country else None,
+                status=statistics_status(row, extract.config),
+                raw_status=_text(row["state_name"]),
+            )
+        )
+    return Statistics(orders=tuple(orders))
+
+
 def platform_of(extract: ShopExtract) -> Platform:
     """The report's platform block: PrestaShop's version, this ETL's version, the shop database."""
     return Platform(
@@ -402,8 +458,10 @@ def package_version() -> str:
 
 
 @task(name="build-order-reports", cache_policy=NO_CACHE)
-def build_order_reports(
-    extract: ShopExtract, merchant_id: str, order_ref_field: OrderRefField = "reference"
-) -> BuildResult:
-    """The build stage as a Prefect task; no side effects."""
-    return build_reports(extract, merchant_id, order_ref_field)
+def build_order_reports(extract: ShopExtract, settings: Settings) -> tuple[BuildResult, Statistics]:
+    """The build stage as a Prefect task: the order reports and the statistics block; no side effects."""
+    merchant_id = settings.merchant_id or ""
+    return (
+        build_reports(extract, merchant_id, settings.order_ref_field),
+        build_statistics(extract, settings.payment_modules, settings.order_ref_field),
+    )

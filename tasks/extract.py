@@ -16,6 +16,7 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
+    case,
     create_engine,
     func,
     inspect,
@@ -33,6 +34,7 @@ from schemas.settings import Settings
 from tasks.chunks import in_chunks
 from tasks.window import Window
 
+STATISTICS_PERIOD = timedelta(days=7)
 CONFIG_NAMES = (
     "PS_TIMEZONE",
     "PS_OS_DELIVERED",
@@ -424,17 +426,61 @@ def find_candidate_references(
         return sorted(conn.execute(query).scalars())
 
 
+def recent_orders_query(tables: ShopTables, shop_id: int | None, placed_since_local: datetime) -> Select:
+    """Every order placed since `placed_since_local`, any payment method: the report's statistics."""
+    o, oh, os_, osl = tables.orders, tables.order_history, tables.order_state, tables.order_state_lang
+    cur, a, country = tables.currency, tables.address, tables.country
+    shipped = (
+        select(oh.c.id_order).join(os_, os_.c.id_order_state == oh.c.id_order_state).where(os_.c.shipped == 1)
+    )
+    clauses = [o.c.date_add >= placed_since_local]
+    if shop_id is not None:
+        clauses.append(o.c.id_shop == shop_id)
+    return (
+        select(
+            o.c.id_order,
+            o.c.reference,
+            o.c.module,
+            o.c.date_add.label("placed_local"),
+            o.c.total_paid_tax_incl,
+            cur.c.iso_code.label("currency_iso"),
+            country.c.iso_code.label("country_iso"),
+            o.c.current_state,
+            osl.c.name.label("state_name"),
+            case((o.c.id_order.in_(shipped), 1), else_=0).label("ever_shipped"),
+        )
+        .select_from(
+            o.outerjoin(cur, cur.c.id_currency == o.c.id_currency)
+            .outerjoin(a, a.c.id_address == o.c.id_address_delivery)
+            .outerjoin(country, country.c.id_country == a.c.id_country)
+            .outerjoin(osl, and_(osl.c.id_order_state == o.c.current_state, osl.c.id_lang == o.c.id_lang))
+        )
+        .where(*clauses)
+        .order_by(o.c.id_order)
+    )
+
+
 def extract_orders(
     engine: Engine,
     tables: ShopTables,
     order_filter: OrderFilter,
     references: Sequence[str],
     chunk_size: int = 500,
+    placed_since: datetime | None = None,
 ) -> frames.ShopExtract:
-    """Read the five frames for `references`, five queries per chunk of references, and check them."""
+    """Read the five frames for `references`, five queries per chunk of references, and check them.
+
+    With `placed_since`, one more query reads the orders placed since then, for the statistics block.
+    """
     try:
         with engine.connect() as conn:
             config = read_shop_config(conn, tables, order_filter.shop_id)
+            recent_query = recent_orders_query(
+                tables,
+                order_filter.shop_id,
+                shop_local(placed_since, config.timezone) if placed_since else datetime.max,
+            )
+            recent = _frame(conn, recent_query) if placed_since else _empty_frame(recent_query)
             with_module_table = inspect(conn).has_table(tables.sequra_order.name)
             parts: list[list[pd.DataFrame]] = [[] for _ in CHUNK_QUERIES]
             for chunk in in_chunks(sorted(set(references)), chunk_size):
@@ -455,6 +501,7 @@ def extract_orders(
     shipped["shipped_at"] = _to_utc(shipped.pop("first_shipped_local"), config.timezone)
     shipped = shipped.drop_duplicates("id_order", ignore_index=True)
     addresses = addresses.drop_duplicates("id_address", ignore_index=True)
+    recent["placed_at"] = _to_utc(recent.pop("placed_local"), config.timezone)
     return frames.ShopExtract(
         config=config,
         shipped_orders=frames.checked(shipped, frames.SHIPPED_ORDERS),
@@ -462,6 +509,7 @@ def extract_orders(
         order_discounts=frames.checked(discounts, frames.ORDER_DISCOUNTS),
         order_addresses=frames.checked(addresses, frames.ORDER_ADDRESSES),
         order_trackings=frames.checked(trackings, frames.ORDER_TRACKINGS),
+        recent_orders=frames.checked(recent, frames.RECENT_ORDERS),
         db_name=db_name,
         db_version=db_version,
     )
@@ -487,6 +535,13 @@ def extract_shipped_orders(
     try:
         references = find_candidate_references(engine, tables, order_filter, window.since, window.until)
         wanted = sorted(set(references) | set(retry_references))
-        return extract_orders(engine, tables, order_filter, wanted, settings.chunk_size)
+        return extract_orders(
+            engine,
+            tables,
+            order_filter,
+            wanted,
+            settings.chunk_size,
+            placed_since=window.until - STATISTICS_PERIOD,
+        )
     finally:
         engine.dispose()

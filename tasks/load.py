@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from schemas.reports import BuiltReport, QuarantinedOrder, Stage
-from schemas.sequra import DeliveryReport, Merchant, Platform
+from schemas.sequra import DeliveryReport, Merchant, Platform, Statistics
 from schemas.settings import Settings
 from tasks.chunks import in_chunks
 from tasks.sequra_client import LOG, HttpSequraClient, SequraClient, SequraError, SequraRejectedError
@@ -64,6 +64,7 @@ class DeliveryReportLoader:
     platform: Platform
     ledger: DeliveryLedger
     batch_size: int = 5000
+    statistics: Statistics | None = None  # rides on the first request SeQura accepts
 
     def load(self, reports: Sequence[BuiltReport]) -> LoadResult:
         """Send every report; a refusal quarantines the orders it names (or bisects to find them) only."""
@@ -76,6 +77,7 @@ class DeliveryReportLoader:
         """Send `batch`; on a refusal set aside the refused orders and send the others again."""
         if not batch:
             return
+        statistics = self.statistics
         try:
             result.requests += 1
             self.ledger.sending(batch)
@@ -83,6 +85,7 @@ class DeliveryReportLoader:
                 DeliveryReport(
                     merchant=Merchant(id=self.merchant_id),
                     orders=tuple(built.report for built in batch),
+                    statistics=statistics,
                     platform=self.platform,
                 )
             )
@@ -96,7 +99,10 @@ class DeliveryReportLoader:
             self.ledger.not_sent(batch)
             named = {built.order_ref_1: errors_naming(built.order_ref_1, rejected.errors) for built in batch}
             refused = [built for built in batch if named[built.order_ref_1]]
-            if refused:
+            if statistics is not None and not refused:
+                self.statistics = None  # statistics are a courtesy: never let them hold back a shipment
+                self._send_isolating(batch, result)
+            elif refused:
                 result.quarantined += [
                     self._refused(built, rejected.status, named[built.order_ref_1]) for built in refused
                 ]
@@ -113,6 +119,7 @@ class DeliveryReportLoader:
                 self.ledger.not_sent(batch)
             raise
         self.ledger.sent(batch)
+        self.statistics = None
         result.sent += batch
 
     @staticmethod
@@ -168,7 +175,12 @@ def hold_uncertain(
 
 @task(name="send-delivery-reports", cache_policy=NO_CACHE)
 def send_delivery_reports(
-    settings: Settings, store: Engine, run_id: str, platform: Platform, reports: Sequence[BuiltReport]
+    settings: Settings,
+    store: Engine,
+    run_id: str,
+    platform: Platform,
+    reports: Sequence[BuiltReport],
+    statistics: Statistics | None = None,
 ) -> LoadResult:
     """POST the new reports to SeQura; notes each batch in the state store before and after it goes."""
     client = sequra_client(settings, get_run_logger())
@@ -182,6 +194,7 @@ def send_delivery_reports(
         platform=platform,
         ledger=StateLedger(store, run_id, merchant),
         batch_size=settings.batch_size,
+        statistics=statistics,
     )
     result = loader.load(sendable)
     result.quarantined += held
@@ -189,11 +202,18 @@ def send_delivery_reports(
 
 
 def write_delivery_report(
-    path: Path, merchant_id: str, platform: Platform, reports: Sequence[BuiltReport]
+    path: Path,
+    merchant_id: str,
+    platform: Platform,
+    reports: Sequence[BuiltReport],
+    statistics: Statistics | None = None,
 ) -> Path:
     """Write the delivery report that would be sent, as SeQura would receive it; creates the file."""
     report = DeliveryReport(
-        merchant=Merchant(id=merchant_id), orders=tuple(built.report for built in reports), platform=platform
+        merchant=Merchant(id=merchant_id),
+        orders=tuple(built.report for built in reports),
+        statistics=statistics,
+        platform=platform,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report.body(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from sqlalchemy import create_engine, select
@@ -28,6 +29,13 @@ def test_first_run_sends_every_shipped_order_once(pipeline: Pipeline) -> None:
     summary = delivery_report(**WINDOW)
     assert (summary.counts.new, summary.counts.sent, summary.counts.quarantined) == (2, 2, 0)
     assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "BBBBBBBBB"]
+    (report,) = requests.get(pipeline.sandbox.url + "_sandbox/delivery_reports", timeout=5).json()
+    placed = report["body"]["delivery_report"]["statistics"]["orders"]
+    assert sorted((o["merchant_reference"]["order_ref_1"], o["status"]) for o in placed) == [
+        ("AAAAAAAAA", "shipped"),
+        ("BBBBBBBBB", "shipped"),
+        ("NOTSHIPPD", "processing"),
+    ]
 
 
 def test_a_second_run_over_the_same_window_sends_nothing_again(pipeline: Pipeline) -> None:

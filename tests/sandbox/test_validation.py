@@ -151,3 +151,27 @@ def test_order_ref_1_is_read_as_text_or_none() -> None:
     assert order_ref_1({"merchant_reference": {"order_ref_1": True}}) is None
     assert order_ref_1({"merchant_reference": {}}) is None
     assert order_ref_1("not an order") is None
+
+
+def test_statistics_orders_need_a_completion_time_with_offset_and_a_currency() -> None:
+    body = {
+        "delivery_report": {
+            "merchant": {"id": "m"},
+            "orders": [],
+            "statistics": {
+                "orders": [
+                    {
+                        "completed_at": "2026-11-20T10:00:00+01:00",
+                        "currency": "EUR",
+                        "amount": 1250,
+                        "status": "shipped",
+                    },
+                    {"completed_at": "2026-11-20", "currency": "eur", "status": "lost"},
+                ]
+            },
+            "platform": {"name": "p", "version": "v", "uname": "u", "db_name": "d", "db_version": "1"},
+        }
+    }
+    errors = validate_delivery_report(body)
+    assert len(errors) == 3
+    assert all("statistics.orders[1]" in error for error in errors)

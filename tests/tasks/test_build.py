@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import String, literal
@@ -9,8 +9,9 @@ from sqlalchemy import String, literal
 from demo.shop import Discount, Line
 from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
-from tasks.build import ADJUSTMENT_NAME, fingerprint, quarantine_reason
-from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, Shop
+from tasks.build import ADJUSTMENT_NAME, build_statistics, fingerprint, quarantine_reason
+from tasks.extract import OrderFilter, extract_orders
+from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, SINCE, Shop
 
 
 def items_by_type(cart) -> dict[str, list]:
@@ -303,3 +304,25 @@ def test_module_marked_orders_are_flagged_and_other_merchants_orders_left_out(sh
     result = shop.build()
     assert [(b.reference, b.reported_by_module) for b in result.reports] == [("MODULESNT", True)]
     assert result.other_merchant == ["OTHERMERC"]
+
+
+def test_statistics_list_every_recent_order_with_payment_method_and_status(shop: Shop) -> None:
+    shop.shipped_order("SEQURASHP")
+    shop.order("CHEQUEORD", module="ps_checkpayment")
+    cancelled = shop.order("CANCELLED", module="paypal")
+    shop.writer.set_state(cancelled, CANCELED, at=MORNING)
+    order_filter = OrderFilter(("sequrapayment",))
+    extract = extract_orders(
+        shop.engine, shop.tables, order_filter, [], placed_since=SINCE - timedelta(days=7)
+    )
+    statistics = build_statistics(extract, ("sequrapayment",))
+    by_method = {o.payment_method: o for o in statistics.orders}
+    assert set(by_method) == {"SQ", "TR", "PP"}
+    assert (by_method["SQ"].status, by_method["SQ"].merchant_reference.order_ref_1) == (
+        "shipped",
+        "SEQURASHP",
+    )
+    assert (by_method["TR"].status, by_method["TR"].merchant_reference) == ("processing", None)
+    assert by_method["PP"].status == "cancelled"
+    assert by_method["SQ"].completed_at == "2026-11-18T18:30:00+01:00"
+    assert (by_method["SQ"].amount, by_method["SQ"].currency, by_method["SQ"].country) == (1745, "EUR", "ES")

@@ -8,7 +8,7 @@ from pydantic import SecretStr
 
 from sandbox.server import SandboxServer
 from schemas.reports import BuiltReport, Stage
-from schemas.sequra import DeliveryReport
+from schemas.sequra import DeliveryReport, OrderStatistics, Statistics
 from tasks.load import DeliveryReportLoader, errors_naming
 from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError, SequraUnavailableError
 from tests.cases import PLATFORM, built_report
@@ -161,3 +161,38 @@ def test_a_refused_retry_of_an_unanswered_request_holds_the_batch_instead_of_bis
     assert result.requests == 1
     assert [entry.order_ref_1 for entry in result.quarantined] == ["ONE", "TWO"]
     assert "sequra-etl release ONE" in result.quarantined[0].reason
+
+
+class RefusesStatistics(SequraClient):
+    """A SeQura stand-in that refuses any report carrying statistics, naming no order."""
+
+    def __init__(self) -> None:
+        self.reports: list[DeliveryReport] = []
+
+    def send_delivery_report(self, report: DeliveryReport) -> None:
+        if report.statistics is not None:
+            raise SequraRejectedError(409, ["Invalid data: statistics.orders[0].device is wrong"])
+        self.reports.append(report)
+
+
+def test_statistics_refused_by_sequra_never_hold_back_a_shipment() -> None:
+    client = RefusesStatistics()
+    statistics = Statistics(
+        orders=(OrderStatistics(completed_at="2026-11-20T10:00:00+01:00", currency="EUR"),)
+    )
+    loader = DeliveryReportLoader(client, MERCHANT, PLATFORM, ListLedger(), statistics=statistics)
+    result = loader.load([built_report("ONE"), built_report("TWO")])
+    assert [b.order_ref_1 for b in result.sent] == ["ONE", "TWO"]
+    assert result.quarantined == []
+    assert len(client.reports) == 1
+
+
+def test_statistics_ride_on_the_first_accepted_request_only(server: SandboxServer) -> None:
+    statistics = Statistics(
+        orders=(OrderStatistics(completed_at="2026-11-20T10:00:00+01:00", currency="EUR"),)
+    )
+    http = HttpSequraClient(server.url, "demo", SecretStr("demo-secret"), MERCHANT, backoff_seconds=0.01)
+    loader = DeliveryReportLoader(http, MERCHANT, PLATFORM, ListLedger(), batch_size=1, statistics=statistics)
+    loader.load([built_report("ONE"), built_report("TWO")])
+    reports = requests.get(server.url + "_sandbox/delivery_reports", timeout=5).json()
+    assert ["statistics" in r["body"]["delivery_report"] for r in reports] == [True, False]
