@@ -103,6 +103,8 @@ order_snapshots = Table(
     Column("first_sent_at", UtcDateTime, nullable=False),
     Column("last_sent_at", UtcDateTime, nullable=False),
     Column("run_id", String(36), nullable=False),
+    # sequra-etl: acknowledged by SeQura; php-module: reported by the PHP module, kept as first seen here
+    Column("sent_by", String(16), nullable=False),
 )
 
 quarantine = Table(

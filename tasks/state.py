@@ -19,6 +19,8 @@ from tasks.chunks import in_chunks
 from tasks.window import Window
 
 KEYS_PER_QUERY = 500
+SENT_BY_US = "sequra-etl"
+SENT_BY_MODULE = "php-module"
 RUN_LEASE = timedelta(hours=2)
 
 
@@ -271,14 +273,9 @@ def _resolve(conn: Connection, merchant: str, references: Sequence[str], moment:
         )
 
 
-def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
-    """Keep what SeQura acknowledged, in one transaction.
-
-    Upserts the snapshots, clears them from in_flight, resolves their quarantine and counts them on the run.
-    """
-    runs = state.runs
-    moment = now()
-    rows = [
+def _snapshot_rows(run_id: str, reports: Sequence[BuiltReport], moment: datetime, sent_by: str) -> list[dict]:
+    """Snapshot rows of `reports` as of `moment`."""
+    return [
         {
             "order_ref_1": built.order_ref_1,
             "reference": built.reference,
@@ -286,9 +283,20 @@ def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[Built
             "payload": _payload_json(built),
             "last_sent_at": moment,
             "run_id": run_id,
+            "sent_by": sent_by,
         }
-        for built in sent
+        for built in reports
     ]
+
+
+def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
+    """Keep what SeQura acknowledged, in one transaction.
+
+    Upserts the snapshots, clears them from in_flight, resolves their quarantine and counts them on the run.
+    """
+    runs = state.runs
+    moment = now()
+    rows = _snapshot_rows(run_id, sent, moment, SENT_BY_US)
     with engine.begin() as conn:
         _upsert(conn, state.order_snapshots, merchant, "order_ref_1", rows, {"first_sent_at": moment})
         _forget_in_flight(conn, merchant, [built.order_ref_1 for built in sent])
@@ -391,10 +399,12 @@ def record_findings(
     """Before sending: keep the build's quarantine and the changes seen, and close what needs no retry.
 
     A quarantined reference needs no retry once it builds and is already reported, or once it is no longer
-    a shipped SeQura order of this merchant (it left the extract, or belongs to another merchant).
+    a shipped SeQura order of this merchant (it left the extract, or belongs to another merchant). Orders
+    the PHP module reported get their first snapshot, so later changes to them show as CHANGED.
     """
     record_quarantine(engine, run_id, merchant, built.quarantined)
     record_changes(engine, run_id, merchant, [item for item in classified if item.change is Change.CHANGED])
+    adopt_module_reports(engine, run_id, merchant, classified)
     still_open = {entry.reference for entry in built.quarantined} | {
         item.built.reference for item in classified if item.change is Change.NEW
     }
@@ -495,6 +505,7 @@ def release_in_flight(engine: Engine, merchant: str, order_refs: Sequence[str], 
                     "payload": row.payload,
                     "last_sent_at": row.sending_at,
                     "run_id": row.run_id,
+                    "sent_by": SENT_BY_US,
                 }
                 _upsert(
                     conn,
@@ -510,3 +521,26 @@ def release_in_flight(engine: Engine, merchant: str, order_refs: Sequence[str], 
     if delivered:
         return f"recorded as delivered to SeQura, not to be sent again: {settled}"
     return f"released, the next run sends them: {settled}"
+
+
+def adopt_module_reports(
+    engine: Engine, run_id: str, merchant: str, classified: Sequence[ClassifiedReport]
+) -> None:
+    """Keep, as their baseline, the orders the PHP module reported that have no snapshot yet; writes them."""
+    adopted = [
+        item.built
+        for item in classified
+        if item.built.reported_by_module and item.previous_fingerprint is None
+    ]
+    if not adopted:
+        return
+    moment = now()
+    with engine.begin() as conn:
+        _upsert(
+            conn,
+            state.order_snapshots,
+            merchant,
+            "order_ref_1",
+            _snapshot_rows(run_id, adopted, moment, SENT_BY_MODULE),
+            {"first_sent_at": moment},
+        )

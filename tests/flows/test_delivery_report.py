@@ -154,3 +154,18 @@ def test_an_order_that_may_have_arrived_unanswered_is_held_until_released(
     assert "the next run sends them: AAAAAAAAA" in capsys.readouterr().out
     assert delivery_report(**WINDOW).counts.sent == 1
     assert pipeline.accepted() == ["AAAAAAAAA"]
+
+
+def test_an_order_the_php_module_reported_is_not_resent_but_its_later_changes_show(
+    pipeline: Pipeline,
+) -> None:
+    id_order = pipeline.shop.shipped_order("MODULESNT")
+    pipeline.shop.writer.mark_sent_by_module(id_order, merchant_id="demo_merchant", sent=True)
+    first = delivery_report(**WINDOW)
+    assert (first.counts.new, first.counts.unchanged, first.counts.sent) == (0, 1, 0)
+    later = MORNING.replace(hour=15)
+    moved = pipeline.shop.writer.edit_address(pipeline.shop.address, at=later, address1="Calle Nueva 2")
+    pipeline.shop.writer.repoint_order_address(id_order, "delivery", moved, at=later)
+    second = delivery_report(**WINDOW)
+    assert [item.built.order_ref_1 for item in second.changed] == ["MODULESNT"]
+    assert pipeline.accepted() == []
