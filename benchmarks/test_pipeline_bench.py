@@ -1,4 +1,4 @@
-"""Throughput of the extract and build stages on a generated shop of a few thousand shipped orders."""
+"""Throughput of the extract and build stages on generated shops (SQLite, MariaDB) of 2,000 shipped orders."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from demo.shop import Line
+from schemas.prestashop import shop_tables
 from tasks.build import build_reports
-from tests.shops import MERCHANT, Shop, sqlite_shop
+from tests.shops import MERCHANT, Shop, seeded_shop, sqlite_shop
 
 ORDERS = 2000
 LINES_PER_ORDER = 4
 
 
-@pytest.fixture(scope="module")
-def big_shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
-    shop = sqlite_shop(Path(tmp_path_factory.mktemp("bench")) / "shop.sqlite")
+def seed_big_shop(shop: Shop) -> Shop:
+    """Fill `shop` with ORDERS shipped orders of LINES_PER_ORDER lines."""
     for number in range(ORDERS):
         lines = [
             Line(f"Producto {number}-{n}", f"SKU-{n}", 1 + n, Decimal("3.33") + Decimal(n))
@@ -25,6 +25,14 @@ def big_shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
         ]
         shop.shipped_order(f"B{number:08d}", lines=lines, tracking_number=f"PK{number}")
     return shop
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mysql)])
+def big_shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Shop:
+    if request.param == "sqlite":
+        return seed_big_shop(sqlite_shop(Path(tmp_path_factory.mktemp("bench")) / "shop.sqlite"))
+    engine = request.getfixturevalue("mysql_shop_engine_factory")("8.0", "ps_")
+    return seed_big_shop(seeded_shop(engine, shop_tables("ps_")))
 
 
 def test_extract_shipped_orders(benchmark, big_shop: Shop) -> None:
