@@ -49,6 +49,10 @@ class Shop:
         values.update(fields)
         return self.writer.add_order(**values)
 
+    def new_address(self, **changes: object) -> int:
+        """Add another address of the default buyer: Ana García's in Madrid unless `changes` say otherwise."""
+        return new_address(self.writer, self.customer, **changes)
+
     def shipped_order(self, reference: str, at: datetime = MORNING, **fields: object) -> int:
         """Add an order and ship it at `at` (shop-local)."""
         id_order = self.order(reference, **fields)
@@ -89,21 +93,26 @@ class Shop:
         return found[0]
 
 
+def new_address(writer: ShopWriter, customer: int, **changes: object) -> int:
+    """Add an address for `customer`: Ana García, Calle Mayor 1, Madrid, unless `changes` say otherwise."""
+    fields: dict[str, object] = {
+        "firstname": "Ana",
+        "lastname": "García",
+        "address1": "Calle Mayor 1",
+        "city": "Madrid",
+        "postcode": "28013",
+        "id_country": 6,
+        "at": PLACED,
+    }
+    return writer.add_address(customer, **{**fields, **changes})
+
+
 def seeded_shop(engine: Engine, tables: ShopTables) -> Shop:
     """Install the defaults, one buyer with an address, and a carrier with a tracking URL."""
     writer = ShopWriter(engine, tables)
     writer.install_defaults(timezone="Europe/Madrid")
     customer = writer.add_customer(firstname="Ana", lastname="García", email="ana@example.com", at=PLACED)
-    address = writer.add_address(
-        customer,
-        firstname="Ana",
-        lastname="García",
-        address1="Calle Mayor 1",
-        city="Madrid",
-        postcode="28013",
-        id_country=6,
-        at=PLACED,
-    )
+    address = new_address(writer, customer)
     carrier = writer.add_carrier("Correos Express", url="https://s.correosexpress.com/search?n=@")
     return Shop(engine, tables, writer, customer, address, carrier)
 

@@ -11,7 +11,7 @@ from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
 from tasks.build import ADJUSTMENT_NAME, build_statistics, fingerprint, quarantine_reason
 from tasks.extract import OrderFilter, extract_orders
-from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, SINCE, Shop
+from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, SINCE, Shop, new_address
 
 
 def items_by_type(cart) -> dict[str, list]:
@@ -156,16 +156,7 @@ def test_unknown_currency_is_quarantined_naming_it(shop: Shop) -> None:
 
 
 def test_unknown_country_is_quarantined_naming_the_address(shop: Shop) -> None:
-    address = shop.writer.add_address(
-        shop.customer,
-        firstname="Ana",
-        lastname="García",
-        address1="Nowhere 1",
-        city="Atlantis",
-        postcode="00000",
-        id_country=999,
-        at=MORNING,
-    )
+    address = shop.new_address(address1="Nowhere 1", city="Atlantis", postcode="00000", id_country=999)
     shop.shipped_order("NOCOUNTRY", id_address_delivery=address)
     (entry,) = shop.build().quarantined
     assert f"delivery address {address} has country id 999" in entry.reason
@@ -222,15 +213,14 @@ def test_names_with_accents_and_emoji_survive_byte_exact(shop: Shop) -> None:
     customer = shop.writer.add_customer(
         firstname="José", lastname="Ñúñez 🚀", email="jose@example.com", at=MORNING
     )
-    address = shop.writer.add_address(
+    address = new_address(
+        shop.writer,
         customer,
         firstname="José",
         lastname="Ñúñez 🚀",
         address1="Carrer d'Aragó 7",
         city="Barcelona",
         postcode="08011",
-        id_country=6,
-        at=MORNING,
     )
     shop.shipped_order(
         "EMOJIBUYR",
