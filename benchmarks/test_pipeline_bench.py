@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from demo.shop import Line
 from schemas.prestashop import shop_tables
+from seeding.vocabulary import Line
 from tasks.build import build_reports
 from tests.shops import MERCHANT, Shop, seeded_shop, sqlite_shop
 

@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, select
 
-from demo.shop import ShopWriter, seed_demo_shop
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer
 from schemas.prestashop import create_shop_schema, shop_tables
+from seeding.demo_shop import seed_demo_shop
+from seeding.writer import ShopWriter
 
 DEMO_DIR = Path(".demo")
 SHOP_TIMEZONE = "Europe/Madrid"

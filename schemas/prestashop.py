@@ -4,7 +4,7 @@ Each table carries every column that exists in PrestaShop 1.7.8.1, 8.0 and 9.1.0
 db_structure.sql), with the 8.0 types, nullability, server defaults and primary keys (9.1.0's for `lang` and
 `shop`, which are Doctrine entities before 9.x). Columns only some versions have are left out:
 `orders.shipping_number` (1.7 only) and `carrier.id_tax_rules_group` (1.7 only). Single-column KEYs of the
-real DDL are mirrored as indexes, so the SQLite demo shop joins the way MySQL does. tests/fixtures/prestashop/
+real DDL are mirrored as indexes, so the SQLite demo shop joins the way MySQL does. seeding/ddl/
 holds the real DDL these declarations are checked against.
 """
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from sandbox.server import SandboxServer
-from tests.prestashop_ddl import create_prestashop_schema
+from seeding.prestashop_ddl import create_prestashop_schema
 
 DEFAULT_TEST_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/"
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, update
 
-from demo.shop import Line, ShopWriter
 from schemas.frames import ShopExtract
 from schemas.prestashop import ShopTables, create_shop_schema, shop_tables
 from schemas.reports import BuildResult, BuiltReport
+from seeding.vocabulary import Line
+from seeding.writer import ShopWriter
 from tasks.build import build_reports
 from tasks.extract import OrderFilter, extract_orders, find_candidate_references
 

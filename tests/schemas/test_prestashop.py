@@ -25,7 +25,7 @@ from schemas.prestashop import (
     create_shop_schema,
     shop_tables,
 )
-from tests.prestashop_ddl import PRESTASHOP_VERSIONS, prestashop_ddl
+from seeding.prestashop_ddl import PRESTASHOP_VERSIONS, prestashop_ddl
 
 TABLES = shop_tables()
 TABLE_NAMES = [field.name for field in fields(ShopTables) if field.name not in ("metadata", "prefix")]

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from sqlalchemy import String, literal
 
-from demo.shop import Discount, Line
 from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
+from seeding.vocabulary import Discount, Line
 from tasks.build import ADJUSTMENT_NAME, build_statistics, fingerprint, quarantine_reason
 from tasks.extract import OrderFilter, extract_orders
 from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, SINCE, Shop, new_address

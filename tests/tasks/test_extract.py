@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, event
 
-from demo.shop import seed_demo_shop
 from schemas.prestashop import create_shop_schema, shop_tables
 from schemas.reports import BuildResult
+from seeding.demo_shop import seed_demo_shop
+from seeding.prestashop_ddl import PRESTASHOP_VERSIONS
 from tasks.build import build_reports
 from tasks.extract import (
     OrderFilter,
@@ -18,7 +19,6 @@ from tasks.extract import (
     find_candidate_references,
     read_shop_config,
 )
-from tests.prestashop_ddl import PRESTASHOP_VERSIONS
 from tests.shops import CANCELED, MERCHANT, MORNING, SINCE, UNTIL, Shop
 
 DEMO_NOW = datetime(2026, 11, 24, 12, 0)  # shop-local

@@ -12,20 +12,19 @@ import pytest
 from sqlalchemy import Row, Table, create_engine, func, select
 from sqlalchemy.engine import Engine
 
-from demo.shop import (
+from schemas.prestashop import ZERO_DATETIME, ShopTables, create_shop_schema, shop_tables
+from seeding.demo_shop import DemoShop, seed_demo_shop
+from seeding.prestashop_ddl import PRESTASHOP_VERSIONS
+from seeding.vocabulary import (
     DELIVERED,
     PAYMENT_ACCEPTED,
     PROCESSING_IN_PROGRESS,
     SHIPPED,
     SPAIN,
-    DemoShop,
     Discount,
     Line,
-    ShopWriter,
-    seed_demo_shop,
 )
-from schemas.prestashop import ZERO_DATETIME, ShopTables, create_shop_schema, shop_tables
-from tests.prestashop_ddl import PRESTASHOP_VERSIONS
+from seeding.writer import ShopWriter
 
 NOW = datetime(2024, 6, 11, 12, 0, 0)
 EMOJI_LASTNAME = "Ñúñez 🚀"

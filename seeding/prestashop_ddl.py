@@ -1,4 +1,4 @@
-"""PrestaShop's real DDL for the tables the ETL reads, per version, from tests/fixtures/prestashop/."""
+"""PrestaShop's real DDL (install-dev/data/db_structure.sql) of the tables the ETL reads, per version."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 PRESTASHOP_VERSIONS = ("1.7.8.1", "8.0", "9.1.0")
 
-FIXTURES = Path(__file__).parent / "fixtures" / "prestashop"
+DDL_FOLDER = Path(__file__).parent / "ddl"
 
 # What PrestaShop's installer puts in place of db_structure.sql's placeholders.
 _PLACEHOLDERS = {"ENGINE_TYPE": "InnoDB", "COLLATION": "COLLATE utf8mb4_general_ci"}
@@ -20,7 +20,7 @@ def prestashop_ddl(version: str, prefix: str = "ps_") -> list[str]:
     if version not in PRESTASHOP_VERSIONS:
         known = ", ".join(PRESTASHOP_VERSIONS)
         raise ValueError(f"no vendored DDL for PrestaShop {version!r}; known versions: {known}")
-    source = (FIXTURES / f"{version}.sql").read_text(encoding="utf-8")
+    source = (DDL_FOLDER / f"{version}.sql").read_text(encoding="utf-8")
     sql = "\n".join(line for line in source.splitlines() if not line.startswith("--"))
     for placeholder, value in _PLACEHOLDERS.items():
         sql = re.sub(rf"\b{placeholder}\b", value, sql)

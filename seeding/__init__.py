@@ -1,0 +1,1 @@
+"""Seeding PrestaShop databases: the demo shop, and large generated shops for benchmarks, on the real DDL."""
