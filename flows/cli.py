@@ -1,4 +1,4 @@
-"""The sequra-etl command: deliver, sandbox, demo."""
+"""The sequra-etl command: deliver, release, sandbox, demo, seed."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from schemas.settings import SETTINGS, SettingError, Settings, settings_table
 from tasks.window import WindowError, parse_moment
@@ -65,6 +66,25 @@ def parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the local SeQura sandbox")
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     commands.add_parser("demo", help="seed a demo shop, start the sandbox and run the flow end to end")
+    seed = commands.add_parser(
+        "seed",
+        help="generate a big PrestaShop shop on MariaDB/MySQL for benchmarks (or add orders to one)",
+        description="Generate N shipped SeQura orders (plus about 8%% other orders) into a MariaDB or MySQL "
+        "database, creating PrestaShop's real tables when it is empty; run again to add more orders.",
+    )
+    seed.add_argument("--orders", type=int, required=True, help="how many shipped SeQura orders to add")
+    seed.add_argument("--shop-db", dest="shop_db_url", help=f"overrides {SETTINGS['shop_db_url'].env}")
+    seed.add_argument(
+        "--table-prefix", dest="shop_table_prefix", help=f"overrides {SETTINGS['shop_table_prefix'].env}"
+    )
+    seed.add_argument("--days", type=float, default=365, help="ship them over this many days before now")
+    seed.add_argument("--now", help="shop-local end of that period, ISO 8601 (default: now)")
+    seed.add_argument(
+        "--prestashop-version",
+        default="8.0",
+        help="real DDL to create an empty shop with: 1.7.8.1, 8.0, 9.1.0",
+    )
+    seed.add_argument("--seed", type=int, default=1, help="random seed: the same seed gives the same shop")
     return root
 
 
@@ -111,6 +131,52 @@ def release(args: argparse.Namespace) -> int:
     return 0
 
 
+def shop_now(value: str | None) -> datetime:
+    """The shop-local `--now` of seed: a naive ISO 8601 datetime, or the machine's local time."""
+    if value is None:
+        return datetime.now().replace(microsecond=0)
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=None)
+    except ValueError:
+        raise SettingError("--now", f"'{value}' is not an ISO 8601 datetime like 2026-11-27T12:00") from None
+
+
+def seed(args: argparse.Namespace) -> int:
+    """Generate a big shop (or add orders to one) and say what was written."""
+    from schemas.prestashop import shop_tables
+    from seeding.big_shop import loading_engine, seed_big_shop
+
+    if args.orders <= 0:
+        raise SettingError("--orders", f"'{args.orders}' is not a whole number above zero")
+    settings = Settings.from_env(shop_db_url=args.shop_db_url, shop_table_prefix=args.shop_table_prefix)
+    settings.require("shop_db_url")
+    assert settings.shop_db_url is not None
+    now = (
+        parse_moment("now", args.now).replace(tzinfo=None)
+        if args.now
+        else datetime.now().replace(microsecond=0)
+    )
+    engine = loading_engine(settings.shop_db_url)
+    try:
+        shop = seed_big_shop(
+            engine,
+            shop_tables(settings.shop_table_prefix),
+            args.orders,
+            now=now,
+            days=args.days,
+            seed=args.seed,
+            prestashop_version=args.prestashop_version,
+        )
+    finally:
+        engine.dispose()
+    print(
+        f"Added {shop.shipped_orders:,} shipped SeQura orders ({shop.shipped_references:,} references) and "
+        f"{shop.other_orders:,} other orders to {settings.shop_db_url.database} in {shop.seconds:.0f} s"
+    )
+    print(", ".join(f"{table} {rows:,}" for table, rows in shop.rows.items()))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the sequra-etl console script."""
     args = parser().parse_args(argv)
@@ -131,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             serve_forever(args.port, config)
             return 0
+        if args.command == "seed":
+            return seed(args)
         from demo.run import run_demo
 
         return run_demo()
@@ -138,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sequra-etl: {error}", file=sys.stderr)
         return EXIT_SETTING
     except Exception as error:
-        if not getattr(error, "__module__", "").startswith(("tasks", "schemas")):
+        if not getattr(error, "__module__", "").startswith(("tasks", "schemas", "seeding")):
             raise
         print(f"sequra-etl: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED
