@@ -97,7 +97,7 @@ def run_demo() -> int:
         change_reported_order(shop_url, changed_ref)
         _say(f"3. Order {changed_ref} gets a new delivery address in the back office; the next run sees it")
         third = delivery_report()
-        print("Changed after reporting: " + (", ".join(i.built.order_ref_1 for i in third.changed) or "none"))
+        print("Changed after reporting: " + (", ".join(o.order_ref_1 for o in third.changed) or "none"))
     _say("Where to look")
     print(f"Demo shop (SQLite): {shop_url}")
     print(f"State store: {state_url} (tables order_snapshots, runs, quarantine, order_changes)")

@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
-from schemas.reports import Change
 from schemas.settings import Settings
-from tasks.build import build_order_reports, platform_of
-from tasks.diff import diff_against_last_report, of_kind
-from tasks.extract import extract_shipped_orders
-from tasks.load import send_delivery_reports, write_delivery_report
+from tasks.delivery import (
+    ChunkJob,
+    ChunkOutcome,
+    deliver_chunk_task,
+    finish_dry_run_task,
+    plan_delivery_task,
+    start_dry_run_task,
+)
 from tasks.state import (
     RunInProgressError,
     finish_run,
+    forget_chunks,
     last_successful_until,
     open_state_store,
-    record_findings,
-    record_quarantine,
-    references_to_retry,
     start_run,
 )
 from tasks.summary import (
@@ -107,33 +114,55 @@ def delivery_report(
         except RunInProgressError:
             store.dispose()
             raise
+    dry_run_file = str(Path(out or f".sequra-etl/dry-run-{window.label()}.json")) if dry_run else None
     try:
-        retried = references_to_retry(store, merchant_id)
-        extract = extract_shipped_orders(settings, window, retried)
-        built, statistics = build_order_reports(extract, settings)
-        classified = diff_against_last_report(store, merchant_id, built.reports)
-        new = [item.built for item in of_kind(classified, Change.NEW)]
-        if dry_run:
-            path = Path(out or f".sequra-etl/dry-run-{window.label()}.json")
-            write_delivery_report(path, merchant_id, platform_of(extract), new, statistics)
-            summary = summarize(
-                run_id, merchant_id, window, str(store.url), built, classified, None, str(path)
-            )
-        else:
-            record_findings(store, run_id, merchant_id, built, classified, retried)
-            loaded = send_delivery_reports(settings, store, run_id, platform_of(extract), new, statistics)
-            record_quarantine(store, run_id, merchant_id, loaded.quarantined)
-            summary = summarize(run_id, merchant_id, window, str(store.url), built, classified, loaded)
+        plan = plan_delivery_task(settings, run_id, window, dry_run)
+        if dry_run_file:
+            start_dry_run_task(dry_run_file, merchant_id)
+        total = deliver_chunks(
+            settings, ChunkJob(run_id, 0, window, plan.config, dry_run, dry_run_file), plan.chunks
+        )
+        if dry_run_file:
+            finish_dry_run_task(settings, dry_run_file, plan.config, window)
+        summary = summarize(
+            run_id,
+            merchant_id,
+            window,
+            str(store.url),
+            total,
+            dry_run=dry_run,
+            chunks=plan.chunks,
+            incremental=plan.incremental,
+            dry_run_file=dry_run_file,
+        )
+        if not dry_run:
             finish_run(store, run_id, "succeeded", summary.counts)
     except Exception as error:
         if not dry_run:
             finish_run(store, run_id, "failed", message=f"{type(error).__name__}: {error}")
         raise
     finally:
+        forget_chunks(store, run_id)
         store.dispose()
     publish(summary)
     logger.info(summary_markdown(summary))
     return summary
+
+
+def deliver_chunks(settings: Settings, first: ChunkJob, chunks: int) -> ChunkOutcome:
+    """Deliver the run's chunks one after the other, showing progress when there is more than one."""
+    total = ChunkOutcome()
+    progress = (
+        create_progress_artifact(0.0, key="delivery-report-progress", description="Chunks delivered")
+        if chunks > 1
+        else None
+    )
+    for number in range(chunks):
+        job = replace(first, chunk=number, statistics_due=not total.statistics_settled)
+        total = total + deliver_chunk_task(settings, job)
+        if progress is not None:
+            update_progress_artifact(progress, 100.0 * (number + 1) / chunks)
+    return total
 
 
 def publish(summary: DeliverySummary) -> None:

@@ -160,18 +160,25 @@ def checked(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ShopConfig:
-    """The shop configuration the report depends on, read from the configuration table."""
+    """What the reports depend on besides the orders: configuration, shipped states, the database.
+
+    Read once per run (a few small queries) and handed to every chunk.
+    """
 
     timezone: str
     delivered_state: int | None
     canceled_states: tuple[int, ...]
+    shipped_states: tuple[int, ...]  # order_state.shipped = 1, the shop's own states included
     shop_name: str
     ps_version: str
+    module_table: bool  # the PHP module's sequra_order table exists
+    db_name: str
+    db_version: str
 
 
 @dataclass(frozen=True)
 class ShopExtract:
-    """Everything read from the shop for one run: the five frames, the configuration and the database."""
+    """Everything read from the shop for one chunk of order references: five frames and the configuration."""
 
     config: ShopConfig
     shipped_orders: pd.DataFrame
@@ -179,6 +186,3 @@ class ShopExtract:
     order_discounts: pd.DataFrame
     order_addresses: pd.DataFrame
     order_trackings: pd.DataFrame
-    recent_orders: pd.DataFrame
-    db_name: str
-    db_version: str

@@ -1,4 +1,4 @@
-"""Order reports as the pipeline passes them between stages: built, quarantined, classified."""
+"""Order reports as the pipeline passes them between stages, and what a chunk of them came to."""
 
 from __future__ import annotations
 
@@ -25,12 +25,17 @@ class Change(enum.StrEnum):
 
 @dataclass(frozen=True)
 class BuiltReport:
-    """One order reference turned into a SeQura order report, with its fingerprint."""
+    """One order reference turned into a SeQura order report, serialised once.
+
+    `payload` is the order exactly as it goes on the wire and into the state store (UTF-8 JSON, `state`
+    first, then the other keys sorted); `fingerprint` is the SHA-256 of those same bytes without `state`.
+    """
 
     reference: str
     order_ref_1: str
     id_orders: tuple[int, ...]
     report: OrderReport
+    payload: bytes
     fingerprint: str
     reported_by_module: bool = False
 
@@ -62,3 +67,28 @@ class ClassifiedReport:
     built: BuiltReport
     change: Change
     previous_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class SentOrder:
+    """One order sent (or, in a dry run, to be sent), as the run's tables show it."""
+
+    reference: str
+    order_ref_1: str
+    id_orders: tuple[int, ...]
+    state: str
+    sent_at: str
+    items: int
+    shipped_total: str
+    remaining_total: str
+
+
+@dataclass(frozen=True)
+class ChangedOrder:
+    """One order whose report changed after it was reported."""
+
+    reference: str
+    order_ref_1: str
+    id_orders: tuple[int, ...]
+    previous_fingerprint: str
+    fingerprint: str

@@ -104,6 +104,15 @@ def _optional_int(name: str, value: str) -> int | None:
     return _positive_int(name, value) if value.strip() else None
 
 
+def _flag(name: str, value: str) -> bool:
+    """Parse a yes/no setting."""
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(name, f"'{value}' is not true or false")
+
+
 def _text(name: str, value: str) -> str:
     """Keep a plain text setting as given."""
     return value
@@ -142,7 +151,18 @@ SETTINGS: dict[str, Setting] = {
     "backoff_seconds": Setting(
         "SEQURA_BACKOFF_SECONDS", "1", _positive_float, "first retry delay, doubled each time"
     ),
-    "chunk_size": Setting("SHOP_CHUNK_SIZE", "500", _positive_int, "order references read per query"),
+    "chunk_size": Setting(
+        "SHOP_CHUNK_SIZE",
+        "5000",
+        _positive_int,
+        "order references per chunk: read, built, sent and committed together",
+    ),
+    "fast_reader": Setting(
+        "SHOP_FAST_READER",
+        "true",
+        _flag,
+        "read MySQL/MariaDB with mysqlclient when it is installed (pip install -e '.[fast]')",
+    ),
     "overlap_minutes": Setting(
         "DELIVERY_OVERLAP_MINUTES",
         "360",
@@ -176,6 +196,7 @@ class Settings:
     max_attempts: int
     backoff_seconds: float
     chunk_size: int
+    fast_reader: bool
     overlap_minutes: int
     first_run_days: int
 

@@ -1,4 +1,4 @@
-"""State store tables: what was sent to SeQura, runs, quarantined orders and changes seen after a report."""
+"""State store tables: what was sent to SeQura, runs and their chunks, quarantined orders, changes seen."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 1
+STATE_SCHEMA_VERSION = 2
+
+Marks = dict[str, int]
+"""High-water marks: per append-only shop table, the highest row id a run has read past."""
 
 
 class UtcDateTime(TypeDecorator):
@@ -86,6 +89,8 @@ runs = Table(
     Column("quarantined_count", Integer, nullable=False, default=0),
     Column("sent_count", Integer, nullable=False, default=0),
     Column("message", Text),
+    # JSON {table: id}: the high-water marks the next scheduled run reads above (version 2)
+    Column("marks", Text),
 )
 
 run_locks = Table(
@@ -120,6 +125,14 @@ quarantine = Table(
     Column("last_seen_at", UtcDateTime, nullable=False),
     Column("run_id", String(36), nullable=False),
     Column("resolved_at", UtcDateTime),
+)
+
+run_chunks = Table(
+    "run_chunks",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("chunk", Integer, primary_key=True, autoincrement=False),
+    Column("order_references", _payload(), nullable=False),  # newline-separated, sorted
 )
 
 in_flight = Table(

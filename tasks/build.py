@@ -1,9 +1,12 @@
-"""Build: turn the extracted frames into one SeQura order report per order reference (pure functions)."""
+"""Build: turn one chunk's extracted frames into one SeQura order report per order reference (pure functions).
+
+Each report is a plain dict in the shapes of `schemas.sequra`, serialised once with orjson: the same bytes
+are fingerprinted, stored and sent.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,10 +15,9 @@ from decimal import Decimal
 from importlib import metadata
 from typing import Any, Literal
 
+import numpy as np
+import orjson
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from pydantic import ValidationError
 
 from schemas.frames import ShopConfig, ShopExtract
 from schemas.reports import BuildResult, BuiltReport, QuarantinedOrder, Stage
@@ -33,7 +35,6 @@ from schemas.sequra import (
     Tracking,
     cents,
 )
-from schemas.settings import Settings
 
 Row = dict[str, Any]
 OrderRefField = Literal["reference", "id_order"]
@@ -46,18 +47,44 @@ class UnreportableOrderError(ValueError):
 
 @dataclass(frozen=True)
 class OrderRows:
-    """The extracted rows of one order reference, grouped for building."""
+    """One chunk's rows made ready for building, keyed by id_order or id_address.
+
+    Lines, discounts, trackings and addresses are turned into SeQura's shapes once, column by column, for
+    the whole chunk; each report then only picks its sub-orders' parts.
+    """
 
     sub_orders: list[Row]
-    lines: Mapping[int, list[Row]]
-    discounts: Mapping[int, list[Row]]
-    trackings: Mapping[int, list[Row]]
-    addresses: Mapping[int, Row]
+    products: Mapping[int, list[Item]]  # product lines net of refunds and returns
+    removed: Mapping[int, Decimal]  # value refunded or returned, which the order total still contains
+    discounts: Mapping[int, list[Item]]
+    trackings: Mapping[int, list[Tracking]]
+    addresses: Mapping[int, Address]  # addresses whose country is known
+    address_rows: Mapping[int, Row]  # every address row read, for the buyer's NIN and for errors
+
+
+def _values(column: pd.Series) -> list[Any]:
+    """A column's values as Python objects, missing ones as None; UTC timestamps as ISO 8601 to the second.
+
+    The timestamps become the text SeQura reads ('2026-11-20T09:00:00+00:00'), which also sorts in time
+    order; converted all at once, which is a hundred times faster than one Timestamp object each.
+    """
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        seconds = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[s]")
+        texts = np.datetime_as_string(seconds, unit="s").tolist()
+        missing = column.isna().tolist()
+        return [None if gone else f"{text}+00:00" for text, gone in zip(texts, missing, strict=True)]
+    values = column.tolist()
+    if column.hasnans:
+        missing = column.isna().tolist()
+        values = [None if gone else value for value, gone in zip(values, missing, strict=True)]
+    return values
 
 
 def records(frame: pd.DataFrame) -> list[Row]:
-    """Frame rows as dicts, with every kind of missing value turned into None."""
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+    """Frame rows as dicts, built column by column, with every kind of missing value turned into None."""
+    names = list(frame.columns)
+    columns = [_values(frame[name]) for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _grouped(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
@@ -68,15 +95,18 @@ def _grouped(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
     return groups
 
 
-def fingerprint(report: OrderReport) -> str:
-    """A canonical SHA-256 of the report as it would be sent, `state` left out.
+def serialised(report: OrderReport) -> tuple[bytes, str]:
+    """The report's wire bytes and its fingerprint, from one serialisation.
 
-    Shipped becoming delivered is no change to act on: SeQura's order update carries carts, addresses,
-    buyer and trackings, not the state.
+    The fingerprint is the SHA-256 of the report with sorted keys and without `state`: shipped becoming
+    delivered is no change to act on (SeQura's order update carries carts, addresses, buyer and trackings,
+    not the state). The wire bytes are those same bytes with `state` put first.
     """
-    payload = {key: value for key, value in report.wire().items() if key != "state"}
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    rest = orjson.dumps(
+        {key: value for key, value in report.items() if key != "state"}, option=orjson.OPT_SORT_KEYS
+    )
+    payload = b'{"state":"' + report["state"].encode() + b'",' + rest[1:]
+    return payload, hashlib.sha256(rest).hexdigest()
 
 
 def _text(value: Any) -> str | None:
@@ -87,72 +117,96 @@ def _text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-def product_items(lines: Sequence[Row]) -> list[Item]:
-    """Product lines, with quantities net of refunds and returns; fully refunded lines are left out."""
-    items = []
-    for line in lines:
-        ordered = int(line["product_quantity"])
-        net = ordered - int(line["product_quantity_refunded"]) - int(line["product_quantity_return"])
+def _with(target: dict[str, Any], **optional: Any) -> Any:
+    """`target` with the optional keys whose value is not None: SeQura leaves out null keys."""
+    for key, value in optional.items():
+        if value is not None:
+            target[key] = value
+    return target
+
+
+def _columns(frame: pd.DataFrame, names: str) -> Iterable[tuple[Any, ...]]:
+    """The frame's rows as tuples of the named columns (space-separated), as Python values."""
+    return zip(*(_values(frame[name]) for name in names.split()), strict=True)
+
+
+def product_items(lines: pd.DataFrame) -> tuple[dict[int, list[Item]], dict[int, Decimal]]:
+    """Per order, the product lines with quantities net of refunds and returns, and the value removed.
+
+    A fully refunded line is left out; what was refunded or returned is still in the order's total, so it
+    is handed back to be taken off it.
+    """
+    items: dict[int, list[Item]] = defaultdict(list)
+    removed: dict[int, Decimal] = defaultdict(Decimal)
+    for id_order, product_id, reference, name, ordered, refunded, returned, unit, total in _columns(
+        lines,
+        "id_order product_id product_reference product_name product_quantity product_quantity_refunded "
+        "product_quantity_return unit_price_tax_incl total_price_tax_incl",
+    ):
+        gone = refunded + returned
+        if ordered > 0 and gone > 0:
+            removed[id_order] += total * min(ordered, gone) / ordered
+        net = ordered - gone
         if net <= 0 or ordered <= 0:
             continue
-        total = Decimal(line["total_price_tax_incl"]) * net / ordered
-        items.append(
-            Item(
-                type="product",
-                reference=_text(line["product_reference"]) or str(line["product_id"]),
-                name=str(line["product_name"]),
-                price_with_tax=cents(line["unit_price_tax_incl"]),
-                quantity=net,
-                total_with_tax=cents(total),
-                downloadable=False,
-                product_id=str(line["product_id"]),
+        items[id_order].append(
+            {
+                "type": "product",
+                "reference": _text(reference) or str(product_id),
+                "name": str(name),
+                "price_with_tax": cents(unit),
+                "quantity": net,
+                "total_with_tax": cents(total if net == ordered else total * net / ordered),
+                "downloadable": False,
+                "product_id": str(product_id),
+            }
+        )
+    return items, removed
+
+
+def discount_items(discounts: pd.DataFrame) -> dict[int, list[Item]]:
+    """Per order, its discounts (order_cart_rule) as negative lines."""
+    items: dict[int, list[Item]] = defaultdict(list)
+    for id_order, id_order_cart_rule, name, value in _columns(
+        discounts, "id_order id_order_cart_rule name value"
+    ):
+        amount = cents(value)
+        if amount:
+            items[id_order].append(
+                {
+                    "type": "discount",
+                    "reference": f"discount-{id_order_cart_rule}",
+                    "name": str(name),
+                    "total_with_tax": -amount,
+                }
             )
-        )
     return items
-
-
-def removed_value(lines: Sequence[Row]) -> Decimal:
-    """The value of the quantities refunded or returned, which the order total still contains."""
-    removed = Decimal(0)
-    for line in lines:
-        ordered = int(line["product_quantity"])
-        gone = min(ordered, int(line["product_quantity_refunded"]) + int(line["product_quantity_return"]))
-        if ordered > 0 and gone > 0:
-            removed += Decimal(line["total_price_tax_incl"]) * gone / ordered
-    return removed
-
-
-def discount_items(discounts: Sequence[Row]) -> list[Item]:
-    """Discounts (order_cart_rule) as negative lines."""
-    return [
-        Item(
-            type="discount",
-            reference=f"discount-{row['id_order_cart_rule']}",
-            name=str(row["name"]),
-            total_with_tax=-cents(row["value"]),
-        )
-        for row in discounts
-        if cents(row["value"]) != 0
-    ]
 
 
 def handling_items(sub_order: Row, carrier_name: str) -> list[Item]:
     """Shipping and gift wrapping as handling lines, when they cost something."""
-    items = []
+    items: list[Item] = []
     shipping = cents(sub_order["total_shipping_tax_incl"])
     if shipping:
-        items.append(Item(type="handling", reference="shipping", name=carrier_name, total_with_tax=shipping))
+        items.append(
+            {"type": "handling", "reference": "shipping", "name": carrier_name, "total_with_tax": shipping}
+        )
     wrapping = cents(sub_order["total_wrapping_tax_incl"])
     if wrapping:
         items.append(
-            Item(type="handling", reference="gift-wrapping", name="Gift wrapping", total_with_tax=wrapping)
+            {
+                "type": "handling",
+                "reference": "gift-wrapping",
+                "name": "Gift wrapping",
+                "total_with_tax": wrapping,
+            }
         )
     return items
 
 
 def balanced(items: list[Item], expected_total: int, what: str) -> list[Item]:
     """Absorb a rounding gap of at most one cent per line into an adjustment line; refuse a larger one."""
-    total = sum(item.total_with_tax for item in items)
+    total = sum(item["total_with_tax"] for item in items)
     gap = expected_total - total
     if gap == 0:
         return items
@@ -161,29 +215,33 @@ def balanced(items: list[Item], expected_total: int, what: str) -> list[Item]:
             f"totals do not add up: items {total}, order {expected_total} ({what}); "
             "correct the order lines or totals in the back office"
         )
-    kind = "handling" if gap > 0 else "discount"
-    return [*items, Item(type=kind, reference="rounding", name=ADJUSTMENT_NAME, total_with_tax=gap)]
+    kind: Literal["handling", "discount"] = "handling" if gap > 0 else "discount"
+    return [*items, {"type": kind, "reference": "rounding", "name": ADJUSTMENT_NAME, "total_with_tax": gap}]
 
 
 def build_cart(sub_orders: Sequence[Row], rows: OrderRows, config: ShopConfig, what: str) -> Cart:
     """One cart from some sub-orders: products, discounts, shipping and wrapping, totals that add up."""
     if not sub_orders:
-        currency = rows.sub_orders[0]["currency_iso"]
-        return Cart(currency=currency, gift=False, order_total_with_tax=0, items=())
+        return {
+            "currency": rows.sub_orders[0]["currency_iso"],
+            "gift": False,
+            "order_total_with_tax": 0,
+            "items": [],
+        }
     items: list[Item] = []
     expected = Decimal(0)
     for sub_order in sub_orders:
-        lines = rows.lines.get(sub_order["id_order"], [])
-        items += product_items(lines)
-        items += discount_items(rows.discounts.get(sub_order["id_order"], []))
+        id_order = sub_order["id_order"]
+        items += rows.products.get(id_order, [])
+        items += rows.discounts.get(id_order, [])
         items += handling_items(sub_order, carrier_label(sub_order, config))
-        expected += Decimal(sub_order["total_paid_tax_incl"]) - removed_value(lines)
-    return Cart(
-        currency=sub_orders[0]["currency_iso"],
-        gift=any(bool(sub_order["gift"]) for sub_order in sub_orders),
-        order_total_with_tax=cents(expected),
-        items=tuple(balanced(items, cents(expected), what)),
-    )
+        expected += sub_order["total_paid_tax_incl"] - rows.removed.get(id_order, 0)
+    return {
+        "currency": sub_orders[0]["currency_iso"],
+        "gift": any(bool(sub_order["gift"]) for sub_order in sub_orders),
+        "order_total_with_tax": cents(expected),
+        "items": balanced(items, cents(expected), what),
+    }
 
 
 def carrier_label(sub_order: Row, config: ShopConfig) -> str:
@@ -198,32 +256,44 @@ def carrier_label(sub_order: Row, config: ShopConfig) -> str:
     return (config.shop_name or "Pick-up in store") if name == "0" else name
 
 
+def addresses_by_id(address_rows: Mapping[int, Row]) -> dict[int, Address]:
+    """SeQura addresses of the rows whose country is known, by id_address, soft-deleted rows included."""
+    return {
+        id_address: _with(
+            {
+                "company": _text(row["company"]) or "",
+                "address_line_1": _text(row["address1"]) or "",
+                "address_line_2": _text(row["address2"]) or "",
+                "postal_code": _text(row["postcode"]) or "",
+                "city": _text(row["city"]) or "",
+                "country_code": str(row["country_iso"]).upper(),
+            },
+            given_names=_text(row["firstname"]),
+            surnames=_text(row["lastname"]),
+            phone=_text(row["phone"]),
+            mobile_phone=_text(row["phone_mobile"]),
+            state=_text(row["state_name"]),
+            extra=_text(row["other"]),
+            vat_number=_text(row["vat_number"]),
+        )
+        for id_address, row in address_rows.items()
+        if _text(row["country_iso"]) is not None
+    }
+
+
 def build_address(rows: OrderRows, id_address: int, kind: str) -> Address:
-    """A SeQura address from the address row the order points to, deleted or not."""
-    row = rows.addresses.get(id_address)
+    """The SeQura address the order points to, deleted or not; else an error saying what to fix."""
+    address = rows.addresses.get(id_address)
+    if address is not None:
+        return address
+    row = rows.address_rows.get(id_address)
     if row is None:
         raise UnreportableOrderError(
             f"{kind} address {id_address} is not in the address table; point the order to an existing address"
         )
-    if _text(row["country_iso"]) is None:
-        raise UnreportableOrderError(
-            f"{kind} address {id_address} has country id {row['id_country']}, which is not in the country "
-            "table; fix the address country in the back office (Customers > Addresses)"
-        )
-    return Address(
-        given_names=_text(row["firstname"]),
-        surnames=_text(row["lastname"]),
-        company=_text(row["company"]) or "",
-        address_line_1=_text(row["address1"]) or "",
-        address_line_2=_text(row["address2"]) or "",
-        postal_code=_text(row["postcode"]) or "",
-        city=_text(row["city"]) or "",
-        country_code=str(row["country_iso"]).upper(),
-        phone=_text(row["phone"]),
-        mobile_phone=_text(row["phone_mobile"]),
-        state=_text(row["state_name"]),
-        extra=_text(row["other"]),
-        vat_number=_text(row["vat_number"]),
+    raise UnreportableOrderError(
+        f"{kind} address {id_address} has country id {row['id_country']}, which is not in the country "
+        "table; fix the address country in the back office (Customers > Addresses)"
     )
 
 
@@ -235,12 +305,12 @@ def build_customer(sub_order: Row, rows: OrderRows) -> Customer:
             f"customer {sub_order['id_customer']} has no row or no email in the customer table; "
             "SeQura needs the buyer's email: restore the customer or set the order's customer"
         )
-    invoice = rows.addresses.get(sub_order["id_address_invoice"]) or {}
+    invoice = rows.address_rows.get(sub_order["id_address_invoice"]) or {}
     is_guest = sub_order["customer_is_guest"]
-    return Customer(
+    return _with(
+        {"email": email},
         given_names=_text(sub_order["customer_firstname"]),
         surnames=_text(sub_order["customer_lastname"]),
-        email=email,
         logged_in=None if is_guest is None else not bool(is_guest),
         language_code=_text(sub_order["language_code"]),
         ref=str(sub_order["id_customer"]),
@@ -249,24 +319,29 @@ def build_customer(sub_order: Row, rows: OrderRows) -> Customer:
     )
 
 
-def build_trackings(shipped: Sequence[Row], rows: OrderRows) -> tuple[Tracking, ...]:
-    """Tracking numbers of the shipped sub-orders, with the carrier's URL ('@' is the number)."""
-    trackings = []
-    for sub_order in shipped:
-        for row in rows.trackings.get(sub_order["id_order"], []):
-            number = str(row["tracking_number"]).strip()
-            if not number:
-                continue
-            url = _text(row["carrier_url"])
-            trackings.append(
-                Tracking(
-                    reference=str(row["id_order_carrier"]),
-                    carrier=_text(row["carrier_name"]),
-                    tracking_number=number,
-                    tracking_url=url.replace("@", number) if url else None,
-                )
+def trackings_by_order(trackings: pd.DataFrame) -> dict[int, list[Tracking]]:
+    """Per order, its tracking numbers with the carrier's URL ('@' is the number); blank ones left out."""
+    found: dict[int, list[Tracking]] = defaultdict(list)
+    for id_order, id_order_carrier, number, carrier, url in _columns(
+        trackings, "id_order id_order_carrier tracking_number carrier_name carrier_url"
+    ):
+        number = str(number).strip()
+        if not number:
+            continue
+        url = _text(url)
+        found[id_order].append(
+            _with(
+                {"type": "postal", "reference": str(id_order_carrier), "tracking_number": number},
+                carrier=_text(carrier),
+                tracking_url=url.replace("@", number) if url else None,
             )
-    return tuple(trackings)
+        )
+    return found
+
+
+def build_trackings(shipped: Sequence[Row], rows: OrderRows) -> list[Tracking]:
+    """Tracking numbers of the shipped sub-orders."""
+    return [tracking for sub_order in shipped for tracking in rows.trackings.get(sub_order["id_order"], [])]
 
 
 def check_sub_orders(sub_orders: Sequence[Row], shipped: Sequence[Row]) -> None:
@@ -300,26 +375,29 @@ def build_order_report(
     delivered = config.delivered_state is not None and all(
         row["current_state"] == config.delivered_state for row in shipped
     )
-    return OrderReport(
-        state="delivered" if delivered else "shipped",
-        sent_at=pd.Timestamp(first["shipped_at"]).isoformat(timespec="seconds"),
-        merchant_reference=merchant_reference,
-        cart=build_cart(shipped, rows, config, "shipped part"),
-        remaining_cart=build_cart(unshipped, rows, config, "unshipped part"),
-        delivery_method=DeliveryMethod(name=carrier_label(first, config), days=_text(first["carrier_delay"])),
-        delivery_address=build_address(rows, first["id_address_delivery"], "delivery"),
-        invoice_address=build_address(rows, first["id_address_invoice"], "invoice"),
-        customer=build_customer(first, rows),
-        trackings=build_trackings(shipped, rows),
+    delivery_method: DeliveryMethod = _with(
+        {"name": carrier_label(first, config)}, days=_text(first["carrier_delay"])
     )
+    return {
+        "state": "delivered" if delivered else "shipped",
+        "sent_at": first["shipped_at"],
+        "merchant_reference": merchant_reference,
+        "cart": build_cart(shipped, rows, config, "shipped part"),
+        "remaining_cart": build_cart(unshipped, rows, config, "unshipped part"),
+        "delivery_method": delivery_method,
+        "delivery_address": build_address(rows, first["id_address_delivery"], "delivery"),
+        "invoice_address": build_address(rows, first["id_address_invoice"], "invoice"),
+        "customer": build_customer(first, rows),
+        "trackings": build_trackings(shipped, rows),
+    }
 
 
 def merchant_reference(sub_orders: Sequence[Row], order_ref_field: OrderRefField) -> MerchantReference:
     """order_ref_1 = shop reference and order_ref_2 = first id_order; or order_ref_1 = first id_order."""
     first_id = str(sub_orders[0]["id_order"])
     if order_ref_field == "id_order":
-        return MerchantReference(order_ref_1=first_id)
-    return MerchantReference(order_ref_1=str(sub_orders[0]["reference"]), order_ref_2=first_id)
+        return {"order_ref_1": first_id}
+    return {"order_ref_1": str(sub_orders[0]["reference"]), "order_ref_2": first_id}
 
 
 def _other_merchant(sub_orders: Sequence[Row], merchant_id: str) -> bool:
@@ -332,26 +410,23 @@ def quarantine_reason(problem: Exception) -> str:
     """Why an order could not be built, in words a merchant (or, for a defect, a developer) can act on."""
     if isinstance(problem, UnreportableOrderError):
         return str(problem)
-    if isinstance(problem, ValidationError):
-        return unreportable_value(problem)
     return f"could not build the report ({type(problem).__name__}: {problem}); report this sequra-etl defect"
-
-
-def unreportable_value(error: ValidationError) -> str:
-    """A SeQura model refusal in a merchant's words: which field, what was wrong."""
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"])
-    return f"{field}: {first['msg']} (got {first.get('input')!r}); correct it in the back office"
 
 
 def build_reports(
     extract: ShopExtract, merchant_id: str, order_ref_field: OrderRefField = "reference"
 ) -> BuildResult:
     """One order report per reference, or a quarantine entry saying what to fix; bad orders stop no other."""
-    lines = _grouped(records(extract.order_lines), "id_order")
-    discounts = _grouped(records(extract.order_discounts), "id_order")
-    trackings = _grouped(records(extract.order_trackings), "id_order")
-    addresses = {row["id_address"]: row for row in records(extract.order_addresses)}
+    products, removed = product_items(extract.order_lines)
+    address_rows = {row["id_address"]: row for row in records(extract.order_addresses)}
+    parts = {
+        "products": products,
+        "removed": removed,
+        "discounts": discount_items(extract.order_discounts),
+        "trackings": trackings_by_order(extract.order_trackings),
+        "addresses": addresses_by_id(address_rows),
+        "address_rows": address_rows,
+    }
     result = BuildResult()
     for reference, sub_orders in _grouped(records(extract.shipped_orders), "reference").items():
         sub_orders.sort(key=lambda row: row["id_order"])
@@ -361,11 +436,12 @@ def build_reports(
             result.other_merchant.append(reference)
             continue
         reference_sent = merchant_reference(sub_orders, order_ref_field)
-        order_ref_1 = reference_sent.order_ref_1
+        order_ref_1 = reference_sent["order_ref_1"]
         id_orders = tuple(int(row["id_order"]) for row in sub_orders)
-        rows = OrderRows(sub_orders, lines, discounts, trackings, addresses)
+        rows = OrderRows(sub_orders, **parts)
         try:
             report = build_order_report(rows, extract.config, reference_sent)
+            payload, fingerprint = serialised(report)
         except Exception as problem:  # one order's surprise must not stop the others
             result.quarantined.append(
                 QuarantinedOrder(reference, order_ref_1, id_orders, Stage.BUILD, quarantine_reason(problem))
@@ -377,7 +453,8 @@ def build_reports(
                 order_ref_1=order_ref_1,
                 id_orders=id_orders,
                 report=report,
-                fingerprint=fingerprint(report),
+                payload=payload,
+                fingerprint=fingerprint,
                 reported_by_module=any(row["module_sent"] == 1 for row in sub_orders),
             )
         )
@@ -410,43 +487,48 @@ def statistics_status(row: Row, config: ShopConfig) -> Literal["processing", "sh
 
 
 def build_statistics(
-    extract: ShopExtract, sequra_modules: Sequence[str], order_ref_field: OrderRefField = "reference"
+    recent_orders: pd.DataFrame,
+    config: ShopConfig,
+    sequra_modules: Sequence[str],
+    order_ref_field: OrderRefField = "reference",
 ) -> Statistics:
     """The statistics block: every order placed in the last 7 days; one without a currency is left out."""
-    orders = []
-    for row in records(extract.recent_orders):
+    orders: list[OrderStatistics] = []
+    local = recent_orders["placed_at"].dt.tz_convert(config.timezone)
+    completed = [None if pd.isna(moment) else moment.isoformat(timespec="seconds") for moment in local]
+    for row, completed_at in zip(records(recent_orders), completed, strict=True):
         currency = _text(row["currency_iso"])
-        if currency is None or row["placed_at"] is None:
+        if currency is None or completed_at is None:
             continue
         sequra = row["module"] in sequra_modules and _text(row["reference"]) is not None
         country = _text(row["country_iso"])
         orders.append(
-            OrderStatistics(
-                completed_at=pd.Timestamp(row["placed_at"])
-                .tz_convert(extract.config.timezone)
-                .isoformat(timespec="seconds"),
-                amount=cents(row["total_paid_tax_incl"]),
-                currency=currency.upper(),
+            _with(
+                {
+                    "completed_at": completed_at,
+                    "amount": cents(row["total_paid_tax_incl"]),
+                    "currency": currency.upper(),
+                    "payment_method": payment_method(row["module"], sequra_modules),
+                    "status": statistics_status(row, config),
+                },
                 merchant_reference=merchant_reference([row], order_ref_field) if sequra else None,
-                payment_method=payment_method(row["module"], sequra_modules),
                 country=country.upper() if country else None,
-                status=statistics_status(row, extract.config),
                 raw_status=_text(row["state_name"]),
             )
         )
-    return Statistics(orders=tuple(orders))
+    return {"orders": orders}
 
 
-def platform_of(extract: ShopExtract) -> Platform:
+def platform_block(config: ShopConfig) -> Platform:
     """The report's platform block: PrestaShop's version, this ETL's version, the shop database."""
-    return Platform(
-        name="PrestaShop",
-        version=extract.config.ps_version,
-        plugin_version=f"sequra-etl {package_version()}",
-        uname=platform.platform(),
-        db_name=extract.db_name,
-        db_version=extract.db_version,
-    )
+    return {
+        "name": "PrestaShop",
+        "version": config.ps_version,
+        "plugin_version": f"sequra-etl {package_version()}",
+        "uname": platform.platform(),
+        "db_name": config.db_name,
+        "db_version": config.db_version,
+    }
 
 
 def package_version() -> str:
@@ -455,13 +537,3 @@ def package_version() -> str:
         return metadata.version("sequra-etl")
     except metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-@task(name="build-order-reports", cache_policy=NO_CACHE)
-def build_order_reports(extract: ShopExtract, settings: Settings) -> tuple[BuildResult, Statistics]:
-    """The build stage as a Prefect task: the order reports and the statistics block; no side effects."""
-    merchant_id = settings.merchant_id or ""
-    return (
-        build_reports(extract, merchant_id, settings.order_ref_field),
-        build_statistics(extract, settings.payment_modules, settings.order_ref_field),
-    )

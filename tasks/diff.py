@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
 from schemas.reports import BuiltReport, Change, ClassifiedReport
@@ -34,7 +32,6 @@ def of_kind(classified: Sequence[ClassifiedReport], change: Change) -> list[Clas
     return [item for item in classified if item.change is change]
 
 
-@task(name="diff-against-last-report", cache_policy=NO_CACHE)
 def diff_against_last_report(
     store: Engine, merchant: str, reports: Sequence[BuiltReport]
 ) -> list[ClassifiedReport]:

@@ -1,40 +1,34 @@
-"""Extract: read shipped SeQura orders from the PrestaShop database into checked frames, set-based."""
+"""Extract: read shipped SeQura orders from the PrestaShop database into checked frames, set-based.
+
+A run first finds the order references to look at (`find_candidate_references`), then reads them one chunk
+at a time (`extract_chunk`). Every chunk query selects by primary key or by an indexed id from an explicit
+list of ids, and joins other tables only by primary key: MariaDB and MySQL cannot turn it into a scan of the
+shop's whole history, whatever their statistics say. Finding the candidates of a scheduled run reads what
+is new in the append-only tables (order_history, order_slip) above the high-water marks of the last run.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from sqlalchemy import (
-    Engine,
-    Select,
-    and_,
-    case,
-    create_engine,
-    func,
-    inspect,
-    literal,
-    select,
-    type_coerce,
-    union,
-)
+from sqlalchemy import Column, Engine, Select, and_, create_engine, event, func, inspect, select
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from schemas import frames
-from schemas.prestashop import ZERO_DATETIME, ShopTables, shop_tables
-from schemas.settings import Settings
+from schemas.prestashop import ShopTables
+from schemas.state import Marks
 from tasks.chunks import in_chunks
-from tasks.window import Window
 
 STATISTICS_PERIOD = timedelta(days=7)
+KEYS_PER_QUERY = 10_000  # ids in one IN list: far below SQLite's 32,766 variables and MySQL's packet size
 CONFIG_NAMES = (
     "PS_TIMEZONE",
     "PS_OS_DELIVERED",
@@ -43,10 +37,24 @@ CONFIG_NAMES = (
     "PS_SHOP_NAME",
     "PS_VERSION_DB",
 )
+# The append-only tables whose new rows bring an order back, read above a high-water mark by scheduled runs.
+MARKED_TABLES = ("order_history", "order_slip")
 
 
 class ShopReadError(RuntimeError):
     """The shop database could not be read as a PrestaShop database; the message says what to check."""
+
+
+@contextmanager
+def reading_the_shop(tables: ShopTables) -> Iterator[None]:
+    """Turn the database's refusals into a ShopReadError that names the settings to check."""
+    try:
+        yield
+    except (OperationalError, ProgrammingError) as error:
+        raise ShopReadError(
+            f"could not read the PrestaShop tables (prefix '{tables.prefix}'): {error.orig}; "
+            "check SHOP_DB_URL and SHOP_TABLE_PREFIX"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -55,16 +63,6 @@ class OrderFilter:
 
     payment_modules: tuple[str, ...]
     shop_id: int | None = None
-
-
-@dataclass(frozen=True)
-class ExtractScope:
-    """What one chunk of queries reads: which tables, which orders, which references."""
-
-    tables: ShopTables
-    order_filter: OrderFilter
-    references: Sequence[str]
-    with_module_table: bool = False
 
 
 def _state_id(value: str | None) -> int | None:
@@ -97,8 +95,16 @@ def _configuration_values(conn: Connection, tables: ShopTables, shop_id: int | N
     return values
 
 
+def database_identity(conn: Connection) -> tuple[str, str]:
+    """The database product and version, for the report's platform block."""
+    if conn.dialect.name == "sqlite":
+        return "sqlite", sqlite3.sqlite_version
+    version = str(conn.execute(select(func.version())).scalar_one())
+    return ("mariadb" if "mariadb" in version.lower() else conn.dialect.name), version
+
+
 def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) -> frames.ShopConfig:
-    """Read PS_TIMEZONE, the delivered and cancelled states, PS_SHOP_NAME and PS_VERSION_DB."""
+    """Read PS_TIMEZONE, the delivered, cancelled and shipped states, the shop's name and versions."""
     cfg = tables.configuration
     values = _configuration_values(conn, tables, shop_id)
     timezone = values.get("PS_TIMEZONE") or "UTC"
@@ -109,6 +115,11 @@ def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) 
             f"PS_TIMEZONE '{timezone}' in {cfg.name} is not a time zone; fix it in the back office "
             "(International > Localization)"
         ) from None
+    state = tables.order_state
+    shipped = conn.execute(
+        select(state.c.id_order_state).where(state.c.shipped == 1).order_by(state.c.id_order_state)
+    ).scalars()
+    db_name, db_version = database_identity(conn)
     return frames.ShopConfig(
         timezone=timezone,
         delivered_state=_state_id(values.get("PS_OS_DELIVERED")),
@@ -117,8 +128,12 @@ def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) 
             for state in (_state_id(values.get("PS_OS_CANCELED")), _state_id(values.get("PS_OS_ERROR")))
             if state
         ),
+        shipped_states=tuple(shipped),
         shop_name=values.get("PS_SHOP_NAME") or "",
         ps_version=values.get("PS_VERSION_DB") or "unknown",
+        module_table=inspect(conn).has_table(tables.sequra_order.name),
+        db_name=db_name,
+        db_version=db_version,
     )
 
 
@@ -147,82 +162,182 @@ def _sequra_order(order_filter: OrderFilter, tables: ShopTables) -> list:
     return clauses
 
 
-def candidate_references_query(
-    tables: ShopTables, order_filter: OrderFilter, since_local: datetime, until_local: datetime
-) -> Select:
-    """References whose SeQura orders shipped in the window, or shipped at any time and changed in it.
+@dataclass(frozen=True)
+class CandidateSearch:
+    """What to look for: SeQura orders of a shop, in a shop-local window, above high-water marks if any."""
 
-    A change is any sub-order of the reference updated (orders.date_upd), refunded (a credit slip in
-    order_slip, which PrestaShop issues without touching the order row), or its buyer or one of the
-    addresses it points to updated, inside the window. Every part is a plain join, and the parts are
-    combined with UNION, so MySQL and MariaDB can use their indexes instead of dependent subqueries.
+    tables: ShopTables
+    order_filter: OrderFilter
+    shipped_states: tuple[int, ...]
+    since_local: datetime
+    until_local: datetime
+    marks: Mapping[str, int] | None = None
+
+
+def _in_window(column: Any, search: CandidateSearch) -> Any:
+    """`column` falls in the search's shop-local window."""
+    return and_(column >= search.since_local, column < search.until_local)
+
+
+def _first_orders(query: Select, orders: Any) -> Select:
+    """`query` as (reference, lowest id_order) per reference, its FROM tables joined in the order written.
+
+    STRAIGHT_JOIN (MySQL and MariaDB) keeps the table filtered by date or by id as the one read first, so
+    the plan cannot depend on statistics a freshly loaded shop may not have.
     """
-    o, oh, os_ = tables.orders, tables.order_history, tables.order_state
-    a, cust, slip = tables.address, tables.customer, tables.order_slip
-    sequra = _sequra_order(order_filter, tables)
-
-    def in_window(column: Any) -> Any:
-        return and_(column >= since_local, column < until_local)
-
-    def shipped_orders(*clauses: Any) -> Select:
-        history = o.join(oh, oh.c.id_order == o.c.id_order).join(
-            os_, os_.c.id_order_state == oh.c.id_order_state
-        )
-        return select(o.c.reference).select_from(history).where(*sequra, os_.c.shipped == 1, *clauses)
-
-    changed = union(
-        select(o.c.reference).where(*sequra, in_window(o.c.date_upd)),
-        select(o.c.reference)
-        .select_from(o.join(a, a.c.id_address == o.c.id_address_delivery))
-        .where(*sequra, in_window(a.c.date_upd)),
-        select(o.c.reference)
-        .select_from(o.join(a, a.c.id_address == o.c.id_address_invoice))
-        .where(*sequra, in_window(a.c.date_upd)),
-        select(o.c.reference)
-        .select_from(o.join(cust, cust.c.id_customer == o.c.id_customer))
-        .where(*sequra, in_window(cust.c.date_upd)),
-        select(o.c.reference)
-        .select_from(o.join(slip, slip.c.id_order == o.c.id_order))
-        .where(*sequra, in_window(slip.c.date_add)),
-    ).subquery("changed")
-    changed_and_shipped = shipped_orders().join(changed, changed.c.reference == o.c.reference)
     return (
-        union(shipped_orders(in_window(oh.c.date_add)), changed_and_shipped).subquery("candidates").select()
+        query.with_only_columns(orders.c.reference, func.min(orders.c.id_order))
+        .group_by(orders.c.reference)
+        .prefix_with("STRAIGHT_JOIN", dialect="mysql")
+        .prefix_with("STRAIGHT_JOIN", dialect="mariadb")
     )
 
 
-def _orders_of(scope: ExtractScope) -> Select:
-    """The id_order of every SeQura sub-order sharing one of the scope's references."""
-    o = scope.tables.orders
-    return select(o.c.id_order).where(
-        *_sequra_order(scope.order_filter, scope.tables), o.c.reference.in_(scope.references)
+def shipped_in_window_query(search: CandidateSearch) -> Select:
+    """References of SeQura orders that entered a shipped state in the window (scans order_history)."""
+    o, oh = search.tables.orders, search.tables.order_history
+    return _first_orders(
+        select(o.c.reference)
+        .select_from(oh.join(o, o.c.id_order == oh.c.id_order))
+        .where(
+            oh.c.id_order_state.in_(search.shipped_states),
+            _in_window(oh.c.date_add, search),
+            *_sequra_order(search.order_filter, search.tables),
+        ),
+        o,
     )
 
 
-def shipped_orders_query(scope: ExtractScope) -> Select:
-    """One row per sub-order of the references: currency, language, buyer, carrier, shipping time."""
-    tables = scope.tables
-    o, oh, os_ = tables.orders, tables.order_history, tables.order_state
-    cur, lang, cust, car, car_lang = (
+def _above_mark(search: CandidateSearch, name: str) -> Select:
+    """References of SeQura orders with a row in the marked table `name` above its high-water mark."""
+    o, table = search.tables.orders, getattr(search.tables, name)
+    assert search.marks is not None
+    row_id = table.primary_key.columns[0]
+    return _first_orders(
+        select(o.c.reference)
+        .select_from(table.join(o, o.c.id_order == table.c.id_order))
+        .where(row_id > search.marks.get(name, 0), *_sequra_order(search.order_filter, search.tables)),
+        o,
+    )
+
+
+def changed_queries(search: CandidateSearch) -> list[Select]:
+    """References of SeQura orders placed before the window that may have changed in it, by kind of change.
+
+    Changes PrestaShop makes in place (the order row, its buyer, an address edited in place) are found by
+    their date_upd in the window, which PrestaShop does not index. Rows added to order_history (any state
+    change) and order_slip (a refund, which leaves the order row untouched) are found above the marks of the
+    last run when there are marks, else by their date in the window. An order placed in the window can only
+    have shipped in it or after it, so it is found as a shipment (by date or above the mark) or not at all:
+    leaving such orders out keeps a backfill from reading every order of its window twice.
+    """
+    t = search.tables
+    o, a, cust, slip = t.orders, t.address, t.customer, t.order_slip
+    earlier = [*_sequra_order(search.order_filter, t), o.c.date_add < search.since_local]
+    in_place = [
+        _first_orders(select(o.c.reference).where(*earlier, _in_window(o.c.date_upd, search)), o),
+        *(
+            _first_orders(
+                select(o.c.reference)
+                .select_from(a.join(o, pointer == a.c.id_address))
+                .where(_in_window(a.c.date_upd, search), *earlier),
+                o,
+            )
+            for pointer in (o.c.id_address_delivery, o.c.id_address_invoice)
+        ),
+        _first_orders(
+            select(o.c.reference)
+            .select_from(cust.join(o, o.c.id_customer == cust.c.id_customer))
+            .where(_in_window(cust.c.date_upd, search), *earlier),
+            o,
+        ),
+    ]
+    if search.marks is not None:
+        return [*in_place, *(_above_mark(search, name) for name in MARKED_TABLES)]
+    refunded = _first_orders(
+        select(o.c.reference)
+        .select_from(slip.join(o, o.c.id_order == slip.c.id_order))
+        .where(_in_window(slip.c.date_add, search), *earlier),
+        o,
+    )
+    return [*in_place, refunded]
+
+
+def shipped_among_query(search: CandidateSearch, references: Sequence[str]) -> Select:
+    """Which of `references` have a SeQura sub-order that entered a shipped state at any time."""
+    o, oh = search.tables.orders, search.tables.order_history
+    return _first_orders(
+        select(o.c.reference)
+        .select_from(o.join(oh, oh.c.id_order == o.c.id_order))
+        .where(
+            o.c.reference.in_(references),
+            oh.c.id_order_state.in_(search.shipped_states),
+            *_sequra_order(search.order_filter, search.tables),
+        ),
+        o,
+    )
+
+
+def find_candidate_references(engine: Engine, search: CandidateSearch) -> list[str]:
+    """References to read for the search: shipped in the window, or shipped and changed since.
+
+    They come in the order of their first sub-order's id, so that a chunk's rows lie close together in
+    the shop's tables. A scheduled run with marks does not look for shipments by date: a shipment is a
+    new order_history row, found above the mark.
+    """
+    first: dict[str, int] = {}
+
+    def add(rows: Iterable[Any]) -> None:
+        for reference, id_order in rows:
+            if id_order < first.get(reference, id_order + 1):
+                first[reference] = id_order
+
+    with reading_the_shop(search.tables), engine.connect() as conn:
+        if search.marks is None:
+            add(conn.execute(shipped_in_window_query(search)))
+        changed = {reference for query in changed_queries(search) for reference, _ in conn.execute(query)}
+        for chunk in in_chunks(sorted(changed - first.keys()), KEYS_PER_QUERY):
+            add(conn.execute(shipped_among_query(search, chunk)))
+    return sorted(first, key=lambda reference: (first[reference], reference))
+
+
+def high_water_marks(
+    engine: Engine, tables: ShopTables, previous: Mapping[str, int] | None, cutoff_local: datetime
+) -> Marks:
+    """The marks the next scheduled run reads above: per marked table, the highest id dated before `cutoff`.
+
+    Ids are handed out when a row is inserted, not when its transaction commits, so a row with a lower id
+    can appear after a higher one. Rows dated after the cutoff (the run's end less the overlap) are left
+    above the mark, to be read again by the next run, as the time window's overlap does for dates. Reads
+    only the ids above the previous marks, by primary key, when there are previous marks.
+    """
+    marks: Marks = {}
+    with reading_the_shop(tables), engine.connect() as conn:
+        for name in MARKED_TABLES:
+            table = getattr(tables, name)
+            row_id: Column[int] = table.primary_key.columns[0]
+            floor = (previous or {}).get(name, 0)
+            highest = conn.execute(
+                select(func.max(row_id)).where(row_id > floor, table.c.date_add < cutoff_local)
+            ).scalar()
+            marks[name] = max(floor, int(highest or 0))
+    return marks
+
+
+def orders_query(
+    tables: ShopTables, order_filter: OrderFilter, config: frames.ShopConfig, references: Sequence[str]
+) -> Select:
+    """One row per SeQura sub-order of the references: currency, language, buyer and carrier.
+
+    Every join is by primary key; the orders are found through the index on orders.reference.
+    """
+    o, cur, lang, cust, car, car_lang = (
+        tables.orders,
         tables.currency,
         tables.lang,
         tables.customer,
         tables.carrier,
         tables.carrier_lang,
-    )
-    first_shipped = type_coerce(
-        func.min(func.nullif(oh.c.date_add, literal(ZERO_DATETIME))), oh.c.date_add.type
-    )
-    shipping = (
-        select(
-            oh.c.id_order,
-            func.count().label("shipped_rows"),
-            first_shipped.label("first_shipped_local"),
-        )
-        .join(os_, os_.c.id_order_state == oh.c.id_order_state)
-        .where(os_.c.shipped == 1, oh.c.id_order.in_(_orders_of(scope)))
-        .group_by(oh.c.id_order)
-        .subquery("shipping")
     )
     columns = [
         o.c.id_order,
@@ -249,8 +364,6 @@ def shipped_orders_query(scope: ExtractScope) -> Select:
         o.c.total_paid_tax_incl,
         o.c.total_shipping_tax_incl,
         o.c.total_wrapping_tax_incl,
-        func.coalesce(shipping.c.shipped_rows, 0).label("shipped_rows"),
-        shipping.c.first_shipped_local,
     ]
     joined = (
         o.outerjoin(cur, cur.c.id_currency == o.c.id_currency)
@@ -265,70 +378,57 @@ def shipped_orders_query(scope: ExtractScope) -> Select:
                 car_lang.c.id_shop == o.c.id_shop,
             ),
         )
-        .outerjoin(shipping, shipping.c.id_order == o.c.id_order)
     )
-    if scope.with_module_table:
+    if config.module_table:
         module = tables.sequra_order
         joined = joined.outerjoin(module, module.c.order_id == o.c.id_order)
         columns += [
             module.c.sent_to_sequra.label("module_sent"),
             module.c.merchant_id.label("module_merchant_id"),
         ]
-    else:
-        columns += [literal(None).label("module_sent"), literal(None).label("module_merchant_id")]
     return (
         select(*columns)
         .select_from(joined)
-        .where(*_sequra_order(scope.order_filter, tables), o.c.reference.in_(scope.references))
-        .order_by(o.c.id_order)
+        .where(*_sequra_order(order_filter, tables), o.c.reference.in_(references))
     )
 
 
-def order_lines_query(scope: ExtractScope) -> Select:
-    """Every order_detail line of the sub-orders of the references."""
-    tables = scope.tables
+def shipping_query(tables: ShopTables, config: frames.ShopConfig, id_orders: Sequence[int]) -> Select:
+    """Every order_history row of the orders that is in a shipped state (by the index on id_order)."""
+    oh = tables.order_history
+    return select(oh.c.id_order, oh.c.date_add).where(
+        oh.c.id_order.in_(id_orders), oh.c.id_order_state.in_(config.shipped_states)
+    )
+
+
+def order_lines_query(tables: ShopTables, id_orders: Sequence[int]) -> Select:
+    """Every order_detail line of the orders."""
     d = tables.order_detail
-    return (
-        select(
-            d.c.id_order,
-            d.c.id_order_detail,
-            d.c.product_id,
-            d.c.product_reference,
-            d.c.product_name,
-            d.c.product_quantity,
-            d.c.product_quantity_refunded,
-            d.c.product_quantity_return,
-            d.c.unit_price_tax_incl,
-            d.c.total_price_tax_incl,
-        )
-        .where(d.c.id_order.in_(_orders_of(scope)))
-        .order_by(d.c.id_order, d.c.id_order_detail)
-    )
+    return select(
+        d.c.id_order,
+        d.c.id_order_detail,
+        d.c.product_id,
+        d.c.product_reference,
+        d.c.product_name,
+        d.c.product_quantity,
+        d.c.product_quantity_refunded,
+        d.c.product_quantity_return,
+        d.c.unit_price_tax_incl,
+        d.c.total_price_tax_incl,
+    ).where(d.c.id_order.in_(id_orders))
 
 
-def order_discounts_query(scope: ExtractScope) -> Select:
-    """Every discount still applied (order_cart_rule.deleted = 0) to the sub-orders of the references."""
-    tables = scope.tables
+def order_discounts_query(tables: ShopTables, id_orders: Sequence[int]) -> Select:
+    """Every discount still applied (order_cart_rule.deleted = 0) to the orders."""
     r = tables.order_cart_rule
-    return (
-        select(r.c.id_order, r.c.id_order_cart_rule, r.c.name, r.c.value)
-        .where(r.c.id_order.in_(_orders_of(scope)), r.c.deleted == 0)
-        .order_by(r.c.id_order, r.c.id_order_cart_rule)
+    return select(r.c.id_order, r.c.id_order_cart_rule, r.c.name, r.c.value).where(
+        r.c.id_order.in_(id_orders), r.c.deleted == 0
     )
 
 
-def order_addresses_query(scope: ExtractScope) -> Select:
-    """Every address row the sub-orders of the references point to, soft-deleted ones included.
-
-    The addresses come from a derived table joined by key: MariaDB cannot semi-join an IN over a UNION.
-    """
-    tables = scope.tables
-    o, a, country, state = tables.orders, tables.address, tables.country, tables.state
-    wanted = [*_sequra_order(scope.order_filter, tables), o.c.reference.in_(scope.references)]
-    pointed = union(
-        select(o.c.id_address_delivery.label("id_address")).where(*wanted),
-        select(o.c.id_address_invoice.label("id_address")).where(*wanted),
-    ).subquery("pointed")
+def order_addresses_query(tables: ShopTables, id_addresses: Sequence[int]) -> Select:
+    """The address rows the orders point to, by primary key, soft-deleted ones included."""
+    a, country, state = tables.address, tables.country, tables.state
     return (
         select(
             a.c.id_address,
@@ -349,17 +449,16 @@ def order_addresses_query(scope: ExtractScope) -> Select:
             state.c.name.label("state_name"),
         )
         .select_from(
-            a.join(pointed, pointed.c.id_address == a.c.id_address)
-            .outerjoin(country, country.c.id_country == a.c.id_country)
-            .outerjoin(state, state.c.id_state == a.c.id_state)
+            a.outerjoin(country, country.c.id_country == a.c.id_country).outerjoin(
+                state, state.c.id_state == a.c.id_state
+            )
         )
-        .order_by(a.c.id_address)
+        .where(a.c.id_address.in_(id_addresses))
     )
 
 
-def order_trackings_query(scope: ExtractScope) -> Select:
-    """Every tracking number (order_carrier) of the sub-orders of the references, with its carrier's URL."""
-    tables = scope.tables
+def order_trackings_query(tables: ShopTables, id_orders: Sequence[int]) -> Select:
+    """Every tracking number (order_carrier) of the orders, with its carrier's URL."""
     oc, car = tables.order_carrier, tables.carrier
     return (
         select(
@@ -371,32 +470,32 @@ def order_trackings_query(scope: ExtractScope) -> Select:
         )
         .select_from(oc.outerjoin(car, car.c.id_carrier == oc.c.id_carrier))
         .where(
-            oc.c.id_order.in_(_orders_of(scope)),
+            oc.c.id_order.in_(id_orders),
             oc.c.tracking_number.is_not(None),
             oc.c.tracking_number != "",
         )
-        .order_by(oc.c.id_order, oc.c.id_order_carrier)
     )
-
-
-CHUNK_QUERIES = (
-    shipped_orders_query,
-    order_lines_query,
-    order_discounts_query,
-    order_addresses_query,
-    order_trackings_query,
-)
-
-
-def _empty_frame(query: Select) -> pd.DataFrame:
-    """An empty frame with the columns `query` would return."""
-    return pd.DataFrame(columns=[column.name for column in query.selected_columns])
 
 
 def _frame(conn: Connection, query: Select) -> pd.DataFrame:
     """Run one query into a frame whose columns are the query's labels."""
     result = conn.execute(query)
-    return pd.DataFrame(result.all(), columns=list(result.keys()))
+    return pd.DataFrame.from_records([tuple(row) for row in result], columns=list(result.keys()))
+
+
+def _frame_of_keys(
+    conn: Connection, query: Callable[[Sequence[Any]], Select], keys: Sequence[Any], order: Sequence[str]
+) -> pd.DataFrame:
+    """Run `query` for `keys`, KEYS_PER_QUERY at a time, into one frame sorted by `order`.
+
+    One query for a usual chunk. The database does not sort: ORDER BY over an IN list of thousands makes
+    MariaDB build a temporary table, pandas sorts the same rows in a fraction of that time.
+    """
+    parts = [_frame(conn, query(chunk)) for chunk in in_chunks(keys, KEYS_PER_QUERY)]
+    if not parts:
+        return pd.DataFrame(columns=[column.name for column in query([]).selected_columns])
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return frame.sort_values(list(order), ignore_index=True) if order else frame
 
 
 def _to_utc(local: pd.Series, timezone: str) -> pd.Series:
@@ -406,33 +505,78 @@ def _to_utc(local: pd.Series, timezone: str) -> pd.Series:
     return localized.dt.tz_convert("UTC").astype(frames.UTC_TIMESTAMP)
 
 
-def database_identity(conn: Connection) -> tuple[str, str]:
-    """The database product and version, for the report's platform block."""
-    if conn.dialect.name == "sqlite":
-        return "sqlite", sqlite3.sqlite_version
-    version = str(conn.execute(select(func.version())).scalar_one())
-    return ("mariadb" if "mariadb" in version.lower() else conn.dialect.name), version
+def _with_shipping(orders: pd.DataFrame, shipped_rows: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    """The orders with how many shipped history rows each has and when it first shipped, in UTC."""
+    per_order = shipped_rows.groupby("id_order", sort=False).agg(
+        shipped_rows=("id_order", "size"), first_shipped_local=("date_add", "min")
+    )
+    orders = orders.join(per_order, on="id_order")
+    orders["shipped_rows"] = orders["shipped_rows"].fillna(0).astype("int64")
+    orders["shipped_at"] = _to_utc(orders.pop("first_shipped_local"), timezone)
+    return orders
 
 
-def find_candidate_references(
-    engine: Engine, tables: ShopTables, order_filter: OrderFilter, since: datetime, until: datetime
-) -> list[str]:
-    """References of the SeQura orders to look at for the UTC window [since, until)."""
-    with engine.connect() as conn:
-        config = read_shop_config(conn, tables, order_filter.shop_id)
-        query = candidate_references_query(
-            tables, order_filter, *shop_local_bounds(since, until, config.timezone)
+def extract_chunk(
+    engine: Engine,
+    tables: ShopTables,
+    order_filter: OrderFilter,
+    config: frames.ShopConfig,
+    references: Sequence[str],
+) -> frames.ShopExtract:
+    """Read the five frames of one chunk of references, with six queries, and check them."""
+    with reading_the_shop(tables), engine.connect() as conn:
+        orders = _frame_of_keys(
+            conn,
+            lambda chunk: orders_query(tables, order_filter, config, chunk),
+            sorted(set(references)),
+            ["id_order"],
         )
-        return sorted(conn.execute(query).scalars())
+        id_orders = [int(value) for value in orders["id_order"]]
+        id_addresses = sorted(
+            {
+                int(value)
+                for column in ("id_address_delivery", "id_address_invoice")
+                for value in orders[column]
+            }
+        )
+        shipped = _frame_of_keys(conn, lambda chunk: shipping_query(tables, config, chunk), id_orders, ())
+        lines = _frame_of_keys(
+            conn, lambda chunk: order_lines_query(tables, chunk), id_orders, ["id_order", "id_order_detail"]
+        )
+        discounts = _frame_of_keys(
+            conn,
+            lambda chunk: order_discounts_query(tables, chunk),
+            id_orders,
+            ["id_order", "id_order_cart_rule"],
+        )
+        addresses = _frame_of_keys(
+            conn, lambda chunk: order_addresses_query(tables, chunk), id_addresses, ["id_address"]
+        )
+        trackings = _frame_of_keys(
+            conn,
+            lambda chunk: order_trackings_query(tables, chunk),
+            id_orders,
+            ["id_order", "id_order_carrier"],
+        )
+    if not config.module_table:
+        orders["module_sent"] = None
+        orders["module_merchant_id"] = None
+    return frames.ShopExtract(
+        config=config,
+        shipped_orders=frames.checked(
+            _with_shipping(orders, shipped, config.timezone), frames.SHIPPED_ORDERS
+        ),
+        order_lines=frames.checked(lines, frames.ORDER_LINES),
+        order_discounts=frames.checked(discounts, frames.ORDER_DISCOUNTS),
+        order_addresses=frames.checked(addresses, frames.ORDER_ADDRESSES),
+        order_trackings=frames.checked(trackings, frames.ORDER_TRACKINGS),
+    )
 
 
 def recent_orders_query(tables: ShopTables, shop_id: int | None, placed_since_local: datetime) -> Select:
-    """Every order placed since `placed_since_local`, any payment method: the report's statistics."""
-    o, oh, os_, osl = tables.orders, tables.order_history, tables.order_state, tables.order_state_lang
+    """Every order placed since `placed_since_local`, any payment method (by the index on date_add)."""
+    o, osl = tables.orders, tables.order_state_lang
     cur, a, country = tables.currency, tables.address, tables.country
-    shipped = (
-        select(oh.c.id_order).join(os_, os_.c.id_order_state == oh.c.id_order_state).where(os_.c.shipped == 1)
-    )
     clauses = [o.c.date_add >= placed_since_local]
     if shop_id is not None:
         clauses.append(o.c.id_shop == shop_id)
@@ -447,7 +591,6 @@ def recent_orders_query(tables: ShopTables, shop_id: int | None, placed_since_lo
             country.c.iso_code.label("country_iso"),
             o.c.current_state,
             osl.c.name.label("state_name"),
-            case((o.c.id_order.in_(shipped), 1), else_=0).label("ever_shipped"),
         )
         .select_from(
             o.outerjoin(cur, cur.c.id_currency == o.c.id_currency)
@@ -460,88 +603,74 @@ def recent_orders_query(tables: ShopTables, shop_id: int | None, placed_since_lo
     )
 
 
-def extract_orders(
-    engine: Engine,
-    tables: ShopTables,
-    order_filter: OrderFilter,
-    references: Sequence[str],
-    chunk_size: int = 500,
-    placed_since: datetime | None = None,
-) -> frames.ShopExtract:
-    """Read the five frames for `references`, five queries per chunk of references, and check them.
-
-    With `placed_since`, one more query reads the orders placed since then, for the statistics block.
-    """
-    try:
-        with engine.connect() as conn:
-            config = read_shop_config(conn, tables, order_filter.shop_id)
-            recent_query = recent_orders_query(
-                tables,
-                order_filter.shop_id,
-                shop_local(placed_since, config.timezone) if placed_since else datetime.max,
-            )
-            recent = _frame(conn, recent_query) if placed_since else _empty_frame(recent_query)
-            with_module_table = inspect(conn).has_table(tables.sequra_order.name)
-            parts: list[list[pd.DataFrame]] = [[] for _ in CHUNK_QUERIES]
-            for chunk in in_chunks(sorted(set(references)), chunk_size):
-                scope = ExtractScope(tables, order_filter, chunk, with_module_table)
-                for part, query in zip(parts, CHUNK_QUERIES, strict=True):
-                    part.append(_frame(conn, query(scope)))
-            db_name, db_version = database_identity(conn)
-    except (OperationalError, ProgrammingError) as error:
-        raise ShopReadError(
-            f"could not read the PrestaShop tables (prefix '{tables.prefix}'): {error.orig}; "
-            "check SHOP_DB_URL and SHOP_TABLE_PREFIX"
-        ) from None
-    no_references = ExtractScope(tables, order_filter, [], with_module_table)
-    shipped, lines, discounts, addresses, trackings = (
-        pd.concat(part, ignore_index=True) if part else _empty_frame(query(no_references))
-        for part, query in zip(parts, CHUNK_QUERIES, strict=True)
-    )
-    shipped["shipped_at"] = _to_utc(shipped.pop("first_shipped_local"), config.timezone)
-    shipped = shipped.drop_duplicates("id_order", ignore_index=True)
-    addresses = addresses.drop_duplicates("id_address", ignore_index=True)
-    recent["placed_at"] = _to_utc(recent.pop("placed_local"), config.timezone)
-    return frames.ShopExtract(
-        config=config,
-        shipped_orders=frames.checked(shipped, frames.SHIPPED_ORDERS),
-        order_lines=frames.checked(lines, frames.ORDER_LINES),
-        order_discounts=frames.checked(discounts, frames.ORDER_DISCOUNTS),
-        order_addresses=frames.checked(addresses, frames.ORDER_ADDRESSES),
-        order_trackings=frames.checked(trackings, frames.ORDER_TRACKINGS),
-        recent_orders=frames.checked(recent, frames.RECENT_ORDERS),
-        db_name=db_name,
-        db_version=db_version,
+def ever_shipped_query(tables: ShopTables, config: frames.ShopConfig, id_orders: Sequence[int]) -> Select:
+    """Which of the orders entered a shipped state at some time."""
+    oh = tables.order_history
+    return (
+        select(oh.c.id_order)
+        .where(oh.c.id_order.in_(id_orders), oh.c.id_order_state.in_(config.shipped_states))
+        .distinct()
     )
 
 
-def shop_engine(url: URL) -> Engine:
-    """An engine on the shop database; MySQL connections are forced to utf8mb4 so emoji survive."""
-    if url.get_backend_name() in ("mysql", "mariadb") and "charset" not in url.query:
-        url = url.update_query_dict({"charset": "utf8mb4"})
-    return create_engine(url, pool_pre_ping=True)
-
-
-@task(name="extract-shipped-orders", cache_policy=NO_CACHE)
-def extract_shipped_orders(
-    settings: Settings, window: Window, retry_references: Sequence[str]
-) -> frames.ShopExtract:
-    """Read the orders shipped or changed in the window, plus quarantined ones to retry; reads the shop."""
-    settings.require("shop_db_url")
-    assert settings.shop_db_url is not None
-    engine = shop_engine(settings.shop_db_url)
-    tables = shop_tables(settings.shop_table_prefix)
-    order_filter = OrderFilter(settings.payment_modules, settings.shop_id)
-    try:
-        references = find_candidate_references(engine, tables, order_filter, window.since, window.until)
-        wanted = sorted(set(references) | set(retry_references))
-        return extract_orders(
-            engine,
-            tables,
-            order_filter,
-            wanted,
-            settings.chunk_size,
-            placed_since=window.until - STATISTICS_PERIOD,
+def extract_recent_orders(
+    engine: Engine, tables: ShopTables, config: frames.ShopConfig, shop_id: int | None, placed_since: datetime
+) -> pd.DataFrame:
+    """The checked frame of every order placed since `placed_since` (UTC), for the statistics block."""
+    with reading_the_shop(tables), engine.connect() as conn:
+        recent = _frame(conn, recent_orders_query(tables, shop_id, shop_local(placed_since, config.timezone)))
+        ids = [int(value) for value in recent["id_order"]]
+        shipped = set(
+            _frame_of_keys(conn, lambda chunk: ever_shipped_query(tables, config, chunk), ids, ())["id_order"]
         )
+    recent["ever_shipped"] = recent["id_order"].isin(shipped).astype("int64")
+    recent["placed_at"] = _to_utc(recent.pop("placed_local"), config.timezone)
+    return frames.checked(recent, frames.RECENT_ORDERS)
+
+
+def _plain_in_lists_on_mariadb(dbapi_connection: Any, _record: object) -> None:
+    """Keep MariaDB from turning long IN lists into a derived table, on this connection only.
+
+    With its statistics stale, MariaDB may then scan a whole table per chunk instead of reading the listed
+    ids by index; a plain IN list always gets a range read of the index, as on MySQL.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT VERSION()")
+        if "mariadb" in str(cursor.fetchone()[0]).lower():
+            cursor.execute("SET SESSION in_predicate_conversion_threshold = 0")
     finally:
-        engine.dispose()
+        cursor.close()
+
+
+def fastest_driver(url: URL) -> URL:
+    """`url` through mysqlclient (C) instead of pymysql when it is installed: same rows, fetched faster."""
+    if url.get_backend_name() not in ("mysql", "mariadb") or url.get_driver_name() != "pymysql":
+        return url
+    try:
+        import MySQLdb  # noqa: F401  (only whether the optional fast extra is installed)
+    except ImportError:
+        return url
+    return url.set(drivername=f"{url.get_backend_name()}+mysqldb")
+
+
+def shop_engine(url: URL, *, fast: bool = True) -> Engine:
+    """An engine on the shop database (through mysqlclient if `fast` and installed).
+
+    MySQL connections are forced to utf8mb4 so emoji survive, and MariaDB reads IN lists by index.
+    """
+    if url.get_backend_name() not in ("mysql", "mariadb"):
+        return create_engine(url, pool_pre_ping=True)
+    if fast:
+        url = fastest_driver(url)
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "connect", _plain_in_lists_on_mariadb)
+    return engine
+
+
+def read_config(engine: Engine, tables: ShopTables, shop_id: int | None) -> frames.ShopConfig:
+    """The shop's configuration, or a ShopReadError naming the settings to check."""
+    with reading_the_shop(tables), engine.connect() as conn:
+        return read_shop_config(conn, tables, shop_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -10,12 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+import orjson
 from sqlalchemy import Engine
 
 from schemas.reports import BuiltReport, QuarantinedOrder, Stage
-from schemas.sequra import DeliveryReport, Merchant, Platform, Statistics
+from schemas.sequra import Platform, Statistics
 from schemas.settings import Settings
 from tasks.chunks import in_chunks
 from tasks.sequra_client import LOG, HttpSequraClient, SequraClient, SequraError, SequraRejectedError
@@ -42,6 +40,7 @@ class LoadResult:
     sent: list[BuiltReport] = field(default_factory=list)
     quarantined: list[QuarantinedOrder] = field(default_factory=list)
     requests: int = 0
+    statistics_settled: bool = False  # the statistics block went with an accepted request, or was refused
 
 
 def errors_naming(order_ref_1: str, errors: Sequence[str]) -> list[str]:
@@ -82,11 +81,8 @@ class DeliveryReportLoader:
             result.requests += 1
             self.ledger.sending(batch)
             self.client.send_delivery_report(
-                DeliveryReport(
-                    merchant=Merchant(id=self.merchant_id),
-                    orders=tuple(built.report for built in batch),
-                    statistics=statistics,
-                    platform=self.platform,
+                delivery_report_body(
+                    self.merchant_id, [built.payload for built in batch], statistics, self.platform
                 )
             )
         except SequraRejectedError as rejected:
@@ -173,7 +169,18 @@ def hold_uncertain(
     return sendable, held
 
 
-@task(name="send-delivery-reports", cache_policy=NO_CACHE)
+def delivery_report_body(
+    merchant_id: str, orders: Sequence[bytes], statistics: Statistics | None, platform: Platform
+) -> bytes:
+    """The JSON body of POST orders/delivery_reports, around the orders' own bytes (serialised once)."""
+    parts = [b'{"delivery_report":{"merchant":', orjson.dumps({"id": merchant_id}), b',"orders":[']
+    parts += [b",".join(orders), b"]"]
+    if statistics is not None:
+        parts += [b',"statistics":', orjson.dumps(statistics)]
+    parts += [b',"platform":', orjson.dumps(platform), b"}}"]
+    return b"".join(parts)
+
+
 def send_delivery_reports(
     settings: Settings,
     store: Engine,
@@ -181,9 +188,10 @@ def send_delivery_reports(
     platform: Platform,
     reports: Sequence[BuiltReport],
     statistics: Statistics | None = None,
+    log: logging.Logger | logging.LoggerAdapter = LOG,
 ) -> LoadResult:
     """POST the new reports to SeQura; notes each batch in the state store before and after it goes."""
-    client = sequra_client(settings, get_run_logger())
+    client = sequra_client(settings, log)
     merchant = client.merchant_id
     sendable, held = hold_uncertain(
         reports, uncertain_deliveries(store, merchant, [b.order_ref_1 for b in reports])
@@ -198,23 +206,33 @@ def send_delivery_reports(
     )
     result = loader.load(sendable)
     result.quarantined += held
+    result.statistics_settled = statistics is not None and loader.statistics is None
     return result
 
 
-def write_delivery_report(
-    path: Path,
-    merchant_id: str,
-    platform: Platform,
-    reports: Sequence[BuiltReport],
-    statistics: Statistics | None = None,
-) -> Path:
-    """Write the delivery report that would be sent, as SeQura would receive it; creates the file."""
-    report = DeliveryReport(
-        merchant=Merchant(id=merchant_id),
-        orders=tuple(built.report for built in reports),
-        statistics=statistics,
-        platform=platform,
-    )
+def start_dry_run_file(path: Path, merchant_id: str) -> None:
+    """Begin the delivery report a dry run writes: the merchant and an open list of orders; creates it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.body(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    path.write_bytes(b'{"delivery_report":{"merchant":' + orjson.dumps({"id": merchant_id}) + b',"orders":[')
+
+
+def add_to_dry_run_file(path: Path, reports: Sequence[BuiltReport]) -> None:
+    """Append orders to a dry run's report, one a line, as SeQura would receive them; writes the file."""
+    with path.open("ab") as report:
+        for built in reports:
+            report.write(b"\n" + built.payload + b",")
+
+
+def finish_dry_run_file(path: Path, statistics: Statistics | None, platform: Platform) -> Path:
+    """Close a dry run's report with the statistics and platform blocks; the file is then valid JSON."""
+    with path.open("r+b") as report:
+        report.seek(-1, 2)
+        if report.read(1) == b",":
+            report.seek(-1, 2)
+            report.truncate()
+        report.seek(0, 2)
+        tail = b"\n]"
+        if statistics is not None:
+            tail += b',"statistics":' + orjson.dumps(statistics)
+        report.write(tail + b',"platform":' + orjson.dumps(platform) + b"}}\n")
     return path

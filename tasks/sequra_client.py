@@ -9,13 +9,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import requests
 import urllib3
 from pydantic import SecretStr
-
-from schemas.sequra import DeliveryReport
 
 LOG = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -70,8 +67,8 @@ class SequraClient(abc.ABC):
     """What the pipeline needs from SeQura."""
 
     @abc.abstractmethod
-    def send_delivery_report(self, report: DeliveryReport) -> None:
-        """POST one delivery report; return on 2xx, raise a SequraError otherwise."""
+    def send_delivery_report(self, body: bytes) -> None:
+        """POST one delivery report (its JSON body); return on 2xx, raise a SequraError otherwise."""
 
 
 def _errors(response: requests.Response) -> list[str]:
@@ -137,9 +134,9 @@ class HttpSequraClient(SequraClient):
     def __repr__(self) -> str:
         return f"HttpSequraClient(base_url={self.base_url!r}, merchant_id={self.merchant_id!r})"
 
-    def send_delivery_report(self, report: DeliveryReport) -> None:
+    def send_delivery_report(self, body: bytes) -> None:
         """POST orders/delivery_reports; 2xx returns, 409 raises SequraRejectedError with SeQura's errors."""
-        self._request("POST", "orders/delivery_reports", report.body())
+        self._request("POST", "orders/delivery_reports", body)
 
     def backoff(self, attempt: int, response: requests.Response | None) -> float:
         """Seconds to wait before the next attempt: Retry-After if given, else exponential with jitter."""
@@ -148,7 +145,7 @@ class HttpSequraClient(SequraClient):
             return asked
         return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
-    def _request(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
+    def _request(self, method: str, path: str, body: bytes) -> requests.Response:
         """Send one request with retries on 5xx, 429, timeouts and dropped connections; raise on the rest."""
         url = self.base_url + path
         problem = ""
@@ -156,7 +153,7 @@ class HttpSequraClient(SequraClient):
         for attempt in range(1, self.max_attempts + 1):
             response: requests.Response | None = None
             try:
-                response = self._session.request(method, url, json=body, timeout=self.timeout_seconds)
+                response = self._session.request(method, url, data=body, timeout=self.timeout_seconds)
             except (
                 requests.Timeout,
                 requests.ConnectionError,

@@ -9,12 +9,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, delete, func, insert, inspect, select, update
+from sqlalchemy import (
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from schemas import state
 from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder
+from schemas.state import Marks
 from tasks.chunks import in_chunks
 from tasks.window import Window
 
@@ -58,7 +71,14 @@ def _create_version_1(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_version_1}
+def _create_version_2(conn: Connection) -> None:
+    """Version 2: runs keep their high-water marks; a run's chunks of order references."""
+    if "marks" not in {column["name"] for column in inspect(conn).get_columns(state.runs.name)}:
+        conn.execute(text(f"ALTER TABLE {state.runs.name} ADD COLUMN marks TEXT"))
+    state.metadata.create_all(conn, tables=[state.run_chunks])
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_version_1, 2: _create_version_2}
 
 
 def now() -> datetime:
@@ -87,6 +107,11 @@ def open_state_store(url: str) -> Engine:
             f"cannot open the state store: {error.orig or error}; check STATE_DB_URL"
         ) from None
     return engine
+
+
+def connect_state_store(url: str) -> Engine:
+    """Connect to a state store the run has already opened (and migrated) with open_state_store."""
+    return create_engine(url, pool_pre_ping=True)
 
 
 def migrate(engine: Engine) -> int:
@@ -235,7 +260,7 @@ def start_run(
 
 def _payload_json(built: BuiltReport) -> str:
     """The report as stored: the JSON that was (or would be) sent."""
-    return json.dumps(built.report.wire(), ensure_ascii=False, sort_keys=True)
+    return built.payload.decode("utf-8")
 
 
 def _existing_keys(conn: Connection, table: Table, merchant: str, key: str, keys: Sequence[str]) -> set[str]:
@@ -251,15 +276,23 @@ def _upsert(
     rows: Sequence[dict[str, Any]],
     on_insert: dict[str, Any],
 ) -> None:
-    """Update the rows of `merchant` whose `key` exists, insert the others with `on_insert` added."""
+    """Update the rows of `merchant` whose `key` exists, insert the others with `on_insert` added.
+
+    Two statements whatever the number of rows (executemany), so a chunk of thousands costs two round trips.
+    """
     existing = _existing_keys(conn, table, merchant, key, [row[key] for row in rows])
-    for row in rows:
-        if row[key] in existing:
-            conn.execute(
-                update(table).where(table.c.merchant == merchant, table.c[key] == row[key]).values(**row)
-            )
-        else:
-            conn.execute(insert(table).values(merchant=merchant, **on_insert, **row))
+    updates = [{**row, "upsert_key": row[key]} for row in rows if row[key] in existing]
+    inserts = [{"merchant": merchant, **on_insert, **row} for row in rows if row[key] not in existing]
+    if updates:
+        columns = {name: bindparam(name) for name in rows[0]}
+        conn.execute(
+            update(table)
+            .where(table.c.merchant == merchant, table.c[key] == bindparam("upsert_key"))
+            .values(columns),
+            updates,
+        )
+    if inserts:
+        conn.execute(insert(table), inserts)
 
 
 def _resolve(conn: Connection, merchant: str, references: Sequence[str], moment: datetime) -> None:
@@ -343,18 +376,22 @@ def record_changes(engine: Engine, run_id: str, merchant: str, changed: Sequence
                 ).scalars()
             )
         fresh = [item for item in changed if item.built.fingerprint not in seen]
-        for item in fresh:
+        if fresh:
             conn.execute(
-                insert(changes).values(
-                    merchant=merchant,
-                    order_ref_1=item.built.order_ref_1,
-                    reference=item.built.reference,
-                    previous_fingerprint=item.previous_fingerprint or "",
-                    fingerprint=item.built.fingerprint,
-                    payload=_payload_json(item.built),
-                    detected_at=moment,
-                    run_id=run_id,
-                )
+                insert(changes),
+                [
+                    {
+                        "merchant": merchant,
+                        "order_ref_1": item.built.order_ref_1,
+                        "reference": item.built.reference,
+                        "previous_fingerprint": item.previous_fingerprint or "",
+                        "fingerprint": item.built.fingerprint,
+                        "payload": _payload_json(item.built),
+                        "detected_at": moment,
+                        "run_id": run_id,
+                    }
+                    for item in fresh
+                ],
             )
     return len(fresh)
 
@@ -544,3 +581,62 @@ def adopt_module_reports(
             _snapshot_rows(run_id, adopted, moment, SENT_BY_MODULE),
             {"first_sent_at": moment},
         )
+
+
+def store_chunks(engine: Engine, run_id: str, references: Sequence[str], chunk_size: int) -> int:
+    """Keep the run's order references in chunks of `chunk_size`, for the chunk tasks; returns how many.
+
+    The references stay out of Prefect: a task receives a chunk's number, never the window's references.
+    """
+    rows = [
+        {"run_id": run_id, "chunk": number, "order_references": "\n".join(chunk)}
+        for number, chunk in enumerate(in_chunks(references, chunk_size))
+    ]
+    with engine.begin() as conn:
+        if rows:
+            conn.execute(insert(state.run_chunks), rows)
+    return len(rows)
+
+
+def chunk_references(engine: Engine, run_id: str, chunk: int) -> list[str]:
+    """The order references of one chunk of a run."""
+    chunks = state.run_chunks
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(chunks.c.order_references).where(chunks.c.run_id == run_id, chunks.c.chunk == chunk)
+        ).scalar_one()
+    return stored.split("\n")
+
+
+def forget_chunks(engine: Engine, run_id: str) -> None:
+    """Delete a finished run's chunks of references."""
+    with engine.begin() as conn:
+        conn.execute(delete(state.run_chunks).where(state.run_chunks.c.run_id == run_id))
+
+
+def record_marks(engine: Engine, run_id: str, marks: Marks) -> None:
+    """Keep on the run the high-water marks the next scheduled run reads above, once this one succeeds."""
+    runs = state.runs
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs).where(runs.c.run_id == run_id).values(marks=json.dumps(marks, sort_keys=True))
+        )
+
+
+def last_marks(engine: Engine, merchant: str) -> Marks | None:
+    """The high-water marks of the run scheduled runs go on from (as last_successful_until), if any."""
+    runs = state.runs
+    query = (
+        select(runs.c.marks)
+        .where(
+            runs.c.merchant == merchant,
+            runs.c.status == "succeeded",
+            runs.c.dry_run.is_(False),
+            runs.c.continues.is_(True),
+        )
+        .order_by(runs.c.until.desc(), runs.c.finished_at.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        stored = conn.execute(query).scalar()
+    return {str(name): int(mark) for name, mark in json.loads(stored).items()} if stored else None

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder
-from tasks.load import LoadResult
+from schemas.reports import ChangedOrder, QuarantinedOrder, SentOrder
+from tasks.delivery import ROWS_SHOWN, ChunkOutcome
 from tasks.state import RunCounts
 from tasks.window import Window
 
 
 @dataclass(frozen=True)
 class DeliverySummary:
-    """The outcome of one delivery report run."""
+    """The outcome of one delivery report run; its tables list at most ROWS_SHOWN rows each."""
 
     run_id: str
     merchant: str
@@ -21,12 +21,16 @@ class DeliverySummary:
     dry_run: bool
     counts: RunCounts
     state_store: str
-    sent: list[BuiltReport] = field(default_factory=list)  # in a dry run: what would have been sent
-    changed: list[ClassifiedReport] = field(default_factory=list)
+    found: int = 0
+    chunks: int = 0
+    incremental: bool = False
+    sent: list[SentOrder] = field(default_factory=list)  # in a dry run: what would have been sent
+    changed: list[ChangedOrder] = field(default_factory=list)
     quarantined: list[QuarantinedOrder] = field(default_factory=list)
     other_merchant: list[str] = field(default_factory=list)
     requests: int = 0
     dry_run_file: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def summarize(
@@ -34,60 +38,53 @@ def summarize(
     merchant: str,
     window: Window,
     state_store: str,
-    built: BuildResult,
-    classified: Sequence[ClassifiedReport],
-    loaded: LoadResult | None,
+    outcome: ChunkOutcome,
+    *,
+    dry_run: bool,
+    chunks: int,
+    incremental: bool,
     dry_run_file: str | None = None,
 ) -> DeliverySummary:
-    """The run's outcome; without `loaded` it is a dry run, whose "sent" lists what would have been sent."""
-    new = [item.built for item in classified if item.change is Change.NEW]
-    changed = [item for item in classified if item.change is Change.CHANGED]
-    quarantined = built.quarantined + (loaded.quarantined if loaded else [])
-    sent = loaded.sent if loaded else []
-    counts = RunCounts(
-        new=len(new),
-        changed=len(changed),
-        unchanged=sum(item.change is Change.UNCHANGED for item in classified),
-        quarantined=len(quarantined),
-        sent=len(sent),
-    )
+    """The run's outcome from its chunks' outcomes, added up."""
     return DeliverySummary(
         run_id=run_id,
         merchant=merchant,
         window=window,
-        dry_run=loaded is None,
-        counts=counts,
+        dry_run=dry_run,
+        counts=RunCounts(
+            new=outcome.new,
+            changed=outcome.changed,
+            unchanged=outcome.unchanged,
+            quarantined=outcome.quarantined,
+            sent=outcome.sent,
+        ),
         state_store=state_store,
-        sent=sent if loaded else new,
-        changed=changed,
-        quarantined=quarantined,
-        other_merchant=built.other_merchant,
-        requests=loaded.requests if loaded else 0,
+        found=outcome.found,
+        chunks=chunks,
+        incremental=incremental,
+        sent=list(outcome.sent_rows),
+        changed=list(outcome.changed_rows),
+        quarantined=list(outcome.quarantined_rows),
+        other_merchant=list(outcome.other_merchant),
+        requests=outcome.requests,
         dry_run_file=dry_run_file,
+        seconds=dict(outcome.seconds),
     )
 
 
-def _money(cents: int, currency: str) -> str:
-    """Integer cents as a readable amount, e.g. 1234 EUR -> 12.34 EUR."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} {currency}"
-
-
-def sent_rows(sent: Sequence[BuiltReport]) -> list[dict[str, str | int]]:
+def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, str | int]]:
     """One table row per order sent (or, in a dry run, to be sent)."""
     return [
         {
-            "order_ref_1": built.order_ref_1,
-            "id_orders": ", ".join(map(str, built.id_orders)),
-            "state": built.report.state,
-            "sent_at": built.report.sent_at,
-            "items": len(built.report.cart.items),
-            "shipped_total": _money(built.report.cart.order_total_with_tax, built.report.cart.currency),
-            "remaining_total": _money(
-                built.report.remaining_cart.order_total_with_tax, built.report.remaining_cart.currency
-            ),
+            "order_ref_1": order.order_ref_1,
+            "id_orders": ", ".join(map(str, order.id_orders)),
+            "state": order.state,
+            "sent_at": order.sent_at,
+            "items": order.items,
+            "shipped_total": order.shipped_total,
+            "remaining_total": order.remaining_total,
         }
-        for built in sent
+        for order in sent
     ]
 
 
@@ -104,23 +101,30 @@ def quarantine_rows(quarantined: Sequence[QuarantinedOrder]) -> list[dict[str, s
     ]
 
 
-def changed_rows(changed: Sequence[ClassifiedReport]) -> list[dict[str, str]]:
+def changed_rows(changed: Sequence[ChangedOrder]) -> list[dict[str, str]]:
     """One table row per order that changed after it was reported."""
     return [
         {
-            "order_ref_1": item.built.order_ref_1,
-            "id_orders": ", ".join(map(str, item.built.id_orders)),
-            "previous_fingerprint": (item.previous_fingerprint or "")[:12],
-            "fingerprint": item.built.fingerprint[:12],
+            "order_ref_1": order.order_ref_1,
+            "id_orders": ", ".join(map(str, order.id_orders)),
+            "previous_fingerprint": order.previous_fingerprint[:12],
+            "fingerprint": order.fingerprint[:12],
         }
-        for item in changed
+        for order in changed
     ]
+
+
+def _listed(names: Sequence[str], total: int) -> str:
+    """Names joined by commas, with how many more there are beyond those shown."""
+    more = total - len(names)
+    return ", ".join(names) + (f" and {more:,} more" if more > 0 else "")
 
 
 def summary_markdown(summary: DeliverySummary) -> str:
     """The run summary: window, merchant, counts, and where the details are."""
     counts = summary.counts
     mode = "dry run: nothing was sent" if summary.dry_run else "sent to SeQura"
+    read = "new rows since the last run" if summary.incremental else "the window's dates"
     lines = [
         f"# Delivery report {summary.window.label()}",
         "",
@@ -131,14 +135,15 @@ def summary_markdown(summary: DeliverySummary) -> str:
         "|---:|---:|---:|---:|---:|",
         f"| {counts.new} | {counts.changed} | {counts.unchanged} | {counts.quarantined} | {counts.sent} |",
         "",
-        f"State store: `{summary.state_store}`; SeQura requests: {summary.requests}.",
+        f"{summary.found:,} order references read in {summary.chunks} chunks (found by {read}); "
+        f"SeQura requests: {summary.requests}. State store: `{summary.state_store}`.",
     ]
     if summary.dry_run_file:
         lines.append(f"The report that would have been sent: `{summary.dry_run_file}`.")
     if summary.changed:
         lines.append(
             "Changed after they were reported (recorded for the order update): "
-            + ", ".join(item.built.order_ref_1 for item in summary.changed)
+            + _listed([order.order_ref_1 for order in summary.changed], counts.changed)
             + "."
         )
     if summary.other_merchant:
@@ -147,4 +152,8 @@ def summary_markdown(summary: DeliverySummary) -> str:
         )
     if summary.quarantined:
         lines.append("Quarantined orders are retried by every run until they can be reported; see the table.")
+    if counts.sent > len(summary.sent) or counts.new > len(summary.sent):
+        lines.append(
+            f"The tables list the first {ROWS_SHOWN:,} orders of each kind; the state store has them all."
+        )
     return "\n".join(lines) + "\n"

@@ -17,12 +17,14 @@ class Window:
 
     `continues` is true when the window starts no later than where earlier successful runs ended and does
     not end in the future, so that, once it succeeds, scheduled runs may go on from its `until` without
-    leaving a gap behind.
+    leaving a gap behind. `follows_last_run` is true when no `since` was given and the window starts from
+    the last successful run: such a run may read the shop's new rows above that run's high-water marks.
     """
 
     since: datetime
     until: datetime
     continues: bool = True
+    follows_last_run: bool = False  # since was worked out from the last successful run: a scheduled run
 
     def label(self) -> str:
         """The window as run names and artifacts show it, e.g. 2026-11-05T00:00Z-2026-11-06T00:00Z."""
@@ -72,4 +74,9 @@ def resolve_window(
     if start >= end:
         raise WindowError(f"since ({_stamp(start)}) must be before until ({_stamp(end)})")
     leaves_no_gap = last_until is None or start <= last_until
-    return Window(start, end, continues=leaves_no_gap and end <= now.astimezone(UTC))
+    return Window(
+        start,
+        end,
+        continues=leaves_no_gap and end <= now.astimezone(UTC),
+        follows_last_run=since is None and last_until is not None,
+    )

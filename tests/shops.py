@@ -14,8 +14,16 @@ from schemas.prestashop import ShopTables, create_shop_schema, shop_tables
 from schemas.reports import BuildResult, BuiltReport
 from seeding.vocabulary import Line
 from seeding.writer import ShopWriter
-from tasks.build import build_reports
-from tasks.extract import OrderFilter, extract_orders, find_candidate_references
+from tasks.build import OrderRefField, build_reports
+from tasks.chunks import in_chunks
+from tasks.extract import (
+    CandidateSearch,
+    OrderFilter,
+    extract_chunk,
+    find_candidate_references,
+    read_config,
+    shop_local_bounds,
+)
 
 MERCHANT = "demo_merchant"
 SINCE = datetime(2026, 11, 20, tzinfo=UTC)
@@ -67,24 +75,32 @@ class Shop:
                 update(self.tables.orders).where(self.tables.orders.c.id_order == id_order).values(**values)
             )
 
+    def references(
+        self,
+        since: datetime = SINCE,
+        until: datetime = UNTIL,
+        modules: tuple[str, ...] = ("sequrapayment",),
+        marks: dict[str, int] | None = None,
+    ) -> list[str]:
+        """The candidate references of the window (above `marks` when given), as a run finds them."""
+        return candidates(self.engine, self.tables, OrderFilter(modules), since, until, marks)
+
     def extract(
         self,
         since: datetime = SINCE,
         until: datetime = UNTIL,
         modules: tuple[str, ...] = ("sequrapayment",),
         retry: tuple[str, ...] = (),
-        chunk_size: int = 3,
     ) -> ShopExtract:
-        """Run the extract stage over the window (small chunks by default, to exercise chunking)."""
+        """Run the extract stage over the window's references, as one chunk."""
         order_filter = OrderFilter(modules)
-        references = find_candidate_references(self.engine, self.tables, order_filter, since, until)
-        return extract_orders(
-            self.engine, self.tables, order_filter, sorted({*references, *retry}), chunk_size=chunk_size
-        )
+        references = sorted({*self.references(since, until, modules), *retry})
+        config = read_config(self.engine, self.tables, None)
+        return extract_chunk(self.engine, self.tables, order_filter, config, references)
 
     def build(self, since: datetime = SINCE, until: datetime = UNTIL, **kwargs: object) -> BuildResult:
-        """Run extract and build over the window."""
-        return build_reports(self.extract(since, until), MERCHANT, **kwargs)
+        """Run extract and build over the window, in chunks of three references (to exercise chunking)."""
+        return build_window(self.engine, self.tables, since, until, chunk_size=3, **kwargs)
 
     def report(self, reference: str, **kwargs: object) -> BuiltReport:
         """The one built report of `reference`."""
@@ -124,3 +140,42 @@ def sqlite_shop(path: Path) -> Shop:
     tables = shop_tables()
     create_shop_schema(engine, tables)
     return seeded_shop(engine, tables)
+
+
+def candidates(
+    engine: Engine,
+    tables: ShopTables,
+    order_filter: OrderFilter,
+    since: datetime,
+    until: datetime,
+    marks: dict[str, int] | None = None,
+) -> list[str]:
+    """The candidate references of a window, as a run's plan finds them."""
+    config = read_config(engine, tables, order_filter.shop_id)
+    bounds = shop_local_bounds(since, until, config.timezone)
+    search = CandidateSearch(tables, order_filter, config.shipped_states, *bounds, marks=marks)
+    return find_candidate_references(engine, search)
+
+
+def build_window(
+    engine: Engine,
+    tables: ShopTables,
+    since: datetime,
+    until: datetime,
+    *,
+    chunk_size: int,
+    order_ref_field: OrderRefField = "reference",
+    modules: tuple[str, ...] = ("sequrapayment",),
+) -> BuildResult:
+    """Extract and build every chunk of a window's references, as a run does, and put the results together."""
+    order_filter = OrderFilter(modules)
+    config = read_config(engine, tables, None)
+    result = BuildResult()
+    for chunk in in_chunks(candidates(engine, tables, order_filter, since, until), chunk_size):
+        part = build_reports(
+            extract_chunk(engine, tables, order_filter, config, chunk), MERCHANT, order_ref_field
+        )
+        result.reports.extend(part.reports)
+        result.quarantined.extend(part.quarantined)
+        result.other_merchant.extend(part.other_merchant)
+    return result

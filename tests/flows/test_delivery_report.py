@@ -56,7 +56,7 @@ def test_an_order_changed_after_it_was_reported_is_listed_as_changed(pipeline: P
     moved = pipeline.shop.writer.edit_address(pipeline.shop.address, at=later, address1="Calle Nueva 2")
     pipeline.shop.writer.repoint_order_address(id_order, "delivery", moved, at=later)
     summary = delivery_report(**WINDOW)
-    assert [item.built.order_ref_1 for item in summary.changed] == ["AAAAAAAAA"]
+    assert [order.order_ref_1 for order in summary.changed] == ["AAAAAAAAA"]
     assert summary.counts.sent == 0
     assert pipeline.accepted() == ["AAAAAAAAA"]
 
@@ -167,5 +167,5 @@ def test_an_order_the_php_module_reported_is_not_resent_but_its_later_changes_sh
     moved = pipeline.shop.writer.edit_address(pipeline.shop.address, at=later, address1="Calle Nueva 2")
     pipeline.shop.writer.repoint_order_address(id_order, "delivery", moved, at=later)
     second = delivery_report(**WINDOW)
-    assert [item.built.order_ref_1 for item in second.changed] == ["MODULESNT"]
+    assert [order.order_ref_1 for order in second.changed] == ["MODULESNT"]
     assert pipeline.accepted() == []

@@ -2,18 +2,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 import pytest
 import requests
 from pydantic import SecretStr
 
 from sandbox.server import SandboxServer
 from schemas.reports import BuiltReport, Stage
-from schemas.sequra import DeliveryReport, OrderStatistics, Statistics
-from tasks.load import DeliveryReportLoader, errors_naming
+from schemas.sequra import Statistics
+from tasks.load import DeliveryReportLoader, delivery_report_body, errors_naming
 from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError, SequraUnavailableError
 from tests.cases import PLATFORM, built_report
 
 MERCHANT = "demo_merchant"
+STATISTICS: Statistics = {
+    "orders": [
+        {
+            "completed_at": "2026-11-20T10:00:00+01:00",
+            "amount": 1000,
+            "currency": "EUR",
+            "payment_method": "SQ",
+            "status": "shipped",
+        }
+    ]
+}
 
 
 @pytest.fixture
@@ -110,10 +122,11 @@ class TooLargeAboveTwo(SequraClient):
     def __init__(self) -> None:
         self.accepted: list[str] = []
 
-    def send_delivery_report(self, report: DeliveryReport) -> None:
-        if len(report.orders) > 2:
+    def send_delivery_report(self, body: bytes) -> None:
+        orders = orjson.loads(body)["delivery_report"]["orders"]
+        if len(orders) > 2:
             raise SequraRejectedError(413, ["Request Entity Too Large"])
-        self.accepted += [order.merchant_reference.order_ref_1 for order in report.orders]
+        self.accepted += [order["merchant_reference"]["order_ref_1"] for order in orders]
 
 
 def test_a_payload_refused_as_too_large_is_split_until_it_fits() -> None:
@@ -148,7 +161,7 @@ def test_a_batch_that_never_left_is_noted_as_not_sent() -> None:
 class AnsweredLateThenRefused(SequraClient):
     """A SeQura stand-in whose first attempt went unanswered and whose retry was refused as a duplicate."""
 
-    def send_delivery_report(self, report: DeliveryReport) -> None:
+    def send_delivery_report(self, body: bytes) -> None:
         raise SequraRejectedError(409, ["Invalid data: order ONE: already reported"], maybe_delivered=True)
 
 
@@ -167,19 +180,18 @@ class RefusesStatistics(SequraClient):
     """A SeQura stand-in that refuses any report carrying statistics, naming no order."""
 
     def __init__(self) -> None:
-        self.reports: list[DeliveryReport] = []
+        self.reports: list[dict] = []
 
-    def send_delivery_report(self, report: DeliveryReport) -> None:
-        if report.statistics is not None:
+    def send_delivery_report(self, body: bytes) -> None:
+        report = orjson.loads(body)["delivery_report"]
+        if "statistics" in report:
             raise SequraRejectedError(409, ["Invalid data: statistics.orders[0].device is wrong"])
         self.reports.append(report)
 
 
 def test_statistics_refused_by_sequra_never_hold_back_a_shipment() -> None:
     client = RefusesStatistics()
-    statistics = Statistics(
-        orders=(OrderStatistics(completed_at="2026-11-20T10:00:00+01:00", currency="EUR"),)
-    )
+    statistics = STATISTICS
     loader = DeliveryReportLoader(client, MERCHANT, PLATFORM, ListLedger(), statistics=statistics)
     result = loader.load([built_report("ONE"), built_report("TWO")])
     assert [b.order_ref_1 for b in result.sent] == ["ONE", "TWO"]
@@ -188,11 +200,23 @@ def test_statistics_refused_by_sequra_never_hold_back_a_shipment() -> None:
 
 
 def test_statistics_ride_on_the_first_accepted_request_only(server: SandboxServer) -> None:
-    statistics = Statistics(
-        orders=(OrderStatistics(completed_at="2026-11-20T10:00:00+01:00", currency="EUR"),)
-    )
+    statistics = STATISTICS
     http = HttpSequraClient(server.url, "demo", SecretStr("demo-secret"), MERCHANT, backoff_seconds=0.01)
     loader = DeliveryReportLoader(http, MERCHANT, PLATFORM, ListLedger(), batch_size=1, statistics=statistics)
     loader.load([built_report("ONE"), built_report("TWO")])
     reports = requests.get(server.url + "_sandbox/delivery_reports", timeout=5).json()
     assert ["statistics" in r["body"]["delivery_report"] for r in reports] == [True, False]
+
+
+def test_the_request_body_carries_each_order_as_built_and_the_statistics_before_the_platform() -> None:
+    orders = [built_report("ONE"), built_report("TWO")]
+    body = delivery_report_body(MERCHANT, [b.payload for b in orders], {"orders": []}, PLATFORM)
+    assert orjson.loads(body) == {
+        "delivery_report": {
+            "merchant": {"id": MERCHANT},
+            "orders": [orjson.loads(b.payload) for b in orders],
+            "statistics": {"orders": []},
+            "platform": PLATFORM,
+        }
+    }
+    assert orders[0].payload in body and orders[1].payload in body

@@ -8,7 +8,8 @@ import requests
 from pydantic import SecretStr
 
 from sandbox.server import SandboxServer
-from schemas.sequra import DeliveryReport, Merchant
+from tasks.build import serialised
+from tasks.load import delivery_report_body
 from tasks.sequra_client import (
     MAX_RETRY_AFTER_SECONDS,
     HttpSequraClient,
@@ -45,10 +46,8 @@ def client_for(
     return client, waits
 
 
-def report(*refs: str) -> DeliveryReport:
-    return DeliveryReport(
-        merchant=Merchant(id=MERCHANT), orders=tuple(order_report(r) for r in refs), platform=PLATFORM
-    )
+def report(*refs: str, merchant: str = MERCHANT) -> bytes:
+    return delivery_report_body(merchant, [serialised(order_report(r))[0] for r in refs], None, PLATFORM)
 
 
 def faults(server: SandboxServer, **plan: object) -> None:
@@ -116,9 +115,7 @@ def test_wrong_password_fails_at_once_naming_the_settings(server: SandboxServer)
 def test_unknown_merchant_fails_at_once_naming_the_setting(server: SandboxServer) -> None:
     client, waits = client_for(server, merchant="nobody")
     with pytest.raises(SequraAuthError, match="SEQURA_MERCHANT_ID"):
-        client.send_delivery_report(
-            DeliveryReport(merchant=Merchant(id="nobody"), orders=(order_report("X"),), platform=PLATFORM)
-        )
+        client.send_delivery_report(report("X", merchant="nobody"))
     assert waits == []
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, delete, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -21,9 +21,11 @@ from tasks.state import (
     StateStoreError,
     finish_run,
     in_flight_of_run,
+    last_marks,
     last_successful_until,
     open_state_store,
     record_changes,
+    record_marks,
     record_quarantine,
     record_sent,
     references_to_retry,
@@ -69,11 +71,27 @@ def test_store_is_created_and_versioned_on_first_use(state_url: str) -> None:
         state_tables(engine)
     )
     with engine.connect() as conn:
-        assert conn.execute(select(state.schema_version.c.version)).scalars().all() == [
-            state.STATE_SCHEMA_VERSION
-        ]
+        assert conn.execute(select(state.schema_version.c.version)).scalars().all() == list(
+            range(1, state.STATE_SCHEMA_VERSION + 1)
+        )
     engine.dispose()
     open_state_store(state_url).dispose()  # opening again migrates nothing twice
+
+
+def test_a_version_1_store_gets_run_marks_and_chunks(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    with engine.begin() as conn:  # back to version 1, as stores written before version 2 are
+        conn.execute(text("ALTER TABLE runs DROP COLUMN marks"))
+        conn.execute(text("DROP TABLE run_chunks"))
+        conn.execute(delete(state.schema_version).where(state.schema_version.c.version == 2))
+    engine.dispose()
+    engine = open_state_store(state_url)
+    assert "run_chunks" in state_tables(engine)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    record_marks(engine, "run-1", {"order_history": 41, "order_slip": 2})
+    finish_run(engine, "run-1", "succeeded")
+    assert last_marks(engine, MERCHANT) == {"order_history": 41, "order_slip": 2}
+    engine.dispose()
 
 
 def test_a_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
@@ -198,7 +216,7 @@ def test_each_distinct_change_is_kept_once(state_url: str) -> None:
     assert record_changes(engine, "run-2", MERCHANT, [change]) == 0
     with engine.connect() as conn:
         payload = conn.execute(select(state.order_changes.c.payload)).scalar_one()
-    assert '"order_total_with_tax": 3000' in payload
+    assert '"order_total_with_tax":3000' in payload
     engine.dispose()
 
 

@@ -37,7 +37,7 @@ def test_first_run_window_reaches_back_the_first_run_days() -> None:
 def test_scheduled_window_starts_at_last_successful_until_minus_overlap() -> None:
     last = NOW - timedelta(days=1)
     window = resolve_window(None, None, last_until=last, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN)
-    assert window == Window(last - OVERLAP, NOW)
+    assert window == Window(last - OVERLAP, NOW, follows_last_run=True)
 
 
 def test_given_bounds_win_over_the_state_store() -> None:

@@ -1,0 +1,391 @@
+"""Delivery: plan a run's chunks of order references, then take one chunk through every stage.
+
+A chunk is extracted, built, diffed, sent and committed before the next is read, so memory depends on the
+chunk size and not on the window, and a run stopped after chunk 40 of 200 keeps what the first 40 sent.
+Prefect sees a run id and a chunk number go in and a few counts come out; the references themselves wait in
+the state store (`run_chunks`).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
+
+from schemas.frames import ShopConfig
+from schemas.prestashop import shop_tables
+from schemas.reports import (
+    BuiltReport,
+    Change,
+    ChangedOrder,
+    ClassifiedReport,
+    QuarantinedOrder,
+    SentOrder,
+)
+from schemas.sequra import Cart, Statistics
+from schemas.settings import Settings
+from tasks.build import build_reports, build_statistics, platform_block
+from tasks.diff import diff_against_last_report, of_kind
+from tasks.extract import (
+    STATISTICS_PERIOD,
+    CandidateSearch,
+    OrderFilter,
+    extract_chunk,
+    extract_recent_orders,
+    find_candidate_references,
+    high_water_marks,
+    read_config,
+    shop_engine,
+    shop_local,
+    shop_local_bounds,
+)
+from tasks.load import add_to_dry_run_file, finish_dry_run_file, send_delivery_reports, start_dry_run_file
+from tasks.state import (
+    chunk_references,
+    connect_state_store,
+    last_marks,
+    record_findings,
+    record_marks,
+    record_quarantine,
+    references_to_retry,
+    store_chunks,
+)
+from tasks.window import Window
+
+ROWS_SHOWN = 1000  # rows of each table a run's artifacts list; the state store keeps them all
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """What a run will read: how many references, in how many chunks, and whether above the last marks."""
+
+    run_id: str
+    references: int
+    chunks: int
+    incremental: bool
+    config: ShopConfig
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What one chunk (or a whole run, added up) came to: counts, and the first rows of each table."""
+
+    found: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    sent: int = 0
+    requests: int = 0
+    statistics_settled: bool = False
+    sent_rows: tuple[SentOrder, ...] = ()
+    changed_rows: tuple[ChangedOrder, ...] = ()
+    quarantined_rows: tuple[QuarantinedOrder, ...] = ()
+    other_merchant: tuple[str, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __add__(self, later: ChunkOutcome) -> ChunkOutcome:
+        """The two outcomes added up, keeping at most ROWS_SHOWN rows of each table."""
+        return ChunkOutcome(
+            found=self.found + later.found,
+            new=self.new + later.new,
+            changed=self.changed + later.changed,
+            unchanged=self.unchanged + later.unchanged,
+            quarantined=self.quarantined + later.quarantined,
+            sent=self.sent + later.sent,
+            requests=self.requests + later.requests,
+            statistics_settled=self.statistics_settled or later.statistics_settled,
+            sent_rows=(self.sent_rows + later.sent_rows)[:ROWS_SHOWN],
+            changed_rows=(self.changed_rows + later.changed_rows)[:ROWS_SHOWN],
+            quarantined_rows=(self.quarantined_rows + later.quarantined_rows)[:ROWS_SHOWN],
+            other_merchant=(self.other_merchant + later.other_merchant)[:ROWS_SHOWN],
+            seconds={
+                stage: self.seconds.get(stage, 0.0) + later.seconds.get(stage, 0.0)
+                for stage in {*self.seconds, *later.seconds}
+            },
+        )
+
+
+def order_filter_of(settings: Settings) -> OrderFilter:
+    """Which orders are SeQura orders, from the settings."""
+    return OrderFilter(settings.payment_modules, settings.shop_id)
+
+
+def plan_delivery(
+    settings: Settings, store: Engine, run_id: str, window: Window, *, dry_run: bool
+) -> DeliveryPlan:
+    """Find the references the run must read and keep them in chunks; reads the shop, writes run_chunks.
+
+    A scheduled run (its window follows the last successful run) reads the shop's order_history and
+    order_slip above that run's high-water marks instead of scanning them by date. A real run that the
+    schedule may go on from records its own marks, for the next one.
+    """
+    started = time.monotonic()
+    assert settings.shop_db_url is not None
+    merchant = settings.merchant_id or ""
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    tables = shop_tables(settings.shop_table_prefix)
+    try:
+        config = read_config(engine, tables, settings.shop_id)
+        marks = last_marks(store, merchant) if window.follows_last_run else None
+        search = CandidateSearch(
+            tables,
+            order_filter_of(settings),
+            config.shipped_states,
+            *shop_local_bounds(window.since, window.until, config.timezone),
+            marks=marks,
+        )
+        references = sorted(
+            {*find_candidate_references(engine, search), *references_to_retry(store, merchant)}
+        )
+        if not dry_run and window.continues:
+            cutoff = shop_local(window.until - timedelta(minutes=settings.overlap_minutes), config.timezone)
+            record_marks(store, run_id, high_water_marks(engine, tables, marks, cutoff))
+    finally:
+        engine.dispose()
+    chunks = store_chunks(store, run_id, references, settings.chunk_size)
+    return DeliveryPlan(
+        run_id, len(references), chunks, marks is not None, config, time.monotonic() - started
+    )
+
+
+def _money(cents: int, currency: str) -> str:
+    """Integer cents as a readable amount, e.g. 1234 EUR -> 12.34 EUR."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} {currency}"
+
+
+def _total(cart: Cart) -> str:
+    """A cart's total with its currency."""
+    return _money(cart["order_total_with_tax"], cart["currency"])
+
+
+def sent_row(built: BuiltReport) -> SentOrder:
+    """The table row of an order sent (or, in a dry run, to be sent)."""
+    report = built.report
+    return SentOrder(
+        reference=built.reference,
+        order_ref_1=built.order_ref_1,
+        id_orders=built.id_orders,
+        state=report["state"],
+        sent_at=report["sent_at"],
+        items=len(report["cart"]["items"]),
+        shipped_total=_total(report["cart"]),
+        remaining_total=_total(report["remaining_cart"]),
+    )
+
+
+def changed_row(item: ClassifiedReport) -> ChangedOrder:
+    """The table row of an order that changed after it was reported."""
+    return ChangedOrder(
+        reference=item.built.reference,
+        order_ref_1=item.built.order_ref_1,
+        id_orders=item.built.id_orders,
+        previous_fingerprint=item.previous_fingerprint or "",
+        fingerprint=item.built.fingerprint,
+    )
+
+
+def statistics_for(settings: Settings, config: ShopConfig, window: Window) -> Statistics:
+    """The statistics block of the run: the orders placed in the 7 days before its end; reads the shop."""
+    assert settings.shop_db_url is not None
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    try:
+        recent = extract_recent_orders(
+            engine,
+            shop_tables(settings.shop_table_prefix),
+            config,
+            settings.shop_id,
+            window.until - STATISTICS_PERIOD,
+        )
+    finally:
+        engine.dispose()
+    return build_statistics(recent, config, settings.payment_modules, settings.order_ref_field)
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """One chunk of a run to deliver: whose, which, and how."""
+
+    run_id: str
+    chunk: int
+    window: Window
+    config: ShopConfig
+    dry_run: bool = False
+    dry_run_file: str | None = None
+    statistics_due: bool = True  # no request of the run has carried (or had refused) the statistics yet
+
+
+@contextmanager
+def cyclic_collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a chunk's work; it runs again afterwards.
+
+    A chunk allocates hundreds of thousands of short-lived, acyclic objects (rows, reports); the collector's
+    passes over them cost a third of the build's time and find nothing that reference counting misses.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class Stopwatch:
+    """Seconds spent in each stage of a chunk."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._since = time.monotonic()
+
+    def lap(self, stage: str) -> None:
+        """Put the time since the last lap on `stage`."""
+        now = time.monotonic()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._since
+        self._since = now
+
+
+def deliver_chunk(
+    settings: Settings, job: ChunkJob, log: logging.Logger | logging.LoggerAdapter
+) -> ChunkOutcome:
+    """Extract, build, diff, send and commit one chunk of references; reads the shop, writes the store.
+
+    In a dry run the new orders are added to the dry-run file and nothing is recorded.
+    """
+    assert settings.shop_db_url is not None
+    store = connect_state_store(settings.state_url())
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    try:
+        with cyclic_collection_paused():
+            return _deliver(settings, job, store, engine, log)
+    finally:
+        engine.dispose()
+        store.dispose()
+
+
+def _deliver(
+    settings: Settings,
+    job: ChunkJob,
+    store: Engine,
+    engine: Engine,
+    log: logging.Logger | logging.LoggerAdapter,
+) -> ChunkOutcome:
+    """The stages of deliver_chunk, timed."""
+    merchant = settings.merchant_id or ""
+    clock = Stopwatch()
+    references = chunk_references(store, job.run_id, job.chunk)
+    extract = extract_chunk(
+        engine, shop_tables(settings.shop_table_prefix), order_filter_of(settings), job.config, references
+    )
+    clock.lap("extract")
+    built = build_reports(extract, merchant, settings.order_ref_field)
+    clock.lap("build")
+    classified = diff_against_last_report(store, merchant, built.reports)
+    new = [item.built for item in of_kind(classified, Change.NEW)]
+    clock.lap("diff")
+    outcome = _outcome(references, built.quarantined, classified, built.other_merchant)
+    if job.dry_run:
+        assert job.dry_run_file is not None
+        add_to_dry_run_file(Path(job.dry_run_file), new)
+        outcome = replace(outcome, sent_rows=tuple(sent_row(b) for b in new[:ROWS_SHOWN]))
+    else:
+        retried = sorted(set(references_to_retry(store, merchant)) & set(references))
+        record_findings(store, job.run_id, merchant, built, classified, retried)
+        statistics = statistics_for(settings, job.config, job.window) if job.statistics_due and new else None
+        loaded = send_delivery_reports(
+            settings, store, job.run_id, platform_block(job.config), new, statistics, log
+        )
+        record_quarantine(store, job.run_id, merchant, loaded.quarantined)
+        outcome = replace(
+            outcome,
+            quarantined=outcome.quarantined + len(loaded.quarantined),
+            quarantined_rows=(outcome.quarantined_rows + tuple(loaded.quarantined))[:ROWS_SHOWN],
+            sent=len(loaded.sent),
+            requests=loaded.requests,
+            statistics_settled=loaded.statistics_settled,
+            sent_rows=tuple(sent_row(b) for b in loaded.sent[:ROWS_SHOWN]),
+        )
+    clock.lap("load")
+    return replace(outcome, seconds=clock.seconds)
+
+
+def _outcome(
+    references: Sequence[str],
+    quarantined: Sequence[QuarantinedOrder],
+    classified: Sequence[ClassifiedReport],
+    other_merchant: Sequence[str],
+) -> ChunkOutcome:
+    """The counts of a chunk before loading: what was found, and the diff's verdicts."""
+    changed = of_kind(classified, Change.CHANGED)
+    return ChunkOutcome(
+        found=len(references),
+        new=len(of_kind(classified, Change.NEW)),
+        changed=len(changed),
+        unchanged=len(of_kind(classified, Change.UNCHANGED)),
+        quarantined=len(quarantined),
+        quarantined_rows=tuple(quarantined[:ROWS_SHOWN]),
+        changed_rows=tuple(changed_row(item) for item in changed[:ROWS_SHOWN]),
+        other_merchant=tuple(other_merchant[:ROWS_SHOWN]),
+    )
+
+
+@task(name="plan-delivery-report", cache_policy=NO_CACHE)
+def plan_delivery_task(settings: Settings, run_id: str, window: Window, dry_run: bool) -> DeliveryPlan:
+    """Find the run's references and keep them in chunks in the state store; reads the shop."""
+    store = connect_state_store(settings.state_url())
+    try:
+        plan = plan_delivery(settings, store, run_id, window, dry_run=dry_run)
+    finally:
+        store.dispose()
+    get_run_logger().info(
+        "%d order references to read in %d chunks (%s) in %.1f s",
+        plan.references,
+        plan.chunks,
+        "new rows above the last run's marks" if plan.incremental else "by date",
+        plan.seconds,
+    )
+    return plan
+
+
+@task(name="deliver-chunk", task_run_name="deliver-chunk-{job.chunk}", cache_policy=NO_CACHE)
+def deliver_chunk_task(settings: Settings, job: ChunkJob) -> ChunkOutcome:
+    """One chunk through extract, build, diff, send and commit; reads the shop, writes the state store."""
+    logger = get_run_logger()
+    outcome = deliver_chunk(settings, job, logger)
+    logger.info(
+        "chunk %d: %d references, %d new, %d changed, %d unchanged, %d quarantined, %d sent in %d requests",
+        job.chunk + 1,
+        outcome.found,
+        outcome.new,
+        outcome.changed,
+        outcome.unchanged,
+        outcome.quarantined,
+        outcome.sent,
+        outcome.requests,
+    )
+    return outcome
+
+
+@task(name="start-dry-run-file", cache_policy=NO_CACHE)
+def start_dry_run_task(path: str, merchant_id: str) -> None:
+    """Begin the report a dry run writes; creates the file."""
+    start_dry_run_file(Path(path), merchant_id)
+
+
+@task(name="finish-dry-run-file", cache_policy=NO_CACHE)
+def finish_dry_run_task(settings: Settings, path: str, config: ShopConfig, window: Window) -> str:
+    """Close the report a dry run wrote with the statistics and platform blocks; reads the shop."""
+    return str(
+        finish_dry_run_file(Path(path), statistics_for(settings, config, window), platform_block(config))
+    )

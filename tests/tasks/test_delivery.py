@@ -1,0 +1,173 @@
+"""A run goes chunk by chunk: the same reports in any chunk size, each chunk committed as it is sent."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import Engine, create_engine
+
+from sandbox.server import SandboxServer
+from schemas.prestashop import create_shop_schema, shop_tables
+from schemas.settings import Settings
+from seeding.demo_shop import DemoShop, seed_demo_shop
+from tasks.build import platform_block
+from tasks.delivery import (
+    ROWS_SHOWN,
+    ChunkJob,
+    ChunkOutcome,
+    DeliveryPlan,
+    deliver_chunk,
+    plan_delivery,
+    statistics_for,
+)
+from tasks.load import finish_dry_run_file, start_dry_run_file
+from tasks.state import open_state_store, sent_fingerprints
+from tasks.window import Window
+from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+DEMO_NOW = datetime(2026, 11, 24, 12, 0)  # shop-local; the golden files were made from this demo shop
+DEMO_WINDOW = Window(datetime(2026, 11, 14, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC), continues=False)
+LOG = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, DemoShop]]:
+    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('demo') / 'shop.sqlite'}")
+    create_shop_schema(engine, shop_tables())
+    yield engine, seed_demo_shop(engine, shop_tables(), now=DEMO_NOW)
+    engine.dispose()
+
+
+def golden_orders() -> list[bytes]:
+    """The demo shop's order reports as the code before streaming sent them, one a line, by order_ref_1."""
+    return (FIXTURES / "demo_shop_reports.jsonl").read_bytes().splitlines()
+
+
+def golden_outcome() -> dict:
+    """The demo shop's fingerprints, quarantine reasons and statistics block before streaming."""
+    return json.loads((FIXTURES / "demo_shop_outcome.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 5, 7, 1000])
+def test_reports_are_byte_identical_to_the_golden_demo_shop_in_any_chunk_size(
+    demo: tuple[Engine, DemoShop], chunk_size: int
+) -> None:
+    result = build_window(demo[0], shop_tables(), DEMO_WINDOW.since, DEMO_WINDOW.until, chunk_size=chunk_size)
+    reports = sorted(result.reports, key=lambda built: built.order_ref_1)
+    assert [built.payload for built in reports] == golden_orders()
+    assert {built.order_ref_1: built.fingerprint for built in reports} == golden_outcome()["fingerprints"]
+    assert {q.reference: q.reason for q in result.quarantined} == golden_outcome()["quarantined"]
+
+
+def settings_for(engine: Engine, state_url: str, **overrides: str) -> Settings:
+    """Settings pointing at a shop and a state store, as a run reads them from the environment."""
+    environ = {
+        "SHOP_DB_URL": engine.url.render_as_string(hide_password=False),
+        "STATE_DB_URL": state_url,
+        "SEQURA_MERCHANT_ID": MERCHANT,
+        "SEQURA_USERNAME": "demo",
+        "SEQURA_PASSWORD": "demo-secret",
+        "SEQURA_BACKOFF_SECONDS": "0.01",
+        **overrides,
+    }
+    return Settings.from_env(environ)
+
+
+def deliver_all(settings: Settings, window: Window, **job: object) -> tuple[DeliveryPlan, ChunkOutcome]:
+    """Plan a run and deliver every chunk of it, as the flow does; returns the plan and the outcomes added."""
+    store = open_state_store(settings.state_url())
+    run_id = str(uuid.uuid4())
+    plan = plan_delivery(settings, store, run_id, window, dry_run=bool(job.get("dry_run")))
+    store.dispose()
+    total = ChunkOutcome()
+    for number in range(plan.chunks):
+        chunk = ChunkJob(
+            run_id, number, window, plan.config, statistics_due=not total.statistics_settled, **job
+        )
+        total = total + deliver_chunk(settings, chunk, LOG)
+    return plan, total
+
+
+def order_ref_1(line: bytes) -> str:
+    """order_ref_1 of one order line of a dry-run file."""
+    return json.loads(line.rstrip(b","))["merchant_reference"]["order_ref_1"]
+
+
+def test_a_dry_run_writes_the_golden_orders_and_statistics_chunk_by_chunk(
+    demo: tuple[Engine, DemoShop], tmp_path: Path
+) -> None:
+    engine, shop = demo
+    settings = settings_for(engine, f"sqlite:///{tmp_path / 'state.sqlite'}", SHOP_CHUNK_SIZE="4")
+    out = tmp_path / "dry-run.json"
+    start_dry_run_file(out, MERCHANT)
+    plan, total = deliver_all(settings, DEMO_WINDOW, dry_run=True, dry_run_file=str(out))
+    statistics = statistics_for(settings, plan.config, DEMO_WINDOW)
+    finish_dry_run_file(out, statistics, platform_block(plan.config))
+    report = json.loads(out.read_bytes())["delivery_report"]
+    orders = sorted(out.read_bytes().splitlines()[1:-1], key=order_ref_1)
+    assert plan.chunks == 9  # 35 references in chunks of four
+    new = [line for line in golden_orders() if order_ref_1(line) not in shop.module_sent_refs]
+    assert [line.rstrip(b",") for line in orders] == new
+    assert report["statistics"] == golden_outcome()["statistics"]
+    assert (total.new, total.unchanged, total.quarantined) == (31, 1, 3)
+
+
+def test_a_split_order_is_never_cut_by_a_chunk_boundary(shop: Shop, tmp_path: Path) -> None:
+    shop.shipped_order("SPLITWIDE")
+    for number in range(3):
+        shop.shipped_order(f"BETWEEN{number:02d}")  # placed between the split order's two parts
+    second = shop.order("SPLITWIDE")
+    shop.writer.set_state(second, 4, at=MORNING + timedelta(hours=1))
+    shop.order("SPLITWIDE")  # a third part, not shipped: it goes in remaining_cart
+    whole = {
+        b.order_ref_1: b.payload
+        for b in build_window(shop.engine, shop.tables, SINCE, UNTIL, chunk_size=100).reports
+    }
+    for size in (1, 2, 3):
+        chunked = build_window(shop.engine, shop.tables, SINCE, UNTIL, chunk_size=size).reports
+        assert {b.order_ref_1: b.payload for b in chunked} == whole
+    split = json.loads(whole["SPLITWIDE"])
+    assert len(split["cart"]["items"]) == 4 and len(split["remaining_cart"]["items"]) == 2
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
+    return sandbox_server
+
+
+def test_chunks_sent_before_a_crash_are_kept_and_the_next_run_sends_only_the_rest(
+    shop: Shop, tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    for number in range(5):
+        shop.shipped_order(f"CRASH{number:04d}")
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    settings = settings_for(shop.engine, state_url, SHOP_CHUNK_SIZE="2", SEQURA_API_URL=sandbox.url)
+    window = Window(SINCE, UNTIL, continues=False)
+    store = open_state_store(state_url)
+    run_id = str(uuid.uuid4())
+    plan = plan_delivery(settings, store, run_id, window, dry_run=False)
+    first = deliver_chunk(settings, ChunkJob(run_id, 0, window, plan.config), LOG)  # then the run dies
+    assert (plan.chunks, first.sent) == (3, 2)
+    sent = sent_fingerprints(store, MERCHANT, [f"CRASH{n:04d}" for n in range(5)])
+    assert set(sent) == {"CRASH0000", "CRASH0001"}
+    store.dispose()
+    _, again = deliver_all(settings, window)
+    assert (again.new, again.unchanged, again.sent) == (3, 2, 3)
+    accepted = [o["order_ref_1"] for o in requests.get(sandbox.url + "_sandbox/orders", timeout=5).json()]
+    assert sorted(accepted) == [f"CRASH{n:04d}" for n in range(5)]
+
+
+def test_chunk_outcomes_add_up_their_counts_and_keep_at_most_a_thousand_rows_of_each_table() -> None:
+    outcome = ChunkOutcome(found=1, new=1, sent_rows=()) + ChunkOutcome(found=2, changed=2)
+    assert (outcome.found, outcome.new, outcome.changed) == (3, 1, 2)
+    many = ChunkOutcome(other_merchant=tuple(f"R{n}" for n in range(ROWS_SHOWN)))
+    assert len((many + many).other_merchant) == ROWS_SHOWN
