@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[fast]' || echo "note: mysqlclient was not built (it needs libmariadb-dev or libmysqlclient-dev, and pkg-config): the shop is read with pymysql"
 	touch $(STAMP)
 
 venv: $(STAMP)

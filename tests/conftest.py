@@ -73,6 +73,21 @@ def mysql_server_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def mysqlclient() -> None:
+    """mysqlclient, the fast shop reader (the `fast` extra); skips the test without it, fails it on CI."""
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError as error:
+        reason = (
+            f"mysqlclient is not installed ({error}); pip install -e '.[fast]' "
+            "(it needs libmariadb-dev or libmysqlclient-dev, and pkg-config)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
 def _mysql_scratch(mysql_server_url: str) -> Iterator[ScratchDatabases]:
     scratch = ScratchDatabases(make_url(mysql_server_url))
     yield scratch

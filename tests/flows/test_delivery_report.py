@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -169,3 +171,20 @@ def test_an_order_the_php_module_reported_is_not_resent_but_its_later_changes_sh
     second = delivery_report(**WINDOW)
     assert [order.order_ref_1 for order in second.changed] == ["MODULESNT"]
     assert pipeline.accepted() == []
+
+
+def shop_time(hours_ago: float) -> datetime:
+    """The shop's local time (Europe/Madrid) some hours ago, as PrestaShop stores it."""
+    return (datetime.now(ZoneInfo("Europe/Madrid")) - timedelta(hours=hours_ago)).replace(
+        tzinfo=None, microsecond=0
+    )
+
+
+def test_a_scheduled_run_after_a_successful_one_reads_only_the_rows_added_since(pipeline: Pipeline) -> None:
+    pipeline.shop.shipped_order("SCHEDULE1", at=shop_time(24))
+    first = delivery_report()
+    assert (first.incremental, first.counts.sent) == (False, 1)
+    pipeline.shop.shipped_order("SCHEDULE2", at=shop_time(1))
+    second = delivery_report()
+    assert (second.incremental, second.found, second.counts.sent) == (True, 1, 1)
+    assert pipeline.accepted() == ["SCHEDULE1", "SCHEDULE2"]

@@ -28,7 +28,14 @@ from tasks.delivery import (
     statistics_for,
 )
 from tasks.load import finish_dry_run_file, start_dry_run_file
-from tasks.state import open_state_store, sent_fingerprints
+from tasks.state import (
+    chunk_references,
+    finish_run,
+    last_marks,
+    open_state_store,
+    sent_fingerprints,
+    start_run,
+)
 from tasks.window import Window
 from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window
 
@@ -171,3 +178,22 @@ def test_chunk_outcomes_add_up_their_counts_and_keep_at_most_a_thousand_rows_of_
     assert (outcome.found, outcome.new, outcome.changed) == (3, 1, 2)
     many = ChunkOutcome(other_merchant=tuple(f"R{n}" for n in range(ROWS_SHOWN)))
     assert len((many + many).other_merchant) == ROWS_SHOWN
+
+
+def test_the_run_scheduled_runs_go_on_from_leaves_marks_the_next_one_reads_above(
+    shop: Shop, tmp_path: Path
+) -> None:
+    shop.shipped_order("FIRSTRUN1")
+    settings = settings_for(shop.engine, f"sqlite:///{tmp_path / 'state.sqlite'}")
+    store = open_state_store(settings.state_url())
+    first = Window(SINCE, UNTIL)
+    start_run(store, "run-1", MERCHANT, first, dry_run=False, flow_run_id=None)
+    assert plan_delivery(settings, store, "run-1", first, dry_run=False).incremental is False
+    finish_run(store, "run-1", "succeeded")
+    assert last_marks(store, MERCHANT) == {"order_history": 2, "order_slip": 0}
+    shop.shipped_order("NEXTSHIPS", at=datetime(2026, 11, 21, 8, 0))
+    scheduled = Window(UNTIL - timedelta(hours=6), UNTIL + timedelta(days=1), follows_last_run=True)
+    plan = plan_delivery(settings, store, "run-2", scheduled, dry_run=True)
+    assert (plan.incremental, plan.references) == (True, 1)
+    assert chunk_references(store, "run-2", 0) == ["NEXTSHIPS"]
+    store.dispose()

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, create_engine, event
 
@@ -16,8 +17,11 @@ from tasks.extract import (
     OrderFilter,
     ShopReadError,
     extract_chunk,
+    fastest_driver,
+    high_water_marks,
     read_config,
     read_shop_config,
+    shop_engine,
 )
 from tests.shops import CANCELED, MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window, candidates
 
@@ -256,3 +260,81 @@ def test_a_refund_after_shipping_brings_the_order_back_though_the_order_row_is_u
     shop.writer.refund(id_order, product_reference="TSHIRT-1", quantity=1, at=MORNING)
     report = shop.report("REFUNDLTR").report
     assert [i for i in report["cart"]["items"] if i["type"] == "product"] == []
+
+
+@pytest.mark.mysql
+@pytest.mark.usefixtures("mysqlclient")
+def test_mysqlclient_reads_the_same_frames_and_reports_as_pymysql(
+    mysql_shop_engine_factory: Callable[..., Engine],
+) -> None:
+    engine = mysql_shop_engine_factory("8.0", "ps_")
+    tables = shop_tables("ps_")
+    seed_demo_shop(engine, tables, now=DEMO_NOW)
+    url = engine.url
+    assert fastest_driver(url).get_driver_name() == "mysqldb"
+    frames = {}
+    for fast in (False, True):
+        reader = shop_engine(url, fast=fast)
+        config = read_config(reader, tables, None)
+        references = candidates(reader, tables, OrderFilter(("sequrapayment",)), DEMO_SINCE, DEMO_UNTIL)
+        frames[fast] = extract_chunk(reader, tables, OrderFilter(("sequrapayment",)), config, references)
+        reader.dispose()
+    for name in ("shipped_orders", "order_lines", "order_discounts", "order_addresses", "order_trackings"):
+        pd.testing.assert_frame_equal(getattr(frames[True], name), getattr(frames[False], name))
+    slow, fast = (build_reports(frames[flag], MERCHANT) for flag in (False, True))
+    assert [b.payload for b in fast.reports] == [b.payload for b in slow.reports]
+    assert len(fast.reports) == 32
+
+
+NEXT_DAY = UNTIL + timedelta(days=1)
+
+
+def current_marks(shop: Shop) -> dict[str, int]:
+    """Marks at the shop's newest rows, as a run that read everything up to now leaves them."""
+    return high_water_marks(shop.engine, shop.tables, None, datetime(2100, 1, 1))
+
+
+def test_above_the_marks_a_shipment_is_found_by_its_history_row_whatever_its_date(shop: Shop) -> None:
+    shop.shipped_order("REPORTED1")
+    marks = current_marks(shop)
+    shop.shipped_order("BACKDATED", at=MORNING - timedelta(days=30))  # recorded now, dated a month ago
+    assert shop.references(UNTIL, NEXT_DAY, marks=marks) == ["BACKDATED"]
+    assert shop.references() == ["REPORTED1"]  # by date, the backdated shipment is outside the window
+
+
+def test_above_the_marks_a_refund_brings_a_long_shipped_order_back(shop: Shop) -> None:
+    id_order = shop.shipped_order("REFUNDOLD", at=MORNING - timedelta(days=40))
+    marks = current_marks(shop)
+    shop.writer.refund(id_order, product_reference="TSHIRT-1", quantity=1, at=MORNING)
+    assert shop.references(UNTIL, NEXT_DAY, marks=marks) == ["REFUNDOLD"]
+
+
+def test_with_marks_a_buyer_edited_in_place_is_still_found_by_date(shop: Shop) -> None:
+    shop.shipped_order("EMAILEDIT", at=MORNING - timedelta(days=40))
+    marks = current_marks(shop)
+    with shop.engine.begin() as conn:
+        customer = shop.tables.customer
+        conn.execute(customer.update().values(email="ana.g@example.com", date_upd=MORNING))
+    assert shop.references(marks=marks) == ["EMAILEDIT"]
+
+
+def test_marks_stop_before_rows_dated_after_the_cutoff_so_the_next_run_reads_them_again(shop: Shop) -> None:
+    shop.shipped_order("EARLYSHIP", at=MORNING)
+    shop.shipped_order("LATESHIPS", at=MORNING + timedelta(hours=5))
+    marks = high_water_marks(shop.engine, shop.tables, None, MORNING + timedelta(hours=1))
+    assert marks["order_history"] < current_marks(shop)["order_history"]
+    assert shop.references(UNTIL, NEXT_DAY, marks=marks) == ["LATESHIPS"]
+    assert high_water_marks(shop.engine, shop.tables, marks, datetime(2100, 1, 1)) == current_marks(shop)
+
+
+def test_an_order_placed_in_the_window_and_not_shipped_is_no_candidate_however_it_changes(shop: Shop) -> None:
+    id_order = shop.order("UNSHIPPED", placed_at=MORNING)
+    shop.set_order(id_order, date_upd=MORNING.replace(hour=12))
+    shop.shipped_order("SHIPPEDIN", at=MORNING)
+    assert shop.references() == ["SHIPPEDIN"]
+
+
+def test_candidates_come_in_the_order_of_their_first_sub_order(shop: Shop) -> None:
+    for reference in ("ZZZFIRST", "AAASECOND", "MMMTHIRD"):
+        shop.shipped_order(reference)
+    assert shop.references() == ["ZZZFIRST", "AAASECOND", "MMMTHIRD"]
