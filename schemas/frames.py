@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 import pandas as pd
 import pandera.pandas as pa
@@ -11,13 +10,14 @@ import pandera.pandas as pa
 UTC_TIMESTAMP = pd.DatetimeTZDtype(unit="us", tz="UTC")
 
 
+def _all_decimal(column: pd.Series) -> bool:
+    """Every value is a `Decimal` (or missing): one pass in pandas' C code rather than one call each."""
+    return pd.api.types.infer_dtype(column, skipna=True) in ("decimal", "empty")
+
+
 def _money(nullable: bool = False) -> pa.Column:
     """A money column: `Decimal` objects, never floats."""
-    return pa.Column(
-        object,
-        pa.Check(lambda v: isinstance(v, Decimal), element_wise=True, name="is_decimal"),
-        nullable=nullable,
-    )
+    return pa.Column(object, pa.Check(_all_decimal, name="is_decimal"), nullable=nullable)
 
 
 def _text(nullable: bool = True) -> pa.Column:

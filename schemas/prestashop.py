@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -161,7 +162,13 @@ class ShopTables:
 
 
 def shop_tables(prefix: str = "ps_") -> ShopTables:
-    """Declare the shop's tables as `prefix + name` in a fresh `MetaData`; ValueError on a bad prefix."""
+    """The shop's tables as `prefix + name`, declared once per prefix; ValueError on a bad prefix."""
+    return _declared_tables(prefix)
+
+
+@cache
+def _declared_tables(prefix: str) -> ShopTables:
+    """Declare the shop's tables as `prefix + name` in a `MetaData` of their own."""
     if not _TABLE_PREFIX.fullmatch(prefix):
         raise ValueError(
             f"SHOP_TABLE_PREFIX {prefix!r} is not a PrestaShop table prefix: use only letters, digits and "

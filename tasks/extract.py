@@ -10,15 +10,16 @@ is new in the append-only tables (order_history, order_slip) above the high-wate
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from sqlalchemy import Column, Engine, Select, and_, create_engine, event, func, inspect, select
+from sqlalchemy import Column, Engine, Select, and_, create_engine, event, false, func, inspect, or_, select
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -39,6 +40,50 @@ CONFIG_NAMES = (
 )
 # The append-only tables whose new rows bring an order back, read above a high-water mark by scheduled runs.
 MARKED_TABLES = ("order_history", "order_slip")
+
+
+IdRange = tuple[int, int]
+OVER_READ = 0.25  # rows of ids between a chunk's own that a range read may fetch, as a share of its ids
+
+
+def id_ranges(ids: Collection[int], over_read: float = OVER_READ) -> list[IdRange]:
+    """Inclusive ranges covering `ids`, as few as possible while reading at most `over_read` more ids.
+
+    Consecutive ids make one range; the smallest gaps between ranges are then closed while the ids they
+    add stay within the budget. A chunk of a backfill, whose orders were placed together, becomes a
+    handful of ranges; a sparse chunk (a nightly run's) stays close to one range per order.
+    """
+    ordered = sorted(ids)
+    if not ordered:
+        return []
+    gaps = sorted(
+        (after - before - 1, index)
+        for index, (before, after) in enumerate(pairwise(ordered))
+        if after - before > 1
+    )
+    budget = over_read * len(ordered)
+    closed: set[int] = set()
+    for size, index in gaps:
+        if size > budget:
+            break
+        budget -= size
+        closed.add(index)
+    ranges = []
+    start = ordered[0]
+    for index, (before, after) in enumerate(pairwise(ordered)):
+        if after - before > 1 and index not in closed:
+            ranges.append((start, before))
+            start = after
+    ranges.append((start, ordered[-1]))
+    return ranges
+
+
+def in_ranges(column: Column[int], ranges: Sequence[IdRange]) -> Any:
+    """`column` falls in one of the inclusive ranges: single ids as one IN list, the rest as BETWEENs."""
+    singles = [low for low, high in ranges if low == high]
+    spans = [column.between(low, high) for low, high in ranges if low != high]
+    clauses = ([column.in_(singles)] if singles else []) + spans
+    return or_(*clauses) if clauses else false()
 
 
 class ShopReadError(RuntimeError):
@@ -324,12 +369,18 @@ def high_water_marks(
     return marks
 
 
-def orders_query(
-    tables: ShopTables, order_filter: OrderFilter, config: frames.ShopConfig, references: Sequence[str]
-) -> Select:
-    """One row per SeQura sub-order of the references: currency, language, buyer and carrier.
+def order_ids_query(tables: ShopTables, references: Sequence[str]) -> Select:
+    """The id_order of every order of the references, from the index on orders.reference alone."""
+    o = tables.orders
+    return select(o.c.id_order).where(o.c.reference.in_(references))
 
-    Every join is by primary key; the orders are found through the index on orders.reference.
+
+def orders_query(
+    tables: ShopTables, order_filter: OrderFilter, config: frames.ShopConfig, ranges: Sequence[IdRange]
+) -> Select:
+    """One row per SeQura order with its id in the ranges: currency, language, buyer and carrier.
+
+    The orders are read along the primary key; every join is by primary key.
     """
     o, cur, lang, cust, car, car_lang = (
         tables.orders,
@@ -389,20 +440,20 @@ def orders_query(
     return (
         select(*columns)
         .select_from(joined)
-        .where(*_sequra_order(order_filter, tables), o.c.reference.in_(references))
+        .where(*_sequra_order(order_filter, tables), in_ranges(o.c.id_order, ranges))
     )
 
 
-def shipping_query(tables: ShopTables, config: frames.ShopConfig, id_orders: Sequence[int]) -> Select:
-    """Every order_history row of the orders that is in a shipped state (by the index on id_order)."""
+def shipping_query(tables: ShopTables, config: frames.ShopConfig, ranges: Sequence[IdRange]) -> Select:
+    """Every order_history row in a shipped state of the orders in the ranges (by the index on id_order)."""
     oh = tables.order_history
     return select(oh.c.id_order, oh.c.date_add).where(
-        oh.c.id_order.in_(id_orders), oh.c.id_order_state.in_(config.shipped_states)
+        in_ranges(oh.c.id_order, ranges), oh.c.id_order_state.in_(config.shipped_states)
     )
 
 
-def order_lines_query(tables: ShopTables, id_orders: Sequence[int]) -> Select:
-    """Every order_detail line of the orders."""
+def order_lines_query(tables: ShopTables, ranges: Sequence[IdRange]) -> Select:
+    """Every order_detail line of the orders in the ranges."""
     d = tables.order_detail
     return select(
         d.c.id_order,
@@ -415,19 +466,19 @@ def order_lines_query(tables: ShopTables, id_orders: Sequence[int]) -> Select:
         d.c.product_quantity_return,
         d.c.unit_price_tax_incl,
         d.c.total_price_tax_incl,
-    ).where(d.c.id_order.in_(id_orders))
+    ).where(in_ranges(d.c.id_order, ranges))
 
 
-def order_discounts_query(tables: ShopTables, id_orders: Sequence[int]) -> Select:
-    """Every discount still applied (order_cart_rule.deleted = 0) to the orders."""
+def order_discounts_query(tables: ShopTables, ranges: Sequence[IdRange]) -> Select:
+    """Every discount still applied (order_cart_rule.deleted = 0) to the orders in the ranges."""
     r = tables.order_cart_rule
     return select(r.c.id_order, r.c.id_order_cart_rule, r.c.name, r.c.value).where(
-        r.c.id_order.in_(id_orders), r.c.deleted == 0
+        in_ranges(r.c.id_order, ranges), r.c.deleted == 0
     )
 
 
-def order_addresses_query(tables: ShopTables, id_addresses: Sequence[int]) -> Select:
-    """The address rows the orders point to, by primary key, soft-deleted ones included."""
+def order_addresses_query(tables: ShopTables, ranges: Sequence[IdRange]) -> Select:
+    """The address rows with their id in the ranges, by primary key, soft-deleted ones included."""
     a, country, state = tables.address, tables.country, tables.state
     return (
         select(
@@ -453,12 +504,12 @@ def order_addresses_query(tables: ShopTables, id_addresses: Sequence[int]) -> Se
                 state, state.c.id_state == a.c.id_state
             )
         )
-        .where(a.c.id_address.in_(id_addresses))
+        .where(in_ranges(a.c.id_address, ranges))
     )
 
 
-def order_trackings_query(tables: ShopTables, id_orders: Sequence[int]) -> Select:
-    """Every tracking number (order_carrier) of the orders, with its carrier's URL."""
+def order_trackings_query(tables: ShopTables, ranges: Sequence[IdRange]) -> Select:
+    """Every tracking number (order_carrier) of the orders in the ranges, with its carrier's URL."""
     oc, car = tables.order_carrier, tables.carrier
     return (
         select(
@@ -470,7 +521,7 @@ def order_trackings_query(tables: ShopTables, id_orders: Sequence[int]) -> Selec
         )
         .select_from(oc.outerjoin(car, car.c.id_carrier == oc.c.id_carrier))
         .where(
-            oc.c.id_order.in_(id_orders),
+            in_ranges(oc.c.id_order, ranges),
             oc.c.tracking_number.is_not(None),
             oc.c.tracking_number != "",
         )
@@ -478,24 +529,41 @@ def order_trackings_query(tables: ShopTables, id_orders: Sequence[int]) -> Selec
 
 
 def _frame(conn: Connection, query: Select) -> pd.DataFrame:
-    """Run one query into a frame whose columns are the query's labels."""
-    result = conn.execute(query)
-    return pd.DataFrame.from_records([tuple(row) for row in result], columns=list(result.keys()))
+    """Run one query into a frame whose columns are the query's labels.
 
-
-def _frame_of_keys(
-    conn: Connection, query: Callable[[Sequence[Any]], Select], keys: Sequence[Any], order: Sequence[str]
-) -> pd.DataFrame:
-    """Run `query` for `keys`, KEYS_PER_QUERY at a time, into one frame sorted by `order`.
-
-    One query for a usual chunk. The database does not sort: ORDER BY over an IN list of thousands makes
-    MariaDB build a temporary table, pandas sorts the same rows in a fraction of that time.
+    MySQL's drivers hand back what the frames need (Decimal, int, str; a zero date as None or its text,
+    which the one date column read here turns into NaT): their rows go to pandas as they are. SQLite keeps
+    money and dates as text, which the column types turn into Decimal and datetime row by row.
     """
-    parts = [_frame(conn, query(chunk)) for chunk in in_chunks(keys, KEYS_PER_QUERY)]
+    result = conn.execute(query)
+    columns = list(result.keys())
+    if conn.dialect.name in ("mysql", "mariadb"):
+        return pd.DataFrame.from_records(result.cursor.fetchall(), columns=columns)
+    return pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
+
+
+def _frame_of_ids(
+    conn: Connection,
+    query: Callable[[Sequence[IdRange]], Select],
+    column: str,
+    ids: Collection[int],
+    order: Sequence[str],
+) -> pd.DataFrame:
+    """The rows of `query` whose `column` is one of `ids`, sorted by `order`; one query for a usual chunk.
+
+    The query reads id ranges covering `ids` (see id_ranges) and the rows of ids in between are dropped
+    here. The database does not sort: ORDER BY over thousands of ranges makes MariaDB build a temporary
+    table, pandas sorts the same rows in a fraction of that time.
+    """
+    ranges = id_ranges(ids)
+    parts = [_frame(conn, query(part)) for part in in_chunks(ranges, KEYS_PER_QUERY)]
     if not parts:
         return pd.DataFrame(columns=[column.name for column in query([]).selected_columns])
     frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    return frame.sort_values(list(order), ignore_index=True) if order else frame
+    wanted = frame[column].isin(ids)
+    if not wanted.all():
+        frame = frame[wanted]
+    return frame.sort_values(list(order), ignore_index=True) if order else frame.reset_index(drop=True)
 
 
 def _to_utc(local: pd.Series, timezone: str) -> pd.Series:
@@ -506,7 +574,11 @@ def _to_utc(local: pd.Series, timezone: str) -> pd.Series:
 
 
 def _with_shipping(orders: pd.DataFrame, shipped_rows: pd.DataFrame, timezone: str) -> pd.DataFrame:
-    """The orders with how many shipped history rows each has and when it first shipped, in UTC."""
+    """The orders with how many shipped history rows each has and when it first shipped, in UTC.
+
+    A shipped state dated 0000-00-00 counts as a shipped row without a date.
+    """
+    shipped_rows = shipped_rows.assign(date_add=pd.to_datetime(shipped_rows["date_add"], errors="coerce"))
     per_order = shipped_rows.groupby("id_order", sort=False).agg(
         shipped_rows=("id_order", "size"), first_shipped_local=("date_add", "min")
     )
@@ -523,38 +595,54 @@ def extract_chunk(
     config: frames.ShopConfig,
     references: Sequence[str],
 ) -> frames.ShopExtract:
-    """Read the five frames of one chunk of references, with six queries, and check them."""
+    """Read the five frames of one chunk of references, with seven queries, and check them.
+
+    The first finds the ids of the references' orders in the index on orders.reference; the others read
+    those ids as ranges of the primary key or of the index on id_order: a chunk's orders were placed
+    close together, and a range is read in one sweep where a list of ids is looked up one by one.
+    """
     with reading_the_shop(tables), engine.connect() as conn:
-        orders = _frame_of_keys(
+        ids = set()
+        for part in in_chunks(sorted(set(references)), KEYS_PER_QUERY):
+            ids |= set(conn.execute(order_ids_query(tables, part)).scalars())
+        orders = _frame_of_ids(
             conn,
-            lambda chunk: orders_query(tables, order_filter, config, chunk),
-            sorted(set(references)),
+            lambda ranges: orders_query(tables, order_filter, config, ranges),
+            "id_order",
+            ids,
             ["id_order"],
         )
-        id_orders = [int(value) for value in orders["id_order"]]
-        id_addresses = sorted(
-            {
-                int(value)
-                for column in ("id_address_delivery", "id_address_invoice")
-                for value in orders[column]
-            }
+        orders = orders[orders["reference"].isin(references)].reset_index(drop=True)
+        id_orders = set(orders["id_order"])
+        id_addresses = set(orders["id_address_delivery"]) | set(orders["id_address_invoice"])
+        shipped = _frame_of_ids(
+            conn, lambda ranges: shipping_query(tables, config, ranges), "id_order", id_orders, ()
         )
-        shipped = _frame_of_keys(conn, lambda chunk: shipping_query(tables, config, chunk), id_orders, ())
-        lines = _frame_of_keys(
-            conn, lambda chunk: order_lines_query(tables, chunk), id_orders, ["id_order", "id_order_detail"]
-        )
-        discounts = _frame_of_keys(
+        lines = _frame_of_ids(
             conn,
-            lambda chunk: order_discounts_query(tables, chunk),
+            lambda ranges: order_lines_query(tables, ranges),
+            "id_order",
+            id_orders,
+            ["id_order", "id_order_detail"],
+        )
+        discounts = _frame_of_ids(
+            conn,
+            lambda ranges: order_discounts_query(tables, ranges),
+            "id_order",
             id_orders,
             ["id_order", "id_order_cart_rule"],
         )
-        addresses = _frame_of_keys(
-            conn, lambda chunk: order_addresses_query(tables, chunk), id_addresses, ["id_address"]
-        )
-        trackings = _frame_of_keys(
+        addresses = _frame_of_ids(
             conn,
-            lambda chunk: order_trackings_query(tables, chunk),
+            lambda ranges: order_addresses_query(tables, ranges),
+            "id_address",
+            id_addresses,
+            ["id_address"],
+        )
+        trackings = _frame_of_ids(
+            conn,
+            lambda ranges: order_trackings_query(tables, ranges),
+            "id_order",
             id_orders,
             ["id_order", "id_order_carrier"],
         )
@@ -603,12 +691,12 @@ def recent_orders_query(tables: ShopTables, shop_id: int | None, placed_since_lo
     )
 
 
-def ever_shipped_query(tables: ShopTables, config: frames.ShopConfig, id_orders: Sequence[int]) -> Select:
-    """Which of the orders entered a shipped state at some time."""
+def ever_shipped_query(tables: ShopTables, config: frames.ShopConfig, ranges: Sequence[IdRange]) -> Select:
+    """Which of the orders in the ranges entered a shipped state at some time."""
     oh = tables.order_history
     return (
         select(oh.c.id_order)
-        .where(oh.c.id_order.in_(id_orders), oh.c.id_order_state.in_(config.shipped_states))
+        .where(in_ranges(oh.c.id_order, ranges), oh.c.id_order_state.in_(config.shipped_states))
         .distinct()
     )
 
@@ -621,7 +709,9 @@ def extract_recent_orders(
         recent = _frame(conn, recent_orders_query(tables, shop_id, shop_local(placed_since, config.timezone)))
         ids = [int(value) for value in recent["id_order"]]
         shipped = set(
-            _frame_of_keys(conn, lambda chunk: ever_shipped_query(tables, config, chunk), ids, ())["id_order"]
+            _frame_of_ids(
+                conn, lambda ranges: ever_shipped_query(tables, config, ranges), "id_order", ids, ()
+            )["id_order"]
         )
     recent["ever_shipped"] = recent["id_order"].isin(shipped).astype("int64")
     recent["placed_at"] = _to_utc(recent.pop("placed_local"), config.timezone)

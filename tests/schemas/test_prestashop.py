@@ -195,8 +195,9 @@ def test_prefix_names_every_table() -> None:
     assert sorted(tables.metadata.tables) == sorted(f"shop_{name}" for name in TABLE_NAMES)
 
 
-def test_each_call_builds_its_own_metadata() -> None:
-    assert shop_tables().metadata is not shop_tables().metadata
+def test_tables_are_declared_once_per_prefix() -> None:
+    assert shop_tables().metadata is shop_tables("ps_").metadata
+    assert shop_tables().metadata is not shop_tables("shop_").metadata
 
 
 def test_empty_prefix_is_allowed_as_prestashop_allows_it() -> None:

@@ -96,9 +96,8 @@ def deliver_all(settings: Settings, window: Window, **job: object) -> tuple[Deli
     store.dispose()
     total = ChunkOutcome()
     for number in range(plan.chunks):
-        chunk = ChunkJob(
-            run_id, number, window, plan.config, statistics_due=not total.statistics_settled, **job
-        )
+        due = not total.statistics_settled
+        chunk = ChunkJob(run_id, number, window, plan.config, statistics_due=due, chunks=plan.chunks, **job)
         total = total + deliver_chunk(settings, chunk, LOG)
     return plan, total
 

@@ -19,6 +19,7 @@ from tasks.extract import (
     extract_chunk,
     fastest_driver,
     high_water_marks,
+    id_ranges,
     read_config,
     read_shop_config,
     shop_engine,
@@ -96,7 +97,7 @@ def count_queries(engine: Engine) -> list[str]:
     return statements
 
 
-def test_a_chunk_is_read_with_six_queries_whatever_its_orders_hold(shop: Shop) -> None:
+def test_a_chunk_is_read_with_seven_queries_whatever_its_orders_hold(shop: Shop) -> None:
     for number in range(9):
         shop.shipped_order(f"REF{number:06d}", tracking_number=f"PK{number}")
     references = shop.references()
@@ -105,7 +106,7 @@ def test_a_chunk_is_read_with_six_queries_whatever_its_orders_hold(shop: Shop) -
     for chunk in (references[:3], references[3:]):
         extract_chunk(shop.engine, shop.tables, OrderFilter(("sequrapayment",)), config, chunk)
     assert len(references) == 9
-    assert len(statements) == 2 * 6
+    assert len(statements) == 2 * 7
 
 
 def test_orders_shipped_outside_the_window_are_not_candidates(shop: Shop) -> None:
@@ -338,3 +339,26 @@ def test_candidates_come_in_the_order_of_their_first_sub_order(shop: Shop) -> No
     for reference in ("ZZZFIRST", "AAASECOND", "MMMTHIRD"):
         shop.shipped_order(reference)
     assert shop.references() == ["ZZZFIRST", "AAASECOND", "MMMTHIRD"]
+
+
+def test_id_ranges_join_consecutive_ids_and_close_small_gaps_within_the_over_read_budget() -> None:
+    assert id_ranges([]) == []
+    assert id_ranges([7]) == [(7, 7)]
+    assert id_ranges([1, 2, 3, 10, 11, 40], over_read=0) == [(1, 3), (10, 11), (40, 40)]
+    assert id_ranges(range(1, 101), over_read=0) == [(1, 100)]
+    # 100 ids allow 25 more: the gap of 6 (4..9) and of 8 (52..59) close, the gap of 60 does not
+    ids = [*range(1, 4), *range(10, 52), *range(60, 100), *range(160, 175)]
+    assert id_ranges(ids) == [(1, 99), (160, 174)]
+
+
+def test_a_chunk_reads_only_its_own_orders_from_ranges_that_cover_other_orders(shop: Shop) -> None:
+    shop.shipped_order("FIRSTONE")
+    shop.shipped_order("NOTASKED", module="ps_checkpayment")
+    shop.shipped_order("SKIPPEDBY")
+    shop.shipped_order("THIRDONE")
+    config = read_config(shop.engine, shop.tables, None)
+    extract = extract_chunk(
+        shop.engine, shop.tables, OrderFilter(("sequrapayment",)), config, ["FIRSTONE", "THIRDONE"]
+    )
+    assert list(extract.shipped_orders["reference"]) == ["FIRSTONE", "THIRDONE"]
+    assert set(extract.order_lines["id_order"]) == set(extract.shipped_orders["id_order"])
