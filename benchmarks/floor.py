@@ -3,12 +3,13 @@
 One streaming query per table the pipeline reads (the SeQura orders with their buyer and carrier, their
 shipped history rows, lines, discounts, addresses and tracking numbers), the columns the extract selects,
 no pandas, no building: what no pipeline on that driver can beat. Run as
-`python -m benchmarks.floor DATABASE_URL` to print {"seconds": ..., "rows": ...} as JSON.
+`python -m benchmarks.floor DATABASE_URL` to print {"seconds", "rows", "peak_mb"} as JSON.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -93,7 +94,11 @@ def measure_floor(url: URL, prefix: str = "ps_") -> dict[str, float]:
         cursor.close()
     seconds = time.perf_counter() - started
     connection.close()  # type: ignore[attr-defined]
-    return {"seconds": seconds, "rows": rows}
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ The module loads each order as PrestaShop objects: the sub-orders of its referen
 shipped?), lines, discounts, carrier row, buyer, both addresses with their country and state, carrier,
 currency and language, each its own SELECT. This reads the same, one query at a time, over a sample of
 the shop's SeQura references, and leaves out the module's PHP work of building the report. Run as
-`python -m benchmarks.per_order DATABASE_URL SAMPLE` to print {"seconds", "references", "queries"} as JSON.
+`python -m benchmarks.per_order DATABASE_URL SAMPLE` to print its seconds, references, queries and peak
+memory as JSON.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 
@@ -68,7 +70,12 @@ def measure_per_order(url: str, sample: int, prefix: str = "ps_") -> dict[str, f
     queries = sum(per_order_queries(cursor, prefix, reference) for reference in references)
     seconds = time.perf_counter() - started
     connection.close()  # type: ignore[attr-defined]
-    return {"seconds": seconds, "references": len(references), "queries": queries}
+    return {
+        "seconds": seconds,
+        "references": len(references),
+        "queries": queries,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 if __name__ == "__main__":

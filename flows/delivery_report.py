@@ -119,9 +119,8 @@ def delivery_report(
         plan = plan_delivery_task(settings, run_id, window, dry_run)
         if dry_run_file:
             start_dry_run_task(dry_run_file, merchant_id)
-        total = deliver_chunks(
-            settings, ChunkJob(run_id, 0, window, plan.config, dry_run, dry_run_file), plan.chunks
-        )
+        first = ChunkJob(run_id, 0, window, plan.config, dry_run, dry_run_file, chunks=plan.chunks)
+        total = deliver_chunks(settings, first, plan.chunks) + ChunkOutcome(seconds={"plan": plan.seconds})
         if dry_run_file:
             finish_dry_run_task(settings, dry_run_file, plan.config, window)
         summary = summarize(

@@ -139,6 +139,16 @@ class Statistics(TypedDict):
     orders: list[OrderStatistics]
 
 
+_HUNDRED, _UNIT = Decimal(100), Decimal(1)
+_CENTS_KNOWN: dict[Decimal, int] = {}  # prices and shipping costs repeat: a backfill rounds millions of them
+_CENTS_KNOWN_AT_MOST = 100_000
+
+
 def cents(amount: Decimal) -> int:
     """The one rounding rule: a Decimal amount to integer cents, half away from zero (PHP's round())."""
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    known = _CENTS_KNOWN.get(amount)
+    if known is None:
+        known = int((amount * _HUNDRED).quantize(_UNIT, rounding=ROUND_HALF_UP))
+        if len(_CENTS_KNOWN) < _CENTS_KNOWN_AT_MOST:
+            _CENTS_KNOWN[amount] = known
+    return known

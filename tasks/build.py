@@ -256,29 +256,38 @@ def carrier_label(sub_order: Row, config: ShopConfig) -> str:
     return (config.shop_name or "Pick-up in store") if name == "0" else name
 
 
+ADDRESS_KEYS = (  # SeQura's key, the address column, whether a blank value is sent as "" or left out
+    ("given_names", "firstname", False),
+    ("surnames", "lastname", False),
+    ("company", "company", True),
+    ("address_line_1", "address1", True),
+    ("address_line_2", "address2", True),
+    ("postal_code", "postcode", True),
+    ("city", "city", True),
+    ("phone", "phone", False),
+    ("mobile_phone", "phone_mobile", False),
+    ("state", "state_name", False),
+    ("extra", "other", False),
+    ("vat_number", "vat_number", False),
+)
+
+
 def addresses_by_id(address_rows: Mapping[int, Row]) -> dict[int, Address]:
     """SeQura addresses of the rows whose country is known, by id_address, soft-deleted rows included."""
-    return {
-        id_address: _with(
-            {
-                "company": _text(row["company"]) or "",
-                "address_line_1": _text(row["address1"]) or "",
-                "address_line_2": _text(row["address2"]) or "",
-                "postal_code": _text(row["postcode"]) or "",
-                "city": _text(row["city"]) or "",
-                "country_code": str(row["country_iso"]).upper(),
-            },
-            given_names=_text(row["firstname"]),
-            surnames=_text(row["lastname"]),
-            phone=_text(row["phone"]),
-            mobile_phone=_text(row["phone_mobile"]),
-            state=_text(row["state_name"]),
-            extra=_text(row["other"]),
-            vat_number=_text(row["vat_number"]),
-        )
-        for id_address, row in address_rows.items()
-        if _text(row["country_iso"]) is not None
-    }
+    addresses: dict[int, Address] = {}
+    for id_address, row in address_rows.items():
+        country = _text(row["country_iso"])
+        if country is None:
+            continue
+        address: dict[str, str] = {"country_code": country.upper()}
+        for key, column, always in ADDRESS_KEYS:
+            value = _text(row[column])
+            if value is not None:
+                address[key] = value
+            elif always:
+                address[key] = ""
+        addresses[id_address] = address  # type: ignore[assignment]
+    return addresses
 
 
 def build_address(rows: OrderRows, id_address: int, kind: str) -> Address:

@@ -19,7 +19,21 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from sqlalchemy import Column, Engine, Select, and_, create_engine, event, false, func, inspect, or_, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    Select,
+    String,
+    and_,
+    cast,
+    create_engine,
+    event,
+    false,
+    func,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -78,11 +92,14 @@ def id_ranges(ids: Collection[int], over_read: float = OVER_READ) -> list[IdRang
     return ranges
 
 
+SHORTEST_BETWEEN = 8  # ids in a range read with BETWEEN; shorter ranges go in the IN list
+
+
 def in_ranges(column: Column[int], ranges: Sequence[IdRange]) -> Any:
-    """`column` falls in one of the inclusive ranges: single ids as one IN list, the rest as BETWEENs."""
-    singles = [low for low, high in ranges if low == high]
-    spans = [column.between(low, high) for low, high in ranges if low != high]
-    clauses = ([column.in_(singles)] if singles else []) + spans
+    """`column` falls in one of the inclusive ranges: long ones as BETWEEN, the ids of the rest as one IN."""
+    listed = [i for low, high in ranges if high - low + 1 < SHORTEST_BETWEEN for i in range(low, high + 1)]
+    spans = [column.between(low, high) for low, high in ranges if high - low + 1 >= SHORTEST_BETWEEN]
+    clauses = ([column.in_(listed)] if listed else []) + spans
     return or_(*clauses) if clauses else false()
 
 
@@ -444,10 +461,18 @@ def orders_query(
     )
 
 
+def _as_text(column: Column[datetime]) -> Any:
+    """A datetime column read as its text ('2026-11-20 10:00:00', zero dates too), for pandas to parse.
+
+    Drivers make a Python datetime of every value one by one; pandas parses a whole column at once.
+    """
+    return cast(column, String(19)).label(column.name)
+
+
 def shipping_query(tables: ShopTables, config: frames.ShopConfig, ranges: Sequence[IdRange]) -> Select:
     """Every order_history row in a shipped state of the orders in the ranges (by the index on id_order)."""
     oh = tables.order_history
-    return select(oh.c.id_order, oh.c.date_add).where(
+    return select(oh.c.id_order, _as_text(oh.c.date_add)).where(
         in_ranges(oh.c.id_order, ranges), oh.c.id_order_state.in_(config.shipped_states)
     )
 
@@ -578,7 +603,9 @@ def _with_shipping(orders: pd.DataFrame, shipped_rows: pd.DataFrame, timezone: s
 
     A shipped state dated 0000-00-00 counts as a shipped row without a date.
     """
-    shipped_rows = shipped_rows.assign(date_add=pd.to_datetime(shipped_rows["date_add"], errors="coerce"))
+    shipped_rows = shipped_rows.assign(
+        date_add=pd.to_datetime(shipped_rows["date_add"], format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    )
     per_order = shipped_rows.groupby("id_order", sort=False).agg(
         shipped_rows=("id_order", "size"), first_shipped_local=("date_add", "min")
     )

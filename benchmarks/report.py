@@ -1,0 +1,249 @@
+"""Write benchmarks/RESULTS.md and results.png from results.json (and benchmarks/analysis.md's reading)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ANALYSIS = Path(__file__).parent / "analysis.md"
+DRIVERS = {"pymysql": "pymysql", "mysqldb": "mysqlclient"}
+
+
+def pipeline_seconds(run: dict[str, Any]) -> float:
+    """Seconds of pipeline work in a flow run: the sum of its stages (Prefect's start is not among them)."""
+    return sum(run["stage_seconds"].values())
+
+
+def _n(value: float, digits: int = 1) -> str:
+    """A number for a table, thousands separated."""
+    return f"{value:,.{digits}f}"
+
+
+def _runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs, by N."""
+    return [results["runs"][key] for key in sorted(results["runs"], key=int)]
+
+
+def figures_table(results: dict[str, Any]) -> list[str]:
+    """One row per measurement and N: seconds, peak memory, ratio to the floor of the same driver."""
+    lines = [
+        "| N | measurement | seconds | peak memory (MB) | vs floor, same driver |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for run in _runs(results):
+        n = f"{run['orders']:,}"
+        for driver, label in DRIVERS.items():
+            floor = run[f"floor_{driver}"]
+            lines.append(
+                f"| {n} | (a) floor, {label} ({floor['rows']:,} rows) | {_n(floor['seconds'])} | "
+                f"{_n(floor['peak_mb'], 0)} | 1.0 |"
+            )
+        for driver, label in DRIVERS.items():
+            dry = run[f"backfill_dry_{driver}"]
+            work = pipeline_seconds(dry)
+            lines.append(
+                f"| {n} | (b) backfill dry run, {label}: pipeline (flow call {_n(dry['flow_seconds'])} s) | "
+                f"{_n(work)} | {_n(dry['peak_mb'], 0)} | {work / run[f'floor_{driver}']['seconds']:.1f} |"
+            )
+        nightly = run["nightly_dry"]
+        lines.append(
+            f"| {n} | (c) nightly run, {NIGHTLY:,} new among N, mysqlclient: pipeline (flow call "
+            f"{_n(nightly['flow_seconds'])} s; {nightly['found']:,} references read) | "
+            f"{_n(pipeline_seconds(nightly))} | {_n(nightly['peak_mb'], 0)} | |"
+        )
+        send = run["backfill_send"]
+        sending = send["sent"] / send["stage_seconds"].get("load", 1.0)
+        end_to_end = send["sent"] / pipeline_seconds(send)
+        lines.append(
+            f"| {n} | (d) real backfill to the sandbox: {send['sent']:,} orders in {send['requests']} "
+            f"requests, {_n(sending, 0)} orders/s while sending, {_n(end_to_end, 0)} orders/s end to end | "
+            f"{_n(pipeline_seconds(send))} | {_n(send['peak_mb'], 0)} | |"
+        )
+        base = run["per_order"]
+        per_order = base["seconds"] / base["references"]
+        scaled = per_order * run["backfill_dry_mysqldb"]["found"]
+        lines.append(
+            f"| {n} | (e) per-order baseline, mysqlclient: {base['references']:,} references, "
+            f"{base['queries'] / base['references']:.1f} queries and {per_order * 1000:.2f} ms each, "
+            f"scaled to {run['backfill_dry_mysqldb']['found']:,} | {_n(scaled)} | {_n(base['peak_mb'], 0)} | "
+            f"{scaled / run['floor_mysqldb']['seconds']:.1f} |"
+        )
+    return lines
+
+
+NIGHTLY = 10_000
+
+
+def targets_table(results: dict[str, Any]) -> list[str]:
+    """The issue's targets against the largest N measured."""
+    runs = _runs(results)
+    big, small = runs[-1], runs[0]
+    fast = pipeline_seconds(big["backfill_dry_mysqldb"]) / big["floor_mysqldb"]["seconds"]
+    slow = pipeline_seconds(big["backfill_dry_pymysql"]) / big["floor_pymysql"]["seconds"]
+    peak = max(big[f"backfill_dry_{d}"]["peak_mb"] for d in DRIVERS)
+    peak_small = max(small[f"backfill_dry_{d}"]["peak_mb"] for d in DRIVERS)
+    nightly, nightly_small = pipeline_seconds(big["nightly_dry"]), pipeline_seconds(small["nightly_dry"])
+    per_order = (
+        big["per_order"]["seconds"] / big["per_order"]["references"] * big["backfill_dry_mysqldb"]["found"]
+    )
+    speedup = per_order / pipeline_seconds(big["backfill_dry_mysqldb"])
+    per_n = [pipeline_seconds(run["backfill_dry_mysqldb"]) / run["orders"] * 1e6 for run in runs]
+    n = f"{big['orders']:,}"
+
+    def row(target: str, measured: str, met: bool) -> str:
+        return f"| {target} | {measured} | {'met' if met else '**not met**'} |"
+
+    return [
+        f"Measured at N = {n} (the largest N run), with the smaller N for comparison.",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        row(
+            "backfill dry run ≤ 2× the floor with the fastest reader", f"{fast:.1f}× (mysqlclient)", fast <= 2
+        ),
+        row("backfill dry run ≤ 3× the floor with pymysql", f"{slow:.1f}×", slow <= 3),
+        row("peak memory ≤ 1 GB", f"{peak:,.0f} MB", peak <= 1024),
+        row(
+            "peak memory the same at every N",
+            f"{peak_small:,.0f} MB at {small['orders']:,}, {peak:,.0f} MB at {n}",
+            peak <= peak_small * 1.25,
+        ),
+        row("nightly run (10,000 new) ≤ 5 s of pipeline time", f"{nightly:.1f} s", nightly <= 5),
+        row(
+            "nightly run no slower at the largest N than at the smallest",
+            f"{nightly_small:.1f} s at {small['orders']:,}, {nightly:.1f} s at {n}",
+            nightly <= nightly_small * 1.2,
+        ),
+        row(
+            "time linear in N",
+            ", ".join(
+                f"{value:.0f} µs an order at {run['orders']:,}"
+                for value, run in zip(per_n, runs, strict=True)
+            ),
+            max(per_n) <= min(per_n) * 1.3,
+        ),
+        row("≥ 50× faster per order than the per-order baseline", f"{speedup:.0f}×", speedup >= 50),
+    ]
+
+
+def profile_lines(results: dict[str, Any]) -> list[str]:
+    """Where the time goes, from the profile and the runs' own stage timings."""
+    lines = []
+    for run in _runs(results):
+        dry = run["backfill_dry_mysqldb"]
+        stages = ", ".join(
+            f"{stage} {seconds:.1f} s" for stage, seconds in sorted(dry["stage_seconds"].items())
+        )
+        lines.append(f"- N = {run['orders']:,}, backfill dry run (mysqlclient), by stage: {stages}.")
+        if "profile" in run:
+            profile = run["profile"]
+            lines.append(
+                "  - py-spy, share of samples by stage: "
+                + ", ".join(f"{stage} {share}%" for stage, share in profile["stages"].items())
+                + "."
+            )
+            lines.append(
+                "  - by part of the code: "
+                + ", ".join(f"{part} {share}%" for part, share in profile["parts"].items())
+                + "."
+            )
+    return lines
+
+
+def explain_lines(results: dict[str, Any]) -> list[str]:
+    """The plans of the largest N, one line per query."""
+    big = _runs(results)[-1]
+    lines = [
+        f"On the shop of N = {big['orders']:,} just loaded, without ANALYZE TABLE "
+        "(`in_predicate_conversion_threshold = 0`, as the pipeline sets on MariaDB):",
+        "",
+        "| query | plan (table: access, key, estimated rows) |",
+        "|---|---|",
+    ]
+    for entry in big["explain"]:
+        plan = "; ".join(
+            f"{step['table']}: {step['type']}{' ' + step['key'] if step['key'] else ''}, {step['rows']}"
+            for step in entry["plan"]
+        )
+        once = "once per chunk" if entry["query"].startswith("chunk") else "once per run"
+        flag = f" **full scan of {', '.join(entry['full_scans'])}, {once}**" if entry["full_scans"] else ""
+        lines.append(f"| {entry['query']} | {plan}{flag} |")
+    return lines
+
+
+def write_plot(results: dict[str, Any], path: Path) -> None:
+    """Time and peak memory against N, one line per measurement."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = _runs(results)
+    sizes = [run["orders"] for run in runs]
+    figure, (times, memory) = plt.subplots(1, 2, figsize=(12, 5))
+    series = {
+        "floor, pymysql": [run["floor_pymysql"]["seconds"] for run in runs],
+        "floor, mysqlclient": [run["floor_mysqldb"]["seconds"] for run in runs],
+        "backfill dry run, pymysql": [pipeline_seconds(run["backfill_dry_pymysql"]) for run in runs],
+        "backfill dry run, mysqlclient": [pipeline_seconds(run["backfill_dry_mysqldb"]) for run in runs],
+        "real backfill to the sandbox": [pipeline_seconds(run["backfill_send"]) for run in runs],
+        "nightly, 10,000 new": [pipeline_seconds(run["nightly_dry"]) for run in runs],
+    }
+    for label, values in series.items():
+        times.plot(sizes, values, marker="o", label=label)
+    times.set(xscale="log", yscale="log", xlabel="shipped SeQura orders (N)", ylabel="seconds", title="Time")
+    times.legend(fontsize=8)
+    peaks = {
+        "floor, pymysql": [run["floor_pymysql"]["peak_mb"] for run in runs],
+        "backfill dry run, pymysql": [run["backfill_dry_pymysql"]["peak_mb"] for run in runs],
+        "backfill dry run, mysqlclient": [run["backfill_dry_mysqldb"]["peak_mb"] for run in runs],
+        "real backfill to the sandbox": [run["backfill_send"]["peak_mb"] for run in runs],
+        "nightly": [run["nightly_dry"]["peak_mb"] for run in runs],
+    }
+    for label, values in peaks.items():
+        memory.plot(sizes, values, marker="o", label=label)
+    memory.set(xscale="log", xlabel="shipped SeQura orders (N)", ylabel="peak memory (MB)", title="Memory")
+    memory.set_ylim(bottom=0)
+    memory.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_report(results: dict[str, Any], report: Path, plot: Path) -> None:
+    """Write RESULTS.md and the plot it shows."""
+    machine = results["machine"]
+    write_plot(results, plot)
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`python -m benchmarks.run`); benchmarks/run.py says what each figure is.",
+        "",
+        f"Machine: {machine['cpus']} cores, {machine['memory_gb']} GB, Python {machine['python']}, "
+        f"{machine['platform']}; {machine['database']}; measured {machine['date']}.",
+        "",
+        "## Targets",
+        "",
+        *targets_table(results),
+        "",
+        "## Figures",
+        "",
+        "Pipeline seconds are the sum of the run's stages (plan, extract, build, diff, load); the flow call "
+        "adds Prefect's task and artifact calls to a running server, and the statistics block.",
+        "",
+        *figures_table(results),
+        "",
+        f"![time and memory against N]({plot.name})",
+        "",
+        "## Where the time goes",
+        "",
+        *profile_lines(results),
+        "",
+        "## Query plans",
+        "",
+        *explain_lines(results),
+        "",
+    ]
+    if ANALYSIS.exists():
+        lines += [ANALYSIS.read_text(encoding="utf-8").rstrip(), ""]
+    report.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,283 @@
+"""`make bench`: the pipeline against its floor on generated MariaDB shops; writes benchmarks/RESULTS.md.
+
+For each N (shipped SeQura orders) it seeds a shop with `sequra-etl seed`, then measures, each in a
+process of its own so that its peak memory is its own:
+
+- the floor: every row and column the pipeline needs, fetched set-based, per driver (benchmarks/floor.py);
+- a backfill dry run over the whole year (extract, build, diff), per driver;
+- a real backfill to the sandbox, SEQURA_BATCH_SIZE orders a request (this fills the state store);
+- a nightly run: 10,000 orders shipped in the last day among the N already reported, read above the marks;
+- the per-order baseline on a sample, scaled to N (benchmarks/per_order.py);
+- where the time goes: a py-spy profile of the first backfill dry run, and EXPLAIN of every query.
+
+One Prefect server and one sandbox, started here, serve every run. Results accumulate in
+benchmarks/results.json (a later run at another N adds to it), from which RESULTS.md and results.png are
+written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import Engine, make_url
+
+from benchmarks.explain import explain_queries
+from benchmarks.profile import profile_summary
+from benchmarks.report import write_report
+from schemas.prestashop import shop_tables
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results.json"
+BIN = Path(sys.executable).parent
+SERVER = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+NIGHTLY_ORDERS = 10_000
+SAMPLE = 1000
+YEAR_START = "2025-11-20"  # the seeded shops ship over the year before SHOP_NOW
+SHOP_NOW = datetime(2026, 11, 20, 12, 0)  # shop-local end of the seeded year; the nightly day follows it
+# Tables the nightly orders are added to, with their primary keys, to take them out again afterwards.
+APPENDED = {
+    "orders": "id_order",
+    "order_detail": "id_order_detail",
+    "order_history": "id_order_history",
+    "order_carrier": "id_order_carrier",
+    "order_cart_rule": "id_order_cart_rule",
+    "order_slip": "id_order_slip",
+    "customer": "id_customer",
+    "address": "id_address",
+    "sequra_order": "order_id",
+}
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def measured(command: list[str], env: dict[str, str], profile: Path | None = None) -> dict[str, Any]:
+    """Run a command to its end; the JSON of its last stdout line, with its wall seconds added.
+
+    The benchmark's own commands report their peak memory in that JSON. With `profile`, py-spy samples
+    the command into that file (raw stacks).
+    """
+    if profile is not None:
+        command = [
+            str(BIN / "py-spy"),
+            "record",
+            "-r",
+            "100",
+            "-f",
+            "raw",
+            "-o",
+            str(profile),
+            "--",
+            *command,
+        ]
+    started = time.perf_counter()
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if finished.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed ({finished.returncode}):\n{finished.stderr[-3000:]}")
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {}
+    result["wall_seconds"] = wall
+    return result
+
+
+@contextmanager
+def background(command: list[str], env: dict[str, str], ready: str, timeout: float = 120) -> Iterator[None]:
+    """Run a server for the length of the block, once `ready` answers on HTTP."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(ready, timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{command[0]} did not start: {ready}") from None
+                time.sleep(1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def database_url(name: str, driver: str = "pymysql") -> str:
+    """The URL of a database on the benchmark's MariaDB server, with the given driver."""
+    return (
+        make_url(SERVER)
+        .set(drivername=f"mysql+{driver}", database=name)
+        .render_as_string(hide_password=False)
+    )
+
+
+def seed(orders: int, name: str, env: dict[str, str]) -> dict[str, Any]:
+    """Create the benchmark shop `name` afresh with `orders` shipped SeQura orders over a year."""
+    admin = create_engine(SERVER)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    admin.dispose()
+    return measured(
+        [str(BIN / "sequra-etl"), "seed", "--orders", str(orders), "--shop-db", database_url(name),
+         "--now", SHOP_NOW.isoformat(), "--days", "365"],
+        env,
+    )  # fmt: skip
+
+
+def highest_ids(engine: Engine) -> dict[str, int]:
+    """The highest primary key of every table the nightly orders are added to."""
+    tables = shop_tables()
+    with engine.connect() as conn:
+        return {
+            name: int(
+                conn.execute(select(func.coalesce(func.max(getattr(tables, name).c[key]), 0))).scalar_one()
+            )
+            for name, key in APPENDED.items()
+        }
+
+
+def take_out_rows_above(engine: Engine, highest: dict[str, int]) -> None:
+    """Delete the rows added after `highest` was taken, so the shop is as seeded again."""
+    with engine.begin() as conn:
+        for name, key in APPENDED.items():
+            conn.execute(text(f"DELETE FROM ps_{name} WHERE {key} > :highest"), {"highest": highest[name]})
+
+
+def bench_one(orders: int, env: dict[str, str], work: Path, profile: bool) -> dict[str, Any]:
+    """Every measurement at one N."""
+    name = f"sequra_bench_{orders}"
+    result: dict[str, Any] = {"orders": orders, "seed": seed(orders, name, env)}
+    until = (SHOP_NOW - timedelta(hours=1)).isoformat()  # shop-local ~ UTC+1: inside the seeded year
+    for driver in ("pymysql", "mysqldb"):
+        result[f"floor_{driver}"] = measured(
+            [sys.executable, "-m", "benchmarks.floor", database_url(name, driver)], env
+        )
+    for driver in ("pymysql", "mysqldb"):
+        run_env = {
+            **env,
+            "SHOP_DB_URL": database_url(name),
+            "SHOP_FAST_READER": "true" if driver == "mysqldb" else "false",
+            "STATE_DB_URL": f"sqlite:///{work / f'dry-{orders}-{driver}.sqlite'}",
+        }
+        dry_run = [sys.executable, "-m", "benchmarks.deliver", "--since", YEAR_START, "--until", until,
+                   "--dry-run", "--out", str(work / "dry-run.json")]  # fmt: skip
+        result[f"backfill_dry_{driver}"] = measured(dry_run, run_env)
+        if profile and driver == "mysqldb":  # once more under py-spy, which slows what it samples
+            spy = work / f"profile-{orders}.txt"
+            measured(dry_run, {**run_env, "STATE_DB_URL": f"{run_env['STATE_DB_URL']}-profile"}, profile=spy)
+            result["profile"] = profile_summary(spy)
+    state = f"sqlite:///{work / f'state-{orders}.sqlite'}"
+    real_env = {**env, "SHOP_DB_URL": database_url(name), "STATE_DB_URL": state}
+    result["backfill_send"] = measured(
+        [sys.executable, "-m", "benchmarks.deliver", "--since", YEAR_START, "--until", until], real_env
+    )
+    engine = create_engine(database_url(name))
+    highest = highest_ids(engine)
+    result["nightly_seed"] = measured(
+        [str(BIN / "sequra-etl"), "seed", "--orders", str(NIGHTLY_ORDERS), "--shop-db", database_url(name),
+         "--now", (SHOP_NOW + timedelta(days=1)).isoformat(), "--days", "1", "--seed", "2"],
+        env,
+    )  # fmt: skip
+    result["nightly_dry"] = measured(
+        [sys.executable, "-m", "benchmarks.deliver", "--dry-run", "--out", str(work / "nightly.json"),
+         "--until", (SHOP_NOW + timedelta(days=1, hours=-1)).isoformat()],
+        {**real_env, "DELIVERY_OVERLAP_MINUTES": "360"},
+    )  # fmt: skip
+    take_out_rows_above(engine, highest)
+    result["explain"] = explain_queries(engine)
+    engine.dispose()
+    result["per_order"] = measured(
+        [sys.executable, "-m", "benchmarks.per_order", database_url(name, "mysqldb"), str(SAMPLE)], env
+    )
+    return result
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    with create_engine(SERVER).connect() as conn:
+        server = conn.execute(text("SELECT VERSION()")).scalar_one()
+        pool = conn.execute(text("SELECT @@innodb_buffer_pool_size")).scalar_one()
+    return {
+        "date": datetime.now().isoformat(timespec="minutes"),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "database": f"{server} (innodb_buffer_pool_size {int(pool) // 2**20} MB)",
+    }
+
+
+def main() -> int:
+    """Measure at each --orders, add to results.json, write RESULTS.md and results.png."""
+    parser = argparse.ArgumentParser(description="Benchmark the delivery report on generated shops.")
+    parser.add_argument("--orders", type=int, action="append", help="N shipped SeQura orders (repeatable)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md from results.json")
+    args = parser.parse_args()
+    if args.report_only:
+        write_report(json.loads(RESULTS.read_text()), HERE / "RESULTS.md", HERE / "results.png")
+        return 0
+    sizes = args.orders or [100_000]
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
+    results["machine"] = machine()
+    work = Path(tempfile.mkdtemp(prefix="sequra-etl-bench-"))
+    prefect_port, sandbox_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(work / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "SEQURA_API_URL": f"http://127.0.0.1:{sandbox_port}/",
+        "SEQURA_USERNAME": "demo",
+        "SEQURA_PASSWORD": "demo-secret",
+        "SEQURA_MERCHANT_ID": "demo_merchant",
+        "SEQURA_BATCH_SIZE": "5000",
+    }
+    try:
+        with (
+            background(
+                [str(BIN / "prefect"), "server", "start", "--port", str(prefect_port)],
+                env,
+                f"http://127.0.0.1:{prefect_port}/api/health",
+            ),
+            background(
+                [str(BIN / "sequra-etl"), "sandbox", "--port", str(sandbox_port)],
+                env,
+                f"http://127.0.0.1:{sandbox_port}/_sandbox/orders",
+            ),
+        ):
+            for orders in sizes:
+                print(f"benchmarking N = {orders:,}", flush=True)
+                profile = not args.no_profile and orders == min(sizes)
+                results["runs"][str(orders)] = bench_one(orders, env, work, profile=profile)
+                RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_report(results, HERE / "RESULTS.md", HERE / "results.png")
+    print(f"wrote {HERE / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

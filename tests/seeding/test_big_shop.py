@@ -1,0 +1,111 @@
+"""Big shops are generated realistic and consistent: every shipped reference builds a report that adds up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
+
+from flows.cli import main
+from schemas.prestashop import shop_tables
+from seeding.big_shop import BigShop, BigShopError, loading_engine, seed_big_shop
+from tests.shops import build_window
+
+NOW = datetime(2026, 11, 20, 12, 0)
+YEAR = (datetime(2025, 11, 1, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))
+
+pytestmark = pytest.mark.mysql
+
+
+@pytest.fixture(scope="module")
+def big(mysql_database_factory: Callable[[], str]) -> Iterator[tuple[Engine, BigShop]]:
+    engine = loading_engine(make_url(mysql_database_factory()))
+    yield engine, seed_big_shop(engine, shop_tables(), 1000, now=NOW, seed=7)
+    engine.dispose()
+
+
+def count(engine: Engine, query: object) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def shipped_sequra_orders(engine: Engine) -> int:
+    """SeQura orders with a Shipped row in their history."""
+    t = shop_tables()
+    return count(
+        engine,
+        select(func.count(func.distinct(t.orders.c.id_order)))
+        .select_from(t.orders.join(t.order_history, t.order_history.c.id_order == t.orders.c.id_order))
+        .where(t.orders.c.module == "sequrapayment", t.order_history.c.id_order_state == 4),
+    )
+
+
+def test_it_holds_exactly_the_shipped_sequra_orders_asked_for_and_others_besides(
+    big: tuple[Engine, BigShop],
+) -> None:
+    engine, shop = big
+    t = shop_tables()
+    assert shop.shipped_orders == shipped_sequra_orders(engine) == 1000
+    assert shop.other_orders > 0
+    assert shop.rows["ps_orders"] == 1000 + shop.other_orders
+    others = select(func.count()).where(t.orders.c.module != "sequrapayment")
+    assert count(engine, others) > 0
+
+
+def test_every_shipped_reference_builds_a_report_whose_totals_add_up(big: tuple[Engine, BigShop]) -> None:
+    engine, shop = big
+    result = build_window(engine, shop_tables(), *YEAR, chunk_size=250)
+    assert result.quarantined == []
+    assert len(result.reports) == shop.shipped_references
+    for built in result.reports:
+        for cart in (built.report["cart"], built.report["remaining_cart"]):
+            assert cart["order_total_with_tax"] == sum(item["total_with_tax"] for item in cart["items"])
+
+
+def test_it_has_split_orders_refunds_discounts_gift_wrapping_and_edited_addresses(
+    big: tuple[Engine, BigShop],
+) -> None:
+    engine, _ = big
+    t = shop_tables()
+    o = t.orders
+    split = select(func.count()).select_from(
+        select(o.c.reference).group_by(o.c.reference).having(func.count() > 1).subquery()
+    )
+    assert count(engine, split) > 0
+    assert count(engine, select(func.count()).select_from(t.order_slip)) > 0
+    assert count(engine, select(func.count()).select_from(t.order_cart_rule)) > 0
+    assert count(engine, select(func.count()).where(o.c.gift == 1)) > 0
+    assert count(engine, select(func.count()).where(t.address.c.deleted == 1)) > 0
+    assert count(engine, select(func.count()).where(t.carrier.c.deleted == 1)) == 1
+    assert count(engine, select(func.count(func.distinct(t.address.c.id_country)))) >= 4
+
+
+def test_adding_orders_continues_its_ids_and_keeps_references_unique(
+    mysql_database_factory: Callable[[], str],
+) -> None:
+    engine = loading_engine(make_url(mysql_database_factory()))
+    seed_big_shop(engine, shop_tables(), 200, now=NOW)
+    later = seed_big_shop(engine, shop_tables(), 50, now=NOW.replace(day=21), days=1)
+    o = shop_tables().orders
+    references = count(engine, select(func.count(func.distinct(o.c.reference))))
+    assert later.shipped_orders == 50
+    assert shipped_sequra_orders(engine) == 250
+    assert references == count(engine, select(func.count(func.distinct(o.c.id_cart))))
+    engine.dispose()
+
+
+def test_only_mariadb_and_mysql_can_be_seeded() -> None:
+    with pytest.raises(BigShopError, match="MariaDB or MySQL"):
+        loading_engine(make_url("sqlite:///shop.sqlite"))
+
+
+def test_the_seed_command_says_what_it_added(
+    mysql_database_factory: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = mysql_database_factory()
+    assert main(["seed", "--orders", "120", "--shop-db", url, "--now", "2026-11-20T12:00"]) == 0
+    assert "Added 120 shipped SeQura orders" in capsys.readouterr().out
+    assert main(["seed", "--orders", "0", "--shop-db", url]) == 2
