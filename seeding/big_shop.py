@@ -23,6 +23,7 @@ from typing import TextIO
 
 from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.engine import URL, Connection, Engine, create_engine
+from sqlalchemy.exc import OperationalError
 
 from schemas.prestashop import ZERO_DATETIME, ShopTables
 from seeding.prestashop_ddl import create_prestashop_schema
@@ -727,15 +728,21 @@ def loading_engine(url: URL) -> Engine:
 
 def _load(engine: Engine, batches: Sequence[_Batch]) -> None:
     """Bulk-load one batch of every table, in one transaction; deletes the files."""
-    with engine.begin() as conn:
-        conn.exec_driver_sql("SET SESSION unique_checks = 0, foreign_key_checks = 0")
-        for batch in batches:
-            columns = ", ".join(f"`{column}`" for column in batch.columns)
-            conn.exec_driver_sql(
-                f"LOAD DATA LOCAL INFILE %s INTO TABLE `{batch.table}` CHARACTER SET utf8mb4 ({columns})",
-                (str(batch.path),),
-            )
-            batch.path.unlink()
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET SESSION unique_checks = 0, foreign_key_checks = 0")
+            for batch in batches:
+                columns = ", ".join(f"`{column}`" for column in batch.columns)
+                conn.exec_driver_sql(
+                    f"LOAD DATA LOCAL INFILE %s INTO TABLE `{batch.table}` CHARACTER SET utf8mb4 ({columns})",
+                    (str(batch.path),),
+                )
+                batch.path.unlink()
+    except OperationalError as error:
+        raise BigShopError(
+            f"the database refused LOAD DATA LOCAL INFILE ({error.orig}); "
+            "turn it on with SET GLOBAL local_infile = 1 (MySQL 8 has it off by default)"
+        ) from None
 
 
 def _soft_delete_addresses(
@@ -787,15 +794,20 @@ def seed_big_shop(
         generator = _Generator(Path(folder), tables, ids, carriers, seed=rng.randrange(2**32))
         start = now - timedelta(days=days)
         loads: list[Future[None]] = []
-        for number, shipped_at in enumerate(_shipping_times(orders, start, now - timedelta(minutes=10), rng)):
-            if generator.shipped_orders >= orders:
-                break
+        # A split order ships two orders: this many references fill the period, the last hour tops them up.
+        references = max(1, round(orders / (1 + SPLIT_SHARE)))
+        last = now - timedelta(minutes=10)
+        times = _shipping_times(references, start, last, rng)
+        number = 0
+        while generator.shipped_orders < orders:
+            shipped_at = next(times, None) or last - timedelta(minutes=rng.uniform(0, 50))
             generator.reference(shipped_at, now, mid_year, room=orders - generator.shipped_orders)
             if rng.random() < OTHER_MODULE_SHARE:
                 generator.other_order(shipped_at, now, mid_year)
             if rng.random() < NOT_SHIPPED_SHARE:
                 generator.unshipped_order(shipped_at - timedelta(hours=rng.uniform(1, 48)), now, mid_year)
-            if number % BATCH_REFERENCES == BATCH_REFERENCES - 1:
+            number += 1
+            if number % BATCH_REFERENCES == 0:
                 loads.append(loader.submit(_load, engine, generator.rotate()))  # the database loads as we go
         loads.append(loader.submit(_load, engine, generator.rotate()))
         for load in loads:

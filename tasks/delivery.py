@@ -42,9 +42,9 @@ from tasks.extract import (
     STATISTICS_PERIOD,
     CandidateSearch,
     OrderFilter,
+    candidate_references,
     extract_chunk,
     extract_recent_orders,
-    find_candidate_references,
     high_water_marks,
     read_config,
     shop_engine,
@@ -148,18 +148,21 @@ def plan_delivery(
             *shop_local_bounds(window.since, window.until, config.timezone),
             marks=marks,
         )
-        found = find_candidate_references(engine, search)  # in the order of their orders' ids
-        retried = sorted(set(references_to_retry(store, merchant)) - set(found))
-        references = found + retried
+        retried = set(references_to_retry(store, merchant))
+
+        def references() -> Iterator[Sequence[str]]:
+            for found in candidate_references(engine, search, settings.chunk_size):
+                retried.difference_update(found)
+                yield found
+            yield sorted(retried)  # quarantined or in flight, and not found again by this search
+
+        chunks, count = store_chunks(store, run_id, references(), settings.chunk_size)
         if not dry_run and window.continues:
             cutoff = shop_local(window.until - timedelta(minutes=settings.overlap_minutes), config.timezone)
             record_marks(store, run_id, high_water_marks(engine, tables, marks, cutoff))
     finally:
         engine.dispose()
-    chunks = store_chunks(store, run_id, references, settings.chunk_size)
-    return DeliveryPlan(
-        run_id, len(references), chunks, marks is not None, config, time.monotonic() - started
-    )
+    return DeliveryPlan(run_id, count, chunks, marks is not None, config, time.monotonic() - started)
 
 
 def _money(cents: int, currency: str) -> str:

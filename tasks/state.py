@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -583,19 +583,36 @@ def adopt_module_reports(
         )
 
 
-def store_chunks(engine: Engine, run_id: str, references: Sequence[str], chunk_size: int) -> int:
-    """Keep the run's order references in chunks of `chunk_size`, for the chunk tasks; returns how many.
+def store_chunks(
+    engine: Engine, run_id: str, references: Iterable[Sequence[str]], chunk_size: int
+) -> tuple[int, int]:
+    """Keep the run's order references in chunks of `chunk_size` as they come; returns (chunks, references).
 
-    The references stay out of Prefect: a task receives a chunk's number, never the window's references.
+    The references stay out of Prefect (a task receives a chunk's number, never the window's references)
+    and out of memory: a chunk is written as soon as it is full.
     """
-    rows = [
-        {"run_id": run_id, "chunk": number, "order_references": "\n".join(chunk)}
-        for number, chunk in enumerate(in_chunks(references, chunk_size))
-    ]
-    with engine.begin() as conn:
-        if rows:
-            conn.execute(insert(state.run_chunks), rows)
-    return len(rows)
+    chunks = count = 0
+    pending: list[str] = []
+
+    def write(chunk: Sequence[str]) -> None:
+        nonlocal chunks
+        with engine.begin() as conn:
+            conn.execute(
+                insert(state.run_chunks).values(
+                    run_id=run_id, chunk=chunks, order_references="\n".join(chunk)
+                )
+            )
+        chunks += 1
+
+    for batch in references:
+        count += len(batch)
+        pending.extend(batch)
+        while len(pending) >= chunk_size:
+            write(pending[:chunk_size])
+            del pending[:chunk_size]
+    if pending:
+        write(pending)
+    return chunks, count
 
 
 def chunk_references(engine: Engine, run_id: str, chunk: int) -> list[str]:

@@ -8,12 +8,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-from sqlalchemy import create_engine, select
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from sqlalchemy import create_engine, func, select
 
 from flows.cli import main
 from flows.delivery_report import delivery_report
-from schemas.state import runs
+from schemas.state import run_chunks, runs
 from tasks.sequra_client import SequraAuthError, SequraUnavailableError
 from tests.flows.conftest import Pipeline
 from tests.shops import MORNING, SINCE, UNTIL
@@ -188,3 +193,26 @@ def test_a_scheduled_run_after_a_successful_one_reads_only_the_rows_added_since(
     second = delivery_report()
     assert (second.incremental, second.found, second.counts.sent) == (True, 1, 1)
     assert pipeline.accepted() == ["SCHEDULE1", "SCHEDULE2"]
+
+
+def test_a_run_goes_one_task_per_chunk_and_leaves_no_chunk_behind(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(7):
+        pipeline.shop.shipped_order(f"CHUNKED{number:02d}")
+    monkeypatch.setenv("SHOP_CHUNK_SIZE", "3")
+    state = delivery_report(**WINDOW, return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    chunk_tasks = sorted(task.name for task in tasks if task.name.startswith("deliver-chunk"))
+    assert chunk_tasks == ["deliver-chunk-0", "deliver-chunk-1", "deliver-chunk-2"]
+    assert "delivery-report-progress" in {artifact.key for artifact in artifacts}
+    assert sorted(pipeline.accepted()) == [f"CHUNKED{number:02d}" for number in range(7)]
+    engine = create_engine(pipeline.state_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(run_chunks)).scalar_one() == 0
+    engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,11 +22,14 @@ from tasks.delivery import (
     ROWS_SHOWN,
     ChunkJob,
     ChunkOutcome,
+    ChunkRows,
     DeliveryPlan,
+    ReadAhead,
     deliver_chunk,
     plan_delivery,
     statistics_for,
 )
+from tasks.extract import ShopReadError
 from tasks.load import finish_dry_run_file, start_dry_run_file
 from tasks.state import (
     chunk_references,
@@ -196,3 +199,34 @@ def test_the_run_scheduled_runs_go_on_from_leaves_marks_the_next_one_reads_above
     assert (plan.incremental, plan.references) == (True, 1)
     assert chunk_references(store, "run-2", 0) == ["NEXTSHIPS"]
     store.dispose()
+
+
+def rows_of(name: str, reads: list[str]) -> Callable[[], ChunkRows]:
+    """A chunk read that notes it happened and hands back `name` as its only reference."""
+
+    def read() -> ChunkRows:
+        reads.append(name)
+        return ChunkRows([name], extract=None)  # type: ignore[arg-type]
+
+    return read
+
+
+def test_read_ahead_hands_over_the_chunk_it_read_and_reads_any_other_when_asked() -> None:
+    ahead, reads = ReadAhead(), []
+    ahead.start(("run", 1), rows_of("chunk 1", reads))
+    assert ahead.take(("run", 1), rows_of("chunk 1 again", reads)).references == ["chunk 1"]
+    assert ahead.take(("run", 2), rows_of("chunk 2", reads)).references == ["chunk 2"]
+    ahead.start(("run", 3), rows_of("chunk 3", reads))
+    assert ahead.take(("another run", 3), rows_of("another chunk 3", reads)).references == ["another chunk 3"]
+    assert "chunk 1 again" not in reads
+
+
+def test_a_read_ahead_that_failed_fails_the_chunk_that_takes_it() -> None:
+    ahead = ReadAhead()
+
+    def broken() -> ChunkRows:
+        raise ShopReadError("could not read the PrestaShop tables")
+
+    ahead.start(("run", 1), broken)
+    with pytest.raises(ShopReadError):
+        ahead.take(("run", 1), rows_of("never read", []))
