@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench reliability lint venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -33,6 +33,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run --orders 100000 $(if $(BENCH_1M),--orders 1000000)
+
+## reliability: the order-update invariant on 2,000 random sequences of shop events, runs and faults
+reliability: $(STAMP)
+	PROPERTY_SEQUENCES=2000 PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/tasks/test_order_updates_property.py --hypothesis-show-statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,7 @@
-"""The demo: a seeded PrestaShop database, the local SeQura sandbox, and the flow run three times."""
+"""The demo: a seeded PrestaShop database, the local SeQura sandbox, and the flow run three times.
+
+The third run follows changes made after shipment, which go to SeQura as order updates.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, select
+from sqlalchemy.engine import Connection
 
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer
 from schemas.prestashop import create_shop_schema, shop_tables
-from seeding.demo_shop import seed_demo_shop
+from seeding.demo_shop import DemoShop, seed_demo_shop
+from seeding.vocabulary import SHIPPED
 from seeding.writer import ShopWriter
 
 DEMO_DIR = Path(".demo")
@@ -30,27 +35,51 @@ def _shop_now() -> datetime:
     return datetime.now(ZoneInfo(SHOP_TIMEZONE)).replace(tzinfo=None)
 
 
+def _cents(cart: object) -> str:
+    """A held cart's total as an amount, e.g. 12.50."""
+    total = cart.get("order_total_with_tax", 0) if isinstance(cart, dict) else 0
+    return f"{total // 100}.{total % 100:02d}"
+
+
 def _say(title: str) -> None:
     """Print a step heading."""
     print(f"\n=== {title} ===", flush=True)
 
 
-def change_reported_order(shop_url: str, reference: str) -> int:
-    """Edit the delivery address of a reported order from its back-office page; writes the demo shop."""
+def _order_ids(conn: Connection, reference: str) -> list[int]:
+    """The id_order of every order of a reference, lowest first."""
+    orders = shop_tables().orders
+    query = select(orders.c.id_order).where(orders.c.reference == reference).order_by(orders.c.id_order)
+    return list(conn.execute(query).scalars())
+
+
+def change_after_shipment(shop_url: str, demo: DemoShop, corrected_ref: str) -> list[str]:
+    """Make three changes a merchant makes after shipping, from the back office; writes the demo shop.
+
+    The rest of a split order ships, a partially refunded order gets one more unit refunded, and a delivery
+    address is corrected from the order page. Returns what was done, one line each.
+    """
     engine = create_engine(shop_url)
     tables = shop_tables()
     writer = ShopWriter(engine, tables)
-    with engine.connect() as conn:
-        id_order, id_address = conn.execute(
-            select(tables.orders.c.id_order, tables.orders.c.id_address_delivery)
-            .where(tables.orders.c.reference == reference)
-            .order_by(tables.orders.c.id_order)
-        ).first()
     moment = _shop_now()
-    new_address = writer.edit_address(id_address, at=moment, address2="Escalera B, 3º 2ª")
-    writer.repoint_order_address(id_order, "delivery", new_address, at=moment)
+    with engine.connect() as conn:
+        second_part = _order_ids(conn, demo.split_partial_ref)[-1]
+        [refunded] = _order_ids(conn, demo.partial_refund_ref)
+        corrected = _order_ids(conn, corrected_ref)[0]
+        address = conn.scalar(
+            select(tables.orders.c.id_address_delivery).where(tables.orders.c.id_order == corrected)
+        )
+    writer.set_state(second_part, SHIPPED, at=moment, id_employee=1)
+    writer.refund(refunded, product_reference=demo.refunded_product, quantity=1, at=moment)
+    new_address = writer.edit_address(address, at=moment, address2="Escalera B, 3º 2ª")
+    writer.repoint_order_address(corrected, "delivery", new_address, at=moment)
     engine.dispose()
-    return id_order
+    return [
+        f"{demo.split_partial_ref}: its second part (order {second_part}) ships",
+        f"{demo.partial_refund_ref}: one more unit of {demo.refunded_product} is refunded (credit slip)",
+        f"{corrected_ref}: the delivery address is corrected from the order page",
+    ]
 
 
 def run_demo() -> int:
@@ -93,11 +122,25 @@ def run_demo() -> int:
             f"{len(sandbox.state.orders())} orders"
         )
 
-        changed_ref = first.sent[0].reference
-        change_reported_order(shop_url, changed_ref)
-        _say(f"3. Order {changed_ref} gets a new delivery address in the back office; the next run sees it")
+        corrected_ref = next(
+            order.reference
+            for order in first.sent
+            if order.reference not in (demo.split_partial_ref, demo.partial_refund_ref)
+        )
+        _say("3. After shipment, the merchant changes three reported orders in the back office")
+        for change in change_after_shipment(shop_url, demo, corrected_ref):
+            print("  " + change)
         third = delivery_report()
-        print("Changed after reporting: " + (", ".join(o.order_ref_1 for o in third.changed) or "none"))
+        print(f"Order updates sent: {third.counts.updated}")
+        for update in third.updates:
+            print(f"  {update.order_ref_1}: {update.changes} -> {update.result}")
+        for update in third.updates:
+            held = sandbox.state.held_order(None, update.order_ref_1) or {}
+            shipped, unshipped = held.get("shipped_cart", {}), held.get("unshipped_cart", {})
+            print(
+                f"  the sandbox now holds for {update.order_ref_1}: shipped "
+                f"{_cents(shipped)} {shipped.get('currency')}, unshipped {_cents(unshipped)}"
+            )
     _say("Where to look")
     print(f"Demo shop (SQLite): {shop_url}")
     print(f"State store: {state_url} (tables order_snapshots, runs, quarantine, order_changes)")
@@ -106,6 +149,6 @@ def run_demo() -> int:
         "Prefect UI with these runs and their artifacts: "
         f"PREFECT_HOME={os.environ.get('PREFECT_HOME', '~/.prefect')} .venv/bin/prefect server start"
     )
-    ok = first.counts.sent > 0 and second.counts.sent == 0 and third.counts.changed >= 1
+    ok = first.counts.sent > 0 and second.counts.sent == 0 and third.counts.updated >= 3
     print("\nDemo " + ("succeeded" if ok else "FAILED: see the runs above"))
     return 0 if ok else 1

@@ -48,7 +48,9 @@ def parser() -> argparse.ArgumentParser:
     for attr, option in OPTION_SETTINGS.items():
         deliver.add_argument(option, dest=attr, help=f"overrides {SETTINGS[attr].env}")
     release = commands.add_parser(
-        "release", help="settle an order held because a run sent it without hearing back from SeQura"
+        "release",
+        help="settle an order held because a run sent it without hearing back from SeQura, or send again "
+        "an order update SeQura refused",
     )
     release.add_argument(
         "order_refs", nargs="*", metavar="ORDER_REF_1", help="orders as SeQura knows them (order_ref_1)"
@@ -114,18 +116,22 @@ def deliver(args: argparse.Namespace) -> int:
 
 
 def release(args: argparse.Namespace) -> int:
-    """Settle orders held as maybe delivered (named, or all of one run), and say what happens next."""
-    from tasks.state import in_flight_of_run, open_state_store, release_in_flight
+    """Settle held orders (maybe delivered, or with a refused update) and say what happens next."""
+    from tasks.state import in_flight_of_run, open_state_store, release_in_flight, release_refused_updates
 
     settings = Settings.from_env(merchant_id=args.merchant_id, state_db_url=args.state_db_url)
     settings.require("merchant_id")
     merchant = settings.merchant_id or ""
     store = open_state_store(settings.state_url())
     try:
-        order_refs = list(args.order_refs) + (
+        updates = [] if args.delivered else release_refused_updates(store, merchant, args.order_refs)
+        if updates:
+            print(f"released, the next run sends their order updates again: {', '.join(updates)}")
+        order_refs = [ref for ref in args.order_refs if ref not in updates] + (
             in_flight_of_run(store, merchant, args.run_id) if args.run_id else []
         )
-        print(release_in_flight(store, merchant, order_refs, delivered=args.delivered))
+        if order_refs or not updates:
+            print(release_in_flight(store, merchant, order_refs, delivered=args.delivered))
     finally:
         store.dispose()
     return 0

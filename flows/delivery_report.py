@@ -34,11 +34,11 @@ from tasks.state import (
 )
 from tasks.summary import (
     DeliverySummary,
-    changed_rows,
     quarantine_rows,
     sent_rows,
     summarize,
     summary_markdown,
+    update_rows,
 )
 from tasks.window import Window, resolve_window
 
@@ -165,7 +165,7 @@ def deliver_chunks(settings: Settings, first: ChunkJob, chunks: int) -> ChunkOut
 
 
 def publish(summary: DeliverySummary) -> None:
-    """Show the run in the Prefect UI: a summary, and tables of sent, changed and quarantined orders."""
+    """Show the run in the Prefect UI: a summary, and tables of sent, updated and quarantined orders."""
     create_markdown_artifact(
         summary_markdown(summary),
         key="delivery-report-summary",
@@ -181,11 +181,13 @@ def publish(summary: DeliverySummary) -> None:
         key="delivery-report-quarantine",
         description="Orders that could not be reported, and what to fix",
     )
-    if summary.changed:
+    if summary.updates:
         create_table_artifact(
-            changed_rows(summary.changed),
-            key="delivery-report-changed",
-            description="Orders that changed after they were reported",
+            update_rows(summary.updates),
+            key="delivery-report-updates",
+            description="Order updates to send (dry run)"
+            if summary.dry_run
+            else "Order updates: what changed after the report, and SeQura's answer",
         )
 
 

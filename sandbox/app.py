@@ -34,6 +34,21 @@ NO_ACCESS = "You do not have access to this URL"
 CLIENT_CLOSED_REQUEST = 499
 
 Record = dict[str, object]
+# What SeQura holds for an order, from the keys of a delivery report's order and of an order update.
+HELD_KEYS = ("delivery_method", "delivery_address", "invoice_address", "customer", "trackings")
+HELD_FROM_REPORT = {
+    "merchant_reference": "merchant_reference",
+    "state": "state",
+    "cart": "shipped_cart",
+    "remaining_cart": "unshipped_cart",
+    **{key: key for key in HELD_KEYS},
+}
+HELD_FROM_UPDATE = {
+    "merchant_reference": "merchant_reference",
+    "shipped_cart": "shipped_cart",
+    "unshipped_cart": "unshipped_cart",
+    **{key: key for key in HELD_KEYS},
+}
 Handler = Callable[[str, object], Response]
 
 
@@ -74,6 +89,7 @@ class SandboxState:
         self._reports: list[Record] = []
         self._orders: list[Record] = []
         self._order_updates: list[Record] = []
+        self._held: dict[tuple[str, str], Record] = {}
         self._requests: list[Record] = []
         self._faults = FaultPlan()
         self._random = random.Random()
@@ -84,11 +100,47 @@ class SandboxState:
         with self._lock:
             self._reports.append({"received_at": received_at, "merchant": merchant, "body": body})
             self._orders.extend(_order_record(merchant, order, received_at) for order in orders)
+            for order in orders:
+                self._hold(merchant, order, HELD_FROM_REPORT, received_at, "delivery_reports")
+
+    def knows(self, merchant: str, order_ref: str) -> bool:
+        """Tell whether a delivery report of this merchant has carried the order."""
+        with self._lock:
+            return (merchant, order_ref) in self._held
 
     def record_order_update(self, merchant: str, order: object) -> None:
-        """Store an accepted order update."""
+        """Store an accepted order update and apply it to the state held for the order."""
+        received_at = _now()
         with self._lock:
-            self._order_updates.append(_order_record(merchant, order, _now()))
+            self._order_updates.append(_order_record(merchant, order, received_at))
+            self._hold(merchant, order, HELD_FROM_UPDATE, received_at, "order_updates")
+
+    def _hold(
+        self, merchant: str, order: object, keys: dict[str, str], received_at: str, counter: str
+    ) -> None:
+        """Apply an accepted report or update of an order to what SeQura holds for it (lock held)."""
+        assert isinstance(order, dict)
+        ref = order_ref_1(order)
+        assert ref is not None
+        held = self._held.setdefault(
+            (merchant, ref),
+            {"merchant": merchant, "order_ref_1": ref, "delivery_reports": 0, "order_updates": 0},
+        )
+        for key, held_as in keys.items():
+            if key in order:
+                held[held_as] = order[key]
+        held[counter] = int(held[counter]) + 1  # type: ignore[call-overload]
+        held["updated_at"] = received_at
+
+    def held_order(self, merchant: str | None, order_ref: str) -> Record | None:
+        """What SeQura holds for an order after every report and update it accepted, or None."""
+        with self._lock:
+            found = [
+                dict(held)
+                for (who, ref), held in self._held.items()
+                if ref == order_ref and merchant in (None, who)
+            ]
+        return found[0] if len(found) == 1 else None
 
     def log_request(self, method: str, path: str, status: int | None) -> None:
         """Log an API request with its answer's status; None means dropped, 499 means the client left."""
@@ -150,6 +202,7 @@ class SandboxState:
             self._reports.clear()
             self._orders.clear()
             self._order_updates.clear()
+            self._held.clear()
             self._requests.clear()
         self.set_fault_plan(FaultPlan())
 
@@ -286,9 +339,13 @@ def _receive_order_update(
     """Validate an order update for the order in the URL and record it when valid."""
     if path_merchant != merchant or _dig(body, "order", "merchant", "id") not in (None, merchant):
         return _errors(403, NO_ACCESS)
-    errors = validate_order_update(body, order_ref)
+    errors = validate_order_update(body, order_ref) + _rejected_by_plan(
+        [_dig(body, "order")], state.fault_plan()
+    )
     if errors:
         return _errors(409, *errors)
+    if not state.knows(merchant, order_ref):
+        return _errors(404, f"Order {order_ref} not found for merchant {merchant}")
     state.record_order_update(merchant, _dig(body, "order"))
     return JSONResponse({})
 
@@ -306,7 +363,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
 
     @app.put("/merchants/{merchant}/orders/{order_ref:path}")
     async def put_order(request: Request, merchant: str, order_ref: str) -> Response:
-        """Receive an order update: 200 when accepted, 409 with the errors otherwise."""
+        """Receive an order update: 200 when accepted, 404 for an order never reported, 409 if invalid."""
         return await _serve_api(
             request, config, state, partial(_receive_order_update, state, merchant, order_ref)
         )
@@ -320,6 +377,14 @@ def create_app(config: SandboxConfig) -> FastAPI:
     def get_orders() -> JSONResponse:
         """List every order accepted through delivery reports, in arrival order."""
         return JSONResponse(state.orders())
+
+    @app.get("/_sandbox/orders/{order_ref:path}")
+    def get_held_order(order_ref: str, merchant: str | None = None) -> JSONResponse:
+        """What SeQura holds for one order after every report and update: carts, addresses, customer."""
+        held = state.held_order(merchant, order_ref)
+        if held is None:
+            return _errors(404, f"Order {order_ref} not found")
+        return JSONResponse(held)
 
     @app.get("/_sandbox/order_updates")
     def get_order_updates() -> JSONResponse:

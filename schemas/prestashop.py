@@ -147,6 +147,8 @@ class ShopTables:
     order_carrier: Table
     order_cart_rule: Table
     order_slip: Table
+    order_return: Table
+    order_return_detail: Table
     customer: Table
     address: Table
     country: Table
@@ -354,6 +356,23 @@ def _declared_tables(prefix: str) -> ShopTables:
         Column("date_add", ShopDateTime, nullable=False),
         Column("date_upd", ShopDateTime, nullable=False),
     )
+    order_return = table(
+        "order_return",
+        Column("id_order_return", Integer, primary_key=True),
+        Column("id_customer", Integer, nullable=False, index=True),
+        Column("id_order", Integer, nullable=False, index=True),
+        Column("state", SmallInteger, nullable=False, server_default="1"),
+        Column("question", Text, nullable=False),
+        Column("date_add", ShopDateTime, nullable=False),
+        Column("date_upd", ShopDateTime, nullable=False),
+    )
+    order_return_detail = table(
+        "order_return_detail",
+        Column("id_order_return", Integer, primary_key=True, autoincrement=False),
+        Column("id_order_detail", Integer, primary_key=True, autoincrement=False),
+        Column("id_customization", Integer, primary_key=True, autoincrement=False, server_default="0"),
+        Column("product_quantity", Integer, nullable=False, server_default="0"),
+    )
     customer = table(
         "customer",
         Column("id_customer", Integer, primary_key=True),
@@ -541,6 +560,8 @@ def _declared_tables(prefix: str) -> ShopTables:
         order_carrier=order_carrier,
         order_cart_rule=order_cart_rule,
         order_slip=order_slip,
+        order_return=order_return,
+        order_return_detail=order_return_detail,
         customer=customer,
         address=address,
         country=country,

@@ -13,6 +13,7 @@ class Stage(enum.StrEnum):
 
     BUILD = "build"
     LOAD = "load"
+    UPDATE = "update"  # SeQura refused the order update (409) or does not know the order (404)
 
 
 class Change(enum.StrEnum):
@@ -84,11 +85,11 @@ class SentOrder:
 
 
 @dataclass(frozen=True)
-class ChangedOrder:
-    """One order whose report changed after it was reported."""
+class UpdatedOrder:
+    """One order that changed after it was reported: what changed, and what became of its update."""
 
     reference: str
     order_ref_1: str
     id_orders: tuple[int, ...]
-    previous_fingerprint: str
-    fingerprint: str
+    changes: str
+    result: str

@@ -120,6 +120,30 @@ class Platform(TypedDict):
     db_version: str
 
 
+class MerchantId(TypedDict):
+    """The merchant an order belongs to."""
+
+    id: str
+
+
+class OrderUpdate(TypedDict):
+    """An order update (the `order` of PUT merchants/{merchant}/orders/{order_ref_1}): absolute state.
+
+    Both carts as they stand now, never a difference; both empty means the order is cancelled.
+    """
+
+    merchant: MerchantId
+    merchant_reference: MerchantReference
+    shipped_cart: Cart
+    unshipped_cart: Cart
+    delivery_method: DeliveryMethod
+    delivery_address: Address
+    invoice_address: Address
+    customer: Customer
+    trackings: list[Tracking]
+    platform: Platform
+
+
 class OrderStatistics(TypedDict):
     """One order placed in the last 7 days, whatever its payment method, for SeQura's statistics."""
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 2
+STATE_SCHEMA_VERSION = 3
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
@@ -91,6 +91,8 @@ runs = Table(
     Column("message", Text),
     # JSON {table: id}: the high-water marks the next scheduled run reads above (version 2)
     Column("marks", Text),
+    # orders whose change SeQura accepted as an order update (version 3)
+    Column("updated_count", Integer, nullable=False, default=0, server_default="0"),
 )
 
 run_locks = Table(
@@ -155,5 +157,10 @@ order_changes = Table(
     Column("payload", _payload(), nullable=False),
     Column("detected_at", UtcDateTime, nullable=False),
     Column("run_id", String(36), nullable=False),
+    # version 3: what became of the change. NULL: not sent yet (the next run reads the order again whatever
+    # its window); sent: SeQura accepted the update; superseded: a later change (or none) took its place;
+    # refused (409) and unknown (404): quarantined, sent again once the order changes or is released.
+    Column("outcome", String(16)),
+    Column("answered_at", UtcDateTime),
     UniqueConstraint("merchant", "order_ref_1", "fingerprint", name="uq_order_changes_fingerprint"),
 )

@@ -61,6 +61,7 @@ class DemoShop:
     split_partial_ref: str  # two orders, two carriers: one shipped, the other still in preparation
     split_staggered_ref: str  # two orders shipped on different days
     partial_refund_ref: str  # one unit of a line refunded after shipping
+    refunded_product: str  # the product_reference of that line, with units left to refund
     returned_ref: str  # shipped, delivered, then fully refunded (state Refunded)
     corrupt_totals_ref: str  # in quarantine_refs: total_paid_tax_incl 7.50 above its lines
     missing_currency_ref: str  # in quarantine_refs: id_currency 99 has no currency row
@@ -370,6 +371,7 @@ def seed_demo_shop(
         split_partial_ref=split_partial_ref,
         split_staggered_ref=split_staggered_ref,
         partial_refund_ref=partial_refund_ref,
+        refunded_product=str(socks.reference),
         returned_ref=returned_ref,
         corrupt_totals_ref=corrupt_totals_ref,
         missing_currency_ref=missing_currency_ref,

@@ -20,6 +20,7 @@ DELIVERED = 5
 CANCELED = 6
 REFUNDED = 7
 AWAITING_BANK_WIRE = 10
+RETURN_COMPLETED = 5  # order_return.state of a return whose goods came back and were refunded (install data)
 
 # PrestaShop's own ids for these countries (install data).
 GERMANY, SPAIN, FRANCE, ITALY, PORTUGAL = 1, 6, 8, 10, 15

@@ -30,6 +30,7 @@ from seeding.vocabulary import (
     ORDER_STATES,
     PAYMENT_ACCEPTED,
     PAYMENT_LABELS,
+    RETURN_COMPLETED,
     SHIPPED,
     SHOPS,
     SPANISH,
@@ -37,7 +38,10 @@ from seeding.vocabulary import (
     Discount,
     Line,
     OrderAmounts,
+    six_places,
+    tax_excl,
     total_of,
+    unit_prices,
 )
 
 _ZERO_DATETIME = type_coerce(ZERO_DATETIME, String)  # bound as text, so no DateTime processor sees year 0
@@ -96,6 +100,37 @@ def _soft_replace(
     new_id: int = connection.execute(insert(table).values(**new)).inserted_primary_key[0]
     connection.execute(update(table).where(id_column == row_id).values(deleted=1, **on_old))
     return new_id
+
+
+def _detail_row(
+    id_order: int, id_shop: int, line: Line, prices: tuple[Decimal, Decimal], product_id: int
+) -> dict[str, Any]:
+    """The order_detail row of one line, as PaymentModule::validateOrder (or the order page) writes it."""
+    unit, unit_excl = prices
+    return {
+        "id_order": id_order,
+        "id_order_invoice": 0,
+        "id_warehouse": 0,
+        "id_shop": id_shop,
+        "product_id": product_id,
+        "product_attribute_id": 0,
+        "id_customization": 0,
+        "product_name": line.name,
+        "product_quantity": line.quantity,
+        "product_quantity_in_stock": line.quantity,
+        "product_price": unit_excl,
+        "product_reference": line.reference,
+        "product_weight": line.weight,
+        "id_tax_rules_group": 1,
+        "tax_computation_method": 0,
+        "tax_name": f"IVA ES {line.tax_rate.normalize():f}%",
+        "tax_rate": line.tax_rate,
+        "total_price_tax_incl": unit * line.quantity,
+        "total_price_tax_excl": unit_excl * line.quantity,
+        "unit_price_tax_incl": unit,
+        "unit_price_tax_excl": unit_excl,
+        "original_product_price": unit_excl,
+    }
 
 
 class ShopWriter:
@@ -386,33 +421,8 @@ class ShopWriter:
             connection.execute(
                 insert(t.order_detail),
                 [
-                    {
-                        "id_order": id_order,
-                        "id_order_invoice": 0,
-                        "id_warehouse": 0,
-                        "id_shop": id_shop,
-                        "product_id": product_id,
-                        "product_attribute_id": 0,
-                        "id_customization": 0,
-                        "product_name": line.name,
-                        "product_quantity": line.quantity,
-                        "product_quantity_in_stock": line.quantity,
-                        "product_price": unit_excl,
-                        "product_reference": line.reference,
-                        "product_weight": line.weight,
-                        "id_tax_rules_group": 1,
-                        "tax_computation_method": 0,
-                        "tax_name": f"IVA ES {line.tax_rate.normalize():f}%",
-                        "tax_rate": line.tax_rate,
-                        "total_price_tax_incl": unit * line.quantity,
-                        "total_price_tax_excl": unit_excl * line.quantity,
-                        "unit_price_tax_incl": unit,
-                        "unit_price_tax_excl": unit_excl,
-                        "original_product_price": unit_excl,
-                    }
-                    for line, (unit, unit_excl), product_id in zip(
-                        lines, amounts.units, product_ids, strict=True
-                    )
+                    _detail_row(id_order, id_shop, line, prices, product_id)
+                    for line, prices, product_id in zip(lines, amounts.units, product_ids, strict=True)
                 ],
             )
             if discounts:
@@ -482,44 +492,206 @@ class ShopWriter:
         Like PrestaShop's partial refund, it updates the line and issues a credit slip (order_slip), and
         leaves the order row, and so orders.date_upd, untouched.
         """
-        detail = self._tables.order_detail
-        of_line = (detail.c.id_order == id_order, detail.c.product_reference == product_reference)
         with self._engine.begin() as connection:
-            line = connection.execute(select(detail).where(*of_line)).first()
-            if line is None:
-                raise ValueError(f"order {id_order} has no line with reference {product_reference!r}")
-            refundable = line.product_quantity - line.product_quantity_refunded
-            if not 0 < quantity <= refundable:
-                raise ValueError(
-                    f"cannot refund {quantity} of {product_reference!r} on order {id_order}: "
-                    f"{refundable} refundable"
-                )
-            refunded = {
-                "product_quantity_refunded": line.product_quantity_refunded + quantity,
-                "total_refunded_tax_incl": line.total_refunded_tax_incl + quantity * line.unit_price_tax_incl,
-                "total_refunded_tax_excl": line.total_refunded_tax_excl + quantity * line.unit_price_tax_excl,
-            }
-            connection.execute(
-                update(detail).where(detail.c.id_order_detail == line.id_order_detail).values(refunded)
+            line = self._line(connection, id_order, product_reference, quantity)
+            self._credit(connection, id_order, line, quantity, at, "product_quantity_refunded")
+
+    def return_products(
+        self, id_order: int, *, product_reference: str, quantity: int, at: datetime, credit_slip: bool = True
+    ) -> None:
+        """Take back `quantity` units of a delivered line, as a merchandise return does.
+
+        Writes the return (order_return, completed, with its order_return_detail) and adds the units to the
+        line's product_quantity_return; with `credit_slip` (the refund made with it) also the credit slip.
+        The order row is left untouched.
+        """
+        t = self._tables
+        with self._engine.begin() as connection:
+            line = self._line(connection, id_order, product_reference, quantity)
+            id_customer = connection.scalar(
+                select(t.orders.c.id_customer).where(t.orders.c.id_order == id_order)
             )
-            order = connection.execute(
-                select(self._tables.orders.c.id_customer).where(self._tables.orders.c.id_order == id_order)
-            ).one()
-            amount = quantity * line.unit_price_tax_incl
-            connection.execute(
-                insert(self._tables.order_slip).values(
-                    id_customer=order.id_customer,
+            id_return = connection.execute(
+                insert(t.order_return).values(
+                    id_customer=id_customer,
                     id_order=id_order,
-                    total_products_tax_excl=quantity * line.unit_price_tax_excl,
-                    total_products_tax_incl=amount,
-                    total_shipping_tax_excl=Decimal(0),
-                    total_shipping_tax_incl=Decimal(0),
-                    amount=amount,
-                    partial=1,
+                    state=RETURN_COMPLETED,
+                    question="Devolución",
                     date_add=at,
                     date_upd=at,
                 )
+            ).inserted_primary_key[0]
+            connection.execute(
+                insert(t.order_return_detail).values(
+                    id_order_return=id_return,
+                    id_order_detail=line.id_order_detail,
+                    id_customization=0,
+                    product_quantity=quantity,
+                )
             )
+            self._credit(
+                connection, id_order, line, quantity, at, "product_quantity_return", slip=credit_slip
+            )
+
+    def add_line(self, id_order: int, line: Line, *, at: datetime) -> None:
+        """Add a product line from the order page, as the back office does before the order ships."""
+        t = self._tables
+        with self._engine.begin() as connection:
+            id_shop = connection.scalar(select(t.orders.c.id_shop).where(t.orders.c.id_order == id_order))
+            if id_shop is None:
+                raise ValueError(f"no order {id_order} in {t.orders.name}")
+            [product_id] = self._product_ids(connection, [line])
+            prices = unit_prices(line)
+            connection.execute(
+                insert(t.order_detail).values(_detail_row(id_order, id_shop, line, prices, product_id))
+            )
+            self._retotal(connection, id_order, at)
+
+    def add_discount(self, id_order: int, discount: Discount, *, at: datetime) -> None:
+        """Add a discount (cart rule) from the order page; the order's totals follow."""
+        t = self._tables
+        with self._engine.begin() as connection:
+            [id_cart_rule] = _stable_ids(
+                connection, t.order_cart_rule.c.id_cart_rule, t.order_cart_rule.c.name, [discount.name]
+            ).values()
+            value = six_places(discount.value)
+            connection.execute(
+                insert(t.order_cart_rule).values(
+                    id_order=id_order,
+                    id_cart_rule=id_cart_rule,
+                    id_order_invoice=0,
+                    name=discount.name,
+                    value=value,
+                    value_tax_excl=tax_excl(value, CARRIER_TAX_RATE),
+                    free_shipping=int(discount.free_shipping),
+                    deleted=0,
+                )
+            )
+            self._retotal(connection, id_order, at)
+
+    def change_shipping(self, id_order: int, amount: Decimal, *, at: datetime) -> None:
+        """Set the order's shipping cost from the order page (order row and order_carrier); totals follow."""
+        t = self._tables
+        shipping = six_places(amount)
+        shipping_excl = tax_excl(shipping, CARRIER_TAX_RATE)
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(t.orders)
+                .where(t.orders.c.id_order == id_order)
+                .values(
+                    total_shipping=shipping,
+                    total_shipping_tax_incl=shipping,
+                    total_shipping_tax_excl=shipping_excl,
+                )
+            )
+            connection.execute(
+                update(t.order_carrier)
+                .where(t.order_carrier.c.id_order == id_order)
+                .values(shipping_cost_tax_incl=shipping, shipping_cost_tax_excl=shipping_excl)
+            )
+            self._retotal(connection, id_order, at)
+
+    def _line(self, connection: Connection, id_order: int, product_reference: str, quantity: int) -> Any:
+        """The order's line with `product_reference`; ValueError unless `quantity` units are still kept."""
+        detail = self._tables.order_detail
+        line = connection.execute(
+            select(detail).where(
+                detail.c.id_order == id_order, detail.c.product_reference == product_reference
+            )
+        ).first()
+        if line is None:
+            raise ValueError(f"order {id_order} has no line with reference {product_reference!r}")
+        kept = line.product_quantity - line.product_quantity_refunded - line.product_quantity_return
+        if not 0 < quantity <= kept:
+            raise ValueError(
+                f"cannot take back {quantity} of {product_reference!r} on order {id_order}: {kept} kept"
+            )
+        return line
+
+    def _credit(
+        self,
+        connection: Connection,
+        id_order: int,
+        line: Any,
+        quantity: int,
+        at: datetime,
+        counter: str,
+        *,
+        slip: bool = True,
+    ) -> None:
+        """Count `quantity` units of `line` refunded or returned; with `slip`, refund them (credit slip)."""
+        t = self._tables
+        values: dict[str, Any] = {counter: getattr(line, counter) + quantity}
+        if slip:
+            values |= {
+                "total_refunded_tax_incl": line.total_refunded_tax_incl + quantity * line.unit_price_tax_incl,
+                "total_refunded_tax_excl": line.total_refunded_tax_excl + quantity * line.unit_price_tax_excl,
+            }
+        connection.execute(
+            update(t.order_detail)
+            .where(t.order_detail.c.id_order_detail == line.id_order_detail)
+            .values(values)
+        )
+        if not slip:
+            return
+        id_customer = connection.scalar(select(t.orders.c.id_customer).where(t.orders.c.id_order == id_order))
+        amount = quantity * line.unit_price_tax_incl
+        connection.execute(
+            insert(t.order_slip).values(
+                id_customer=id_customer,
+                id_order=id_order,
+                total_products_tax_excl=quantity * line.unit_price_tax_excl,
+                total_products_tax_incl=amount,
+                total_shipping_tax_excl=Decimal(0),
+                total_shipping_tax_incl=Decimal(0),
+                amount=amount,
+                partial=1,
+                date_add=at,
+                date_upd=at,
+            )
+        )
+
+    def _retotal(self, connection: Connection, id_order: int, at: datetime) -> None:
+        """Work the order's totals out again from its lines, discounts and shipping, like the order page."""
+        t = self._tables
+        detail, rules = t.order_detail, t.order_cart_rule
+        products_wt, products = connection.execute(
+            select(
+                func.coalesce(func.sum(detail.c.total_price_tax_incl), 0),
+                func.coalesce(func.sum(detail.c.total_price_tax_excl), 0),
+            ).where(detail.c.id_order == id_order)
+        ).one()
+        discounts, discounts_excl = connection.execute(
+            select(
+                func.coalesce(func.sum(rules.c.value), 0), func.coalesce(func.sum(rules.c.value_tax_excl), 0)
+            ).where(rules.c.id_order == id_order)
+        ).one()
+        order = connection.execute(select(t.orders).where(t.orders.c.id_order == id_order)).one()
+        paid = max(
+            Decimal(0),
+            Decimal(products_wt)
+            + order.total_shipping_tax_incl
+            + order.total_wrapping_tax_incl
+            - Decimal(discounts),
+        )
+        paid_excl = max(
+            Decimal(0),
+            Decimal(products)
+            + order.total_shipping_tax_excl
+            + order.total_wrapping_tax_excl
+            - Decimal(discounts_excl),
+        )
+        values = {
+            "total_products": six_places(Decimal(products)),
+            "total_products_wt": six_places(Decimal(products_wt)),
+            "total_discounts": six_places(Decimal(discounts)),
+            "total_discounts_tax_incl": six_places(Decimal(discounts)),
+            "total_discounts_tax_excl": six_places(Decimal(discounts_excl)),
+            "total_paid": six_places(paid),
+            "total_paid_tax_incl": six_places(paid),
+            "total_paid_tax_excl": six_places(paid_excl),
+        }
+        self._update_order(connection, id_order, at, values)
 
     def mark_sent_by_module(self, id_order: int, *, merchant_id: str, sent: bool = True) -> None:
         """Record the order in the SeQura module's table as the PHP module does (sent=False at checkout)."""

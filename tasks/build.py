@@ -371,8 +371,17 @@ def check_sub_orders(sub_orders: Sequence[Row], shipped: Sequence[Row]) -> None:
 def build_order_report(
     rows: OrderRows, config: ShopConfig, merchant_reference: MerchantReference
 ) -> OrderReport:
-    """The SeQura report of one order reference: shipped sub-orders in cart, the rest in remaining_cart."""
+    """The SeQura report of one order reference: shipped sub-orders in cart, the rest in remaining_cart.
+
+    A shipped sub-order that was cancelled afterwards, or whose every product was refunded or returned,
+    leaves the cart: SeQura must hold what the buyer kept, and both carts empty mean the order is cancelled.
+    """
     shipped = [row for row in rows.sub_orders if row["shipped_rows"] > 0]
+    kept = [
+        row
+        for row in shipped
+        if row["current_state"] not in config.canceled_states and rows.products.get(row["id_order"])
+    ]
     unshipped = [
         row
         for row in rows.sub_orders
@@ -391,7 +400,7 @@ def build_order_report(
         "state": "delivered" if delivered else "shipped",
         "sent_at": first["shipped_at"],
         "merchant_reference": merchant_reference,
-        "cart": build_cart(shipped, rows, config, "shipped part"),
+        "cart": build_cart(kept, rows, config, "shipped part"),
         "remaining_cart": build_cart(unshipped, rows, config, "unshipped part"),
         "delivery_method": delivery_method,
         "delivery_address": build_address(rows, first["id_address_delivery"], "delivery"),

@@ -29,10 +29,10 @@ from schemas.prestashop import shop_tables
 from schemas.reports import (
     BuiltReport,
     Change,
-    ChangedOrder,
     ClassifiedReport,
     QuarantinedOrder,
     SentOrder,
+    UpdatedOrder,
 )
 from schemas.sequra import Cart, Statistics
 from schemas.settings import Settings
@@ -52,6 +52,7 @@ from tasks.extract import (
     shop_local_bounds,
 )
 from tasks.load import add_to_dry_run_file, finish_dry_run_file, send_delivery_reports, start_dry_run_file
+from tasks.order_updates import send_order_updates, updates_to_send
 from tasks.state import (
     chunk_references,
     connect_state_store,
@@ -60,6 +61,7 @@ from tasks.state import (
     record_marks,
     record_quarantine,
     references_to_retry,
+    snapshot_payloads,
     store_chunks,
 )
 from tasks.window import Window
@@ -89,10 +91,12 @@ class ChunkOutcome:
     unchanged: int = 0
     quarantined: int = 0
     sent: int = 0
+    updated: int = 0
+    update_failed: int = 0
     requests: int = 0
     statistics_settled: bool = False
     sent_rows: tuple[SentOrder, ...] = ()
-    changed_rows: tuple[ChangedOrder, ...] = ()
+    update_rows: tuple[UpdatedOrder, ...] = ()
     quarantined_rows: tuple[QuarantinedOrder, ...] = ()
     other_merchant: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
@@ -106,10 +110,12 @@ class ChunkOutcome:
             unchanged=self.unchanged + later.unchanged,
             quarantined=self.quarantined + later.quarantined,
             sent=self.sent + later.sent,
+            updated=self.updated + later.updated,
+            update_failed=self.update_failed + later.update_failed,
             requests=self.requests + later.requests,
             statistics_settled=self.statistics_settled or later.statistics_settled,
             sent_rows=(self.sent_rows + later.sent_rows)[:ROWS_SHOWN],
-            changed_rows=(self.changed_rows + later.changed_rows)[:ROWS_SHOWN],
+            update_rows=(self.update_rows + later.update_rows)[:ROWS_SHOWN],
             quarantined_rows=(self.quarantined_rows + later.quarantined_rows)[:ROWS_SHOWN],
             other_merchant=(self.other_merchant + later.other_merchant)[:ROWS_SHOWN],
             seconds={
@@ -188,17 +194,6 @@ def sent_row(built: BuiltReport) -> SentOrder:
         items=len(report["cart"]["items"]),
         shipped_total=_total(report["cart"]),
         remaining_total=_total(report["remaining_cart"]),
-    )
-
-
-def changed_row(item: ClassifiedReport) -> ChangedOrder:
-    """The table row of an order that changed after it was reported."""
-    return ChangedOrder(
-        reference=item.built.reference,
-        order_ref_1=item.built.order_ref_1,
-        id_orders=item.built.id_orders,
-        previous_fingerprint=item.previous_fingerprint or "",
-        fingerprint=item.built.fingerprint,
     )
 
 
@@ -325,7 +320,9 @@ def deliver_chunk(
 ) -> ChunkOutcome:
     """Extract, build, diff, send and commit one chunk of references; reads the shop, writes the store.
 
-    In a dry run the new orders are added to the dry-run file and nothing is recorded.
+    New orders go in delivery reports (POST), then orders that changed since SeQura last heard of them go
+    as order updates (PUT), so a nightly run does both. In a dry run the new orders are added to the
+    dry-run file, the updates are only described, and nothing is recorded.
     """
     store = connect_state_store(settings.state_url())
     try:
@@ -355,28 +352,38 @@ def _deliver(
     clock.lap("build")
     classified = diff_against_last_report(store, merchant, built.reports)
     new = [item.built for item in of_kind(classified, Change.NEW)]
+    changed = of_kind(classified, Change.CHANGED)
+    previous = snapshot_payloads(store, merchant, [item.built.order_ref_1 for item in changed])
     clock.lap("diff")
     outcome = _outcome(references, built.quarantined, classified, built.other_merchant)
     if job.dry_run:
         assert job.dry_run_file is not None
         add_to_dry_run_file(Path(job.dry_run_file), new)
-        outcome = replace(outcome, sent_rows=tuple(sent_row(b) for b in new[:ROWS_SHOWN]))
-    else:
-        retried = sorted(set(references_to_retry(store, merchant)) & set(references))
-        record_findings(store, job.run_id, merchant, built, classified, retried)
-        statistics = statistics_for(settings, job.config, job.window) if job.statistics_due and new else None
-        loaded = send_delivery_reports(
-            settings, store, job.run_id, platform_block(job.config), new, statistics, log
-        )
-        record_quarantine(store, job.run_id, merchant, loaded.quarantined)
         outcome = replace(
             outcome,
-            quarantined=outcome.quarantined + len(loaded.quarantined),
-            quarantined_rows=(outcome.quarantined_rows + tuple(loaded.quarantined))[:ROWS_SHOWN],
+            sent_rows=tuple(sent_row(b) for b in new[:ROWS_SHOWN]),
+            update_rows=tuple(updates_to_send(changed[:ROWS_SHOWN], previous)),
+        )
+    else:
+        retried = sorted(set(references_to_retry(store, merchant)) & set(references))
+        held = record_findings(store, job.run_id, merchant, built, classified, retried)
+        statistics = statistics_for(settings, job.config, job.window) if job.statistics_due and new else None
+        platform = platform_block(job.config)
+        loaded = send_delivery_reports(settings, store, job.run_id, platform, new, statistics, log)
+        record_quarantine(store, job.run_id, merchant, loaded.quarantined)
+        updates = send_order_updates(settings, store, job.run_id, platform, changed, previous, held, log)
+        refused = tuple(loaded.quarantined) + tuple(updates.quarantined)
+        outcome = replace(
+            outcome,
+            quarantined=outcome.quarantined + len(refused),
+            quarantined_rows=(outcome.quarantined_rows + refused)[:ROWS_SHOWN],
             sent=len(loaded.sent),
-            requests=loaded.requests,
+            updated=updates.updated,
+            update_failed=len(updates.quarantined),
+            requests=loaded.requests + updates.requests,
             statistics_settled=loaded.statistics_settled,
             sent_rows=tuple(sent_row(b) for b in loaded.sent[:ROWS_SHOWN]),
+            update_rows=tuple(updates.rows[:ROWS_SHOWN]),
         )
     clock.lap("load")
     return replace(outcome, seconds=clock.seconds)
@@ -397,7 +404,6 @@ def _outcome(
         unchanged=len(of_kind(classified, Change.UNCHANGED)),
         quarantined=len(quarantined),
         quarantined_rows=tuple(quarantined[:ROWS_SHOWN]),
-        changed_rows=tuple(changed_row(item) for item in changed[:ROWS_SHOWN]),
         other_merchant=tuple(other_merchant[:ROWS_SHOWN]),
     )
 
@@ -426,7 +432,8 @@ def deliver_chunk_task(settings: Settings, job: ChunkJob) -> ChunkOutcome:
     logger = get_run_logger()
     outcome = deliver_chunk(settings, job, logger)
     logger.info(
-        "chunk %d: %d references, %d new, %d changed, %d unchanged, %d quarantined, %d sent in %d requests",
+        "chunk %d: %d references, %d new, %d changed, %d unchanged, %d quarantined, %d sent and %d "
+        "updated in %d requests",
         job.chunk + 1,
         outcome.found,
         outcome.new,
@@ -434,6 +441,7 @@ def deliver_chunk_task(settings: Settings, job: ChunkJob) -> ChunkOutcome:
         outcome.unchanged,
         outcome.quarantined,
         outcome.sent,
+        outcome.updated,
         outcome.requests,
     )
     return outcome

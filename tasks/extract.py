@@ -302,7 +302,8 @@ def changed_queries(search: CandidateSearch) -> list[Select]:
     Each query selects either references (reference, lowest id_order) or the ids of changed addresses
     (`id_address`) or buyers (`id_customer`), whose orders `orders_pointing_query` then finds by index.
     Changes PrestaShop makes in place (the order row, its buyer, an address edited in place) are found by
-    their date_upd in the window, which PrestaShop does not index. Rows added to order_history (a state
+    their date_upd in the window, which PrestaShop does not index; so are merchandise returns (order_return,
+    whose lines change product_quantity_return and not the order row). Rows added to order_history (a state
     change other than a shipment, as a cancellation) and order_slip (a refund, which leaves the order row
     untouched) are found above the marks of the last run when there are marks, else by their date in the
     window. An order placed in the window can only have shipped in it or after it, so it is found as a
@@ -312,6 +313,7 @@ def changed_queries(search: CandidateSearch) -> list[Select]:
     """
     t = search.tables
     o, a, cust, slip, oh = t.orders, t.address, t.customer, t.order_slip, t.order_history
+    returns = t.order_return
     since = search.since_local
     earlier = [*_sequra_order(search.order_filter, t), o.c.date_add < since]
     queries = [
@@ -320,6 +322,12 @@ def changed_queries(search: CandidateSearch) -> list[Select]:
         ),
         select(a.c.id_address).where(a.c.date_add < since, _in_window(a.c.date_upd, search)),
         select(cust.c.id_customer).where(cust.c.date_add < since, _in_window(cust.c.date_upd, search)),
+        _first_orders(
+            select(o.c.reference)
+            .select_from(returns.join(o, o.c.id_order == returns.c.id_order))
+            .where(_in_window(returns.c.date_upd, search), *earlier),
+            o,
+        ),
     ]
     if search.marks is not None:
         state_changes = _above_mark(search, "order_history").where(

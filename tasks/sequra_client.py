@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import quote
 
 import requests
 import urllib3
@@ -62,6 +63,15 @@ def _never_left(error: requests.RequestException) -> bool:
 class SequraRequestError(SequraError):
     """SeQura answered another 4xx (404, 405…): the URL or method is wrong; retrying would not help."""
 
+    def __init__(self, status: int, errors: list[str]) -> None:
+        super().__init__(f"SeQura answered {status}: {'; '.join(errors)}")
+        self.status = status
+        self.errors = errors
+
+
+class SequraUnknownOrderError(SequraRequestError):
+    """SeQura answered an order update with 404: it holds no order of this merchant by that reference."""
+
 
 class SequraClient(abc.ABC):
     """What the pipeline needs from SeQura."""
@@ -69,6 +79,10 @@ class SequraClient(abc.ABC):
     @abc.abstractmethod
     def send_delivery_report(self, body: bytes) -> None:
         """POST one delivery report (its JSON body); return on 2xx, raise a SequraError otherwise."""
+
+    @abc.abstractmethod
+    def update_order(self, order_ref_1: str, body: bytes) -> int:
+        """PUT one order update (its JSON body); return the 2xx status, raise a SequraError otherwise."""
 
 
 def _errors(response: requests.Response) -> list[str]:
@@ -138,6 +152,21 @@ class HttpSequraClient(SequraClient):
         """POST orders/delivery_reports; 2xx returns, 409 raises SequraRejectedError with SeQura's errors."""
         self._request("POST", "orders/delivery_reports", body)
 
+    def update_order(self, order_ref_1: str, body: bytes) -> int:
+        """PUT merchants/{merchant}/orders/{order_ref_1}, both URL-encoded; 200, 202 and 204 are success.
+
+        Unlike the delivery report's POST, an update carries the order's absolute state (both carts,
+        addresses, buyer), so sending it twice leaves SeQura as sending it once: an attempt that got no
+        answer is simply sent again. 404 raises SequraUnknownOrderError, 409 SequraRejectedError.
+        """
+        path = f"merchants/{quote(self.merchant_id, safe='')}/orders/{quote(order_ref_1, safe='')}"
+        try:
+            return self._request("PUT", path, body).status_code
+        except SequraRequestError as error:
+            if error.status == 404:
+                raise SequraUnknownOrderError(404, error.errors) from None
+            raise
+
     def backoff(self, attempt: int, response: requests.Response | None) -> float:
         """Seconds to wait before the next attempt: Retry-After if given, else exponential with jitter."""
         asked = _retry_after(response)
@@ -205,4 +234,4 @@ class HttpSequraClient(SequraClient):
         if status in REFUSED_STATUS:
             raise SequraRejectedError(status, _errors(response), maybe_delivered=maybe_delivered)
         if status not in RETRYABLE_STATUS:
-            raise SequraRequestError(f"SeQura answered {status}: {'; '.join(_errors(response))}")
+            raise SequraRequestError(status, _errors(response))

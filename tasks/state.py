@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from schemas import state
-from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder
+from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder, Stage
 from schemas.state import Marks
 from tasks.chunks import in_chunks
 from tasks.window import Window
@@ -35,6 +35,9 @@ KEYS_PER_QUERY = 500
 SENT_BY_US = "sequra-etl"
 SENT_BY_MODULE = "php-module"
 RUN_LEASE = timedelta(hours=2)
+# What became of a change (order_changes.outcome); NULL means its update is still to be sent.
+UPDATE_SENT, UPDATE_SUPERSEDED, UPDATE_REFUSED, UPDATE_UNKNOWN = "sent", "superseded", "refused", "unknown"
+HELD_OUTCOMES = (UPDATE_REFUSED, UPDATE_UNKNOWN)
 
 
 class StateStoreError(RuntimeError):
@@ -54,6 +57,7 @@ class RunCounts:
     unchanged: int = 0
     quarantined: int = 0
     sent: int = 0
+    updated: int = 0
 
 
 def _create_version_1(conn: Connection) -> None:
@@ -73,12 +77,34 @@ def _create_version_1(conn: Connection) -> None:
 
 def _create_version_2(conn: Connection) -> None:
     """Version 2: runs keep their high-water marks; a run's chunks of order references."""
-    if "marks" not in {column["name"] for column in inspect(conn).get_columns(state.runs.name)}:
-        conn.execute(text(f"ALTER TABLE {state.runs.name} ADD COLUMN marks TEXT"))
+    _add_missing_columns(conn, state.runs, "marks")
     state.metadata.create_all(conn, tables=[state.run_chunks])
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_version_1, 2: _create_version_2}
+def _create_version_3(conn: Connection) -> None:
+    """Version 3: runs count their order updates; each change keeps what became of it."""
+    _add_missing_columns(conn, state.runs, "updated_count")
+    _add_missing_columns(conn, state.order_changes, "outcome", "answered_at")
+
+
+def _add_missing_columns(conn: Connection, table: Table, *names: str) -> None:
+    """ALTER TABLE ... ADD COLUMN for each of the declared columns `names` that the table lacks."""
+    present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name in present:
+            continue
+        column = table.c[name]
+        definition = f"{name} {column.type.compile(dialect=conn.dialect)}"
+        if column.server_default is not None:
+            definition += f" NOT NULL DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _create_version_1,
+    2: _create_version_2,
+    3: _create_version_3,
+}
 
 
 def now() -> datetime:
@@ -172,15 +198,31 @@ def sent_fingerprints(engine: Engine, merchant: str, order_refs: Sequence[str]) 
     return {row.order_ref_1: row.fingerprint for row in rows}
 
 
+def snapshot_payloads(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, bytes]:
+    """The report last acknowledged by SeQura (or kept as the PHP module's baseline) per order_ref_1."""
+    with engine.connect() as conn:
+        rows = _rows_of(conn, state.order_snapshots, merchant, "order_ref_1", order_refs, "payload")
+    return {row.order_ref_1: row.payload.encode("utf-8") for row in rows}
+
+
 def references_to_retry(engine: Engine, merchant: str) -> list[str]:
-    """Shop references to read again whatever the window: quarantined and not resolved, or still in flight."""
-    q, flight = state.quarantine, state.in_flight
+    """Shop references to read again whatever the window.
+
+    Quarantined and not resolved (except updates SeQura refused, which wait for the order to change or to
+    be released), still in flight, or changed with an update not yet sent.
+    """
+    q, flight, changes = state.quarantine, state.in_flight, state.order_changes
     with engine.connect() as conn:
         quarantined = conn.execute(
-            select(q.c.reference).where(q.c.merchant == merchant, q.c.resolved_at.is_(None))
+            select(q.c.reference).where(
+                q.c.merchant == merchant, q.c.resolved_at.is_(None), q.c.stage != str(Stage.UPDATE)
+            )
         ).scalars()
         in_flight = conn.execute(select(flight.c.reference).where(flight.c.merchant == merchant)).scalars()
-        return sorted({*quarantined, *in_flight})
+        pending = conn.execute(
+            select(changes.c.reference).where(changes.c.merchant == merchant, changes.c.outcome.is_(None))
+        ).scalars()
+        return sorted({*quarantined, *in_flight, *pending})
 
 
 def _take_lock(engine: Engine, merchant: str, run_id: str) -> None:
@@ -306,9 +348,16 @@ def _resolve(conn: Connection, merchant: str, references: Sequence[str], moment:
         )
 
 
-def _snapshot_rows(run_id: str, reports: Sequence[BuiltReport], moment: datetime, sent_by: str) -> list[dict]:
-    """Snapshot rows of `reports` as of `moment`."""
-    return [
+def _keep_snapshots(
+    conn: Connection,
+    run_id: str,
+    merchant: str,
+    reports: Sequence[BuiltReport],
+    moment: datetime,
+    sent_by: str,
+) -> None:
+    """Upsert the snapshots of `reports` as SeQura holds them at `moment`."""
+    rows = [
         {
             "order_ref_1": built.order_ref_1,
             "reference": built.reference,
@@ -320,6 +369,7 @@ def _snapshot_rows(run_id: str, reports: Sequence[BuiltReport], moment: datetime
         }
         for built in reports
     ]
+    _upsert(conn, state.order_snapshots, merchant, "order_ref_1", rows, {"first_sent_at": moment})
 
 
 def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
@@ -329,9 +379,8 @@ def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[Built
     """
     runs = state.runs
     moment = now()
-    rows = _snapshot_rows(run_id, sent, moment, SENT_BY_US)
     with engine.begin() as conn:
-        _upsert(conn, state.order_snapshots, merchant, "order_ref_1", rows, {"first_sent_at": moment})
+        _keep_snapshots(conn, run_id, merchant, sent, moment, SENT_BY_US)
         _forget_in_flight(conn, merchant, [built.order_ref_1 for built in sent])
         _resolve(conn, merchant, [built.reference for built in sent], moment)
         conn.execute(
@@ -361,39 +410,133 @@ def record_quarantine(
         _upsert(conn, state.quarantine, merchant, "reference", rows, {"first_seen_at": moment})
 
 
-def record_changes(engine: Engine, run_id: str, merchant: str, changed: Sequence[ClassifiedReport]) -> int:
-    """Keep each distinct change of a reported order once, for the order update stage; returns how many."""
+def record_changes(
+    engine: Engine, run_id: str, merchant: str, changed: Sequence[ClassifiedReport]
+) -> set[str]:
+    """Keep each change of a reported order as an update to send; returns the orders to hold back.
+
+    A change seen for the first time, or seen again after the order moved on, is pending (outcome NULL)
+    until SeQura answers its update. One SeQura refused (409) or did not know (404), from the same
+    snapshot, is held back: sending it again would meet the same answer.
+    """
     changes = state.order_changes
     moment = now()
     with engine.begin() as conn:
-        seen: set[str] = set()
-        for chunk in in_chunks(sorted({item.built.fingerprint for item in changed}), KEYS_PER_QUERY):
-            seen |= set(
-                conn.execute(
-                    select(changes.c.fingerprint).where(
-                        changes.c.merchant == merchant, changes.c.fingerprint.in_(chunk)
-                    )
-                ).scalars()
-            )
-        fresh = [item for item in changed if item.built.fingerprint not in seen]
+        rows = _rows_of(
+            conn,
+            changes,
+            merchant,
+            "order_ref_1",
+            [item.built.order_ref_1 for item in changed],
+            "fingerprint",
+            "previous_fingerprint",
+            "outcome",
+        )
+        known = {(row.order_ref_1, row.fingerprint): row for row in rows}
+        held: set[str] = set()
+        fresh, again = [], []
+        for item in changed:
+            row = known.get((item.built.order_ref_1, item.built.fingerprint))
+            values = {
+                "order_ref_1": item.built.order_ref_1,
+                "reference": item.built.reference,
+                "previous_fingerprint": item.previous_fingerprint or "",
+                "fingerprint": item.built.fingerprint,
+                "payload": _payload_json(item.built),
+                "detected_at": moment,
+                "run_id": run_id,
+                "outcome": None,
+                "answered_at": None,
+            }
+            if row is None:
+                fresh.append({"merchant": merchant, **values})
+            elif row.outcome in HELD_OUTCOMES and row.previous_fingerprint == values["previous_fingerprint"]:
+                held.add(item.built.order_ref_1)
+            elif row.outcome is not None:
+                again.append(
+                    {**values, "key_ref": values["order_ref_1"], "key_fingerprint": values["fingerprint"]}
+                )
         if fresh:
+            conn.execute(insert(changes), fresh)
+        if again:
             conn.execute(
-                insert(changes),
-                [
-                    {
-                        "merchant": merchant,
-                        "order_ref_1": item.built.order_ref_1,
-                        "reference": item.built.reference,
-                        "previous_fingerprint": item.previous_fingerprint or "",
-                        "fingerprint": item.built.fingerprint,
-                        "payload": _payload_json(item.built),
-                        "detected_at": moment,
-                        "run_id": run_id,
-                    }
-                    for item in fresh
-                ],
+                update(changes)
+                .where(
+                    changes.c.merchant == merchant,
+                    changes.c.order_ref_1 == bindparam("key_ref"),
+                    changes.c.fingerprint == bindparam("key_fingerprint"),
+                )
+                .values({name: bindparam(name) for name in again[0] if not name.startswith("key_")}),
+                again,
             )
-    return len(fresh)
+    return held
+
+
+def _settle_changes(
+    conn: Connection, merchant: str, order_refs: Sequence[str], outcome: str, moment: datetime
+) -> None:
+    """Give the pending changes of `order_refs` an outcome."""
+    changes = state.order_changes
+    for chunk in in_chunks(sorted(set(order_refs)), KEYS_PER_QUERY):
+        conn.execute(
+            update(changes)
+            .where(
+                changes.c.merchant == merchant, changes.c.order_ref_1.in_(chunk), changes.c.outcome.is_(None)
+            )
+            .values(outcome=outcome, answered_at=moment)
+        )
+
+
+def record_updated(engine: Engine, run_id: str, merchant: str, updated: Sequence[BuiltReport]) -> None:
+    """Keep what SeQura accepted as order updates, in one transaction with the run's count.
+
+    Replaces the snapshots, settles the orders' pending changes as sent and resolves their quarantine.
+    """
+    runs = state.runs
+    moment = now()
+    with engine.begin() as conn:
+        _keep_snapshots(conn, run_id, merchant, updated, moment, SENT_BY_US)
+        _settle_changes(conn, merchant, [built.order_ref_1 for built in updated], UPDATE_SENT, moment)
+        _resolve(conn, merchant, [built.reference for built in updated], moment)
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == run_id)
+            .values(updated_count=runs.c.updated_count + len(updated))
+        )
+
+
+def record_update_refused(
+    engine: Engine, run_id: str, merchant: str, refused: QuarantinedOrder, outcome: str
+) -> None:
+    """Keep an update SeQura refused (409) or could not place (404): change held, order quarantined."""
+    moment = now()
+    with engine.begin() as conn:
+        _settle_changes(conn, merchant, [refused.order_ref_1], outcome, moment)
+    record_quarantine(engine, run_id, merchant, [refused])
+
+
+def release_refused_updates(engine: Engine, merchant: str, order_refs: Sequence[str]) -> list[str]:
+    """Let the next run send again the updates SeQura refused for `order_refs`; returns those released."""
+    changes = state.order_changes
+    with engine.begin() as conn:
+        released = sorted(
+            {
+                row.order_ref_1
+                for row in _rows_of(conn, changes, merchant, "order_ref_1", order_refs, "outcome")
+                if row.outcome in HELD_OUTCOMES
+            }
+        )
+        for chunk in in_chunks(released, KEYS_PER_QUERY):
+            conn.execute(
+                update(changes)
+                .where(
+                    changes.c.merchant == merchant,
+                    changes.c.order_ref_1.in_(chunk),
+                    changes.c.outcome.in_(HELD_OUTCOMES),
+                )
+                .values(outcome=None, answered_at=None)
+            )
+    return released
 
 
 def finish_run(
@@ -432,20 +575,29 @@ def record_findings(
     built: BuildResult,
     classified: Sequence[ClassifiedReport],
     retried: Sequence[str],
-) -> None:
+) -> set[str]:
     """Before sending: keep the build's quarantine and the changes seen, and close what needs no retry.
 
     A quarantined reference needs no retry once it builds and is already reported, or once it is no longer
-    a shipped SeQura order of this merchant (it left the extract, or belongs to another merchant). Orders
-    the PHP module reported get their first snapshot, so later changes to them show as CHANGED.
+    a shipped SeQura order of this merchant (it left the extract, or belongs to another merchant). A change
+    waiting to be sent needs none once the order is back to what SeQura holds. Orders the PHP module
+    reported get their first snapshot, so later changes to them show as CHANGED. Returns the changed
+    orders whose update SeQura already refused as it stands (see record_changes).
     """
     record_quarantine(engine, run_id, merchant, built.quarantined)
-    record_changes(engine, run_id, merchant, [item for item in classified if item.change is Change.CHANGED])
+    held = record_changes(
+        engine, run_id, merchant, [item for item in classified if item.change is Change.CHANGED]
+    )
     adopt_module_reports(engine, run_id, merchant, classified)
     still_open = {entry.reference for entry in built.quarantined} | {
-        item.built.reference for item in classified if item.change is Change.NEW
+        item.built.reference for item in classified if item.change is not Change.UNCHANGED
     }
+    unchanged = {item.built.order_ref_1 for item in classified if item.change is Change.UNCHANGED}
+    retried_refs = {item.built.order_ref_1 for item in classified if item.built.reference in set(retried)}
+    with engine.begin() as conn:
+        _settle_changes(conn, merchant, sorted(unchanged & retried_refs), UPDATE_SUPERSEDED, now())
     resolve_quarantine(engine, merchant, sorted(set(retried) - still_open))
+    return held
 
 
 def _forget_in_flight(conn: Connection, merchant: str, order_refs: Sequence[str]) -> None:
@@ -573,14 +725,7 @@ def adopt_module_reports(
         return
     moment = now()
     with engine.begin() as conn:
-        _upsert(
-            conn,
-            state.order_snapshots,
-            merchant,
-            "order_ref_1",
-            _snapshot_rows(run_id, adopted, moment, SENT_BY_MODULE),
-            {"first_sent_at": moment},
-        )
+        _keep_snapshots(conn, run_id, merchant, adopted, moment, SENT_BY_MODULE)
 
 
 def store_chunks(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from schemas.reports import ChangedOrder, QuarantinedOrder, SentOrder
+from schemas.reports import QuarantinedOrder, SentOrder, UpdatedOrder
 from tasks.delivery import ROWS_SHOWN, ChunkOutcome
 from tasks.state import RunCounts
 from tasks.window import Window
@@ -25,7 +25,8 @@ class DeliverySummary:
     chunks: int = 0
     incremental: bool = False
     sent: list[SentOrder] = field(default_factory=list)  # in a dry run: what would have been sent
-    changed: list[ChangedOrder] = field(default_factory=list)
+    updates: list[UpdatedOrder] = field(default_factory=list)  # in a dry run: what would have been sent
+    update_failed: int = 0
     quarantined: list[QuarantinedOrder] = field(default_factory=list)
     other_merchant: list[str] = field(default_factory=list)
     requests: int = 0
@@ -57,13 +58,15 @@ def summarize(
             unchanged=outcome.unchanged,
             quarantined=outcome.quarantined,
             sent=outcome.sent,
+            updated=outcome.updated,
         ),
         state_store=state_store,
         found=outcome.found,
         chunks=chunks,
         incremental=incremental,
         sent=list(outcome.sent_rows),
-        changed=list(outcome.changed_rows),
+        updates=list(outcome.update_rows),
+        update_failed=outcome.update_failed,
         quarantined=list(outcome.quarantined_rows),
         other_merchant=list(outcome.other_merchant),
         requests=outcome.requests,
@@ -101,16 +104,16 @@ def quarantine_rows(quarantined: Sequence[QuarantinedOrder]) -> list[dict[str, s
     ]
 
 
-def changed_rows(changed: Sequence[ChangedOrder]) -> list[dict[str, str]]:
-    """One table row per order that changed after it was reported."""
+def update_rows(updates: Sequence[UpdatedOrder]) -> list[dict[str, str]]:
+    """One table row per order update: the order, what changed, and SeQura's answer."""
     return [
         {
             "order_ref_1": order.order_ref_1,
             "id_orders": ", ".join(map(str, order.id_orders)),
-            "previous_fingerprint": order.previous_fingerprint[:12],
-            "fingerprint": order.fingerprint[:12],
+            "what_changed": order.changes,
+            "result": order.result,
         }
-        for order in changed
+        for order in updates
     ]
 
 
@@ -131,20 +134,21 @@ def summary_markdown(summary: DeliverySummary) -> str:
         f"Merchant **{summary.merchant}**, window `[{summary.window.since.isoformat()}, "
         f"{summary.window.until.isoformat()})` UTC, {mode}.",
         "",
-        "| new | changed | unchanged | quarantined | sent |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {counts.new} | {counts.changed} | {counts.unchanged} | {counts.quarantined} | {counts.sent} |",
+        "| new | changed | unchanged | quarantined | sent | updated | update failures |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {counts.new} | {counts.changed} | {counts.unchanged} | {counts.quarantined} | {counts.sent} "
+        f"| {counts.updated} | {summary.update_failed} |",
         "",
         f"{summary.found:,} order references read in {summary.chunks} chunks (found by {read}); "
         f"SeQura requests: {summary.requests}. State store: `{summary.state_store}`.",
     ]
     if summary.dry_run_file:
         lines.append(f"The report that would have been sent: `{summary.dry_run_file}`.")
-    if summary.changed:
+    if summary.updates:
         lines.append(
-            "Changed after they were reported (recorded for the order update): "
-            + _listed([order.order_ref_1 for order in summary.changed], counts.changed)
-            + "."
+            ("Would be sent as order updates: " if summary.dry_run else "Changed after they were reported: ")
+            + _listed([order.order_ref_1 for order in summary.updates], counts.changed)
+            + "; see the table of order updates."
         )
     if summary.other_merchant:
         lines.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,11 +38,11 @@ class Shop:
     """A seeded shop: its tables, a writer, and one customer, address and carrier to build orders with."""
 
     engine: Engine
-    tables: ShopTables
-    writer: ShopWriter
-    customer: int
-    address: int
-    carrier: int
+    tables: ShopTables = field(repr=False)
+    writer: ShopWriter = field(repr=False)
+    customer: int = 0
+    address: int = 0
+    carrier: int = 0
 
     def order(self, reference: str, lines: list[Line] | None = None, **fields: object) -> int:
         """Add an order for the default buyer (one 12.50 product unless `lines` says otherwise)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
+import orjson
 import pytest
 import requests
 
@@ -32,6 +34,36 @@ class Pipeline:
         return [
             o["order_ref_1"] for o in requests.get(self.sandbox.url + "_sandbox/orders", timeout=5).json()
         ]
+
+    def held(self, order_ref_1: str) -> dict:
+        """What the sandbox holds for one order after every report and update, as SeQura would."""
+        response = requests.get(f"{self.sandbox.url}_sandbox/orders/{quote(order_ref_1, safe='')}", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def reported_by_module(self, reference: str) -> None:
+        """Let the sandbox receive the order as the PHP module reported it, before this project ran."""
+        report = orjson.loads(self.shop.report(reference).payload)
+        body = {
+            "delivery_report": {
+                "merchant": {"id": "demo_merchant"},
+                "orders": [report],
+                "platform": {
+                    "name": "PrestaShop",
+                    "version": "8.0",
+                    "uname": "x",
+                    "db_name": "x",
+                    "db_version": "x",
+                },
+            }
+        }
+        requests.post(
+            self.sandbox.url + "orders/delivery_reports",
+            json=body,
+            auth=("demo", "demo-secret"),
+            headers={"Sequra-Merchant-Id": "demo_merchant"},
+            timeout=5,
+        ).raise_for_status()
 
     def faults(self, **plan: object) -> None:
         """Plan the sandbox's next faults."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from sqlalchemy import create_engine, func, select
 from flows.cli import main
 from flows.delivery_report import delivery_report
 from schemas.state import run_chunks, runs
+from seeding.vocabulary import Line
 from tasks.sequra_client import SequraAuthError, SequraUnavailableError
 from tests.flows.conftest import Pipeline
 from tests.shops import MORNING, SINCE, UNTIL
@@ -56,16 +58,23 @@ def test_a_second_run_over_the_same_window_sends_nothing_again(pipeline: Pipelin
 @pytest.mark.parametrize(
     "pipeline", ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True
 )
-def test_an_order_changed_after_it_was_reported_is_listed_as_changed(pipeline: Pipeline) -> None:
+def test_an_order_changed_after_it_was_reported_goes_out_as_an_order_update(pipeline: Pipeline) -> None:
     id_order = pipeline.shop.shipped_order("AAAAAAAAA")
     delivery_report(**WINDOW)
     later = MORNING.replace(hour=15)
     moved = pipeline.shop.writer.edit_address(pipeline.shop.address, at=later, address1="Calle Nueva 2")
     pipeline.shop.writer.repoint_order_address(id_order, "delivery", moved, at=later)
     summary = delivery_report(**WINDOW)
-    assert [order.order_ref_1 for order in summary.changed] == ["AAAAAAAAA"]
-    assert summary.counts.sent == 0
+    [update] = summary.updates
+    assert (update.order_ref_1, update.changes, update.result) == (
+        "AAAAAAAAA",
+        "delivery address",
+        "accepted (200)",
+    )
+    assert (summary.counts.sent, summary.counts.updated) == (0, 1)
     assert pipeline.accepted() == ["AAAAAAAAA"]
+    assert pipeline.held("AAAAAAAAA")["delivery_address"]["address_line_1"] == "Calle Nueva 2"
+    assert delivery_report(**WINDOW).counts.updated == 0
 
 
 def test_a_dry_run_writes_the_report_and_sends_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
@@ -135,6 +144,31 @@ def test_the_run_is_named_after_its_window_and_publishes_its_artifacts(pipeline:
     assert "| 1 | 0 | 0 | 0 | 1 |" in summary.data
 
 
+def test_order_updates_are_counted_and_listed_with_what_changed_and_the_answer(pipeline: Pipeline) -> None:
+    id_order = pipeline.shop.shipped_order(
+        "AAAAAAAAA", lines=[Line("Camiseta", "TSHIRT-1", 2, Decimal("12.50"))]
+    )
+    delivery_report(**WINDOW)
+    pipeline.shop.writer.refund(
+        id_order, product_reference="TSHIRT-1", quantity=1, at=MORNING.replace(hour=15)
+    )
+    state = delivery_report(**WINDOW, return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    summary = next(a for a in artifacts if a.key == "delivery-report-summary")
+    assert "| 0 | 1 | 0 | 0 | 0 | 1 | 0 |" in summary.data
+    [row] = json.loads(next(a for a in artifacts if a.key == "delivery-report-updates").data)
+    assert row == {
+        "order_ref_1": "AAAAAAAAA",
+        "id_orders": str(id_order),
+        "what_changed": "shipped_cart 29.95 → 17.45 EUR",
+        "result": "accepted (200)",
+    }
+
+
 def first_run_id(pipeline: Pipeline) -> str:
     """The run_id of the oldest run in the pipeline's state store."""
     engine = create_engine(pipeline.state_url)
@@ -163,19 +197,23 @@ def test_an_order_that_may_have_arrived_unanswered_is_held_until_released(
     assert pipeline.accepted() == ["AAAAAAAAA"]
 
 
-def test_an_order_the_php_module_reported_is_not_resent_but_its_later_changes_show(
+def test_an_order_the_php_module_reported_is_not_resent_but_its_later_changes_are_updated(
     pipeline: Pipeline,
 ) -> None:
     id_order = pipeline.shop.shipped_order("MODULESNT")
     pipeline.shop.writer.mark_sent_by_module(id_order, merchant_id="demo_merchant", sent=True)
+    pipeline.reported_by_module("MODULESNT")
     first = delivery_report(**WINDOW)
     assert (first.counts.new, first.counts.unchanged, first.counts.sent) == (0, 1, 0)
     later = MORNING.replace(hour=15)
     moved = pipeline.shop.writer.edit_address(pipeline.shop.address, at=later, address1="Calle Nueva 2")
     pipeline.shop.writer.repoint_order_address(id_order, "delivery", moved, at=later)
     second = delivery_report(**WINDOW)
-    assert [order.order_ref_1 for order in second.changed] == ["MODULESNT"]
-    assert pipeline.accepted() == []
+    assert [(order.order_ref_1, order.result) for order in second.updates] == [
+        ("MODULESNT", "accepted (200)")
+    ]
+    assert pipeline.accepted() == ["MODULESNT"]  # the module's own report, never a second one
+    assert pipeline.held("MODULESNT")["delivery_address"]["address_line_1"] == "Calle Nueva 2"
 
 
 def shop_time(hours_ago: float) -> datetime:

@@ -128,6 +128,15 @@ class SandboxClient:
         url = f"{self.url}merchants/{path_merchant}/orders/{quote(path_ref, safe='')}"
         return requests.put(url, json=body, headers={"Sequra-Merchant-Id": merchant}, auth=self.auth)
 
+    def report(self, *refs: str) -> None:
+        """Report each order in one delivery report, so that SeQura knows it and takes updates for it."""
+        response = self.post_report(make_report(*(make_order(ref) for ref in refs)))
+        assert response.status_code == 204, response.text
+
+    def held(self, ref: str) -> requests.Response:
+        """What the sandbox holds for one order, as SeQura would after every report and update."""
+        return requests.get(f"{self.url}_sandbox/orders/{quote(ref, safe='')}", timeout=5)
+
     def inspect(self, name: str) -> Any:
         response = requests.get(f"{self.url}_sandbox/{name}")
         response.raise_for_status()

@@ -7,12 +7,14 @@ from tests.sandbox.helpers import (
     SandboxClient,
     empty_cart,
     make_cart,
+    make_order,
     make_order_update,
     product,
 )
 
 
 def test_order_update_is_accepted_with_200_and_recorded(sandbox: SandboxClient) -> None:
+    sandbox.report("ORDER-7")
     body = make_order_update("ORDER-7")
 
     response = sandbox.put_order("ORDER-7", body)
@@ -28,6 +30,7 @@ def test_order_update_is_accepted_with_200_and_recorded(sandbox: SandboxClient) 
 
 
 def test_order_ref_with_a_slash_is_reached_through_an_encoded_path(sandbox: SandboxClient) -> None:
+    sandbox.report("A14/12345")
     response = sandbox.put_order("A14/12345", make_order_update("A14/12345"))
 
     assert response.status_code == 200
@@ -35,6 +38,7 @@ def test_order_ref_with_a_slash_is_reached_through_an_encoded_path(sandbox: Sand
 
 
 def test_cancellation_with_two_empty_carts_is_accepted(sandbox: SandboxClient) -> None:
+    sandbox.report("C-1")
     body = make_order_update("C-1", shipped_cart=empty_cart(), unshipped_cart=empty_cart())
 
     assert sandbox.put_order("C-1", body).status_code == 200
@@ -42,6 +46,7 @@ def test_cancellation_with_two_empty_carts_is_accepted(sandbox: SandboxClient) -
 
 
 def test_every_update_of_an_order_is_kept_in_order(sandbox: SandboxClient) -> None:
+    sandbox.report("P-1")
     partial = make_order_update(
         "P-1",
         shipped_cart=make_cart(product("A", "Camisa")),
@@ -101,3 +106,51 @@ def test_body_merchant_other_than_the_header_merchant_is_refused_with_403(sandbo
 
     assert response.status_code == 403
     assert sandbox.inspect("order_updates") == []
+
+
+def test_update_of_an_order_never_reported_is_answered_404_and_not_recorded(sandbox: SandboxClient) -> None:
+    response = sandbox.put_order("NEVER-1", make_order_update("NEVER-1"))
+
+    assert response.status_code == 404
+    assert response.json() == {"errors": ["Order NEVER-1 not found for merchant demo_merchant"]}
+    assert sandbox.inspect("order_updates") == []
+
+
+def test_negative_quantity_in_an_update_is_refused_with_409(sandbox: SandboxClient) -> None:
+    sandbox.report("N-1")
+    body = make_order_update("N-1", shipped_cart=make_cart(product("A", "Camisa", quantity=-1, price=-1000)))
+
+    response = sandbox.put_order("N-1", body)
+
+    assert response.status_code == 409
+    assert any("quantity must be an integer of at least 1, got -1" in e for e in response.json()["errors"])
+
+
+def test_held_state_follows_the_report_then_each_update(sandbox: SandboxClient) -> None:
+    sandbox.report("H-1")
+    reported = sandbox.held("H-1").json()
+    shipped = make_cart(product("A", "Camisa"))
+    sandbox.put_order("H-1", make_order_update("H-1", shipped_cart=shipped, unshipped_cart=empty_cart()))
+
+    held = sandbox.held("H-1").json()
+
+    assert reported["shipped_cart"] == make_order("H-1")["cart"]
+    assert (held["shipped_cart"], held["unshipped_cart"]) == (shipped, empty_cart())
+    assert held["customer"] == make_order("H-1")["customer"]
+    assert (held["delivery_reports"], held["order_updates"]) == (1, 1)
+
+
+def test_held_state_of_an_unknown_order_is_404(sandbox: SandboxClient) -> None:
+    assert sandbox.held("NOPE").status_code == 404
+
+
+def test_faults_are_injected_on_updates_as_on_reports(sandbox: SandboxClient) -> None:
+    sandbox.report("F-1")
+    sandbox.set_faults(fail_next=1, rate_limit_next=1)
+
+    first = sandbox.put_order("F-1", make_order_update("F-1"))
+    second = sandbox.put_order("F-1", make_order_update("F-1"))
+    third = sandbox.put_order("F-1", make_order_update("F-1"))
+
+    assert (first.status_code, second.status_code, third.status_code) == (429, 500, 200)
+    assert len(sandbox.inspect("order_updates")) == 1

@@ -15,7 +15,6 @@ from sqlalchemy import Engine, create_engine
 
 from sandbox.server import SandboxServer
 from schemas.prestashop import create_shop_schema, shop_tables
-from schemas.settings import Settings
 from seeding.demo_shop import DemoShop, seed_demo_shop
 from tasks.build import platform_block
 from tasks.delivery import (
@@ -23,7 +22,6 @@ from tasks.delivery import (
     ChunkJob,
     ChunkOutcome,
     ChunkRows,
-    DeliveryPlan,
     ReadAhead,
     deliver_chunk,
     plan_delivery,
@@ -40,6 +38,7 @@ from tasks.state import (
     start_run,
 )
 from tasks.window import Window
+from tests.runs import deliver_all, settings_for
 from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -75,34 +74,6 @@ def test_reports_are_byte_identical_to_the_golden_demo_shop_in_any_chunk_size(
     assert [built.payload for built in reports] == golden_orders()
     assert {built.order_ref_1: built.fingerprint for built in reports} == golden_outcome()["fingerprints"]
     assert {q.reference: q.reason for q in result.quarantined} == golden_outcome()["quarantined"]
-
-
-def settings_for(engine: Engine, state_url: str, **overrides: str) -> Settings:
-    """Settings pointing at a shop and a state store, as a run reads them from the environment."""
-    environ = {
-        "SHOP_DB_URL": engine.url.render_as_string(hide_password=False),
-        "STATE_DB_URL": state_url,
-        "SEQURA_MERCHANT_ID": MERCHANT,
-        "SEQURA_USERNAME": "demo",
-        "SEQURA_PASSWORD": "demo-secret",
-        "SEQURA_BACKOFF_SECONDS": "0.01",
-        **overrides,
-    }
-    return Settings.from_env(environ)
-
-
-def deliver_all(settings: Settings, window: Window, **job: object) -> tuple[DeliveryPlan, ChunkOutcome]:
-    """Plan a run and deliver every chunk of it, as the flow does; returns the plan and the outcomes added."""
-    store = open_state_store(settings.state_url())
-    run_id = str(uuid.uuid4())
-    plan = plan_delivery(settings, store, run_id, window, dry_run=bool(job.get("dry_run")))
-    store.dispose()
-    total = ChunkOutcome()
-    for number in range(plan.chunks):
-        due = not total.statistics_settled
-        chunk = ChunkJob(run_id, number, window, plan.config, statistics_due=due, chunks=plan.chunks, **job)
-        total = total + deliver_chunk(settings, chunk, LOG)
-    return plan, total
 
 
 def order_ref_1(line: bytes) -> str:

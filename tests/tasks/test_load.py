@@ -116,7 +116,14 @@ def test_errors_naming_finds_the_order_phrase_and_ignores_other_numbers() -> Non
     assert errors_naming("ABC", ["ABCDEFGHI has a bad cart"]) == []
 
 
-class TooLargeAboveTwo(SequraClient):
+class ReportsOnly(SequraClient):
+    """A SeQura stand-in for the delivery report's loader, which never sends order updates."""
+
+    def update_order(self, order_ref_1: str, body: bytes) -> int:
+        raise AssertionError(f"the delivery report loader sent an order update for {order_ref_1}")
+
+
+class TooLargeAboveTwo(ReportsOnly):
     """A SeQura stand-in whose proxy refuses bodies of more than two orders with 413."""
 
     def __init__(self) -> None:
@@ -158,7 +165,7 @@ def test_a_batch_that_never_left_is_noted_as_not_sent() -> None:
     assert ledger.notes == [("sending", ["NEVERLEFT"]), ("not_sent", ["NEVERLEFT"])]
 
 
-class AnsweredLateThenRefused(SequraClient):
+class AnsweredLateThenRefused(ReportsOnly):
     """A SeQura stand-in whose first attempt went unanswered and whose retry was refused as a duplicate."""
 
     def send_delivery_report(self, body: bytes) -> None:
@@ -176,7 +183,7 @@ def test_a_refused_retry_of_an_unanswered_request_holds_the_batch_instead_of_bis
     assert "sequra-etl release ONE" in result.quarantined[0].reason
 
 
-class RefusesStatistics(SequraClient):
+class RefusesStatistics(ReportsOnly):
     """A SeQura stand-in that refuses any report carrying statistics, naming no order."""
 
     def __init__(self) -> None:

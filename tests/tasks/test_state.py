@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete, insert, select, text
+from sqlalchemy import Engine, create_engine, delete, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -28,8 +28,11 @@ from tasks.state import (
     record_marks,
     record_quarantine,
     record_sent,
+    record_update_refused,
+    record_updated,
     references_to_retry,
     release_in_flight,
+    release_refused_updates,
     resolve_quarantine,
     sent_fingerprints,
     start_run,
@@ -78,12 +81,18 @@ def test_store_is_created_and_versioned_on_first_use(state_url: str) -> None:
     open_state_store(state_url).dispose()  # opening again migrates nothing twice
 
 
-def test_a_version_1_store_gets_run_marks_and_chunks(state_url: str) -> None:
+def test_a_version_1_store_gets_run_marks_chunks_and_update_outcomes(state_url: str) -> None:
     engine = open_state_store(state_url)
     with engine.begin() as conn:  # back to version 1, as stores written before version 2 are
-        conn.execute(text("ALTER TABLE runs DROP COLUMN marks"))
+        for table, column in [
+            ("runs", "marks"),
+            ("runs", "updated_count"),
+            ("order_changes", "outcome"),
+            ("order_changes", "answered_at"),
+        ]:
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(text("DROP TABLE run_chunks"))
-        conn.execute(delete(state.schema_version).where(state.schema_version.c.version == 2))
+        conn.execute(delete(state.schema_version).where(state.schema_version.c.version >= 2))
     engine.dispose()
     engine = open_state_store(state_url)
     assert "run_chunks" in state_tables(engine)
@@ -91,6 +100,9 @@ def test_a_version_1_store_gets_run_marks_and_chunks(state_url: str) -> None:
     record_marks(engine, "run-1", {"order_history": 41, "order_slip": 2})
     finish_run(engine, "run-1", "succeeded")
     assert last_marks(engine, MERCHANT) == {"order_history": 41, "order_slip": 2}
+    with engine.connect() as conn:
+        assert conn.execute(select(state.runs.c.updated_count)).scalars().all() == [0]
+        assert conn.execute(select(state.order_changes.c.outcome)).all() == []
     engine.dispose()
 
 
@@ -207,16 +219,62 @@ def test_quarantine_is_kept_until_the_order_is_sent(state_url: str) -> None:
     engine.dispose()
 
 
-def test_each_distinct_change_is_kept_once(state_url: str) -> None:
+def _outcomes(engine: Engine) -> list[tuple[str, str | None]]:
+    """(fingerprint prefix, outcome) of every change kept, in the order they were seen."""
+    changes = state.order_changes
+    with engine.connect() as conn:
+        rows = conn.execute(select(changes.c.fingerprint, changes.c.outcome).order_by(changes.c.id)).all()
+    return [(fingerprint[:8], outcome) for fingerprint, outcome in rows]
+
+
+def test_each_distinct_change_is_kept_once_and_waits_to_be_sent(state_url: str) -> None:
     engine = open_state_store(state_url)
     change = ClassifiedReport(
         built_report("AAA", total=3000), Change.CHANGED, built_report("AAA").fingerprint
     )
-    assert record_changes(engine, "run-1", MERCHANT, [change]) == 1
-    assert record_changes(engine, "run-2", MERCHANT, [change]) == 0
+
+    assert record_changes(engine, "run-1", MERCHANT, [change]) == set()
+    assert record_changes(engine, "run-2", MERCHANT, [change]) == set()
+
     with engine.connect() as conn:
         payload = conn.execute(select(state.order_changes.c.payload)).scalar_one()
     assert '"order_total_with_tax":3000' in payload
+    assert _outcomes(engine) == [(change.built.fingerprint[:8], None)]
+    assert references_to_retry(engine, MERCHANT) == ["AAA"]
+    engine.dispose()
+
+
+def test_an_accepted_update_replaces_the_snapshot_and_settles_the_change(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    record_sent(engine, "run-1", MERCHANT, [built_report("AAA")])
+    changed = built_report("AAA", total=3000)
+    record_changes(engine, "run-1", MERCHANT, [ClassifiedReport(changed, Change.CHANGED, "old")])
+
+    record_updated(engine, "run-1", MERCHANT, [changed])
+
+    assert sent_fingerprints(engine, MERCHANT, ["AAA"]) == {"AAA": changed.fingerprint}
+    assert _outcomes(engine) == [(changed.fingerprint[:8], "sent")]
+    assert references_to_retry(engine, MERCHANT) == []
+    with engine.connect() as conn:
+        assert conn.execute(select(state.runs.c.updated_count)).scalar_one() == 1
+    engine.dispose()
+
+
+def test_a_refused_update_is_held_until_the_order_changes_again_or_is_released(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    refused = ClassifiedReport(built_report("AAA", total=3000), Change.CHANGED, "snapshot")
+    record_changes(engine, "run-1", MERCHANT, [refused])
+    entry = QuarantinedOrder("AAA", "AAA", (1,), Stage.UPDATE, "SeQura refused the update (409)")
+
+    record_update_refused(engine, "run-1", MERCHANT, entry, "refused")
+
+    assert references_to_retry(engine, MERCHANT) == []  # not read again every night
+    assert record_changes(engine, "run-2", MERCHANT, [refused]) == {"AAA"}
+    again = ClassifiedReport(built_report("AAA", total=2000), Change.CHANGED, "snapshot")
+    assert record_changes(engine, "run-3", MERCHANT, [again]) == set()
+    assert release_refused_updates(engine, MERCHANT, ["AAA"]) == ["AAA"]
+    assert record_changes(engine, "run-4", MERCHANT, [refused]) == set()
     engine.dispose()
 
 

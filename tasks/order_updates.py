@@ -1,0 +1,252 @@
+"""Order updates: tell SeQura, order by order, what changed after an order was reported.
+
+A reported order that changes (a refund, a return, the rest of a split order shipping, a corrected address,
+a cancellation) is sent again with `PUT merchants/{merchant}/orders/{order_ref_1}`, carrying its absolute
+state: the shipped and unshipped carts as they stand (never a difference), its addresses, buyer, delivery
+method and trackings. That makes an update safe to repeat, unlike the delivery report's POST: an update
+that got no answer is sent again on the next attempt or the next run, and SeQura ends up holding the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import Engine
+
+from schemas.reports import ClassifiedReport, QuarantinedOrder, Stage, UpdatedOrder
+from schemas.sequra import Cart, OrderReport, OrderUpdate, Platform
+from schemas.settings import Settings
+from tasks.load import sequra_client
+from tasks.sequra_client import (
+    LOG,
+    SequraClient,
+    SequraRejectedError,
+    SequraUnknownOrderError,
+)
+from tasks.state import UPDATE_REFUSED, UPDATE_UNKNOWN, record_update_refused, record_updated, renew_lock
+
+# What a merchant calls each part of an order, for the table of updates.
+PART_NAMES = (
+    ("delivery_address", "delivery address"),
+    ("invoice_address", "invoice address"),
+    ("customer", "buyer"),
+    ("delivery_method", "delivery method"),
+    ("trackings", "tracking"),
+)
+
+
+class NegativeOrderError(ValueError):
+    """An update would tell SeQura a negative quantity or total: the shop's data is wrong, not the order."""
+
+
+@dataclass
+class UpdateResult:
+    """What became of a chunk's order updates."""
+
+    rows: list[UpdatedOrder] = field(default_factory=list)
+    updated: int = 0
+    quarantined: list[QuarantinedOrder] = field(default_factory=list)
+    requests: int = 0
+
+
+def order_update(merchant_id: str, report: OrderReport, platform: Platform) -> OrderUpdate:
+    """The order update of a built report: its absolute carts, addresses, buyer, delivery and platform."""
+    update: OrderUpdate = {
+        "merchant": {"id": merchant_id},
+        "merchant_reference": report["merchant_reference"],
+        "shipped_cart": report["cart"],
+        "unshipped_cart": report["remaining_cart"],
+        "delivery_method": report["delivery_method"],
+        "delivery_address": report["delivery_address"],
+        "invoice_address": report["invoice_address"],
+        "customer": report["customer"],
+        "trackings": report["trackings"],
+        "platform": platform,
+    }
+    return update
+
+
+def order_update_body(merchant_id: str, report: OrderReport, platform: Platform) -> bytes:
+    """The JSON body of PUT merchants/{merchant}/orders/{order_ref_1}."""
+    return orjson.dumps({"order": order_update(merchant_id, report, platform)})
+
+
+def check_not_negative(report: OrderReport, id_orders: Sequence[int]) -> None:
+    """Refuse an update with a negative quantity or cart total, naming the order and the line."""
+    orders = ", ".join(map(str, id_orders))
+    for cart_name, cart in (("shipped_cart", report["cart"]), ("unshipped_cart", report["remaining_cart"])):
+        for item in cart["items"]:
+            quantity = item.get("quantity")
+            if isinstance(quantity, int) and quantity < 0:
+                raise NegativeOrderError(
+                    f"{cart_name} of order {orders} would have {quantity} of line '{item.get('name')}' "
+                    f"({item.get('reference')}); correct the quantities refunded or returned on that line "
+                    "in the back office"
+                )
+        if cart["order_total_with_tax"] < 0:
+            raise NegativeOrderError(
+                f"{cart_name} of order {orders} would total {_money(cart)}: its discounts exceed what is "
+                "left of it; correct the discounts or refunds of the order in the back office"
+            )
+
+
+def _money(cart: Cart) -> str:
+    """A cart's total as an amount with its currency, e.g. 99.99 EUR."""
+    cents = cart["order_total_with_tax"]
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} {cart['currency']}"
+
+
+def _is_empty(cart: Mapping[str, object]) -> bool:
+    """True for a cart with no items."""
+    return not cart.get("items")
+
+
+def describe_change(previous: Mapping[str, object], current: OrderReport) -> str:
+    """What changed since the last report or update, in a merchant's words.
+
+    E.g. `shipped_cart 99.99 → 74.99 EUR`, `second part shipped`, `delivery address`, `cancelled`.
+    """
+    before_shipped, before_unshipped = previous.get("cart", {}), previous.get("remaining_cart", {})
+    assert isinstance(before_shipped, dict) and isinstance(before_unshipped, dict)
+    shipped, unshipped = current["cart"], current["remaining_cart"]
+    parts: list[str] = []
+    if _is_empty(shipped) and _is_empty(unshipped):
+        parts.append("cancelled (nothing kept)")
+    elif (
+        not _is_empty(before_unshipped)
+        and before_unshipped != unshipped
+        and len(shipped["items"]) > len(before_shipped.get("items", []))
+    ):
+        parts.append("second part shipped")
+    if not parts or parts == ["second part shipped"]:
+        for name, before, now in (
+            ("shipped_cart", before_shipped, shipped),
+            ("unshipped_cart", before_unshipped, unshipped),
+        ):
+            if before.get("order_total_with_tax") != now["order_total_with_tax"]:
+                was = _money(before).removesuffix(" " + now["currency"])  # type: ignore[arg-type]
+                parts.append(f"{name} {was} → {_money(now)}")
+            elif before.get("items") != now["items"]:
+                parts.append(f"{name} items")
+    parts += [label for key, label in PART_NAMES if previous.get(key) != current.get(key)]
+    return ", ".join(parts) or "order details"
+
+
+@dataclass
+class OrderUpdateLoader:
+    """Sends one chunk's order updates, one request each, recording every answer in the state store."""
+
+    client: SequraClient
+    store: Engine
+    run_id: str
+    merchant: str
+    platform: Platform
+    log: logging.Logger | logging.LoggerAdapter = LOG
+
+    def load(
+        self, changed: Sequence[ClassifiedReport], previous: Mapping[str, bytes], held: set[str]
+    ) -> UpdateResult:
+        """Send each changed order's update; a refusal quarantines that order and never stops the others.
+
+        `previous` holds the payload SeQura last acknowledged per order_ref_1; `held`, the orders whose
+        update SeQura already refused as it stands, which are not sent again.
+        """
+        result = UpdateResult()
+        for item in changed:
+            built = item.built
+            changes = describe_change(orjson.loads(previous.get(built.order_ref_1, b"{}")), built.report)
+            if built.order_ref_1 in held:
+                result.rows.append(self._row(item, changes, "held: SeQura refused this update before"))
+                continue
+            try:
+                check_not_negative(built.report, built.id_orders)
+            except NegativeOrderError as negative:
+                result.quarantined.append(self._quarantined(item, str(negative)))
+                result.rows.append(self._row(item, changes, "not sent: " + str(negative)))
+                continue
+            result.requests += 1
+            renew_lock(self.store, self.merchant, self.run_id)
+            answer = self._send(item, changes, result)
+            result.rows.append(self._row(item, changes, answer))
+        return result
+
+    def _send(self, item: ClassifiedReport, changes: str, result: UpdateResult) -> str:
+        """PUT one update and record SeQura's answer; returns the answer in words."""
+        built = item.built
+        body = order_update_body(self.merchant, built.report, self.platform)
+        try:
+            status = self.client.update_order(built.order_ref_1, body)
+        except SequraRejectedError as rejected:
+            reason = f"SeQura refused the update ({rejected.status}): " + "; ".join(rejected.errors)
+            self._refused(
+                item,
+                reason + "; it is sent again when the order changes, or after "
+                f"`sequra-etl release {built.order_ref_1}`",
+                UPDATE_REFUSED,
+                result,
+            )
+            return reason
+        except SequraUnknownOrderError:
+            reason = (
+                f"SeQura does not know order {built.order_ref_1} for merchant {self.merchant} (404): check "
+                "that it was paid with SeQura under this merchant id (SEQURA_MERCHANT_ID) and reported; "
+                f"then run `sequra-etl release {built.order_ref_1}` to send the update again"
+            )
+            self._refused(item, reason, UPDATE_UNKNOWN, result)
+            return "SeQura does not know this order (404)"
+        record_updated(self.store, self.run_id, self.merchant, [built])
+        result.updated += 1
+        self.log.info("order update %s (%s): accepted (%d)", built.order_ref_1, changes, status)
+        return f"accepted ({status})"
+
+    def _refused(self, item: ClassifiedReport, reason: str, outcome: str, result: UpdateResult) -> None:
+        """Quarantine the order with SeQura's answer and hold its change back."""
+        entry = self._quarantined(item, reason)
+        record_update_refused(self.store, self.run_id, self.merchant, entry, outcome)
+        result.quarantined.append(entry)
+
+    @staticmethod
+    def _quarantined(item: ClassifiedReport, reason: str) -> QuarantinedOrder:
+        """A quarantine entry for an order whose update was not accepted."""
+        built = item.built
+        return QuarantinedOrder(built.reference, built.order_ref_1, built.id_orders, Stage.UPDATE, reason)
+
+    @staticmethod
+    def _row(item: ClassifiedReport, changes: str, result: str) -> UpdatedOrder:
+        """The table row of one order update."""
+        built = item.built
+        return UpdatedOrder(built.reference, built.order_ref_1, built.id_orders, changes, result)
+
+
+def send_order_updates(
+    settings: Settings,
+    store: Engine,
+    run_id: str,
+    platform: Platform,
+    changed: Sequence[ClassifiedReport],
+    previous: Mapping[str, bytes],
+    held: set[str],
+    log: logging.Logger | logging.LoggerAdapter = LOG,
+) -> UpdateResult:
+    """PUT the changed orders' updates to SeQura; records each answer in the state store."""
+    client = sequra_client(settings, log)
+    loader = OrderUpdateLoader(client, store, run_id, client.merchant_id, platform, log)
+    return loader.load(changed, previous, held)
+
+
+def updates_to_send(changed: Sequence[ClassifiedReport], previous: Mapping[str, bytes]) -> list[UpdatedOrder]:
+    """The table rows of a dry run's order updates: what would change, nothing sent."""
+    return [
+        UpdatedOrder(
+            item.built.reference,
+            item.built.order_ref_1,
+            item.built.id_orders,
+            describe_change(orjson.loads(previous.get(item.built.order_ref_1, b"{}")), item.built.report),
+            "dry run: not sent",
+        )
+        for item in changed
+    ]
