@@ -473,15 +473,15 @@ def record_changes(
 
 
 def _settle_changes(
-    conn: Connection, merchant: str, order_refs: Sequence[str], outcome: str, moment: datetime
+    conn: Connection, merchant: str, references: Sequence[str], outcome: str, moment: datetime
 ) -> None:
-    """Give the pending changes of `order_refs` an outcome."""
+    """Give the pending changes of the orders of `references` an outcome."""
     changes = state.order_changes
-    for chunk in in_chunks(sorted(set(order_refs)), KEYS_PER_QUERY):
+    for chunk in in_chunks(sorted(set(references)), KEYS_PER_QUERY):
         conn.execute(
             update(changes)
             .where(
-                changes.c.merchant == merchant, changes.c.order_ref_1.in_(chunk), changes.c.outcome.is_(None)
+                changes.c.merchant == merchant, changes.c.reference.in_(chunk), changes.c.outcome.is_(None)
             )
             .values(outcome=outcome, answered_at=moment)
         )
@@ -496,7 +496,7 @@ def record_updated(engine: Engine, run_id: str, merchant: str, updated: Sequence
     moment = now()
     with engine.begin() as conn:
         _keep_snapshots(conn, run_id, merchant, updated, moment, SENT_BY_US)
-        _settle_changes(conn, merchant, [built.order_ref_1 for built in updated], UPDATE_SENT, moment)
+        _settle_changes(conn, merchant, [built.reference for built in updated], UPDATE_SENT, moment)
         _resolve(conn, merchant, [built.reference for built in updated], moment)
         conn.execute(
             update(runs)
@@ -511,7 +511,7 @@ def record_update_refused(
     """Keep an update SeQura refused (409) or could not place (404): change held, order quarantined."""
     moment = now()
     with engine.begin() as conn:
-        _settle_changes(conn, merchant, [refused.order_ref_1], outcome, moment)
+        _settle_changes(conn, merchant, [refused.reference], outcome, moment)
     record_quarantine(engine, run_id, merchant, [refused])
 
 
@@ -562,12 +562,6 @@ def finish_run(
         conn.execute(delete(state.run_locks).where(state.run_locks.c.run_id == run_id))
 
 
-def resolve_quarantine(engine: Engine, merchant: str, references: Sequence[str]) -> None:
-    """Close the quarantine entries of references that now build and need no sending."""
-    with engine.begin() as conn:
-        _resolve(conn, merchant, references, now())
-
-
 def record_findings(
     engine: Engine,
     run_id: str,
@@ -578,9 +572,9 @@ def record_findings(
 ) -> set[str]:
     """Before sending: keep the build's quarantine and the changes seen, and close what needs no retry.
 
-    A quarantined reference needs no retry once it builds and is already reported, or once it is no longer
-    a shipped SeQura order of this merchant (it left the extract, or belongs to another merchant). A change
-    waiting to be sent needs none once the order is back to what SeQura holds. Orders the PHP module
+    A quarantined reference, or one with a change waiting to be sent, needs no retry once it builds and is
+    what SeQura holds, or once it is no longer a shipped SeQura order of this merchant (it left the
+    extract, or belongs to another merchant). Orders the PHP module
     reported get their first snapshot, so later changes to them show as CHANGED. Returns the changed
     orders whose update SeQura already refused as it stands (see record_changes).
     """
@@ -592,11 +586,10 @@ def record_findings(
     still_open = {entry.reference for entry in built.quarantined} | {
         item.built.reference for item in classified if item.change is not Change.UNCHANGED
     }
-    unchanged = {item.built.order_ref_1 for item in classified if item.change is Change.UNCHANGED}
-    retried_refs = {item.built.order_ref_1 for item in classified if item.built.reference in set(retried)}
+    settled, moment = sorted(set(retried) - still_open), now()
     with engine.begin() as conn:
-        _settle_changes(conn, merchant, sorted(unchanged & retried_refs), UPDATE_SUPERSEDED, now())
-    resolve_quarantine(engine, merchant, sorted(set(retried) - still_open))
+        _settle_changes(conn, merchant, settled, UPDATE_SUPERSEDED, moment)
+        _resolve(conn, merchant, settled, moment)
     return held
 
 

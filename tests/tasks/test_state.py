@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from schemas import state
-from schemas.reports import Change, ClassifiedReport, QuarantinedOrder, Stage
+from schemas.reports import BuildResult, Change, ClassifiedReport, QuarantinedOrder, Stage
 from tasks.state import (
     RUN_LEASE,
     RunCounts,
@@ -25,6 +25,7 @@ from tasks.state import (
     last_successful_until,
     open_state_store,
     record_changes,
+    record_findings,
     record_marks,
     record_quarantine,
     record_sent,
@@ -33,7 +34,6 @@ from tasks.state import (
     references_to_retry,
     release_in_flight,
     release_refused_updates,
-    resolve_quarantine,
     sent_fingerprints,
     start_run,
     state_tables,
@@ -212,7 +212,7 @@ def test_quarantine_is_kept_until_the_order_is_sent(state_url: str) -> None:
     record_quarantine(engine, "run-1", MERCHANT, [entry])
     assert references_to_retry(engine, MERCHANT) == ["BROKEN", "OTHER"]
     record_sent(engine, "run-1", MERCHANT, [built_report("BROKEN")])
-    resolve_quarantine(engine, MERCHANT, ["OTHER"])
+    record_findings(engine, "run-1", MERCHANT, BuildResult(), [], retried=["OTHER"])  # it left the extract
     assert references_to_retry(engine, MERCHANT) == []
     record_quarantine(engine, "run-1", MERCHANT, [entry])
     assert references_to_retry(engine, MERCHANT) == ["BROKEN"]
@@ -317,4 +317,21 @@ def test_an_order_released_for_sending_is_left_to_the_next_run(state_url: str) -
     assert release_in_flight(engine, MERCHANT, ["AAA", "BBB"], delivered=False).endswith("AAA, BBB")
     assert sent_fingerprints(engine, MERCHANT, ["AAA"]) == {}
     assert uncertain_deliveries(engine, MERCHANT, ["AAA", "BBB"]) == {}
+    engine.dispose()
+
+
+def test_a_waiting_change_of_an_order_back_as_sequra_holds_it_or_gone_is_settled(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    record_sent(engine, "run-1", MERCHANT, [built_report("AAA"), built_report("BBB")])
+    for ref in ("AAA", "BBB"):
+        record_changes(
+            engine, "run-1", MERCHANT, [ClassifiedReport(built_report(ref, 3000), Change.CHANGED, "x")]
+        )
+    assert references_to_retry(engine, MERCHANT) == ["AAA", "BBB"]
+    back = ClassifiedReport(built_report("AAA"), Change.UNCHANGED, built_report("AAA").fingerprint)
+
+    record_findings(engine, "run-2", MERCHANT, BuildResult(), [back], retried=["AAA", "BBB"])
+
+    assert references_to_retry(engine, MERCHANT) == []
+    assert {outcome for _, outcome in _outcomes(engine)} == {"superseded"}
     engine.dispose()
