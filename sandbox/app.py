@@ -61,6 +61,7 @@ class FaultPlan(BaseModel):
     rate_limit_next: int = Field(0, ge=0)
     retry_after: int = Field(1, ge=0)
     drop_next: int = Field(0, ge=0)
+    lose_answer_next: int = Field(0, ge=0)  # process the request, then drop the connection unanswered
     delay_seconds: float = Field(0.0, ge=0)
     error_share: float = Field(0.0, ge=0, le=1)
     seed: int | None = None
@@ -72,6 +73,7 @@ class Fault(Enum):
     """A fault injected instead of the normal answer."""
 
     DROP = "drop"
+    LOSE_ANSWER = "lose_answer"
     RATE_LIMIT = "rate_limit"
     FAIL = "fail"
 
@@ -179,13 +181,16 @@ class SandboxState:
             self._random = random.Random(plan.seed)
 
     def draw_fault(self) -> tuple[Fault | None, FaultPlan]:
-        """Pick the fault for the next API request, in the order drop, rate limit, fail, error share."""
+        """Pick the fault for the next API request: drop, lost answer, rate limit, fail, error share."""
         with self._lock:
             plan = self._faults
             fault = None
             if plan.drop_next:
                 plan.drop_next -= 1
                 fault = Fault.DROP
+            elif plan.lose_answer_next:
+                plan.lose_answer_next -= 1
+                fault = Fault.LOSE_ANSWER
             elif plan.rate_limit_next:
                 plan.rate_limit_next -= 1
                 fault = Fault.RATE_LIMIT
@@ -276,7 +281,7 @@ async def _answer_api(
     if merchant not in config.merchants:
         return _errors(403, NO_ACCESS)
     fault, plan = state.draw_fault()
-    if fault is not None:
+    if fault not in (None, Fault.LOSE_ANSWER):
         return _fault_response(fault, plan)
     await asyncio.sleep(plan.delay_seconds)
     try:
@@ -285,7 +290,8 @@ async def _answer_api(
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     except ValueError:
         return _errors(400, "Malformed JSON")
-    return handle(merchant, body)
+    answer = handle(merchant, body)
+    return DroppedConnection() if fault is Fault.LOSE_ANSWER else answer
 
 
 async def _serve_api(
@@ -339,13 +345,13 @@ def _receive_order_update(
     """Validate an order update for the order in the URL and record it when valid."""
     if path_merchant != merchant or _dig(body, "order", "merchant", "id") not in (None, merchant):
         return _errors(403, NO_ACCESS)
+    if not state.knows(merchant, order_ref):
+        return _errors(404, f"Order {order_ref} not found for merchant {merchant}")
     errors = validate_order_update(body, order_ref) + _rejected_by_plan(
         [_dig(body, "order")], state.fault_plan()
     )
     if errors:
         return _errors(409, *errors)
-    if not state.knows(merchant, order_ref):
-        return _errors(404, f"Order {order_ref} not found for merchant {merchant}")
     state.record_order_update(merchant, _dig(body, "order"))
     return JSONResponse({})
 

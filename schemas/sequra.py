@@ -176,3 +176,14 @@ def cents(amount: Decimal) -> int:
         if len(_CENTS_KNOWN) < _CENTS_KNOWN_AT_MOST:
             _CENTS_KNOWN[amount] = known
     return known
+
+
+def amount_shown(cents: int) -> str:
+    """Integer cents as an amount a person reads, e.g. -1305 -> '-13.05'."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def total_shown(cart: Cart) -> str:
+    """A cart's total with its currency, e.g. '99.99 EUR'."""
+    return f"{amount_shown(cart['order_total_with_tax'])} {cart['currency']}"

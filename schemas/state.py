@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -163,4 +164,6 @@ order_changes = Table(
     Column("outcome", String(16)),
     Column("answered_at", UtcDateTime),
     UniqueConstraint("merchant", "order_ref_1", "fingerprint", name="uq_order_changes_fingerprint"),
+    Index("ix_order_changes_reference", "merchant", "reference"),  # version 3
+    Index("ix_order_changes_outcome", "merchant", "outcome"),  # version 3: the changes waiting to be sent
 )

@@ -56,6 +56,7 @@ class OrderRows:
     sub_orders: list[Row]
     products: Mapping[int, list[Item]]  # product lines net of refunds and returns
     removed: Mapping[int, Decimal]  # value refunded or returned, which the order total still contains
+    overdrawn: Mapping[int, str]  # a line taken back beyond what was ordered, in words
     discounts: Mapping[int, list[Item]]
     trackings: Mapping[int, list[Tracking]]
     addresses: Mapping[int, Address]  # addresses whose country is known
@@ -130,20 +131,30 @@ def _columns(frame: pd.DataFrame, names: str) -> Iterable[tuple[Any, ...]]:
     return zip(*(_values(frame[name]) for name in names.split()), strict=True)
 
 
-def product_items(lines: pd.DataFrame) -> tuple[dict[int, list[Item]], dict[int, Decimal]]:
+def product_items(
+    lines: pd.DataFrame,
+) -> tuple[dict[int, list[Item]], dict[int, Decimal], dict[int, str]]:
     """Per order, the product lines with quantities net of refunds and returns, and the value removed.
 
     A fully refunded line is left out; what was refunded or returned is still in the order's total, so it
-    is handed back to be taken off it.
+    is handed back to be taken off it. A line with more units refunded and returned than ordered is named
+    in the third mapping, for its order to be quarantined.
     """
     items: dict[int, list[Item]] = defaultdict(list)
     removed: dict[int, Decimal] = defaultdict(Decimal)
+    overdrawn: dict[int, str] = {}
     for id_order, product_id, reference, name, ordered, refunded, returned, unit, total in _columns(
         lines,
         "id_order product_id product_reference product_name product_quantity product_quantity_refunded "
         "product_quantity_return unit_price_tax_incl total_price_tax_incl",
     ):
         gone = refunded + returned
+        if gone > ordered:
+            overdrawn[id_order] = (
+                f"line '{name}' ({_text(reference) or product_id}) of order {id_order} has {refunded} units "
+                f"refunded and {returned} returned but {ordered} ordered; correct the refund or the return "
+                "in the back office"
+            )
         if ordered > 0 and gone > 0:
             removed[id_order] += total * min(ordered, gone) / ordered
         net = ordered - gone
@@ -161,7 +172,7 @@ def product_items(lines: pd.DataFrame) -> tuple[dict[int, list[Item]], dict[int,
                 "product_id": str(product_id),
             }
         )
-    return items, removed
+    return items, removed, overdrawn
 
 
 def discount_items(discounts: pd.DataFrame) -> dict[int, list[Item]]:
@@ -353,9 +364,12 @@ def build_trackings(shipped: Sequence[Row], rows: OrderRows) -> list[Tracking]:
     return [tracking for sub_order in shipped for tracking in rows.trackings.get(sub_order["id_order"], [])]
 
 
-def check_sub_orders(sub_orders: Sequence[Row], shipped: Sequence[Row]) -> None:
-    """Refuse what no report can carry: an unknown currency, or a shipment with no valid date."""
+def check_sub_orders(rows: OrderRows, shipped: Sequence[Row]) -> None:
+    """Refuse what no report can carry: an unknown currency, an overdrawn line, an undated shipment."""
+    sub_orders = rows.sub_orders
     for sub_order in sub_orders:
+        if sub_order["id_order"] in rows.overdrawn:
+            raise UnreportableOrderError(rows.overdrawn[sub_order["id_order"]])
         if _text(sub_order["currency_iso"]) is None:
             raise UnreportableOrderError(
                 f"order {sub_order['id_order']} has currency id {sub_order['id_currency']}, which is not in "
@@ -387,7 +401,7 @@ def build_order_report(
         for row in rows.sub_orders
         if row["shipped_rows"] == 0 and row["current_state"] not in config.canceled_states
     ]
-    check_sub_orders(rows.sub_orders, shipped)
+    check_sub_orders(rows, shipped)
     dated = sorted((row for row in shipped if row["shipped_at"] is not None), key=lambda r: r["shipped_at"])
     first = dated[0]
     delivered = config.delivered_state is not None and all(
@@ -435,11 +449,12 @@ def build_reports(
     extract: ShopExtract, merchant_id: str, order_ref_field: OrderRefField = "reference"
 ) -> BuildResult:
     """One order report per reference, or a quarantine entry saying what to fix; bad orders stop no other."""
-    products, removed = product_items(extract.order_lines)
+    products, removed, overdrawn = product_items(extract.order_lines)
     address_rows = {row["id_address"]: row for row in records(extract.order_addresses)}
     parts = {
         "products": products,
         "removed": removed,
+        "overdrawn": overdrawn,
         "discounts": discount_items(extract.order_discounts),
         "trackings": trackings_by_order(extract.order_trackings),
         "addresses": addresses_by_id(address_rows),

@@ -34,7 +34,7 @@ from schemas.reports import (
     SentOrder,
     UpdatedOrder,
 )
-from schemas.sequra import Cart, Statistics
+from schemas.sequra import Statistics, total_shown
 from schemas.settings import Settings
 from tasks.build import build_reports, build_statistics, platform_block
 from tasks.diff import diff_against_last_report, of_kind
@@ -171,17 +171,6 @@ def plan_delivery(
     return DeliveryPlan(run_id, count, chunks, marks is not None, config, time.monotonic() - started)
 
 
-def _money(cents: int, currency: str) -> str:
-    """Integer cents as a readable amount, e.g. 1234 EUR -> 12.34 EUR."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} {currency}"
-
-
-def _total(cart: Cart) -> str:
-    """A cart's total with its currency."""
-    return _money(cart["order_total_with_tax"], cart["currency"])
-
-
 def sent_row(built: BuiltReport) -> SentOrder:
     """The table row of an order sent (or, in a dry run, to be sent)."""
     report = built.report
@@ -192,8 +181,8 @@ def sent_row(built: BuiltReport) -> SentOrder:
         state=report["state"],
         sent_at=report["sent_at"],
         items=len(report["cart"]["items"]),
-        shipped_total=_total(report["cart"]),
-        remaining_total=_total(report["remaining_cart"]),
+        shipped_total=total_shown(report["cart"]),
+        remaining_total=total_shown(report["remaining_cart"]),
     )
 
 
@@ -366,12 +355,15 @@ def _deliver(
         )
     else:
         retried = sorted(set(references_to_retry(store, merchant)) & set(references))
-        held = record_findings(store, job.run_id, merchant, built, classified, retried)
+        findings = record_findings(store, job.run_id, merchant, built, classified, retried)
         statistics = statistics_for(settings, job.config, job.window) if job.statistics_due and new else None
         platform = platform_block(job.config)
         loaded = send_delivery_reports(settings, store, job.run_id, platform, new, statistics, log)
         record_quarantine(store, job.run_id, merchant, loaded.quarantined)
-        updates = send_order_updates(settings, store, job.run_id, platform, changed, previous, held, log)
+        repeated = [item for item in classified if item.built.order_ref_1 in findings.repeat]
+        updates = send_order_updates(
+            settings, store, job.run_id, platform, changed + repeated, previous, findings.held, log
+        )
         refused = tuple(loaded.quarantined) + tuple(updates.quarantined)
         outcome = replace(
             outcome,
@@ -379,7 +371,7 @@ def _deliver(
             quarantined_rows=(outcome.quarantined_rows + refused)[:ROWS_SHOWN],
             sent=len(loaded.sent),
             updated=updates.updated,
-            update_failed=len(updates.quarantined),
+            update_failed=len(updates.quarantined) + updates.unanswered,
             requests=loaded.requests + updates.requests,
             statistics_settled=loaded.statistics_settled,
             sent_rows=tuple(sent_row(b) for b in loaded.sent[:ROWS_SHOWN]),

@@ -16,18 +16,28 @@ from dataclasses import dataclass, field
 import orjson
 from sqlalchemy import Engine
 
-from schemas.reports import ClassifiedReport, QuarantinedOrder, Stage, UpdatedOrder
-from schemas.sequra import Cart, OrderReport, OrderUpdate, Platform
+from schemas.reports import Change, ClassifiedReport, QuarantinedOrder, Stage, UpdatedOrder
+from schemas.sequra import OrderReport, OrderUpdate, Platform, amount_shown, total_shown
 from schemas.settings import Settings
 from tasks.load import sequra_client
 from tasks.sequra_client import (
     LOG,
     SequraClient,
     SequraRejectedError,
+    SequraRequestError,
+    SequraUnavailableError,
     SequraUnknownOrderError,
 )
-from tasks.state import UPDATE_REFUSED, UPDATE_UNKNOWN, record_update_refused, record_updated, renew_lock
+from tasks.state import (
+    UPDATE_REFUSED,
+    UPDATE_UNKNOWN,
+    record_quarantine,
+    record_update_refused,
+    record_updated,
+    renew_lock,
+)
 
+UNANSWERED_IN_A_ROW = 3  # order updates without an answer, one after the other, that stop a run
 # What a merchant calls each part of an order, for the table of updates.
 PART_NAMES = (
     ("delivery_address", "delivery address"),
@@ -39,7 +49,7 @@ PART_NAMES = (
 
 
 class NegativeOrderError(ValueError):
-    """An update would tell SeQura a negative quantity or total: the shop's data is wrong, not the order."""
+    """An update would tell SeQura a negative total: the shop's data is wrong, not the order."""
 
 
 @dataclass
@@ -48,6 +58,7 @@ class UpdateResult:
 
     rows: list[UpdatedOrder] = field(default_factory=list)
     updated: int = 0
+    unanswered: int = 0
     quarantined: list[QuarantinedOrder] = field(default_factory=list)
     requests: int = 0
 
@@ -75,29 +86,23 @@ def order_update_body(merchant_id: str, report: OrderReport, platform: Platform)
 
 
 def check_not_negative(report: OrderReport, id_orders: Sequence[int]) -> None:
-    """Refuse an update with a negative quantity or cart total, naming the order and the line."""
+    """Refuse an update with a negative cart total, naming the order and the lines that make it so.
+
+    (A negative quantity cannot reach here: a line refunded or returned beyond what was ordered stops
+    the build of the order.)
+    """
     orders = ", ".join(map(str, id_orders))
     for cart_name, cart in (("shipped_cart", report["cart"]), ("unshipped_cart", report["remaining_cart"])):
-        for item in cart["items"]:
-            quantity = item.get("quantity")
-            if isinstance(quantity, int) and quantity < 0:
-                raise NegativeOrderError(
-                    f"{cart_name} of order {orders} would have {quantity} of line '{item.get('name')}' "
-                    f"({item.get('reference')}); correct the quantities refunded or returned on that line "
-                    "in the back office"
-                )
         if cart["order_total_with_tax"] < 0:
-            raise NegativeOrderError(
-                f"{cart_name} of order {orders} would total {_money(cart)}: its discounts exceed what is "
-                "left of it; correct the discounts or refunds of the order in the back office"
+            lines = ", ".join(
+                f"'{item.get('name', item['type'])}' {amount_shown(item['total_with_tax'])}"
+                for item in cart["items"]
+                if item["total_with_tax"] < 0
             )
-
-
-def _money(cart: Cart) -> str:
-    """A cart's total as an amount with its currency, e.g. 99.99 EUR."""
-    cents = cart["order_total_with_tax"]
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} {cart['currency']}"
+            raise NegativeOrderError(
+                f"{cart_name} of order {orders} would total {total_shown(cart)}: its discounts ({lines}) "
+                "exceed what is left of it; correct the discounts or refunds of the order in the back office"
+            )
 
 
 def _is_empty(cart: Mapping[str, object]) -> bool:
@@ -128,8 +133,8 @@ def describe_change(previous: Mapping[str, object], current: OrderReport) -> str
             ("unshipped_cart", before_unshipped, unshipped),
         ):
             if before.get("order_total_with_tax") != now["order_total_with_tax"]:
-                was = _money(before).removesuffix(" " + now["currency"])  # type: ignore[arg-type]
-                parts.append(f"{name} {was} → {_money(now)}")
+                was = total_shown(before).removesuffix(" " + now["currency"])  # type: ignore[arg-type]
+                parts.append(f"{name} {was} → {total_shown(now)}")
             elif before.get("items") != now["items"]:
                 parts.append(f"{name} items")
     parts += [label for key, label in PART_NAMES if previous.get(key) != current.get(key)]
@@ -138,7 +143,12 @@ def describe_change(previous: Mapping[str, object], current: OrderReport) -> str
 
 @dataclass
 class OrderUpdateLoader:
-    """Sends one chunk's order updates, one request each, recording every answer in the state store."""
+    """Sends one chunk's order updates, one request each, recording every answer in the state store.
+
+    An update SeQura does not answer (after the client's retries) waits in the state store for the next
+    run and the others go on; only after UNANSWERED_IN_A_ROW such updates in a row does the run stop, as
+    SeQura is then down rather than troubled by one order.
+    """
 
     client: SequraClient
     store: Engine
@@ -146,32 +156,39 @@ class OrderUpdateLoader:
     merchant: str
     platform: Platform
     log: logging.Logger | logging.LoggerAdapter = LOG
+    unanswered_in_a_row: int = 0
 
     def load(
         self, changed: Sequence[ClassifiedReport], previous: Mapping[str, bytes], held: set[str]
     ) -> UpdateResult:
-        """Send each changed order's update; a refusal quarantines that order and never stops the others.
+        """Send each order's update; a refusal quarantines that order and never stops the others.
 
-        `previous` holds the payload SeQura last acknowledged per order_ref_1; `held`, the orders whose
-        update SeQura already refused as it stands, which are not sent again.
+        `changed` holds the changed orders, and the unchanged ones whose last update may have reached SeQura
+        unanswered (sent again as they stand). `previous` holds the payload SeQura last acknowledged per
+        order_ref_1; `held`, the orders whose update SeQura already refused as it stands, not sent again.
         """
         result = UpdateResult()
         for item in changed:
             built = item.built
-            changes = describe_change(orjson.loads(previous.get(built.order_ref_1, b"{}")), built.report)
+            changes = (
+                "sent again: the last update got no answer"
+                if item.change is Change.UNCHANGED
+                else describe_change(orjson.loads(previous.get(built.order_ref_1, b"{}")), built.report)
+            )
             if built.order_ref_1 in held:
                 result.rows.append(self._row(item, changes, "held: SeQura refused this update before"))
                 continue
             try:
                 check_not_negative(built.report, built.id_orders)
             except NegativeOrderError as negative:
-                result.quarantined.append(self._quarantined(item, str(negative)))
+                entry = self._quarantined(item, str(negative), Stage.BUILD)
+                record_quarantine(self.store, self.run_id, self.merchant, [entry])
+                result.quarantined.append(entry)
                 result.rows.append(self._row(item, changes, "not sent: " + str(negative)))
                 continue
             result.requests += 1
             renew_lock(self.store, self.merchant, self.run_id)
-            answer = self._send(item, changes, result)
-            result.rows.append(self._row(item, changes, answer))
+            result.rows.append(self._row(item, changes, self._send(item, changes, result)))
         return result
 
     def _send(self, item: ClassifiedReport, changes: str, result: UpdateResult) -> str:
@@ -180,16 +197,8 @@ class OrderUpdateLoader:
         body = order_update_body(self.merchant, built.report, self.platform)
         try:
             status = self.client.update_order(built.order_ref_1, body)
-        except SequraRejectedError as rejected:
-            reason = f"SeQura refused the update ({rejected.status}): " + "; ".join(rejected.errors)
-            self._refused(
-                item,
-                reason + "; it is sent again when the order changes, or after "
-                f"`sequra-etl release {built.order_ref_1}`",
-                UPDATE_REFUSED,
-                result,
-            )
-            return reason
+        except SequraUnavailableError as unavailable:
+            return self._unanswered(built.order_ref_1, unavailable, result)
         except SequraUnknownOrderError:
             reason = (
                 f"SeQura does not know order {built.order_ref_1} for merchant {self.merchant} (404): check "
@@ -198,22 +207,47 @@ class OrderUpdateLoader:
             )
             self._refused(item, reason, UPDATE_UNKNOWN, result)
             return "SeQura does not know this order (404)"
+        except (SequraRejectedError, SequraRequestError) as refused:
+            reason = f"SeQura refused the update ({refused.status}): " + "; ".join(refused.errors)
+            self._refused(
+                item,
+                f"{reason}; it is sent again when the order changes, or after "
+                f"`sequra-etl release {built.order_ref_1}`",
+                UPDATE_REFUSED,
+                result,
+            )
+            return reason
+        self.unanswered_in_a_row = 0
         record_updated(self.store, self.run_id, self.merchant, [built])
         result.updated += 1
         self.log.info("order update %s (%s): accepted (%d)", built.order_ref_1, changes, status)
         return f"accepted ({status})"
 
+    def _unanswered(self, order_ref_1: str, unavailable: SequraUnavailableError, result: UpdateResult) -> str:
+        """Leave an unanswered update waiting for the next run; stop the run if SeQura seems down."""
+        self.unanswered_in_a_row += 1
+        result.unanswered += 1
+        if self.unanswered_in_a_row >= UNANSWERED_IN_A_ROW:
+            raise SequraUnavailableError(
+                f"SeQura answered none of {self.unanswered_in_a_row} order updates in a row (last, order "
+                f"{order_ref_1}: {unavailable}); they wait in the state store and the next run sends them "
+                "again, which is safe for an update",
+                maybe_delivered=False,
+            ) from None
+        self.log.warning("order update %s got no answer; the next run sends it again", order_ref_1)
+        return "no answer from SeQura: the next run sends it again"
+
     def _refused(self, item: ClassifiedReport, reason: str, outcome: str, result: UpdateResult) -> None:
         """Quarantine the order with SeQura's answer and hold its change back."""
-        entry = self._quarantined(item, reason)
+        entry = self._quarantined(item, reason, Stage.UPDATE)
         record_update_refused(self.store, self.run_id, self.merchant, entry, outcome)
         result.quarantined.append(entry)
 
     @staticmethod
-    def _quarantined(item: ClassifiedReport, reason: str) -> QuarantinedOrder:
+    def _quarantined(item: ClassifiedReport, reason: str, stage: Stage) -> QuarantinedOrder:
         """A quarantine entry for an order whose update was not accepted."""
         built = item.built
-        return QuarantinedOrder(built.reference, built.order_ref_1, built.id_orders, Stage.UPDATE, reason)
+        return QuarantinedOrder(built.reference, built.order_ref_1, built.id_orders, stage, reason)
 
     @staticmethod
     def _row(item: ClassifiedReport, changes: str, result: str) -> UpdatedOrder:

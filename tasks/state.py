@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -85,6 +86,8 @@ def _create_version_3(conn: Connection) -> None:
     """Version 3: runs count their order updates; each change keeps what became of it."""
     _add_missing_columns(conn, state.runs, "updated_count")
     _add_missing_columns(conn, state.order_changes, "outcome", "answered_at")
+    for index in state.order_changes.indexes:
+        index.create(conn, checkfirst=True)
 
 
 def _add_missing_columns(conn: Connection, table: Table, *names: str) -> None:
@@ -392,7 +395,14 @@ def record_quarantine(
     engine: Engine, run_id: str, merchant: str, quarantined: Sequence[QuarantinedOrder]
 ) -> None:
     """Upsert the quarantined orders with their latest reason; reopens an entry resolved before."""
-    moment = now()
+    with engine.begin() as conn:
+        _quarantine(conn, run_id, merchant, quarantined, now())
+
+
+def _quarantine(
+    conn: Connection, run_id: str, merchant: str, quarantined: Sequence[QuarantinedOrder], moment: datetime
+) -> None:
+    """record_quarantine within a transaction."""
     rows = [
         {
             "reference": entry.reference,
@@ -406,8 +416,7 @@ def record_quarantine(
         }
         for entry in quarantined
     ]
-    with engine.begin() as conn:
-        _upsert(conn, state.quarantine, merchant, "reference", rows, {"first_seen_at": moment})
+    _upsert(conn, state.quarantine, merchant, "reference", rows, {"first_seen_at": moment})
 
 
 def record_changes(
@@ -473,16 +482,22 @@ def record_changes(
 
 
 def _settle_changes(
-    conn: Connection, merchant: str, references: Sequence[str], outcome: str, moment: datetime
+    conn: Connection,
+    merchant: str,
+    references: Sequence[str],
+    outcome: str,
+    moment: datetime,
+    outcomes: Sequence[str | None] = (None,),
 ) -> None:
-    """Give the pending changes of the orders of `references` an outcome."""
+    """Give the changes of the orders of `references` that have one of `outcomes` (pending) a new one."""
     changes = state.order_changes
+    current = or_(
+        *(changes.c.outcome.is_(None) if was is None else changes.c.outcome == was for was in outcomes)
+    )
     for chunk in in_chunks(sorted(set(references)), KEYS_PER_QUERY):
         conn.execute(
             update(changes)
-            .where(
-                changes.c.merchant == merchant, changes.c.reference.in_(chunk), changes.c.outcome.is_(None)
-            )
+            .where(changes.c.merchant == merchant, changes.c.reference.in_(chunk), current)
             .values(outcome=outcome, answered_at=moment)
         )
 
@@ -512,7 +527,7 @@ def record_update_refused(
     moment = now()
     with engine.begin() as conn:
         _settle_changes(conn, merchant, [refused.reference], outcome, moment)
-    record_quarantine(engine, run_id, merchant, [refused])
+        _quarantine(conn, run_id, merchant, [refused], moment)
 
 
 def release_refused_updates(engine: Engine, merchant: str, order_refs: Sequence[str]) -> list[str]:
@@ -562,6 +577,14 @@ def finish_run(
         conn.execute(delete(state.run_locks).where(state.run_locks.c.run_id == run_id))
 
 
+@dataclass(frozen=True)
+class Findings:
+    """What the state store says of a chunk's changed and unchanged orders before anything is sent."""
+
+    held: set[str]  # order_ref_1 of changed orders whose update SeQura refused as it stands
+    repeat: set[str]  # order_ref_1 of unchanged orders whose last update may have reached SeQura unanswered
+
+
 def record_findings(
     engine: Engine,
     run_id: str,
@@ -569,28 +592,35 @@ def record_findings(
     built: BuildResult,
     classified: Sequence[ClassifiedReport],
     retried: Sequence[str],
-) -> set[str]:
+) -> Findings:
     """Before sending: keep the build's quarantine and the changes seen, and close what needs no retry.
 
-    A quarantined reference, or one with a change waiting to be sent, needs no retry once it builds and is
-    what SeQura holds, or once it is no longer a shipped SeQura order of this merchant (it left the
-    extract, or belongs to another merchant). Orders the PHP module
-    reported get their first snapshot, so later changes to them show as CHANGED. Returns the changed
-    orders whose update SeQura already refused as it stands (see record_changes).
+    A quarantined reference, or one with a change waiting, needs no retry once it builds and is what SeQura
+    holds, or once it is no longer a shipped SeQura order of this merchant (it left the extract, or belongs
+    to another merchant). An order back to what SeQura last acknowledged closes its quarantine and its
+    refused updates; if an update of it is still waiting, that update may have reached SeQura without an
+    answer, so the order is sent again as it stands (`repeat`). Orders the PHP module reported get their
+    first snapshot, so later changes to them show as CHANGED.
     """
     record_quarantine(engine, run_id, merchant, built.quarantined)
     held = record_changes(
         engine, run_id, merchant, [item for item in classified if item.change is Change.CHANGED]
     )
     adopt_module_reports(engine, run_id, merchant, classified)
+    unchanged = {item.built.reference: item.built for item in classified if item.change is Change.UNCHANGED}
     still_open = {entry.reference for entry in built.quarantined} | {
         item.built.reference for item in classified if item.change is not Change.UNCHANGED
     }
-    settled, moment = sorted(set(retried) - still_open), now()
+    moment = now()
     with engine.begin() as conn:
-        _settle_changes(conn, merchant, settled, UPDATE_SUPERSEDED, moment)
-        _resolve(conn, merchant, settled, moment)
-    return held
+        changes = _rows_of(conn, state.order_changes, merchant, "reference", list(unchanged), "outcome")
+        waiting = {row.reference for row in changes if row.outcome is None}
+        refused = sorted({row.reference for row in changes if row.outcome in HELD_OUTCOMES})
+        _settle_changes(conn, merchant, refused, UPDATE_SUPERSEDED, moment, outcomes=HELD_OUTCOMES)
+        gone = set(retried) - still_open - set(unchanged)
+        _settle_changes(conn, merchant, sorted(gone), UPDATE_SUPERSEDED, moment)
+        _resolve(conn, merchant, sorted((gone | set(unchanged)) - waiting), moment)
+    return Findings(held, {unchanged[reference].order_ref_1 for reference in waiting})
 
 
 def _forget_in_flight(conn: Connection, merchant: str, order_refs: Sequence[str]) -> None:
@@ -697,12 +727,44 @@ def release_in_flight(engine: Engine, merchant: str, order_refs: Sequence[str], 
                     [snapshot],
                     {"first_sent_at": row.sending_at},
                 )
+                _confirm_by_update(conn, merchant, row)
             _resolve(conn, merchant, [row.reference for row in rows], now())
         _forget_in_flight(conn, merchant, order_refs)
     settled = ", ".join(sorted(row.order_ref_1 for row in rows))
     if delivered:
-        return f"recorded as delivered to SeQura, not to be sent again: {settled}"
+        return (
+            f"recorded as delivered to SeQura, not to be reported again: {settled}; the next run sends "
+            "each as an order update of what the shop shows then, which also catches changes made meanwhile"
+        )
     return f"released, the next run sends them: {settled}"
+
+
+def _confirm_by_update(conn: Connection, merchant: str, held: Any) -> None:
+    """Leave an order held in flight waiting as a change, so the next run sends it as an order update.
+
+    While it was held its changes were not recorded; an update carries the order as the shop shows it
+    then, and is harmless if SeQura already holds the same.
+    """
+    changes = state.order_changes
+    conn.execute(
+        delete(changes).where(
+            changes.c.merchant == merchant,
+            changes.c.order_ref_1 == held.order_ref_1,
+            changes.c.fingerprint == held.fingerprint,
+        )
+    )
+    conn.execute(
+        insert(changes).values(
+            merchant=merchant,
+            order_ref_1=held.order_ref_1,
+            reference=held.reference,
+            previous_fingerprint=held.fingerprint,
+            fingerprint=held.fingerprint,
+            payload=held.payload,
+            detected_at=now(),
+            run_id=held.run_id,
+        )
+    )
 
 
 def adopt_module_reports(

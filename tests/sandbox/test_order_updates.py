@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import requests
+
 from tests.sandbox.helpers import (
     MERCHANT,
     SandboxClient,
@@ -61,6 +64,7 @@ def test_every_update_of_an_order_is_kept_in_order(sandbox: SandboxClient) -> No
 
 
 def test_body_ref_that_differs_from_the_path_ref_is_rejected_with_409(sandbox: SandboxClient) -> None:
+    sandbox.report("ORDER-1")
     response = sandbox.put_order("ORDER-1", make_order_update("ORDER-2"))
 
     assert response.status_code == 409
@@ -73,6 +77,7 @@ def test_body_ref_that_differs_from_the_path_ref_is_rejected_with_409(sandbox: S
 
 
 def test_shipped_cart_that_does_not_add_up_is_rejected_with_sequra_message(sandbox: SandboxClient) -> None:
+    sandbox.report("S-1")
     body = make_order_update("S-1", shipped_cart=make_cart(product("A", "Camisa", price=5055), total=5097))
 
     response = sandbox.put_order("S-1", body)
@@ -85,6 +90,7 @@ def test_shipped_cart_that_does_not_add_up_is_rejected_with_sequra_message(sandb
 
 
 def test_update_without_unshipped_cart_is_rejected_with_409(sandbox: SandboxClient) -> None:
+    sandbox.report("U-1")
     body = make_order_update("U-1")
     del body["order"]["unshipped_cart"]
 
@@ -109,7 +115,9 @@ def test_body_merchant_other_than_the_header_merchant_is_refused_with_403(sandbo
 
 
 def test_update_of_an_order_never_reported_is_answered_404_and_not_recorded(sandbox: SandboxClient) -> None:
-    response = sandbox.put_order("NEVER-1", make_order_update("NEVER-1"))
+    body = make_order_update("NEVER-1", shipped_cart=make_cart(product("A", "Camisa"), total=1))
+
+    response = sandbox.put_order("NEVER-1", body)  # unknown comes before invalid
 
     assert response.status_code == 404
     assert response.json() == {"errors": ["Order NEVER-1 not found for merchant demo_merchant"]}
@@ -154,3 +162,14 @@ def test_faults_are_injected_on_updates_as_on_reports(sandbox: SandboxClient) ->
 
     assert (first.status_code, second.status_code, third.status_code) == (429, 500, 200)
     assert len(sandbox.inspect("order_updates")) == 1
+
+
+def test_a_lost_answer_is_an_update_applied_whose_connection_then_drops(sandbox: SandboxClient) -> None:
+    sandbox.report("L-1")
+    sandbox.set_faults(lose_answer_next=1)
+    shipped = make_cart(product("A", "Camisa"))
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):  # the body promised never comes
+        sandbox.put_order("L-1", make_order_update("L-1", shipped_cart=shipped))
+
+    assert sandbox.held("L-1").json()["shipped_cart"] == shipped

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import String, literal
+from sqlalchemy import String, literal, update
 
 from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
@@ -150,6 +150,20 @@ def test_totals_that_do_not_add_up_are_quarantined_with_both_sums(shop: Shop) ->
     (entry,) = result.quarantined
     assert (entry.reference, entry.stage) == ("BROKENSUM", Stage.BUILD)
     assert "totals do not add up: items 1745, order 5097" in entry.reason
+
+
+def test_a_line_taken_back_beyond_what_was_ordered_is_quarantined_naming_order_and_line(shop: Shop) -> None:
+    id_order = shop.shipped_order("OVERDRAWN")
+    shop.shipped_order("FINEORDER")
+    detail = shop.tables.order_detail
+    with shop.engine.begin() as conn:
+        conn.execute(update(detail).where(detail.c.id_order == id_order).values(product_quantity_refunded=2))
+    result = shop.build()
+    (entry,) = result.quarantined
+    assert [built.reference for built in result.reports] == ["FINEORDER"]
+    assert entry.reason.startswith(
+        f"line 'Camiseta' (TSHIRT-1) of order {id_order} has 2 units refunded and 0 returned but 1 ordered"
+    )
 
 
 def test_unknown_currency_is_quarantined_naming_it(shop: Shop) -> None:

@@ -12,11 +12,13 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from flows.cli import main
 from sandbox.server import SandboxServer
 from schemas.prestashop import shop_tables
 from schemas.settings import Settings
+from schemas.state import order_changes, quarantine
 from seeding.vocabulary import Discount, Line
 from tasks.delivery import ChunkOutcome
 from tasks.extract import OrderFilter
@@ -61,9 +63,9 @@ class Changes:
         """The run's settings: this shop, this state store, the sandbox, and `overrides`."""
         return settings_for(self.shop.engine, self.state_url, SEQURA_API_URL=self.sandbox.url, **overrides)
 
-    def run(self, **overrides: str) -> ChunkOutcome:
-        """One real run over the window, with settings `overrides` for this run only."""
-        return run_once(self.settings(**overrides), WINDOW)
+    def run(self, window: Window = WINDOW, **overrides: str) -> ChunkOutcome:
+        """One real run over `window`, with settings `overrides` for this run only."""
+        return run_once(self.settings(**overrides), window)
 
     def retried(self) -> list[str]:
         """The references the next run reads again whatever its window."""
@@ -345,20 +347,22 @@ def test_update_that_would_make_a_cart_negative_is_quarantined_naming_the_order_
     outcome = changes.run()
 
     [entry] = outcome.quarantined_rows
-    assert f"shipped_cart of order {id_order} would total -13.05 EUR" in entry.reason
+    named = f"shipped_cart of order {id_order} would total -13.05 EUR: its discounts ('Bienvenida' -20.00)"
+    assert named in entry.reason
     assert changes.updates() == []
 
 
-def test_update_that_got_no_answer_is_simply_sent_again_by_the_next_run(changes: Changes) -> None:
+def test_update_that_got_no_answer_is_simply_sent_again_by_the_next_run_whatever_its_window(
+    changes: Changes,
+) -> None:
     id_order = changes.reported("NOANSWER1")
     changes.shop.writer.refund(id_order, product_reference="TSHIRT-1", quantity=1, at=LATER)
     changes.faults(drop_next=2)
 
-    with pytest.raises(SequraUnavailableError):
-        changes.run(SEQURA_MAX_ATTEMPTS="2")
-    outcome = changes.run()
+    first = changes.run(SEQURA_MAX_ATTEMPTS="2")
+    later = changes.run(Window(UNTIL, UNTIL + timedelta(days=1), continues=False))
 
-    assert outcome.updated == 1
+    assert (first.updated, first.update_failed, later.updated) == (0, 1, 1)
     assert items(changes.held("NOANSWER1")["shipped_cart"])[0] == ("TSHIRT-1", 2, 2000)
     assert changes.retried() == []
 
@@ -398,3 +402,63 @@ def test_a_dry_run_lists_the_updates_it_would_send_and_sends_none(changes: Chang
         ("DRYUPDATE", "tracking", "dry run: not sent")
     ]
     assert changes.updates() == []
+
+
+def test_a_refused_update_of_an_order_changed_back_is_closed(changes: Changes) -> None:
+    id_order = changes.reported("CHANGEDBK")
+    changes.shop.writer.set_tracking(id_order, "PK1ES", at=LATER)
+    changes.faults(reject_refs=["CHANGEDBK"])
+    assert changes.run().update_failed == 1
+    changes.faults()
+
+    changes.shop.writer.set_tracking(id_order, "", at=LATER + timedelta(hours=1))
+    outcome = changes.run()
+
+    assert (outcome.changed, outcome.updated, outcome.quarantined) == (0, 0, 0)
+    store = open_state_store(changes.state_url)
+    with store.connect() as conn:
+        assert conn.execute(select(quarantine.c.resolved_at)).scalar_one() is not None
+        assert conn.execute(select(order_changes.c.outcome)).scalars().all() == ["superseded"]
+    store.dispose()
+
+
+def test_an_update_that_may_have_arrived_unanswered_is_sent_again_even_if_the_order_changed_back(
+    changes: Changes,
+) -> None:
+    id_order = changes.reported("UNDONEAGN")
+    changes.shop.writer.set_tracking(id_order, "PK1ES", at=LATER)
+    changes.faults(lose_answer_next=1)  # SeQura applies it, but its answer never arrives
+    first = changes.run(SEQURA_MAX_ATTEMPTS="1")
+    assert [row.result for row in first.update_rows] == ["no answer from SeQura: the next run sends it again"]
+    assert (first.updated, first.update_failed) == (0, 1)
+    assert [t["tracking_number"] for t in changes.held("UNDONEAGN")["trackings"]] == ["PK1ES"]
+
+    changes.shop.writer.set_tracking(id_order, "", at=LATER + timedelta(hours=1))
+    second = changes.run()
+
+    assert [(row.changes, row.result) for row in second.update_rows] == [
+        ("sent again: the last update got no answer", "accepted (200)")
+    ]
+    assert changes.held("UNDONEAGN")["trackings"] == []
+    assert changes.retried() == []
+
+
+def test_one_unanswered_update_does_not_stop_the_others_but_three_in_a_row_stop_the_run(
+    changes: Changes,
+) -> None:
+    ids = [changes.shop.shipped_order(f"NOANSWER{n}", lines=[SHIRT]) for n in range(4)]
+    changes.run()
+    for id_order in ids:
+        changes.shop.writer.set_tracking(id_order, f"PK{id_order}ES", at=LATER)
+    changes.faults(drop_next=1)
+
+    outcome = changes.run(SEQURA_MAX_ATTEMPTS="1")
+
+    assert (outcome.updated, outcome.update_failed) == (3, 1)
+    for id_order in ids:
+        changes.shop.writer.set_tracking(id_order, f"PK{id_order}XX", at=LATER + timedelta(hours=1))
+    changes.faults(drop_next=3)
+    with pytest.raises(SequraUnavailableError, match="SeQura answered none of 3 order updates in a row"):
+        changes.run(SEQURA_MAX_ATTEMPTS="1")
+    changes.faults()
+    assert changes.run().updated == 4

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, delete, insert, select, text
+from sqlalchemy import Engine, create_engine, delete, insert, inspect, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -84,6 +84,8 @@ def test_store_is_created_and_versioned_on_first_use(state_url: str) -> None:
 def test_a_version_1_store_gets_run_marks_chunks_and_update_outcomes(state_url: str) -> None:
     engine = open_state_store(state_url)
     with engine.begin() as conn:  # back to version 1, as stores written before version 2 are
+        for index in state.order_changes.indexes:
+            index.drop(conn)
         for table, column in [
             ("runs", "marks"),
             ("runs", "updated_count"),
@@ -103,6 +105,10 @@ def test_a_version_1_store_gets_run_marks_chunks_and_update_outcomes(state_url: 
     with engine.connect() as conn:
         assert conn.execute(select(state.runs.c.updated_count)).scalars().all() == [0]
         assert conn.execute(select(state.order_changes.c.outcome)).all() == []
+    assert {index["name"] for index in inspect(engine).get_indexes("order_changes")} >= {
+        "ix_order_changes_reference",
+        "ix_order_changes_outcome",
+    }
     engine.dispose()
 
 
@@ -298,13 +304,18 @@ def test_orders_still_in_flight_are_read_again_whatever_the_window(state_url: st
     engine.dispose()
 
 
-def test_an_order_released_as_delivered_is_kept_as_sent(state_url: str) -> None:
+def test_an_order_released_as_delivered_is_kept_as_sent_and_confirmed_by_an_update(state_url: str) -> None:
     engine = open_state_store(state_url)
     StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA")])
     message = release_in_flight(engine, MERCHANT, ["AAA"], delivered=True)
-    assert message == "recorded as delivered to SeQura, not to be sent again: AAA"
+    assert message.startswith("recorded as delivered to SeQura, not to be reported again: AAA; the next run")
     assert sent_fingerprints(engine, MERCHANT, ["AAA"]) == {"AAA": built_report("AAA").fingerprint}
     assert uncertain_deliveries(engine, MERCHANT, ["AAA"]) == {}
+    assert references_to_retry(engine, MERCHANT) == ["AAA"]  # read again, and sent as an update
+    back = ClassifiedReport(built_report("AAA"), Change.UNCHANGED, built_report("AAA").fingerprint)
+    assert record_findings(engine, "run-2", MERCHANT, BuildResult(), [back], retried=["AAA"]).repeat == {
+        "AAA"
+    }
     engine.dispose()
 
 
@@ -320,7 +331,9 @@ def test_an_order_released_for_sending_is_left_to_the_next_run(state_url: str) -
     engine.dispose()
 
 
-def test_a_waiting_change_of_an_order_back_as_sequra_holds_it_or_gone_is_settled(state_url: str) -> None:
+def test_a_waiting_change_of_an_order_gone_is_settled_and_of_one_changed_back_is_sent_again(
+    state_url: str,
+) -> None:
     engine = open_state_store(state_url)
     record_sent(engine, "run-1", MERCHANT, [built_report("AAA"), built_report("BBB")])
     for ref in ("AAA", "BBB"):
@@ -330,8 +343,11 @@ def test_a_waiting_change_of_an_order_back_as_sequra_holds_it_or_gone_is_settled
     assert references_to_retry(engine, MERCHANT) == ["AAA", "BBB"]
     back = ClassifiedReport(built_report("AAA"), Change.UNCHANGED, built_report("AAA").fingerprint)
 
-    record_findings(engine, "run-2", MERCHANT, BuildResult(), [back], retried=["AAA", "BBB"])
+    findings = record_findings(engine, "run-2", MERCHANT, BuildResult(), [back], retried=["AAA", "BBB"])
 
+    assert findings.repeat == {"AAA"}  # its update may have reached SeQura unanswered: say it again
+    assert references_to_retry(engine, MERCHANT) == ["AAA"]
+    record_updated(engine, "run-2", MERCHANT, [back.built])
     assert references_to_retry(engine, MERCHANT) == []
-    assert {outcome for _, outcome in _outcomes(engine)} == {"superseded"}
+    assert sorted(outcome for _, outcome in _outcomes(engine)) == ["sent", "superseded"]
     engine.dispose()
