@@ -1,4 +1,4 @@
-"""The sequra-etl command: deliver, release, sandbox, demo, seed."""
+"""The sequra-etl command: deliver, release, unlock, sandbox, demo, seed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+
+from sqlalchemy import Engine
 
 from schemas.settings import SETTINGS, SettingError, Settings, settings_table
 from tasks.window import WindowError, parse_moment
@@ -49,22 +51,26 @@ def parser() -> argparse.ArgumentParser:
         deliver.add_argument(option, dest=attr, help=f"overrides {SETTINGS[attr].env}")
     release = commands.add_parser(
         "release",
-        help="settle an order held because a run sent it without hearing back from SeQura, or send again "
-        "an order update SeQura refused",
+        help="settle an order held because its report got no answer, or send again an order update SeQura "
+        "refused",
     )
     release.add_argument(
         "order_refs", nargs="*", metavar="ORDER_REF_1", help="orders as SeQura knows them (order_ref_1)"
     )
     release.add_argument("--run", dest="run_id", help="every order this run left without a clear answer")
     release.add_argument(
-        "--delivered",
+        "--resend",
         action="store_true",
-        help="SeQura has it: record it as sent instead of sending it again",
+        help="SeQura does not have it (you checked): report it again; without this flag a held order is "
+        "recorded as SeQura's and confirmed by an order update, which can never report it twice",
     )
-    release.add_argument("--merchant", dest="merchant_id", help=f"overrides {SETTINGS['merchant_id'].env}")
-    release.add_argument(
-        "--state-db-url", dest="state_db_url", help=f"overrides {SETTINGS['state_db_url'].env}"
-    )
+    for command in (release, commands.add_parser("unlock", help="free the merchant's run lock")):
+        command.add_argument(
+            "--merchant", dest="merchant_id", help=f"overrides {SETTINGS['merchant_id'].env}"
+        )
+        command.add_argument(
+            "--state-db-url", dest="state_db_url", help=f"overrides {SETTINGS['state_db_url'].env}"
+        )
     sandbox = commands.add_parser("sandbox", help="run the local SeQura sandbox")
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     commands.add_parser("demo", help="seed a demo shop, start the sandbox and run the flow end to end")
@@ -117,24 +123,42 @@ def deliver(args: argparse.Namespace) -> int:
 
 def release(args: argparse.Namespace) -> int:
     """Settle held orders (maybe delivered, or with a refused update) and say what happens next."""
-    from tasks.state import in_flight_of_run, open_state_store, release_in_flight, release_refused_updates
+    from tasks.state import in_flight_of_run, release_in_flight, release_refused_updates
 
-    settings = Settings.from_env(merchant_id=args.merchant_id, state_db_url=args.state_db_url)
-    settings.require("merchant_id")
-    merchant = settings.merchant_id or ""
-    store = open_state_store(settings.state_url())
+    merchant, store = _state_store_of(args)
     try:
-        updates = [] if args.delivered else release_refused_updates(store, merchant, args.order_refs)
+        updates = [] if args.resend else release_refused_updates(store, merchant, args.order_refs)
         if updates:
             print(f"released, the next run sends their order updates again: {', '.join(updates)}")
         order_refs = [ref for ref in args.order_refs if ref not in updates] + (
             in_flight_of_run(store, merchant, args.run_id) if args.run_id else []
         )
         if order_refs or not updates:
-            print(release_in_flight(store, merchant, order_refs, delivered=args.delivered))
+            print(release_in_flight(store, merchant, order_refs, delivered=not args.resend))
     finally:
         store.dispose()
     return 0
+
+
+def unlock(args: argparse.Namespace) -> int:
+    """Free the merchant's run lock, for a run that died without its lease running out; says what it freed."""
+    from tasks.state import free_lock
+
+    merchant, store = _state_store_of(args)
+    try:
+        print(free_lock(store, merchant))
+    finally:
+        store.dispose()
+    return 0
+
+
+def _state_store_of(args: argparse.Namespace) -> tuple[str, Engine]:
+    """The merchant and the opened state store the command's settings name."""
+    from tasks.state import open_state_store
+
+    settings = Settings.from_env(merchant_id=args.merchant_id, state_db_url=args.state_db_url)
+    settings.require("merchant_id")
+    return settings.merchant_id or "", open_state_store(settings.state_url())
 
 
 def shop_now(value: str | None) -> datetime:
@@ -192,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return deliver(args)
         if args.command == "release":
             return release(args)
+        if args.command == "unlock":
+            return unlock(args)
         if args.command == "sandbox":
             from sandbox.config import SandboxConfig
             from sandbox.server import serve_forever

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from tasks.state import (
     finish_run,
     forget_chunks,
     last_successful_until,
+    lease_kept,
     open_state_store,
     start_run,
 )
@@ -115,12 +117,16 @@ def delivery_report(
             store.dispose()
             raise
     dry_run_file = str(Path(out or f".sequra-etl/dry-run-{window.label()}.json")) if dry_run else None
+    lease = nullcontext() if dry_run else lease_kept(settings.state_url(), merchant_id, run_id)
     try:
-        plan = plan_delivery_task(settings, run_id, window, dry_run)
-        if dry_run_file:
-            start_dry_run_task(dry_run_file, merchant_id)
-        first = ChunkJob(run_id, 0, window, plan.config, dry_run, dry_run_file, chunks=plan.chunks)
-        total = deliver_chunks(settings, first, plan.chunks) + ChunkOutcome(seconds={"plan": plan.seconds})
+        with lease:
+            plan = plan_delivery_task(settings, run_id, window, dry_run)
+            if dry_run_file:
+                start_dry_run_task(dry_run_file, merchant_id)
+            first = ChunkJob(run_id, 0, window, plan.config, dry_run, dry_run_file, chunks=plan.chunks)
+            total = deliver_chunks(settings, first, plan.chunks) + ChunkOutcome(
+                seconds={"plan": plan.seconds}
+            )
         if dry_run_file:
             finish_dry_run_task(settings, dry_run_file, plan.config, window)
         summary = summarize(

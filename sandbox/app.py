@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from functools import partial
+from typing import Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -62,8 +63,12 @@ class FaultPlan(BaseModel):
     retry_after: int = Field(1, ge=0)
     drop_next: int = Field(0, ge=0)
     lose_answer_next: int = Field(0, ge=0)  # process the request, then drop the connection unanswered
+    slow_answer_next: int = Field(0, ge=0)  # process the request, then answer after slow_answer_seconds
+    slow_answer_seconds: float = Field(5.0, ge=0)
     delay_seconds: float = Field(0.0, ge=0)
     error_share: float = Field(0.0, ge=0, le=1)
+    # the faults error_share draws from, evenly: fail (500), rate_limit (429), drop, lose_answer, slow_answer
+    error_kinds: list[Literal["fail", "rate_limit", "drop", "lose_answer", "slow_answer"]] = ["fail"]
     seed: int | None = None
     reject_refs: list[str | int] = Field(default_factory=list)
     name_rejected_orders: bool = True
@@ -74,6 +79,7 @@ class Fault(Enum):
 
     DROP = "drop"
     LOSE_ANSWER = "lose_answer"
+    SLOW_ANSWER = "slow_answer"
     RATE_LIMIT = "rate_limit"
     FAIL = "fail"
 
@@ -181,7 +187,7 @@ class SandboxState:
             self._random = random.Random(plan.seed)
 
     def draw_fault(self) -> tuple[Fault | None, FaultPlan]:
-        """Pick the fault for the next API request: drop, lost answer, rate limit, fail, error share."""
+        """Pick the fault for the next API request: drop, lost or slow answer, rate limit, fail, share."""
         with self._lock:
             plan = self._faults
             fault = None
@@ -191,6 +197,9 @@ class SandboxState:
             elif plan.lose_answer_next:
                 plan.lose_answer_next -= 1
                 fault = Fault.LOSE_ANSWER
+            elif plan.slow_answer_next:
+                plan.slow_answer_next -= 1
+                fault = Fault.SLOW_ANSWER
             elif plan.rate_limit_next:
                 plan.rate_limit_next -= 1
                 fault = Fault.RATE_LIMIT
@@ -198,7 +207,7 @@ class SandboxState:
                 plan.fail_next -= 1
                 fault = Fault.FAIL
             elif self._random.random() < plan.error_share:
-                fault = Fault.FAIL
+                fault = Fault(self._random.choice(plan.error_kinds))
             return fault, plan.model_copy(deep=True)
 
     def reset(self) -> None:
@@ -281,7 +290,7 @@ async def _answer_api(
     if merchant not in config.merchants:
         return _errors(403, NO_ACCESS)
     fault, plan = state.draw_fault()
-    if fault not in (None, Fault.LOSE_ANSWER):
+    if fault not in (None, Fault.LOSE_ANSWER, Fault.SLOW_ANSWER):
         return _fault_response(fault, plan)
     await asyncio.sleep(plan.delay_seconds)
     try:
@@ -291,6 +300,8 @@ async def _answer_api(
     except ValueError:
         return _errors(400, "Malformed JSON")
     answer = handle(merchant, body)
+    if fault is Fault.SLOW_ANSWER:
+        await asyncio.sleep(plan.slow_answer_seconds)
     return DroppedConnection() if fault is Fault.LOSE_ANSWER else answer
 
 

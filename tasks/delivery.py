@@ -52,7 +52,7 @@ from tasks.extract import (
     shop_local_bounds,
 )
 from tasks.load import add_to_dry_run_file, finish_dry_run_file, send_delivery_reports, start_dry_run_file
-from tasks.order_updates import send_order_updates, updates_to_send
+from tasks.order_updates import send_order_updates, settle_unanswered_reports, updates_to_send
 from tasks.state import (
     chunk_references,
     connect_state_store,
@@ -360,21 +360,23 @@ def _deliver(
         platform = platform_block(job.config)
         loaded = send_delivery_reports(settings, store, job.run_id, platform, new, statistics, log)
         record_quarantine(store, job.run_id, merchant, loaded.quarantined)
+        settled = settle_unanswered_reports(settings, store, job.run_id, platform, loaded.unanswered, log)
         repeated = [item for item in classified if item.built.order_ref_1 in findings.repeat]
         updates = send_order_updates(
             settings, store, job.run_id, platform, changed + repeated, previous, findings.held, log
         )
-        refused = tuple(loaded.quarantined) + tuple(updates.quarantined)
+        refused = tuple(loaded.quarantined) + tuple(settled.quarantined) + tuple(updates.quarantined)
+        sent = loaded.sent + settled.settled
         outcome = replace(
             outcome,
             quarantined=outcome.quarantined + len(refused),
             quarantined_rows=(outcome.quarantined_rows + refused)[:ROWS_SHOWN],
-            sent=len(loaded.sent),
+            sent=len(sent),
             updated=updates.updated,
             update_failed=len(updates.quarantined) + updates.unanswered,
-            requests=loaded.requests + updates.requests,
+            requests=loaded.requests + settled.requests + updates.requests,
             statistics_settled=loaded.statistics_settled,
-            sent_rows=tuple(sent_row(b) for b in loaded.sent[:ROWS_SHOWN]),
+            sent_rows=tuple(sent_row(b) for b in sent[:ROWS_SHOWN]),
             update_rows=tuple(updates.rows[:ROWS_SHOWN]),
         )
     clock.lap("load")

@@ -1,4 +1,10 @@
-"""Load: send the new order reports to SeQura in batches, isolating the orders SeQura refuses."""
+"""Load: send the new order reports to SeQura in batches, isolating the orders SeQura refuses.
+
+Which failures are retried: a request that cannot have been processed (no connection made, a 5xx, a 429)
+is sent again after a backoff. One that may have been processed without an answer (a timeout or a dropped
+connection after it was sent) is never POSTed again: its orders stay noted in flight and are settled by
+order updates (tasks/order_updates.py), which carry the same state whether or not the report arrived.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,14 @@ from schemas.reports import BuiltReport, QuarantinedOrder, Stage
 from schemas.sequra import Platform, Statistics
 from schemas.settings import Settings
 from tasks.chunks import in_chunks
-from tasks.sequra_client import LOG, HttpSequraClient, SequraClient, SequraError, SequraRejectedError
+from tasks.sequra_client import (
+    LOG,
+    HttpSequraClient,
+    SequraClient,
+    SequraError,
+    SequraRejectedError,
+    SequraUnavailableError,
+)
 from tasks.state import StateLedger, uncertain_deliveries
 
 
@@ -39,6 +52,8 @@ class LoadResult:
 
     sent: list[BuiltReport] = field(default_factory=list)
     quarantined: list[QuarantinedOrder] = field(default_factory=list)
+    # reported without an answer, now or by an earlier run: still in flight, to be settled by order updates
+    unanswered: list[BuiltReport] = field(default_factory=list)
     requests: int = 0
     statistics_settled: bool = False  # the statistics block went with an accepted request, or was refused
 
@@ -87,10 +102,7 @@ class DeliveryReportLoader:
             )
         except SequraRejectedError as rejected:
             if rejected.maybe_delivered:
-                why = f"this run sent it, then SeQura refused the retry ({'; '.join(rejected.errors)}),"
-                result.quarantined += hold_uncertain(
-                    batch, dict.fromkeys((b.order_ref_1 for b in batch), why)
-                )[1]
+                result.unanswered += batch
                 return
             self.ledger.not_sent(batch)
             named = {built.order_ref_1: errors_naming(built.order_ref_1, rejected.errors) for built in batch}
@@ -110,9 +122,14 @@ class DeliveryReportLoader:
                 self._send_isolating(batch[:middle], result)
                 self._send_isolating(batch[middle:], result)
             return
-        except SequraError as error:
-            if not getattr(error, "maybe_delivered", False):
-                self.ledger.not_sent(batch)
+        except SequraUnavailableError as unavailable:
+            if unavailable.maybe_delivered:  # SeQura may have it: never POSTed again, settled by updates
+                result.unanswered += batch
+                return
+            self.ledger.not_sent(batch)
+            raise
+        except SequraError:
+            self.ledger.not_sent(batch)
             raise
         self.ledger.sent(batch)
         self.statistics = None
@@ -148,27 +165,6 @@ def sequra_client(settings: Settings, log: logging.Logger | logging.LoggerAdapte
     )
 
 
-def hold_uncertain(
-    reports: Sequence[BuiltReport], uncertain: dict[str, str]
-) -> tuple[list[BuiltReport], list[QuarantinedOrder]]:
-    """Keep back the orders an earlier run may have delivered unanswered; send the rest."""
-    sendable = [built for built in reports if built.order_ref_1 not in uncertain]
-    held = [
-        QuarantinedOrder(
-            built.reference,
-            built.order_ref_1,
-            built.id_orders,
-            Stage.LOAD,
-            f"{uncertain[built.order_ref_1]} without a clear answer; SeQura may have it. Check in SeQura's "
-            f"back office, then run `sequra-etl release {built.order_ref_1}` to send it again, or add "
-            "--delivered if SeQura has it",
-        )
-        for built in reports
-        if built.order_ref_1 in uncertain
-    ]
-    return sendable, held
-
-
 def delivery_report_body(
     merchant_id: str, orders: Sequence[bytes], statistics: Statistics | None, platform: Platform
 ) -> bytes:
@@ -190,12 +186,15 @@ def send_delivery_reports(
     statistics: Statistics | None = None,
     log: logging.Logger | logging.LoggerAdapter = LOG,
 ) -> LoadResult:
-    """POST the new reports to SeQura; notes each batch in the state store before and after it goes."""
+    """POST the new reports to SeQura; notes each batch in the state store before and after it goes.
+
+    Orders an earlier run reported without an answer are not reported again: they come back in
+    `unanswered`, with those of this run, to be settled by order updates.
+    """
     client = sequra_client(settings, log)
     merchant = client.merchant_id
-    sendable, held = hold_uncertain(
-        reports, uncertain_deliveries(store, merchant, [b.order_ref_1 for b in reports])
-    )
+    uncertain = uncertain_deliveries(store, merchant, [b.order_ref_1 for b in reports])
+    sendable = [built for built in reports if built.order_ref_1 not in uncertain]
     loader = DeliveryReportLoader(
         client=client,
         merchant_id=merchant,
@@ -205,7 +204,7 @@ def send_delivery_reports(
         statistics=statistics,
     )
     result = loader.load(sendable)
-    result.quarantined += held
+    result.unanswered += [built for built in reports if built.order_ref_1 in uncertain]
     result.statistics_settled = statistics is not None and loader.statistics is None
     return result
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import orjson
 from sqlalchemy import Engine
 
-from schemas.reports import Change, ClassifiedReport, QuarantinedOrder, Stage, UpdatedOrder
+from schemas.reports import BuiltReport, Change, ClassifiedReport, QuarantinedOrder, Stage, UpdatedOrder
 from schemas.sequra import OrderReport, OrderUpdate, Platform, amount_shown, total_shown
 from schemas.settings import Settings
 from tasks.load import sequra_client
@@ -31,6 +31,7 @@ from tasks.sequra_client import (
 from tasks.state import (
     UPDATE_REFUSED,
     UPDATE_UNKNOWN,
+    StateLedger,
     record_quarantine,
     record_update_refused,
     record_updated,
@@ -46,6 +47,23 @@ PART_NAMES = (
     ("delivery_method", "delivery method"),
     ("trackings", "tracking"),
 )
+
+
+@dataclass
+class Unanswered:
+    """Order updates SeQura left unanswered one after the other; enough of them stop the run."""
+
+    in_a_row: int = 0
+
+    def count(self, order_ref_1: str, unavailable: SequraUnavailableError, then: str) -> None:
+        """Count one; raise SequraUnavailableError, saying `then`, after UNANSWERED_IN_A_ROW in a row."""
+        self.in_a_row += 1
+        if self.in_a_row >= UNANSWERED_IN_A_ROW:
+            raise SequraUnavailableError(
+                f"SeQura answered none of {self.in_a_row} order updates in a row (last, order {order_ref_1}: "
+                f"{unavailable}); {then}",
+                maybe_delivered=False,
+            ) from None
 
 
 class NegativeOrderError(ValueError):
@@ -156,7 +174,7 @@ class OrderUpdateLoader:
     merchant: str
     platform: Platform
     log: logging.Logger | logging.LoggerAdapter = LOG
-    unanswered_in_a_row: int = 0
+    unanswered: Unanswered = field(default_factory=Unanswered)
 
     def load(
         self, changed: Sequence[ClassifiedReport], previous: Mapping[str, bytes], held: set[str]
@@ -217,7 +235,7 @@ class OrderUpdateLoader:
                 result,
             )
             return reason
-        self.unanswered_in_a_row = 0
+        self.unanswered.in_a_row = 0
         record_updated(self.store, self.run_id, self.merchant, [built])
         result.updated += 1
         self.log.info("order update %s (%s): accepted (%d)", built.order_ref_1, changes, status)
@@ -225,15 +243,12 @@ class OrderUpdateLoader:
 
     def _unanswered(self, order_ref_1: str, unavailable: SequraUnavailableError, result: UpdateResult) -> str:
         """Leave an unanswered update waiting for the next run; stop the run if SeQura seems down."""
-        self.unanswered_in_a_row += 1
         result.unanswered += 1
-        if self.unanswered_in_a_row >= UNANSWERED_IN_A_ROW:
-            raise SequraUnavailableError(
-                f"SeQura answered none of {self.unanswered_in_a_row} order updates in a row (last, order "
-                f"{order_ref_1}: {unavailable}); they wait in the state store and the next run sends them "
-                "again, which is safe for an update",
-                maybe_delivered=False,
-            ) from None
+        self.unanswered.count(
+            order_ref_1,
+            unavailable,
+            "they wait in the state store and the next run sends them again, which is safe for an update",
+        )
         self.log.warning("order update %s got no answer; the next run sends it again", order_ref_1)
         return "no answer from SeQura: the next run sends it again"
 
@@ -284,3 +299,103 @@ def updates_to_send(changed: Sequence[ClassifiedReport], previous: Mapping[str, 
         )
         for item in changed
     ]
+
+
+@dataclass
+class SettleResult:
+    """What became of the reports that got no answer, once settled by order updates."""
+
+    settled: list[BuiltReport] = field(default_factory=list)
+    quarantined: list[QuarantinedOrder] = field(default_factory=list)
+    requests: int = 0
+
+
+@dataclass
+class ReportSettler:
+    """Settles reports SeQura may have received without answering, by sending each order as an update.
+
+    An update carries the order's absolute state, so it tells SeQura the shipment whether or not the
+    report arrived, and sending it cannot report the order twice. Its answer settles the order: 2xx, SeQura
+    holds the shipment (recorded as sent); 404, SeQura has no such order, so the report never reached it
+    (reported again by the next run); a refusal is left to a person, in the quarantine.
+    """
+
+    client: SequraClient
+    ledger: StateLedger
+    platform: Platform
+    log: logging.Logger | logging.LoggerAdapter = LOG
+    unanswered: Unanswered = field(default_factory=Unanswered)
+
+    def settle(self, reports: Sequence[BuiltReport]) -> SettleResult:
+        """Send each report's order as an update and record what its answer settles."""
+        result = SettleResult()
+        for built in reports:
+            result.requests += 1
+            renew_lock(self.ledger.engine, self.ledger.merchant, self.ledger.run_id)
+            self._settle(built, result)
+        return result
+
+    def _settle(self, built: BuiltReport, result: SettleResult) -> None:
+        """Settle one order by its update; records the outcome in the state store."""
+        ledger = self.ledger
+        body = order_update_body(ledger.merchant, built.report, self.platform)
+        try:
+            self.client.update_order(built.order_ref_1, body)
+        except SequraUnknownOrderError:
+            entry = _held(
+                built,
+                f"its delivery report got no answer and SeQura has no order {built.order_ref_1} (404 to the "
+                "order update sent to settle it), so the report did not reach SeQura: the next run reports "
+                "it again",
+            )
+            record_quarantine(ledger.engine, ledger.run_id, ledger.merchant, [entry])
+            ledger.not_sent([built])
+            result.quarantined.append(entry)
+            return
+        except (SequraRejectedError, SequraRequestError) as refused:
+            entry = _held(
+                built,
+                f"its delivery report got no answer and SeQura refused the order update sent to settle it "
+                f"({refused.status}: {'; '.join(refused.errors)}); SeQura may have the order: check in its "
+                f"back office, then run `sequra-etl release {built.order_ref_1}` if it has it, or add "
+                "--resend if it has not",
+            )
+            record_quarantine(ledger.engine, ledger.run_id, ledger.merchant, [entry])
+            result.quarantined.append(entry)
+            return
+        except SequraUnavailableError as unavailable:
+            self.unanswered.count(
+                built.order_ref_1,
+                unavailable,
+                "the orders whose report got no answer stay in flight and the next run settles them",
+            )
+            self.log.warning(
+                "order %s: its settling update got no answer; the next run tries again", built.order_ref_1
+            )
+            return
+        self.unanswered.in_a_row = 0
+        ledger.sent([built])
+        result.settled.append(built)
+        self.log.info("order %s: unanswered report settled by an order update", built.order_ref_1)
+
+
+def _held(built: BuiltReport, reason: str) -> QuarantinedOrder:
+    """A quarantine entry for an order whose report got no answer."""
+    return QuarantinedOrder(built.reference, built.order_ref_1, built.id_orders, Stage.LOAD, reason)
+
+
+def settle_unanswered_reports(
+    settings: Settings,
+    store: Engine,
+    run_id: str,
+    platform: Platform,
+    reports: Sequence[BuiltReport],
+    log: logging.Logger | logging.LoggerAdapter = LOG,
+) -> SettleResult:
+    """Settle by order updates the reports SeQura may have received unanswered; writes the state store."""
+    if not reports:
+        return SettleResult()
+    client = sequra_client(settings, log)
+    return ReportSettler(client, StateLedger(store, run_id, client.merchant_id), platform, log).settle(
+        reports
+    )

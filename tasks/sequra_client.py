@@ -60,6 +60,13 @@ def _never_left(error: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
+class SequraNotSequraError(SequraError):
+    """The answer did not come from SeQura's API: a redirect, or a page that is not SeQura's JSON.
+
+    Nothing is marked as sent: SEQURA_API_URL most likely points at a proxy, a login page or another host.
+    """
+
+
 class SequraRequestError(SequraError):
     """SeQura answered another 4xx (404, 405…): the URL or method is wrong; retrying would not help."""
 
@@ -149,8 +156,13 @@ class HttpSequraClient(SequraClient):
         return f"HttpSequraClient(base_url={self.base_url!r}, merchant_id={self.merchant_id!r})"
 
     def send_delivery_report(self, body: bytes) -> None:
-        """POST orders/delivery_reports; 2xx returns, 409 raises SequraRejectedError with SeQura's errors."""
-        self._request("POST", "orders/delivery_reports", body)
+        """POST orders/delivery_reports; 2xx returns, 409 raises SequraRejectedError with SeQura's errors.
+
+        A report may be processed though its answer is lost (a dropped connection or a timeout after it
+        was sent): it is then never repeated, since SeQura would get it twice; SequraUnavailableError with
+        `maybe_delivered` says so, and its orders are settled by order updates instead.
+        """
+        self._request("POST", "orders/delivery_reports", body, repeatable=False)
 
     def update_order(self, order_ref_1: str, body: bytes) -> int:
         """PUT merchants/{merchant}/orders/{order_ref_1}, both URL-encoded; 200, 202 and 204 are success.
@@ -161,7 +173,7 @@ class HttpSequraClient(SequraClient):
         """
         path = f"merchants/{quote(self.merchant_id, safe='')}/orders/{quote(order_ref_1, safe='')}"
         try:
-            return self._request("PUT", path, body).status_code
+            return self._request("PUT", path, body, repeatable=True).status_code
         except SequraRequestError as error:
             if error.status == 404:
                 raise SequraUnknownOrderError(404, error.errors) from None
@@ -174,15 +186,21 @@ class HttpSequraClient(SequraClient):
             return asked
         return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
-    def _request(self, method: str, path: str, body: bytes) -> requests.Response:
-        """Send one request with retries on 5xx, 429, timeouts and dropped connections; raise on the rest."""
+    def _request(self, method: str, path: str, body: bytes, *, repeatable: bool) -> requests.Response:
+        """Send one request, retrying what cannot have been processed (no connection, 5xx, 429).
+
+        A request that may have been processed unanswered (a timeout or a dropped connection after it was
+        sent) is retried only when `repeatable`, that is when sending it twice does no harm.
+        """
         url = self.base_url + path
         problem = ""
         maybe_delivered = False
         for attempt in range(1, self.max_attempts + 1):
             response: requests.Response | None = None
             try:
-                response = self._session.request(method, url, data=body, timeout=self.timeout_seconds)
+                response = self._session.request(
+                    method, url, data=body, timeout=self.timeout_seconds, allow_redirects=False
+                )
             except (
                 requests.Timeout,
                 requests.ConnectionError,
@@ -194,9 +212,11 @@ class HttpSequraClient(SequraClient):
                     if isinstance(error, requests.Timeout)
                     else ""
                 )
+                if maybe_delivered and not repeatable:
+                    break
             else:
                 if 200 <= response.status_code < 300:
-                    return response
+                    return self._sequras(response)
                 self._raise_final(response, maybe_delivered)
                 problem = f"HTTP {response.status_code}"
             if attempt < self.max_attempts:
@@ -206,21 +226,39 @@ class HttpSequraClient(SequraClient):
                 )
                 self._sleep(delay)
         raise SequraUnavailableError(
-            f"SeQura did not accept {method} {url} after {self.max_attempts} attempts (last: {problem}); "
+            f"SeQura did not answer {method} {url} (last: {problem}); "
             + (
-                "SeQura may have received it unanswered, so the next run holds those orders until you check"
-                if maybe_delivered
+                "it may have been processed, so it is not sent again: its orders are settled by order updates"
+                if maybe_delivered and not repeatable
                 else "nothing was marked as sent, the next run will try again"
             ),
             maybe_delivered=maybe_delivered,
         )
 
+    def _sequras(self, response: requests.Response) -> requests.Response:
+        """The 2xx answer if it is SeQura's (no body, or a JSON one); SequraNotSequraError otherwise."""
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        text = response.content.strip()
+        if not text or content_type == "application/json" or content_type.endswith("+json"):
+            return response
+        raise SequraNotSequraError(
+            f"the answer to {response.request.method} {response.url} was {response.status_code} with "
+            f"{content_type or 'an untyped body'} ({text[:60].decode('utf-8', 'replace')!r}), not SeQura's "
+            "API: check SEQURA_API_URL (e.g. https://sandbox.sequrapi.com/); nothing was marked as sent"
+        )
+
     def _raise_final(self, response: requests.Response, maybe_delivered: bool) -> None:
-        """Raise for answers that retrying cannot fix: 401, 403, 409 and other 4xx.
+        """Raise for answers that retrying cannot fix: redirects, 401, 403, 409 and other 4xx.
 
         A refusal after an unanswered attempt says so: SeQura may be refusing what it already has.
         """
         status = response.status_code
+        if 300 <= status < 400:
+            raise SequraNotSequraError(
+                f"{self.base_url} answered a redirect ({status}) to {response.headers.get('Location', '?')}; "
+                "redirects are not followed, so no order goes to another address: set SEQURA_API_URL to "
+                "SeQura's API itself (e.g. https://sandbox.sequrapi.com/); nothing was marked as sent"
+            )
         if status == 401:
             raise SequraAuthError(
                 "SeQura refused the credentials (401); check SEQURA_USERNAME and SEQURA_PASSWORD "

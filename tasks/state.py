@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +37,8 @@ from tasks.window import Window
 KEYS_PER_QUERY = 500
 SENT_BY_US = "sequra-etl"
 SENT_BY_MODULE = "php-module"
-RUN_LEASE = timedelta(hours=2)
+RUN_LEASE = timedelta(minutes=10)  # how long a run that stopped renewing its lease still blocks others
+LEASE_RENEWAL = timedelta(minutes=1)
 # What became of a change (order_changes.outcome); NULL means its update is still to be sent.
 UPDATE_SENT, UPDATE_SUPERSEDED, UPDATE_REFUSED, UPDATE_UNKNOWN = "sent", "superseded", "refused", "unknown"
 HELD_OUTCOMES = (UPDATE_REFUSED, UPDATE_UNKNOWN)
@@ -256,7 +259,8 @@ def _take_lock(engine: Engine, merchant: str, run_id: str) -> None:
     raise RunInProgressError(
         f"run {holder.run_id} for merchant {merchant} is still running (last seen "
         f"{holder.renewed_at:%Y-%m-%d %H:%M} UTC); try again when it ends "
-        f"(a crashed run stops blocking {RUN_LEASE} after it was last seen)"
+        f"(a run that died stops blocking {int(RUN_LEASE.total_seconds() // 60)} minutes after it was last "
+        "seen; `sequra-etl unlock` frees it at once)"
     )
 
 
@@ -269,6 +273,45 @@ def renew_lock(engine: Engine, merchant: str, run_id: str) -> None:
             .where(locks.c.merchant == merchant, locks.c.run_id == run_id)
             .values(renewed_at=now())
         )
+
+
+@contextmanager
+def lease_kept(url: str, merchant: str, run_id: str, every: timedelta = LEASE_RENEWAL) -> Iterator[None]:
+    """Renew the run's lease every `every` from a thread of its own while the block runs; writes the store.
+
+    A long extract is covered too; a run killed stops renewing, so its lock lapses RUN_LEASE later.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        engine = connect_state_store(url)
+        try:
+            while not stop.wait(every.total_seconds()):
+                renew_lock(engine, merchant, run_id)
+        finally:
+            engine.dispose()
+
+    heart = threading.Thread(target=beat, name="run-lease", daemon=True)
+    heart.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heart.join()
+
+
+def free_lock(engine: Engine, merchant: str) -> str:
+    """Delete the merchant's run lock whoever holds it; says which run it freed, in words."""
+    locks = state.run_locks
+    with engine.begin() as conn:
+        holder = conn.execute(select(locks).where(locks.c.merchant == merchant)).first()
+        if holder is None:
+            return f"no run holds the lock of merchant {merchant}; nothing was changed"
+        conn.execute(delete(locks).where(locks.c.merchant == merchant))
+    return (
+        f"freed the lock of merchant {merchant} held by run {holder.run_id} (last seen "
+        f"{holder.renewed_at:%Y-%m-%d %H:%M} UTC); if that run is still working, two runs may now send"
+    )
 
 
 def start_run(

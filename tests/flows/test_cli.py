@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flows.cli import EXIT_SETTING, main
+from tasks.state import StateLedger, open_state_store, sent_fingerprints, start_run
+from tasks.window import Window
+from tests.cases import built_report
 from tests.flows.conftest import Pipeline
+from tests.shops import SINCE, UNTIL
 
 SETTINGS = {
     "SHOP_DB_URL": "sqlite:///shop.sqlite",
@@ -88,3 +94,36 @@ def test_wrong_credentials_end_the_command_with_one_line_naming_the_settings(
     last = captured.err.strip().splitlines()[-1]
     assert last.startswith("sequra-etl: SequraAuthError:") and "SEQURA_PASSWORD" in last
     assert "wrong-password-value" not in captured.out + captured.err
+
+
+def test_unlock_frees_a_lock_left_behind_and_says_which_run_held_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    store = open_state_store(url)
+    start_run(store, "killed-run", "demo_merchant", Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    store.dispose()
+
+    assert main(["unlock", "--merchant", "demo_merchant", "--state-db-url", url]) == 0
+
+    assert "freed the lock of merchant demo_merchant held by run killed-run" in capsys.readouterr().out
+    assert main(["unlock", "--merchant", "demo_merchant", "--state-db-url", url]) == 0
+    assert "no run holds the lock" in capsys.readouterr().out
+
+
+def test_release_by_default_records_a_held_order_as_sequras_and_never_reports_it_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    store = open_state_store(url)
+    StateLedger(store, "run-1", "demo_merchant").sending([built_report("HELDORDER")])
+    store.dispose()
+
+    assert main(["release", "HELDORDER", "--merchant", "demo_merchant", "--state-db-url", url]) == 0
+
+    assert "recorded as delivered to SeQura, not to be reported again: HELDORDER" in capsys.readouterr().out
+    store = open_state_store(url)
+    assert sent_fingerprints(store, "demo_merchant", ["HELDORDER"]) == {
+        "HELDORDER": built_report("HELDORDER").fingerprint
+    }
+    store.dispose()

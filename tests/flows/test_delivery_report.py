@@ -17,11 +17,10 @@ from prefect.client.schemas.filters import (
 )
 from sqlalchemy import create_engine, func, select
 
-from flows.cli import main
 from flows.delivery_report import delivery_report
 from schemas.state import run_chunks, runs
 from seeding.vocabulary import Line
-from tasks.sequra_client import SequraAuthError, SequraUnavailableError
+from tasks.sequra_client import SequraAuthError
 from tests.flows.conftest import Pipeline
 from tests.shops import MORNING, SINCE, UNTIL
 
@@ -123,7 +122,7 @@ def test_a_quarantined_order_is_retried_by_the_next_run_and_sent_once_fixed(pipe
 
 def test_server_errors_and_rate_limits_are_retried_within_the_run(pipeline: Pipeline) -> None:
     pipeline.shop.shipped_order("AAAAAAAAA")
-    pipeline.faults(fail_next=1, rate_limit_next=1, retry_after=0, drop_next=1)
+    pipeline.faults(fail_next=1, rate_limit_next=1, retry_after=0)
     assert delivery_report(**WINDOW).counts.sent == 1
     assert pipeline.accepted() == ["AAAAAAAAA"]
 
@@ -178,22 +177,36 @@ def first_run_id(pipeline: Pipeline) -> str:
     return run_id
 
 
-def test_an_order_that_may_have_arrived_unanswered_is_held_until_released(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("fault", ["lose_answer_next", "slow_answer_next"])
+def test_a_report_processed_but_unanswered_is_settled_by_an_order_update_in_the_same_run(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
     pipeline.shop.shipped_order("AAAAAAAAA")
-    pipeline.faults(delay_seconds=1.0)
-    monkeypatch.setenv("SEQURA_TIMEOUT_SECONDS", "0.2")
-    monkeypatch.setenv("SEQURA_MAX_ATTEMPTS", "1")
-    with pytest.raises(SequraUnavailableError, match="next run holds those orders"):
-        delivery_report(**WINDOW)
-    pipeline.faults()
-    held = delivery_report(**WINDOW)
-    assert held.counts.sent == 0
-    assert "sequra-etl release AAAAAAAAA" in held.quarantined[0].reason
-    assert main(["release", "--run", first_run_id(pipeline)]) == 0
-    assert "the next run sends them: AAAAAAAAA" in capsys.readouterr().out
-    assert delivery_report(**WINDOW).counts.sent == 1
+    pipeline.faults(**{fault: 1, "slow_answer_seconds": 1.0})
+    monkeypatch.setenv("SEQURA_TIMEOUT_SECONDS", "0.3")
+
+    summary = delivery_report(**WINDOW)
+
+    assert (summary.counts.sent, summary.counts.quarantined) == (1, 0)
+    assert pipeline.accepted() == ["AAAAAAAAA"]  # one report, never two
+    assert pipeline.held("AAAAAAAAA")["order_updates"] == 1
+    assert delivery_report(**WINDOW).counts.sent == 0
+
+
+def test_a_report_dropped_before_sequra_had_it_is_reported_again_by_the_next_run_once(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    pipeline.faults(drop_next=1)
+
+    first = delivery_report(**WINDOW)
+    later = delivery_report(since="2026-11-25", until="2026-11-26")
+
+    assert (first.counts.sent, first.counts.quarantined) == (0, 1)
+    assert "SeQura has no order AAAAAAAAA (404 to the order update sent to settle it)" in (
+        first.quarantined[0].reason
+    )
+    assert later.counts.sent == 1
     assert pipeline.accepted() == ["AAAAAAAAA"]
 
 

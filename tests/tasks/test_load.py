@@ -147,13 +147,20 @@ def test_a_payload_refused_as_too_large_is_split_until_it_fits() -> None:
     assert sum(len(batch) for batch in ledger.of("sent")) == 5
 
 
-def test_a_batch_that_may_have_arrived_unanswered_stays_noted_as_sending(server: SandboxServer) -> None:
-    requests.post(server.url + "_sandbox/faults", json={"delay_seconds": 1.0}, timeout=5).raise_for_status()
+def test_a_batch_that_may_have_arrived_unanswered_is_never_posted_again_and_stays_in_flight(
+    server: SandboxServer,
+) -> None:
+    requests.post(server.url + "_sandbox/faults", json={"lose_answer_next": 1}, timeout=5).raise_for_status()
     ledger = ListLedger()
-    with pytest.raises(SequraUnavailableError) as unavailable:
-        loader(server, ledger, timeout_seconds=0.2, max_attempts=1).load([built_report("SLOWREF")])
-    assert unavailable.value.maybe_delivered is True
-    assert ledger.notes == [("sending", ["SLOWREF"])]
+
+    result = loader(server, ledger, max_attempts=5).load(
+        [built_report("LOSTANSWR"), built_report("LOSTANSW2")]
+    )
+
+    assert [built.order_ref_1 for built in result.unanswered] == ["LOSTANSWR", "LOSTANSW2"]
+    assert ledger.notes == [("sending", ["LOSTANSWR", "LOSTANSW2"])]
+    assert (result.requests, result.sent) == (1, [])
+    assert accepted_refs(server) == ["LOSTANSWR", "LOSTANSW2"]  # SeQura has them once, from the one POST
 
 
 def test_a_batch_that_never_left_is_noted_as_not_sent() -> None:
@@ -172,15 +179,14 @@ class AnsweredLateThenRefused(ReportsOnly):
         raise SequraRejectedError(409, ["Invalid data: order ONE: already reported"], maybe_delivered=True)
 
 
-def test_a_refused_retry_of_an_unanswered_request_holds_the_batch_instead_of_bisecting() -> None:
+def test_a_refused_retry_of_an_unanswered_request_is_left_in_flight_instead_of_bisecting() -> None:
     ledger = ListLedger()
     result = DeliveryReportLoader(AnsweredLateThenRefused(), MERCHANT, PLATFORM, ledger).load(
         [built_report("ONE"), built_report("TWO")]
     )
     assert ledger.notes == [("sending", ["ONE", "TWO"])]
     assert result.requests == 1
-    assert [entry.order_ref_1 for entry in result.quarantined] == ["ONE", "TWO"]
-    assert "sequra-etl release ONE" in result.quarantined[0].reason
+    assert [built.order_ref_1 for built in result.unanswered] == ["ONE", "TWO"]
 
 
 class RefusesStatistics(ReportsOnly):

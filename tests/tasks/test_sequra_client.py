@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import requests
@@ -10,10 +14,12 @@ from pydantic import SecretStr
 from sandbox.server import SandboxServer
 from tasks.build import serialised
 from tasks.load import delivery_report_body
+from tasks.order_updates import order_update_body
 from tasks.sequra_client import (
     MAX_RETRY_AFTER_SECONDS,
     HttpSequraClient,
     SequraAuthError,
+    SequraNotSequraError,
     SequraRejectedError,
     SequraUnavailableError,
     _retry_after,
@@ -88,20 +94,68 @@ def test_rate_limit_waits_what_retry_after_asks(server: SandboxServer) -> None:
     assert accepted_refs(server) == ["RATELIMIT"]
 
 
-def test_dropped_connections_are_retried(server: SandboxServer) -> None:
+def test_a_report_whose_connection_dropped_is_not_posted_again_as_it_may_have_arrived(
+    server: SandboxServer,
+) -> None:
     faults(server, drop_next=1)
     client, waits = client_for(server)
-    client.send_delivery_report(report("DROPPED"))
-    assert len(waits) == 1
-    assert accepted_refs(server) == ["DROPPED"]
+    with pytest.raises(
+        SequraUnavailableError, match="it may have been processed, so it is not sent again"
+    ) as error:
+        client.send_delivery_report(report("DROPPED"))
+    assert (error.value.maybe_delivered, waits) == (True, [])
 
 
-def test_a_slow_answer_times_out_and_gives_up_after_every_attempt(server: SandboxServer) -> None:
-    faults(server, delay_seconds=1.0)
-    client, waits = client_for(server, timeout=0.2, attempts=2)
-    with pytest.raises(SequraUnavailableError, match=r"after 2 attempts.*next run holds those orders"):
+def test_a_report_whose_answer_is_slow_is_not_posted_again(server: SandboxServer) -> None:
+    faults(server, slow_answer_next=1, slow_answer_seconds=1.0)
+    client, waits = client_for(server, timeout=0.2, attempts=3)
+    with pytest.raises(SequraUnavailableError) as error:
         client.send_delivery_report(report("SLOW"))
-    assert len(waits) == 1
+    assert (error.value.maybe_delivered, waits) == (True, [])
+    assert accepted_refs(server) == ["SLOW"]  # it arrived, once
+
+
+def test_an_update_whose_connection_dropped_is_simply_sent_again(server: SandboxServer) -> None:
+    client, waits = client_for(server)
+    client.send_delivery_report(report("UPDATED"))
+    faults(server, drop_next=1, lose_answer_next=1)
+    assert (
+        client.update_order("UPDATED", order_update_body(MERCHANT, order_report("UPDATED"), PLATFORM)) == 200
+    )
+    assert len(waits) == 2
+
+
+def test_a_refused_connection_is_retried_as_nothing_left() -> None:
+    waits: list[float] = []
+    closed = HttpSequraClient(
+        "http://127.0.0.1:9/",
+        "demo",
+        SecretStr("x"),
+        MERCHANT,
+        max_attempts=3,
+        backoff_seconds=0.01,
+        sleep=waits.append,
+    )
+    with pytest.raises(SequraUnavailableError, match="nothing was marked as sent") as error:
+        closed.send_delivery_report(report("NEVERLEFT"))
+    assert (error.value.maybe_delivered, len(waits)) == (False, 2)
+
+
+@pytest.mark.parametrize(
+    ("answer", "named"),
+    [
+        (("200 OK", "text/html", b"<html><body>Welcome to our proxy</body></html>"), "with text/html"),
+        (("302 Found", "text/html", b""), "answered a redirect (302) to http://elsewhere.example/"),
+        (("307 Temporary Redirect", "text/html", b""), "answered a redirect (307)"),
+    ],
+)
+def test_only_sequras_own_answer_counts_never_a_page_or_a_redirect(answer: tuple, named: str) -> None:
+    with not_sequra(*answer) as url:
+        client = HttpSequraClient(url, "demo", SecretStr("x"), MERCHANT, max_attempts=1)
+        with pytest.raises(SequraNotSequraError, match="SEQURA_API_URL") as error:
+            client.send_delivery_report(report("HTMLPAGE1"))
+    assert named in str(error.value)
+    assert "nothing was marked as sent" in str(error.value)
 
 
 def test_wrong_password_fails_at_once_naming_the_settings(server: SandboxServer) -> None:
@@ -145,3 +199,30 @@ def test_retry_after_is_read_in_seconds_or_as_an_http_date() -> None:
     assert 55 <= (_retry_after(answer(in_a_minute)) or 0) <= 60
     assert _retry_after(answer("soon")) is None
     assert _retry_after(answer("99999")) == MAX_RETRY_AFTER_SECONDS
+
+
+@contextmanager
+def not_sequra(status: str, content_type: str, body: bytes) -> Iterator[str]:
+    """A local HTTP server that answers every request with one fixed answer that is not SeQura's."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(int(status.split()[0]))
+            self.send_header("Content-Type", content_type)
+            self.send_header("Location", "http://elsewhere.example/orders/delivery_reports")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Keep the test output quiet."""
+
+    server = HTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, delete, insert, inspect, select, text
+from sqlalchemy import Engine, create_engine, delete, insert, inspect, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -20,9 +20,11 @@ from tasks.state import (
     StateLedger,
     StateStoreError,
     finish_run,
+    free_lock,
     in_flight_of_run,
     last_marks,
     last_successful_until,
+    lease_kept,
     open_state_store,
     record_changes,
     record_findings,
@@ -350,4 +352,34 @@ def test_a_waiting_change_of_an_order_gone_is_settled_and_of_one_changed_back_is
     record_updated(engine, "run-2", MERCHANT, [back.built])
     assert references_to_retry(engine, MERCHANT) == []
     assert sorted(outcome for _, outcome in _outcomes(engine)) == ["sent", "superseded"]
+    engine.dispose()
+
+
+def test_unlock_frees_the_lock_of_a_run_that_died_and_says_which(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+
+    freed = free_lock(engine, MERCHANT)
+
+    assert freed.startswith(f"freed the lock of merchant {MERCHANT} held by run run-1 (last seen ")
+    start_run(engine, "run-2", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    assert free_lock(engine, "another_merchant").startswith(
+        "no run holds the lock of merchant another_merchant"
+    )
+    engine.dispose()
+
+
+def test_a_run_keeps_its_lease_while_it_works_and_a_dead_one_lapses_in_minutes(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    locks = state.run_locks
+    with engine.begin() as conn:
+        conn.execute(update(locks).values(renewed_at=datetime.now(UTC) - RUN_LEASE - timedelta(seconds=1)))
+
+    with lease_kept(state_url, MERCHANT, "run-1", every=timedelta(milliseconds=50)):  # lapsed, renewed
+        threading.Event().wait(0.3)
+        with pytest.raises(RunInProgressError, match="`sequra-etl unlock` frees it at once"):
+            start_run(engine, "run-2", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+
+    assert timedelta(minutes=10) >= RUN_LEASE
     engine.dispose()
