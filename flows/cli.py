@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="settings (environment variables):\n" + settings_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    root.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = root.add_subparsers(dest="command", required=True)
     deliver = commands.add_parser("deliver", help="send the delivery report of a window")
     deliver.add_argument(
@@ -112,10 +113,14 @@ def apply_options(args: argparse.Namespace) -> Settings:
 
 
 def deliver(args: argparse.Namespace) -> int:
-    """Run the delivery-report flow once and print what it did."""
+    """Check the shop and the state store, run the delivery-report flow once and print what it did."""
     from flows.delivery_report import delivery_report
+    from tasks.delivery import check_ready
     from tasks.summary import summary_markdown
 
+    settings = Settings.from_env()
+    settings.require("shop_db_url", "merchant_id")
+    check_ready(settings)
     summary = delivery_report(since=args.since, until=args.until, dry_run=args.dry_run, out=args.out)
     print(summary_markdown(summary))
     return 0
@@ -235,10 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo()
     except (SettingError, WindowError) as error:
+        if args.debug:
+            raise
         print(f"sequra-etl: {error}", file=sys.stderr)
         return EXIT_SETTING
     except Exception as error:
-        if not getattr(error, "__module__", "").startswith(("tasks", "schemas", "seeding")):
+        if args.debug or not getattr(error, "__module__", "").startswith(("tasks", "schemas", "seeding")):
             raise
         print(f"sequra-etl: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED

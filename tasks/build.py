@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ OrderRefField = Literal["reference", "id_order"]
 ADJUSTMENT_NAME = "Rounding adjustment"
 
 
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")  # local@domain.tld, nothing blank
+PRODUCT_NAME_LONGEST = 255  # order_detail.product_name in PrestaShop 1.7 (product_lang.name allows 128)
+
+
 class UnreportableOrderError(ValueError):
     """An order cannot be reported as it is; the message says what to fix in the shop."""
 
@@ -56,7 +61,7 @@ class OrderRows:
     sub_orders: list[Row]
     products: Mapping[int, list[Item]]  # product lines net of refunds and returns
     removed: Mapping[int, Decimal]  # value refunded or returned, which the order total still contains
-    overdrawn: Mapping[int, str]  # a line taken back beyond what was ordered, in words
+    unsendable: Mapping[int, str]  # a line that cannot be sent as it is (quantities, name), in words
     discounts: Mapping[int, list[Item]]
     trackings: Mapping[int, list[Tracking]]
     addresses: Mapping[int, Address]  # addresses whose country is known
@@ -137,24 +142,23 @@ def product_items(
     """Per order, the product lines with quantities net of refunds and returns, and the value removed.
 
     A fully refunded line is left out; what was refunded or returned is still in the order's total, so it
-    is handed back to be taken off it. A line with more units refunded and returned than ordered is named
-    in the third mapping, for its order to be quarantined.
+    is handed back to be taken off it. A line that cannot be sent as it is (see line_problem) is named in
+    the third mapping, for its order to be quarantined.
     """
     items: dict[int, list[Item]] = defaultdict(list)
     removed: dict[int, Decimal] = defaultdict(Decimal)
-    overdrawn: dict[int, str] = {}
+    unsendable: dict[int, str] = {}
     for id_order, product_id, reference, name, ordered, refunded, returned, unit, total in _columns(
         lines,
         "id_order product_id product_reference product_name product_quantity product_quantity_refunded "
         "product_quantity_return unit_price_tax_incl total_price_tax_incl",
     ):
         gone = refunded + returned
-        if gone > ordered:
-            overdrawn[id_order] = (
-                f"line '{name}' ({_text(reference) or product_id}) of order {id_order} has {refunded} units "
-                f"refunded and {returned} returned but {ordered} ordered; correct the refund or the return "
-                "in the back office"
-            )
+        problem = line_problem(
+            id_order, _text(reference) or str(product_id), name, ordered, refunded, returned
+        )
+        if problem is not None:
+            unsendable[id_order] = problem
         if ordered > 0 and gone > 0:
             removed[id_order] += total * min(ordered, gone) / ordered
         net = ordered - gone
@@ -172,7 +176,36 @@ def product_items(
                 "product_id": str(product_id),
             }
         )
-    return items, removed, overdrawn
+    return items, removed, unsendable
+
+
+def line_problem(
+    id_order: int, reference: str, name: object, ordered: int, refunded: int, returned: int
+) -> str | None:
+    """What makes an order line unsendable, in words naming the order and the line; None if nothing."""
+    line = f"line {reference} of order {id_order}"
+    label = _text(name)
+    if ordered <= 0 or refunded < 0 or returned < 0:
+        return (
+            f"{line} has {ordered} units ordered, {refunded} refunded and {returned} returned; quantities "
+            "cannot be zero or negative: correct the line in the back office"
+        )
+    if refunded + returned > ordered:
+        return (
+            f"{line} has {refunded} units refunded and {returned} returned but {ordered} ordered; correct "
+            "the refund or the return in the back office"
+        )
+    if label is None:
+        return (
+            f"{line} has no product name, which SeQura shows the buyer: name the product on the order line "
+            "in the back office"
+        )
+    if len(label) > PRODUCT_NAME_LONGEST:
+        return (
+            f"{line} has a product name of {len(label):,} characters, more than the {PRODUCT_NAME_LONGEST} "
+            "PrestaShop allows (SeQura documents no limit, so it is not cut): correct the line's name"
+        )
+    return None
 
 
 def discount_items(discounts: pd.DataFrame) -> dict[int, list[Item]]:
@@ -325,6 +358,12 @@ def build_customer(sub_order: Row, rows: OrderRows) -> Customer:
             f"customer {sub_order['id_customer']} has no row or no email in the customer table; "
             "SeQura needs the buyer's email: restore the customer or set the order's customer"
         )
+    if not EMAIL.fullmatch(email):
+        raise UnreportableOrderError(
+            f"customer {sub_order['id_customer']} of order {sub_order['id_order']} has the email "
+            f"{email[:80]!r}, which is not an email address; correct it on the customer's page "
+            "(Customers > Customers)"
+        )
     invoice = rows.address_rows.get(sub_order["id_address_invoice"]) or {}
     is_guest = sub_order["customer_is_guest"]
     return _with(
@@ -365,11 +404,19 @@ def build_trackings(shipped: Sequence[Row], rows: OrderRows) -> list[Tracking]:
 
 
 def check_sub_orders(rows: OrderRows, shipped: Sequence[Row]) -> None:
-    """Refuse what no report can carry: an unknown currency, an overdrawn line, an undated shipment."""
+    """Refuse what no report can carry: an unknown currency, an unsendable line, an undated shipment."""
     sub_orders = rows.sub_orders
+    currencies = {_text(sub_order["currency_iso"]) for sub_order in sub_orders}
+    if len(currencies) > 1:
+        parts = ", ".join(f"order {row['id_order']} in {row['currency_iso']}" for row in sub_orders)
+        raise UnreportableOrderError(
+            f"the sub-orders of reference {sub_orders[0]['reference']} are in different currencies "
+            f"({parts}); SeQura takes one currency per order: correct the currency of the odd sub-order in "
+            "the back office"
+        )
     for sub_order in sub_orders:
-        if sub_order["id_order"] in rows.overdrawn:
-            raise UnreportableOrderError(rows.overdrawn[sub_order["id_order"]])
+        if sub_order["id_order"] in rows.unsendable:
+            raise UnreportableOrderError(rows.unsendable[sub_order["id_order"]])
         if _text(sub_order["currency_iso"]) is None:
             raise UnreportableOrderError(
                 f"order {sub_order['id_order']} has currency id {sub_order['id_currency']}, which is not in "
@@ -449,12 +496,12 @@ def build_reports(
     extract: ShopExtract, merchant_id: str, order_ref_field: OrderRefField = "reference"
 ) -> BuildResult:
     """One order report per reference, or a quarantine entry saying what to fix; bad orders stop no other."""
-    products, removed, overdrawn = product_items(extract.order_lines)
+    products, removed, unsendable = product_items(extract.order_lines)
     address_rows = {row["id_address"]: row for row in records(extract.order_addresses)}
     parts = {
         "products": products,
         "removed": removed,
-        "overdrawn": overdrawn,
+        "unsendable": unsendable,
         "discounts": discount_items(extract.order_discounts),
         "trackings": trackings_by_order(extract.order_trackings),
         "addresses": addresses_by_id(address_rows),

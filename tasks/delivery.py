@@ -57,6 +57,7 @@ from tasks.state import (
     chunk_references,
     connect_state_store,
     last_marks,
+    open_state_store,
     record_findings,
     record_marks,
     record_quarantine,
@@ -201,6 +202,21 @@ def statistics_for(settings: Settings, config: ShopConfig, window: Window) -> St
     finally:
         engine.dispose()
     return build_statistics(recent, config, settings.payment_modules, settings.order_ref_field)
+
+
+def check_ready(settings: Settings) -> None:
+    """Open the state store and read the shop's configuration before any run starts; reads both.
+
+    A wrong password, an unreachable server, a missing table or a damaged state store is then one error
+    naming the setting to check (ShopReadError, StateStoreError), with no run begun and nothing marked.
+    """
+    assert settings.shop_db_url is not None
+    open_state_store(settings.state_url()).dispose()
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    try:
+        read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id)
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)

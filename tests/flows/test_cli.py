@@ -3,8 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from flows.cli import EXIT_SETTING, main
+from schemas.state import runs
 from tasks.state import StateLedger, open_state_store, sent_fingerprints, start_run
 from tasks.window import Window
 from tests.cases import built_report
@@ -127,3 +130,58 @@ def test_release_by_default_records_a_held_order_as_sequras_and_never_reports_it
         "HELDORDER": built_report("HELDORDER").fingerprint
     }
     store.dispose()
+
+
+@pytest.mark.mysql
+@pytest.mark.usefixtures("configured")
+@pytest.mark.parametrize(
+    ("problem", "named"),
+    [
+        ("wrong password", "Access denied for user"),
+        ("unreachable server", "Can't connect"),
+        ("no such table", "ps_configuration' doesn't exist"),
+    ],
+)
+def test_a_shop_that_cannot_be_read_ends_in_one_line_before_any_run(
+    problem: str,
+    named: str,
+    mysql_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = make_url(mysql_database_url)
+    shop = {
+        "wrong password": url.set(password="not-the-password"),
+        "unreachable server": url.set(port=9),
+        "no such table": url,
+    }[problem]
+    monkeypatch.setenv("SHOP_DB_URL", shop.render_as_string(hide_password=False))
+    monkeypatch.setenv("STATE_DB_URL", f"sqlite:///{tmp_path / 'state.sqlite'}")
+
+    assert main(["deliver", "--since", "2026-11-20", "--until", "2026-11-21"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err and "check SHOP_DB_URL" in err
+    assert "not-the-password" not in err
+    store = open_state_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    with store.connect() as conn:
+        assert conn.execute(select(runs.c.run_id)).all() == []  # no run begun, nothing marked
+    store.dispose()
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_damaged_state_store_ends_in_one_line_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = tmp_path / "state.sqlite"
+    damaged.write_text("not a database")
+    monkeypatch.setenv("STATE_DB_URL", f"sqlite:///{damaged}")
+
+    assert main(["deliver"]) == 1
+
+    err = capsys.readouterr().err
+    assert err == (
+        "sequra-etl: StateStoreError: cannot open the state store: file is not a database; "
+        "check STATE_DB_URL\n"
+    )

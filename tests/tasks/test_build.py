@@ -5,14 +5,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
+import pytest
 from sqlalchemy import String, literal, update
 
 from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
-from seeding.vocabulary import Discount, Line
+from seeding.vocabulary import GBP, Discount, Line
 from tasks.build import ADJUSTMENT_NAME, build_statistics, quarantine_reason, serialised
 from tasks.extract import extract_recent_orders, read_config
-from tests.shops import CANCELED, DELIVERED, MORNING, PREPARATION, SHIPPED, SINCE, Shop, new_address
+from tests.shops import CANCELED, DELIVERED, MORNING, PLACED, PREPARATION, SHIPPED, SINCE, Shop, new_address
 
 
 def items_by_type(cart) -> dict[str, list]:
@@ -152,17 +153,47 @@ def test_totals_that_do_not_add_up_are_quarantined_with_both_sums(shop: Shop) ->
     assert "totals do not add up: items 1745, order 5097" in entry.reason
 
 
-def test_a_line_taken_back_beyond_what_was_ordered_is_quarantined_naming_order_and_line(shop: Shop) -> None:
-    id_order = shop.shipped_order("OVERDRAWN")
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ({"product_quantity_refunded": 2}, "has 2 units refunded and 0 returned but 1 ordered"),
+        ({"product_quantity": -1}, "has -1 units ordered, 0 refunded and 0 returned; quantities cannot be"),
+        ({"product_quantity": 0}, "has 0 units ordered"),
+        ({"product_name": "  "}, "has no product name, which SeQura shows the buyer"),
+        ({"product_name": "x" * 1_000_000}, "has a product name of 1,000,000 characters, more than the 255"),
+    ],
+    ids=["refunded beyond ordered", "negative quantity", "zero quantity", "empty name", "1 MB name"],
+)
+def test_a_line_that_cannot_be_sent_quarantines_its_order_naming_order_and_line(
+    shop: Shop, line: dict, reason: str
+) -> None:
+    id_order = shop.shipped_order("BADLINE01")
     shop.shipped_order("FINEORDER")
     detail = shop.tables.order_detail
     with shop.engine.begin() as conn:
-        conn.execute(update(detail).where(detail.c.id_order == id_order).values(product_quantity_refunded=2))
+        conn.execute(update(detail).where(detail.c.id_order == id_order).values(**line))
     result = shop.build()
     (entry,) = result.quarantined
     assert [built.reference for built in result.reports] == ["FINEORDER"]
+    assert entry.reason.startswith(f"line TSHIRT-1 of order {id_order} {reason}")
+
+
+def test_sub_orders_of_one_reference_in_two_currencies_are_quarantined_naming_each(shop: Shop) -> None:
+    euros = shop.shipped_order("TWOCURREN")
+    pounds = shop.shipped_order("TWOCURREN", id_currency=GBP)
+    (entry,) = shop.build().quarantined
+    assert (
+        f"(order {euros} in EUR, order {pounds} in GBP); SeQura takes one currency per order" in entry.reason
+    )
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "ana@", "ana @example.com", "ana@example"])
+def test_an_email_that_is_not_an_email_is_quarantined_naming_the_customer(shop: Shop, email: str) -> None:
+    buyer = shop.writer.add_customer(firstname="Ana", lastname="García", email=email, at=PLACED)
+    id_order = shop.shipped_order("BADEMAIL1", id_customer=buyer)
+    (entry,) = shop.build().quarantined
     assert entry.reason.startswith(
-        f"line 'Camiseta' (TSHIRT-1) of order {id_order} has 2 units refunded and 0 returned but 1 ordered"
+        f"customer {buyer} of order {id_order} has the email {email!r}, which is not"
     )
 
 

@@ -82,6 +82,7 @@ class Scenario:
     state_url: str
     sandbox: SandboxServer
     orders: list[Order]
+    placed: datetime  # shop-local: when the orders were placed, the start of the sequence's first run
     clock: datetime
     id_customer: int
     runs: int = 0
@@ -103,7 +104,7 @@ class Scenario:
         window = (
             Window(last - OVERLAP, until, follows_last_run=True)
             if last is not None
-            else Window(until - timedelta(days=2), until)
+            else Window(self.placed.replace(tzinfo=SHOP_ZONE).astimezone(UTC) - timedelta(hours=1), until)
         )
         settings = settings_for(
             self.shop.engine,
@@ -288,10 +289,10 @@ def test_sequra_holds_what_the_shop_shows_after_any_events_runs_and_faults(
 ) -> None:
     requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
     example = next(EXAMPLES)
-    placed = datetime(2024, 1, 1, 9, 0) + timedelta(days=3 * example)
+    placed = datetime(2024, 1, 1, 9, 0) + timedelta(days=example)  # a sequence lasts hours, not days
     orders, id_customer = place_orders(property_shop, draws, example, placed)
     state_url = f"sqlite:///{Path(tmp_path_factory.mktemp('property')) / 'state.sqlite'}"
-    scenario = Scenario(property_shop, state_url, sandbox_server, orders, placed, id_customer)
+    scenario = Scenario(property_shop, state_url, sandbox_server, orders, placed, placed, id_customer)
     for which in range(len(orders)):  # most orders ship a first part and are reported first
         if which < shipped_first:
             apply(scenario, ("ship", which, 0, 0, 0))
