@@ -112,12 +112,24 @@ def delivery_report(
     logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, store.url)
     if not dry_run:
         try:
-            start_run(store, run_id, merchant_id, window, dry_run=False, flow_run_id=str(runtime.flow_run.id))
+            start_run(
+                store,
+                run_id,
+                merchant_id,
+                window,
+                dry_run=False,
+                flow_run_id=str(runtime.flow_run.id),
+                lease=settings.run_lease(),
+            )
         except RunInProgressError:
             store.dispose()
             raise
     dry_run_file = str(Path(out or f".sequra-etl/dry-run-{window.label()}.json")) if dry_run else None
-    lease = nullcontext() if dry_run else lease_kept(settings.state_url(), merchant_id, run_id)
+    lease = (
+        nullcontext()
+        if dry_run
+        else lease_kept(settings.state_url(), merchant_id, run_id, settings.run_lease())
+    )
     try:
         with lease:
             plan = plan_delivery_task(settings, run_id, window, dry_run)

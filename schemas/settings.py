@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,6 +173,12 @@ SETTINGS: dict[str, Setting] = {
     "first_run_days": Setting(
         "DELIVERY_FIRST_RUN_DAYS", "7", _positive_int, "window of the very first run, in days"
     ),
+    "run_lease_seconds": Setting(
+        "SEQURA_RUN_LEASE_SECONDS",
+        "600",
+        _positive_float,
+        "how long a run that stopped renewing its lock (killed) still blocks the next one",
+    ),
 }
 
 REQUIRED_TO_SEND = ("shop_db_url", "username", "password", "merchant_id")
@@ -199,6 +206,7 @@ class Settings:
     fast_reader: bool
     overlap_minutes: int
     first_run_days: int
+    run_lease_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -232,6 +240,10 @@ class Settings:
             if getattr(self, attr) in (None, ""):
                 setting = SETTINGS[attr]
                 raise SettingError(setting.env, f"is not set; set it to the {setting.help}")
+
+    def run_lease(self) -> timedelta:
+        """How long the run lock of a run that stopped renewing it (killed) still holds."""
+        return timedelta(seconds=self.run_lease_seconds)
 
     def state_url(self) -> str:
         """The state store URL, password included: STATE_DB_URL, or a SQLite file in ./.sequra-etl/."""

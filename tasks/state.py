@@ -38,7 +38,6 @@ KEYS_PER_QUERY = 500
 SENT_BY_US = "sequra-etl"
 SENT_BY_MODULE = "php-module"
 RUN_LEASE = timedelta(minutes=10)  # how long a run that stopped renewing its lease still blocks others
-LEASE_RENEWAL = timedelta(minutes=1)
 # What became of a change (order_changes.outcome); NULL means its update is still to be sent.
 UPDATE_SENT, UPDATE_SUPERSEDED, UPDATE_REFUSED, UPDATE_UNKNOWN = "sent", "superseded", "refused", "unknown"
 HELD_OUTCOMES = (UPDATE_REFUSED, UPDATE_UNKNOWN)
@@ -231,7 +230,7 @@ def references_to_retry(engine: Engine, merchant: str) -> list[str]:
         return sorted({*quarantined, *in_flight, *pending})
 
 
-def _take_lock(engine: Engine, merchant: str, run_id: str) -> None:
+def _take_lock(engine: Engine, merchant: str, run_id: str, lease: timedelta) -> None:
     """Take the merchant's run lock, or raise RunInProgressError naming the run that holds it.
 
     Taking it is one INSERT on a primary key, or one UPDATE of a lease that expired, so two runs starting
@@ -248,7 +247,7 @@ def _take_lock(engine: Engine, merchant: str, run_id: str) -> None:
     with engine.begin() as conn:
         taken_over = conn.execute(
             update(locks)
-            .where(locks.c.merchant == merchant, locks.c.renewed_at < moment - RUN_LEASE)
+            .where(locks.c.merchant == merchant, locks.c.renewed_at < moment - lease)
             .values(run_id=run_id, renewed_at=moment)
         ).rowcount
         if taken_over == 1:
@@ -259,8 +258,8 @@ def _take_lock(engine: Engine, merchant: str, run_id: str) -> None:
     raise RunInProgressError(
         f"run {holder.run_id} for merchant {merchant} is still running (last seen "
         f"{holder.renewed_at:%Y-%m-%d %H:%M} UTC); try again when it ends "
-        f"(a run that died stops blocking {int(RUN_LEASE.total_seconds() // 60)} minutes after it was last "
-        "seen; `sequra-etl unlock` frees it at once)"
+        f"(a run that died stops blocking {lease.total_seconds():g} seconds after it was last seen, "
+        "SEQURA_RUN_LEASE_SECONDS; `sequra-etl unlock` frees it at once)"
     )
 
 
@@ -276,12 +275,13 @@ def renew_lock(engine: Engine, merchant: str, run_id: str) -> None:
 
 
 @contextmanager
-def lease_kept(url: str, merchant: str, run_id: str, every: timedelta = LEASE_RENEWAL) -> Iterator[None]:
-    """Renew the run's lease every `every` from a thread of its own while the block runs; writes the store.
+def lease_kept(url: str, merchant: str, run_id: str, lease: timedelta = RUN_LEASE) -> Iterator[None]:
+    """Renew the run's lease ten times a `lease` from a thread of its own while the block runs; writes.
 
-    A long extract is covered too; a run killed stops renewing, so its lock lapses RUN_LEASE later.
+    A long extract is covered too; a run killed stops renewing, so its lock lapses a `lease` later.
     """
     stop = threading.Event()
+    every = lease / 10
 
     def beat() -> None:
         engine = connect_state_store(url)
@@ -322,9 +322,10 @@ def start_run(
     *,
     dry_run: bool,
     flow_run_id: str | None,
+    lease: timedelta = RUN_LEASE,
 ) -> None:
     """Take the merchant's run lock and record that the run started (one runs row)."""
-    _take_lock(engine, merchant, run_id)
+    _take_lock(engine, merchant, run_id, lease)
     with engine.begin() as conn:
         conn.execute(
             insert(state.runs).values(

@@ -376,7 +376,7 @@ def test_a_run_keeps_its_lease_while_it_works_and_a_dead_one_lapses_in_minutes(s
     with engine.begin() as conn:
         conn.execute(update(locks).values(renewed_at=datetime.now(UTC) - RUN_LEASE - timedelta(seconds=1)))
 
-    with lease_kept(state_url, MERCHANT, "run-1", every=timedelta(milliseconds=50)):  # lapsed, renewed
+    with lease_kept(state_url, MERCHANT, "run-1", timedelta(milliseconds=500)):  # lapsed, then renewed
         threading.Event().wait(0.3)
         with pytest.raises(RunInProgressError, match="`sequra-etl unlock` frees it at once"):
             start_run(engine, "run-2", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
