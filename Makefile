@@ -34,10 +34,11 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run --orders 100000 $(if $(BENCH_1M),--orders 1000000)
 
-## reliability: the order-update invariant on 2,000 random sequences of shop events, runs and faults
+## reliability: 2,000 random sequences of shop events, runs and faults; 50 runs killed at random moments
 reliability: $(STAMP)
-	PROPERTY_SEQUENCES=2000 PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest -p no:cacheprovider \
-		tests/tasks/test_order_updates_property.py --hypothesis-show-statistics
+	PROPERTY_SEQUENCES=2000 CRASH_TRIALS=50 PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest \
+		-p no:cacheprovider -s tests/tasks/test_order_updates_property.py tests/flows/test_crash_recovery.py \
+		tests/tasks/test_exactly_once.py --hypothesis-show-statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

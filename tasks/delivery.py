@@ -375,8 +375,15 @@ def _deliver(
         statistics = statistics_for(settings, job.config, job.window) if job.statistics_due and new else None
         platform = platform_block(job.config)
         loaded = send_delivery_reports(settings, store, job.run_id, platform, new, statistics, log)
-        record_quarantine(store, job.run_id, merchant, loaded.quarantined)
         settled = settle_unanswered_reports(settings, store, job.run_id, platform, loaded.unanswered, log)
+        if settled.not_at_sequra:  # SeQura said it has none of them: reporting them again cannot double
+            again = send_delivery_reports(
+                settings, store, job.run_id, platform, settled.not_at_sequra, None, log
+            )
+            loaded.sent += again.sent
+            loaded.quarantined += again.quarantined
+            loaded.requests += again.requests
+        record_quarantine(store, job.run_id, merchant, loaded.quarantined)
         repeated = [item for item in classified if item.built.order_ref_1 in findings.repeat]
         updates = send_order_updates(
             settings, store, job.run_id, platform, changed + repeated, previous, findings.held, log

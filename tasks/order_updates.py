@@ -307,6 +307,7 @@ class SettleResult:
 
     settled: list[BuiltReport] = field(default_factory=list)
     quarantined: list[QuarantinedOrder] = field(default_factory=list)
+    not_at_sequra: list[BuiltReport] = field(default_factory=list)  # 404: to be reported again
     requests: int = 0
 
 
@@ -317,7 +318,7 @@ class ReportSettler:
     An update carries the order's absolute state, so it tells SeQura the shipment whether or not the
     report arrived, and sending it cannot report the order twice. Its answer settles the order: 2xx, SeQura
     holds the shipment (recorded as sent); 404, SeQura has no such order, so the report never reached it
-    (reported again by the next run); a refusal is left to a person, in the quarantine.
+    and may be sent again (`not_at_sequra`); a refusal is left to a person, in the quarantine.
     """
 
     client: SequraClient
@@ -341,16 +342,9 @@ class ReportSettler:
         body = order_update_body(ledger.merchant, built.report, self.platform)
         try:
             self.client.update_order(built.order_ref_1, body)
-        except SequraUnknownOrderError:
-            entry = _held(
-                built,
-                f"its delivery report got no answer and SeQura has no order {built.order_ref_1} (404 to the "
-                "order update sent to settle it), so the report did not reach SeQura: the next run reports "
-                "it again",
-            )
-            record_quarantine(ledger.engine, ledger.run_id, ledger.merchant, [entry])
+        except SequraUnknownOrderError:  # the report never reached SeQura: reporting it is safe again
             ledger.not_sent([built])
-            result.quarantined.append(entry)
+            result.not_at_sequra.append(built)
             return
         except (SequraRejectedError, SequraRequestError) as refused:
             entry = _held(

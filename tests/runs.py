@@ -53,7 +53,7 @@ def run_once(settings: Settings, window: Window) -> ChunkOutcome:
     """
     store = open_state_store(settings.state_url())
     run_id = str(uuid.uuid4())
-    start_run(store, run_id, MERCHANT, window, dry_run=False, flow_run_id=None)
+    start_run(store, run_id, MERCHANT, window, dry_run=False, flow_run_id=None, lease=settings.run_lease())
     try:
         _, total = deliver_all(settings, window, run_id=run_id)
     except Exception as error:
