@@ -74,6 +74,15 @@ class FaultPlan(BaseModel):
     name_rejected_orders: bool = True
 
 
+class Checkouts(BaseModel):
+    """Orders SeQura knows from checkout (order_ref_1), for one merchant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    merchant: str
+    order_refs: list[str | int]
+
+
 class Fault(Enum):
     """A fault injected instead of the normal answer."""
 
@@ -110,6 +119,15 @@ class SandboxState:
             self._orders.extend(_order_record(merchant, order, received_at) for order in orders)
             for order in orders:
                 self._hold(merchant, order, HELD_FROM_REPORT, received_at, "delivery_reports")
+
+    def check_out(self, merchant: str, order_refs: list[str]) -> None:
+        """Know these orders as SeQura does from checkout, before any report or update of them."""
+        with self._lock:
+            for ref in order_refs:
+                self._held.setdefault(
+                    (merchant, ref),
+                    {"merchant": merchant, "order_ref_1": ref, "delivery_reports": 0, "order_updates": 0},
+                )
 
     def knows(self, merchant: str, order_ref: str) -> bool:
         """Tell whether a delivery report of this merchant has carried the order."""
@@ -402,6 +420,12 @@ def create_app(config: SandboxConfig) -> FastAPI:
         if held is None:
             return _errors(404, f"Order {order_ref} not found")
         return JSONResponse(held)
+
+    @app.post("/_sandbox/checkouts")
+    def post_checkouts(checkouts: Checkouts) -> JSONResponse:
+        """Know orders as checked out with SeQura, so that updates of them are taken before any report."""
+        state.check_out(checkouts.merchant, [str(ref) for ref in checkouts.order_refs])
+        return JSONResponse({})
 
     @app.get("/_sandbox/order_updates")
     def get_order_updates() -> JSONResponse:

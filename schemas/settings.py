@@ -129,6 +129,13 @@ class Setting:
     help: str
 
 
+def _shipment_channel(name: str, value: str) -> str:
+    """delivery_report or order_update."""
+    if value not in ("delivery_report", "order_update"):
+        raise SettingError(name, f"'{value}' is neither delivery_report nor order_update")
+    return value
+
+
 SETTINGS: dict[str, Setting] = {
     "shop_db_url": Setting(
         "SHOP_DB_URL", None, _url, "SQLAlchemy URL of the PrestaShop database (mysql+pymysql://…)"
@@ -173,6 +180,12 @@ SETTINGS: dict[str, Setting] = {
     "first_run_days": Setting(
         "DELIVERY_FIRST_RUN_DAYS", "7", _positive_int, "window of the very first run, in days"
     ),
+    "shipment_channel": Setting(
+        "SEQURA_SHIPMENT_CHANNEL",
+        "delivery_report",
+        _shipment_channel,
+        "how shipments reach SeQura: delivery_report (as the PrestaShop module) or order_update",
+    ),
     "run_lease_seconds": Setting(
         "SEQURA_RUN_LEASE_SECONDS",
         "600",
@@ -206,6 +219,7 @@ class Settings:
     fast_reader: bool
     overlap_minutes: int
     first_run_days: int
+    shipment_channel: Literal["delivery_report", "order_update"]
     run_lease_seconds: float
 
     @classmethod

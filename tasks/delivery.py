@@ -52,7 +52,12 @@ from tasks.extract import (
     shop_local_bounds,
 )
 from tasks.load import add_to_dry_run_file, finish_dry_run_file, send_delivery_reports, start_dry_run_file
-from tasks.order_updates import send_order_updates, settle_unanswered_reports, updates_to_send
+from tasks.order_updates import (
+    send_order_updates,
+    settle_unanswered_reports,
+    unknown_to_sequra,
+    updates_to_send,
+)
 from tasks.state import (
     chunk_references,
     connect_state_store,
@@ -376,7 +381,9 @@ def _deliver(
         platform = platform_block(job.config)
         loaded = send_delivery_reports(settings, store, job.run_id, platform, new, statistics, log)
         settled = settle_unanswered_reports(settings, store, job.run_id, platform, loaded.unanswered, log)
-        if settled.not_at_sequra:  # SeQura said it has none of them: reporting them again cannot double
+        if settled.not_at_sequra and settings.shipment_channel == "order_update":
+            loaded.quarantined += [unknown_to_sequra(built) for built in settled.not_at_sequra]
+        elif settled.not_at_sequra:  # SeQura said it has none of them: reporting them again cannot double
             again = send_delivery_reports(
                 settings, store, job.run_id, platform, settled.not_at_sequra, None, log
             )

@@ -189,7 +189,8 @@ def send_delivery_reports(
     """POST the new reports to SeQura; notes each batch in the state store before and after it goes.
 
     Orders an earlier run reported without an answer are not reported again: they come back in
-    `unanswered`, with those of this run, to be settled by order updates.
+    `unanswered`, with those of this run, to be settled by order updates. With SEQURA_SHIPMENT_CHANNEL
+    order_update, every new order goes that way (see shipped_by_update).
     """
     client = sequra_client(settings, log)
     merchant = client.merchant_id
@@ -203,9 +204,33 @@ def send_delivery_reports(
         batch_size=settings.batch_size,
         statistics=statistics,
     )
-    result = loader.load(sendable)
+    if settings.shipment_channel == "order_update":
+        result = shipped_by_update(loader, sendable)
+    else:
+        result = loader.load(sendable)
     result.unanswered += [built for built in reports if built.order_ref_1 in uncertain]
     result.statistics_settled = statistics is not None and loader.statistics is None
+    return result
+
+
+def shipped_by_update(loader: DeliveryReportLoader, reports: Sequence[BuiltReport]) -> LoadResult:
+    """The order-update channel: note the orders in flight, to go as order updates; POST statistics only.
+
+    Every shipment then reaches SeQura as an update of the order's absolute state, which no failure can
+    double; the daily report still carries the statistics block, with no orders.
+    """
+    result = LoadResult(unanswered=list(reports))
+    if reports:
+        loader.ledger.sending(reports)
+    if loader.statistics is not None:
+        try:
+            result.requests += 1
+            loader.client.send_delivery_report(
+                delivery_report_body(loader.merchant_id, [], loader.statistics, loader.platform)
+            )
+            loader.statistics = None
+        except SequraError as refused:  # statistics are a courtesy: never let them hold back a shipment
+            LOG.warning("SeQura did not take the statistics block: %s", refused)
     return result
 
 

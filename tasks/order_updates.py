@@ -373,6 +373,16 @@ class ReportSettler:
         self.log.info("order %s: unanswered report settled by an order update", built.order_ref_1)
 
 
+def unknown_to_sequra(built: BuiltReport) -> QuarantinedOrder:
+    """The quarantine entry of a shipment sent as an order update to SeQura, which has no such order."""
+    return _held(
+        built,
+        f"SeQura has no order {built.order_ref_1} (404 to its order update): with SEQURA_SHIPMENT_CHANNEL "
+        "order_update a shipment reaches SeQura only for an order it knows from checkout; check "
+        "SEQURA_MERCHANT_ID and SEQURA_ORDER_REF_FIELD, or report it with the delivery_report channel",
+    )
+
+
 def _held(built: BuiltReport, reason: str) -> QuarantinedOrder:
     """A quarantine entry for an order whose report got no answer."""
     return QuarantinedOrder(built.reference, built.order_ref_1, built.id_orders, Stage.LOAD, reason)

@@ -9,6 +9,7 @@ must hold none of them back.
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -79,4 +80,48 @@ def test_every_shipped_order_reaches_sequra_exactly_once_through_30_percent_faul
     logged = requests.get(sandbox_server.url + "_sandbox/requests", timeout=5).json()
     settled = sum(1 for answer in held.values() if answer.ok and answer.json()["order_updates"])
     assert any(entry["status"] is None for entry in logged) and settled > 0  # the faults did bite
+    shop.engine.dispose()
+
+
+def test_with_the_order_update_channel_every_shipment_goes_as_an_update_and_statistics_alone_as_a_report(
+    mysql_shop_engine_factory: Any, sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
+    shop = seeded_shop(mysql_shop_engine_factory("8.0", "ps_"), shop_tables("ps_"))
+    references = [f"UPDCHAN{n:02d}" for n in range(12)]
+    for reference in references:
+        shop.shipped_order(reference)
+    requests.post(
+        sandbox_server.url + "_sandbox/checkouts",
+        json={"merchant": MERCHANT, "order_refs": references[:-1]},  # the last one SeQura never saw
+        timeout=5,
+    ).raise_for_status()
+    settings = settings_for(
+        shop.engine,
+        f"sqlite:///{tmp_path / 'state.sqlite'}",
+        SEQURA_API_URL=sandbox_server.url,
+        SEQURA_SHIPMENT_CHANNEL="order_update",
+        SEQURA_TIMEOUT_SECONDS="0.25",
+        SEQURA_BACKOFF_SECONDS="0.001",
+    )
+    requests.post(sandbox_server.url + "_sandbox/faults", json={**FAULTS, "seed": 4}, timeout=5)
+    for _ in range(3):
+        with contextlib.suppress(SequraUnavailableError):  # a run may give up; the next goes on
+            run_once(settings, Window(SINCE, UNTIL, continues=False))
+    requests.post(sandbox_server.url + "_sandbox/faults", json={}, timeout=5).raise_for_status()
+    last = run_once(settings, Window(SINCE, UNTIL, continues=False))
+
+    held = [
+        requests.get(f"{sandbox_server.url}_sandbox/orders/{ref}", timeout=5).json()
+        for ref in references[:-1]
+    ]
+    assert {(order["delivery_reports"], order["order_updates"] >= 1) for order in held} == {(0, True)}
+    assert all(order["shipped_cart"]["order_total_with_tax"] == 1745 for order in held)
+    [unknown] = last.quarantined_rows
+    assert unknown.reference == references[-1]
+    assert "SeQura has no order UPDCHAN11 (404 to its order update): with SEQURA_SHIPMENT_CHANNEL" in (
+        unknown.reason
+    )
+    reports = requests.get(sandbox_server.url + "_sandbox/delivery_reports", timeout=5).json()
+    assert reports and all(report["body"]["delivery_report"]["orders"] == [] for report in reports)
     shop.engine.dispose()
