@@ -1,12 +1,8 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +22,7 @@ from schemas.state import run_chunks, runs
 from seeding.vocabulary import Line
 from tasks.sequra_client import SequraAuthError, SequraNotSequraError
 from tests.flows.conftest import Pipeline
+from tests.not_sequra import LOGIN_PAGE, REDIRECT, not_sequra
 from tests.shops import MORNING, SINCE, UNTIL
 
 WINDOW = {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
@@ -269,12 +266,12 @@ def test_a_run_goes_one_task_per_chunk_and_leaves_no_chunk_behind(
     engine.dispose()
 
 
-@pytest.mark.parametrize("answer", ["html", "redirect"])
+@pytest.mark.parametrize("answer", [LOGIN_PAGE, REDIRECT], ids=["login page", "redirect"])
 def test_an_answer_that_is_not_sequras_fails_the_run_safely_and_a_later_run_delivers(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, answer: str
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, answer: tuple[str, str, bytes]
 ) -> None:
     pipeline.shop.shipped_order("AAAAAAAAA")
-    with not_sequra(answer) as url:
+    with not_sequra(*answer) as url:
         monkeypatch.setenv("SEQURA_API_URL", url)
         with pytest.raises(SequraNotSequraError, match="SEQURA_API_URL"):
             delivery_report(**WINDOW)
@@ -284,30 +281,3 @@ def test_an_answer_that_is_not_sequras_fails_the_run_safely_and_a_later_run_deli
 
     assert later.counts.sent == 1
     assert pipeline.accepted() == ["AAAAAAAAA"]
-
-
-@contextmanager
-def not_sequra(answer: str) -> Iterator[str]:
-    """A local server answering every request with a login page (200) or a redirect to another host."""
-
-    class Page(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            body = b"<html><body>Please log in</body></html>" if answer == "html" else b""
-            self.send_response(200 if answer == "html" else 307)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Location", "https://elsewhere.example/orders/delivery_reports")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Keep the test output quiet."""
-
-    server = HTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()

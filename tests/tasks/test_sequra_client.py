@@ -1,11 +1,7 @@
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import requests
@@ -25,6 +21,7 @@ from tasks.sequra_client import (
     _retry_after,
 )
 from tests.cases import PLATFORM, order_report
+from tests.not_sequra import LOGIN_PAGE, REDIRECT, not_sequra
 
 MERCHANT = "demo_merchant"
 
@@ -144,9 +141,9 @@ def test_a_refused_connection_is_retried_as_nothing_left() -> None:
 @pytest.mark.parametrize(
     ("answer", "named"),
     [
-        (("200 OK", "text/html", b"<html><body>Welcome to our proxy</body></html>"), "with text/html"),
+        (LOGIN_PAGE, "with text/html"),
         (("302 Found", "text/html", b""), "answered a redirect (302) to http://elsewhere.example/"),
-        (("307 Temporary Redirect", "text/html", b""), "answered a redirect (307)"),
+        (REDIRECT, "answered a redirect (307)"),
     ],
 )
 def test_only_sequras_own_answer_counts_never_a_page_or_a_redirect(answer: tuple, named: str) -> None:
@@ -199,30 +196,3 @@ def test_retry_after_is_read_in_seconds_or_as_an_http_date() -> None:
     assert 55 <= (_retry_after(answer(in_a_minute)) or 0) <= 60
     assert _retry_after(answer("soon")) is None
     assert _retry_after(answer("99999")) == MAX_RETRY_AFTER_SECONDS
-
-
-@contextmanager
-def not_sequra(status: str, content_type: str, body: bytes) -> Iterator[str]:
-    """A local HTTP server that answers every request with one fixed answer that is not SeQura's."""
-
-    class Answer(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(int(status.split()[0]))
-            self.send_header("Content-Type", content_type)
-            self.send_header("Location", "http://elsewhere.example/orders/delivery_reports")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Keep the test output quiet."""
-
-    server = HTTPServer(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
