@@ -8,13 +8,15 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from prefect import flow, get_run_logger, runtime
+from prefect import flow, get_client, get_run_logger, runtime
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Crashed
 
 from schemas.settings import Settings
 from tasks.delivery import (
@@ -112,7 +114,7 @@ def delivery_report(
     logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, store.url)
     if not dry_run:
         try:
-            start_run(
+            dead = start_run(
                 store,
                 run_id,
                 merchant_id,
@@ -124,6 +126,8 @@ def delivery_report(
         except RunInProgressError:
             store.dispose()
             raise
+        if dead:
+            mark_crashed(dead, f"it stopped renewing its run lease; run {run_id} took over")
     dry_run_file = str(Path(out or f".sequra-etl/dry-run-{window.label()}.json")) if dry_run else None
     lease = (
         nullcontext()
@@ -164,6 +168,17 @@ def delivery_report(
     publish(summary)
     logger.info(summary_markdown(summary))
     return summary
+
+
+def mark_crashed(flow_run_id: str, why: str) -> None:
+    """Show a run that died without a word (killed) as Crashed in Prefect, not Running for ever."""
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(uuid.UUID(flow_run_id))
+            if run.state is not None and run.state.is_running():
+                client.set_flow_run_state(run.id, Crashed(message=why), force=True)
+    except (ObjectNotFound, ValueError):
+        get_run_logger().info("flow run %s of the run taken over is not on this Prefect server", flow_run_id)
 
 
 def deliver_chunks(settings: Settings, first: ChunkJob, chunks: int) -> ChunkOutcome:

@@ -230,31 +230,46 @@ def references_to_retry(engine: Engine, merchant: str) -> list[str]:
         return sorted({*quarantined, *in_flight, *pending})
 
 
-def _take_lock(engine: Engine, merchant: str, run_id: str, lease: timedelta) -> None:
+def _take_lock(engine: Engine, merchant: str, run_id: str, lease: timedelta) -> str | None:
     """Take the merchant's run lock, or raise RunInProgressError naming the run that holds it.
 
     Taking it is one INSERT on a primary key, or one UPDATE of a lease that expired, so two runs starting
-    at the same instant cannot both get it. A run renews the lease before every request it sends.
+    at the same instant cannot both get it. A running run renews its lease while it works. Taking over a
+    lapsed lease marks the run that held it crashed, and returns its Prefect flow run id, if any.
     """
-    locks = state.run_locks
+    locks, runs = state.run_locks, state.runs
     moment = now()
     try:
         with engine.begin() as conn:
             conn.execute(insert(locks).values(merchant=merchant, run_id=run_id, renewed_at=moment))
-        return
+        return None
     except IntegrityError:
         pass
     with engine.begin() as conn:
-        taken_over = conn.execute(
-            update(locks)
-            .where(locks.c.merchant == merchant, locks.c.renewed_at < moment - lease)
-            .values(run_id=run_id, renewed_at=moment)
-        ).rowcount
-        if taken_over == 1:
-            return
         holder = conn.execute(
             select(locks.c.run_id, locks.c.renewed_at).where(locks.c.merchant == merchant)
         ).one()
+        taken_over = conn.execute(
+            update(locks)
+            .where(
+                locks.c.merchant == merchant,
+                locks.c.run_id == holder.run_id,
+                locks.c.renewed_at < moment - lease,
+            )
+            .values(run_id=run_id, renewed_at=moment)
+        ).rowcount
+        if taken_over == 1:
+            conn.execute(
+                update(runs)
+                .where(runs.c.run_id == holder.run_id, runs.c.status == "running")
+                .values(
+                    status="crashed",
+                    finished_at=moment,
+                    message=f"stopped renewing its lease at {holder.renewed_at:%Y-%m-%d %H:%M} UTC; "
+                    f"run {run_id} took over",
+                )
+            )
+            return conn.execute(select(runs.c.flow_run_id).where(runs.c.run_id == holder.run_id)).scalar()
     raise RunInProgressError(
         f"run {holder.run_id} for merchant {merchant} is still running (last seen "
         f"{holder.renewed_at:%Y-%m-%d %H:%M} UTC); try again when it ends "
@@ -323,9 +338,12 @@ def start_run(
     dry_run: bool,
     flow_run_id: str | None,
     lease: timedelta = RUN_LEASE,
-) -> None:
-    """Take the merchant's run lock and record that the run started (one runs row)."""
-    _take_lock(engine, merchant, run_id, lease)
+) -> str | None:
+    """Take the merchant's run lock and record that the run started (one runs row).
+
+    Returns the Prefect flow run id of a run found dead and taken over, for the flow to mark it crashed.
+    """
+    dead = _take_lock(engine, merchant, run_id, lease)
     with engine.begin() as conn:
         conn.execute(
             insert(state.runs).values(
@@ -345,6 +363,7 @@ def start_run(
                 sent_count=0,
             )
         )
+    return dead
 
 
 def _payload_json(built: BuiltReport) -> str:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,14 +26,17 @@ from typing import Any
 
 import pytest
 import requests
+from prefect import get_client
 from prefect.settings import PREFECT_API_URL
+from sqlalchemy import create_engine, select
 
+from flows.delivery_report import delivery_report
 from sandbox.server import SandboxServer
 from schemas.prestashop import shop_tables
+from schemas.state import runs
 from seeding.vocabulary import Line
 from tasks.state import open_state_store, references_to_retry, uncertain_deliveries
 from tasks.window import Window
-from tests.runs import run_once, settings_for
 from tests.shops import MERCHANT, Shop, seeded_shop
 
 pytestmark = pytest.mark.mysql
@@ -114,8 +118,27 @@ def trial_window(day: datetime) -> Window:
     return Window(since, since + timedelta(days=1), continues=False)
 
 
+def runs_left(state_url: str) -> list[tuple[str, str | None]]:
+    """(status, flow_run_id) of every run the state store recorded."""
+    engine = create_engine(state_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(runs.c.status, runs.c.flow_run_id)).all()
+    engine.dispose()
+    return [(row.status, row.flow_run_id) for row in rows]
+
+
+def prefect_state(flow_run_id: str) -> str:
+    """The state type of a flow run on the session's Prefect server."""
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(uuid.UUID(flow_run_id)).state
+    return state.type.value if state is not None else "NONE"
+
+
 def test_a_run_killed_at_any_moment_loses_and_doubles_nothing(
-    mysql_shop_engine_factory: Any, sandbox_server: SandboxServer, tmp_path: Path
+    mysql_shop_engine_factory: Any,
+    sandbox_server: SandboxServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shop = seeded_shop(mysql_shop_engine_factory("8.0", "ps_"), shop_tables("ps_"))
     rng = random.Random(7 if "CRASH_TRIALS" not in os.environ else None)
@@ -148,7 +171,14 @@ def test_a_run_killed_at_any_moment_loses_and_doubles_nothing(
             1 for ref in in_flight if at_sequra[ref]
         )
         time.sleep(LEASE_SECONDS)
-        run_once(settings_for(shop.engine, state_url, SEQURA_API_URL=sandbox_server.url, **SEQURA), window)
+        for name, value in env.items():
+            if name in SEQURA or name in ("SHOP_DB_URL", "STATE_DB_URL", "SEQURA_API_URL"):
+                monkeypatch.setenv(name, value)
+        delivery_report(since=window.since, until=window.until)  # the clean run that follows
+        dead = [flow_run for status, flow_run in runs_left(state_url) if status == "crashed"]
+        assert "running" not in [status for status, _ in runs_left(state_url)]
+        tally["killed runs shown Crashed in Prefect"] += sum(prefect_state(run) == "CRASHED" for run in dead)
+        tally["killed runs taken over"] += len(dead)
 
         after = held_at_sequra(sandbox_server, references)
         store = open_state_store(state_url)
@@ -160,4 +190,5 @@ def test_a_run_killed_at_any_moment_loses_and_doubles_nothing(
     print(f"crash trials: {dict(tally)}")
     assert (tally["lost"], tally["doubled"], tally["held"]) == (0, 0, 0), dict(tally)
     assert tally["killed"] >= TRIALS // 2, dict(tally)  # most trials were really cut short
+    assert tally["killed runs shown Crashed in Prefect"] == tally["killed runs taken over"], dict(tally)
     shop.engine.dispose()

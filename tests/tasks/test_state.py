@@ -383,3 +383,20 @@ def test_a_run_keeps_its_lease_while_it_works_and_a_dead_one_lapses_in_minutes(s
 
     assert timedelta(minutes=10) >= RUN_LEASE
     engine.dispose()
+
+
+def test_a_run_that_takes_over_a_lapsed_lease_marks_the_dead_run_crashed(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "dead-run", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id="flow-1")
+    with engine.begin() as conn:
+        conn.execute(update(state.run_locks).values(renewed_at=datetime.now(UTC) - timedelta(minutes=11)))
+
+    dead = start_run(engine, "next-run", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id="flow-2")
+
+    assert dead == "flow-1"
+    with engine.connect() as conn:
+        status, message = conn.execute(
+            select(state.runs.c.status, state.runs.c.message).where(state.runs.c.run_id == "dead-run")
+        ).one()
+    assert (status, message.endswith("run next-run took over")) == ("crashed", True)
+    engine.dispose()
