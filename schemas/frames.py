@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.pandas as pa
@@ -153,9 +154,29 @@ RECENT_ORDERS = pa.DataFrameSchema(
 )
 
 
-def checked(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """Validate `frame` against its contract, reporting every failing column at once."""
-    return schema.validate(frame, lazy=True)
+def checked(frame: pd.DataFrame, schema: pa.DataFrameSchema, key: str) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Validate `frame` against its contract; the rows that break it are left out, named by their `key`.
+
+    A NULL where PrestaShop declares NOT NULL (a schema altered by hand, a module's direct write) concerns
+    one order, not the chunk: its rows are set aside with what is wrong, for the order to be quarantined.
+    A failure of a whole column (no row to blame) is the contract's, and raises SchemaErrors.
+    """
+    try:
+        return schema.validate(frame, lazy=True), {}
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        rows = cases[cases["index"].notna()]
+        if len(rows) < len(cases):
+            raise
+        broken: dict[int, str] = {}
+        for index, column, check in zip(rows["index"], rows["column"], rows["check"], strict=True):
+            what = (
+                "is empty (NULL) where PrestaShop requires a value"
+                if check == "not_nullable"
+                else f"fails {check}"
+            )
+            broken.setdefault(int(frame.at[index, key]), f"{schema.name}.{column} {what}")
+        return schema.validate(frame.drop(index=rows["index"].unique()), lazy=True), broken
 
 
 @dataclass(frozen=True)
@@ -186,3 +207,4 @@ class ShopExtract:
     order_discounts: pd.DataFrame
     order_addresses: pd.DataFrame
     order_trackings: pd.DataFrame
+    unreadable: Mapping[str, str] = field(default_factory=dict)  # reference -> what in its rows is wrong

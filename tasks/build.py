@@ -508,7 +508,11 @@ def build_reports(
         "address_rows": address_rows,
     }
     result = BuildResult()
+    for reference, reason in extract.unreadable.items():
+        result.quarantined.append(QuarantinedOrder(reference, reference, (), Stage.BUILD, reason))
     for reference, sub_orders in _grouped(records(extract.shipped_orders), "reference").items():
+        if reference in extract.unreadable:
+            continue
         sub_orders.sort(key=lambda row: row["id_order"])
         if not any(row["shipped_rows"] > 0 for row in sub_orders):
             continue

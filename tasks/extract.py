@@ -9,6 +9,7 @@ is new in the append-only tables (order_history, order_slip) above the high-wate
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,7 @@ CONFIG_NAMES = (
     "PS_VERSION_DB",
 )
 # The append-only tables whose new rows bring an order back, read above a high-water mark by scheduled runs.
+LOG = logging.getLogger(__name__)
 MARKED_TABLES = ("order_history", "order_slip")
 
 
@@ -762,16 +764,51 @@ def extract_chunk(
     if not config.module_table:
         orders["module_sent"] = None
         orders["module_merchant_id"] = None
+    shipped_orders = _with_shipping(orders, shipped, config.timezone)
+    checked = {
+        name: frames.checked(frame, schema, key)
+        for name, frame, schema, key in (
+            ("shipped_orders", shipped_orders, frames.SHIPPED_ORDERS, "id_order"),
+            ("order_lines", lines, frames.ORDER_LINES, "id_order"),
+            ("order_discounts", discounts, frames.ORDER_DISCOUNTS, "id_order"),
+            ("order_addresses", addresses, frames.ORDER_ADDRESSES, "id_address"),
+            ("order_trackings", trackings, frames.ORDER_TRACKINGS, "id_order"),
+        )
+    }
     return frames.ShopExtract(
         config=config,
-        shipped_orders=frames.checked(
-            _with_shipping(orders, shipped, config.timezone), frames.SHIPPED_ORDERS
-        ),
-        order_lines=frames.checked(lines, frames.ORDER_LINES),
-        order_discounts=frames.checked(discounts, frames.ORDER_DISCOUNTS),
-        order_addresses=frames.checked(addresses, frames.ORDER_ADDRESSES),
-        order_trackings=frames.checked(trackings, frames.ORDER_TRACKINGS),
+        **{name: frame for name, (frame, _) in checked.items()},
+        unreadable=unreadable_references(shipped_orders, {name: bad for name, (_, bad) in checked.items()}),
     )
+
+
+def unreadable_references(orders: pd.DataFrame, broken: Mapping[str, Mapping[int, str]]) -> dict[str, str]:
+    """Per reference, what is wrong in those of its rows that broke their frame's contract, naming the order.
+
+    `broken` maps each frame's name to its broken keys: id_address for order_addresses, else id_order.
+    """
+    addresses = broken.get("order_addresses", {})
+    by_order = {
+        key: reason
+        for name, bad in broken.items()
+        if name != "order_addresses"
+        for key, reason in bad.items()
+    }
+    unreadable: dict[str, str] = {}
+    for id_order, reference, delivery, invoice in zip(
+        orders["id_order"],
+        orders["reference"],
+        orders["id_address_delivery"],
+        orders["id_address_invoice"],
+        strict=True,
+    ):
+        reason = by_order.get(id_order) or addresses.get(delivery) or addresses.get(invoice)
+        if reason is not None:
+            unreadable.setdefault(
+                f"id_order {id_order}" if reference is None else str(reference),
+                f"order {id_order}: {reason}; correct it in the back office or the database",
+            )
+    return unreadable
 
 
 def recent_orders_query(tables: ShopTables, shop_id: int | None, placed_since_local: datetime) -> Select:
@@ -828,7 +865,10 @@ def extract_recent_orders(
         )
     recent["ever_shipped"] = recent["id_order"].isin(shipped).astype("int64")
     recent["placed_at"] = _to_utc(recent.pop("placed_local"), config.timezone)
-    return frames.checked(recent, frames.RECENT_ORDERS)
+    checked, broken = frames.checked(recent, frames.RECENT_ORDERS, "id_order")
+    if broken:  # statistics are a courtesy: an order that cannot be read is left out of them, said once
+        LOG.warning("left out of the statistics: %s", "; ".join(f"order {k}: {v}" for k, v in broken.items()))
+    return checked
 
 
 def _plain_in_lists_on_mariadb(dbapi_connection: Any, _record: object) -> None:

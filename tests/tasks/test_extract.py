@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select, update
 
 from schemas.prestashop import create_shop_schema, shop_tables
 from schemas.reports import BuildResult
@@ -88,6 +88,38 @@ def test_emoji_survive_a_mariadb_round_trip_byte_exact(mysql_shop: Shop) -> None
     mysql_shop.shipped_order("EMOJIMYSQ", id_customer=customer)
     report = mysql_shop.report("EMOJIMYSQ").report
     assert report["customer"]["surnames"].encode("utf-8") == "Ångström 🚀".encode()
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize(
+    ("table", "column", "definition", "named"),
+    [
+        ("orders", "total_paid_tax_incl", "DECIMAL(20,6) NULL", "shipped_orders.total_paid_tax_incl"),
+        ("order_detail", "unit_price_tax_incl", "DECIMAL(20,6) NULL", "order_lines.unit_price_tax_incl"),
+        ("address", "id_country", "INT(10) UNSIGNED NULL", "order_addresses.id_country"),
+    ],
+)
+def test_a_null_where_prestashop_requires_a_value_quarantines_that_order_only(
+    mysql_shop: Shop, table: str, column: str, definition: str, named: str
+) -> None:
+    broken = mysql_shop.shipped_order("NULLVALUE", id_address_delivery=mysql_shop.new_address())
+    mysql_shop.shipped_order("FINEORDER")
+    t, orders = getattr(mysql_shop.tables, table), mysql_shop.tables.orders
+    its_address = select(orders.c.id_address_delivery).where(orders.c.id_order == broken).scalar_subquery()
+    row = t.c.id_address == its_address if table == "address" else t.c.id_order == broken
+    with mysql_shop.engine.begin() as conn:  # a schema altered by hand, then a row written around PrestaShop
+        conn.exec_driver_sql(f"ALTER TABLE {t.name} MODIFY {column} {definition}")
+        conn.execute(update(t).where(row).values({column: None}))
+
+    result = mysql_shop.build()
+
+    assert [built.reference for built in result.reports] == ["FINEORDER"]
+    [entry] = result.quarantined
+    assert (entry.reference, entry.reason) == (
+        "NULLVALUE",
+        f"order {broken}: {named} is empty (NULL) where PrestaShop requires a value; correct it in the back "
+        "office or the database",
+    )
 
 
 def count_queries(engine: Engine) -> list[str]:
