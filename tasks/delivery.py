@@ -59,6 +59,7 @@ from tasks.order_updates import (
     updates_to_send,
 )
 from tasks.state import (
+    check_writable,
     chunk_references,
     connect_state_store,
     last_marks,
@@ -212,11 +213,15 @@ def statistics_for(settings: Settings, config: ShopConfig, window: Window) -> St
 def check_ready(settings: Settings) -> None:
     """Open the state store and read the shop's configuration before any run starts; reads both.
 
-    A wrong password, an unreachable server, a missing table or a damaged state store is then one error
+    A wrong password, an unreachable server, a missing table, a damaged or read-only state store is one error
     naming the setting to check (ShopReadError, StateStoreError), with no run begun and nothing marked.
     """
     assert settings.shop_db_url is not None
-    open_state_store(settings.state_url()).dispose()
+    store = open_state_store(settings.state_url())
+    try:
+        check_writable(store)
+    finally:
+        store.dispose()
     engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
     try:
         read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id)

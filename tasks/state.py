@@ -17,6 +17,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     delete,
+    false,
     func,
     insert,
     inspect,
@@ -138,6 +139,23 @@ def open_state_store(url: str) -> Engine:
             f"cannot open the state store: {error.orig or error}; check STATE_DB_URL"
         ) from None
     return engine
+
+
+def check_writable(engine: Engine) -> None:
+    """Raise StateStoreError naming STATE_DB_URL if the store cannot be written; writes nothing.
+
+    An UPDATE that matches no row, rolled back, needs the same right as a real write.
+    """
+    version = state.schema_version
+    try:
+        with engine.connect() as conn, conn.begin() as transaction:
+            conn.execute(update(version).where(false()).values(version=version.c.version))
+            transaction.rollback()
+    except SQLAlchemyError as error:
+        raise StateStoreError(
+            f"the state store cannot be written: {getattr(error, 'orig', None) or error}; check STATE_DB_URL "
+            "(a run records there what it sends, so it does not start)"
+        ) from None
 
 
 def connect_state_store(url: str) -> Engine:

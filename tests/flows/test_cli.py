@@ -185,3 +185,20 @@ def test_a_damaged_state_store_ends_in_one_line_naming_the_setting(
         "sequra-etl: StateStoreError: cannot open the state store: file is not a database; "
         "check STATE_DB_URL\n"
     )
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_read_only_state_store_ends_in_one_line_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "state.sqlite"
+    open_state_store(f"sqlite:///{path}").dispose()
+    monkeypatch.setenv("STATE_DB_URL", f"sqlite:///file:{path}?mode=ro&uri=true")
+
+    assert main(["deliver"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "sequra-etl: StateStoreError: the state store cannot be written: attempt to write a"
+    )
+    assert err.count("\n") == 1 and "check STATE_DB_URL" in err
