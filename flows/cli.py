@@ -128,13 +128,18 @@ def deliver(args: argparse.Namespace) -> int:
 
 def release(args: argparse.Namespace) -> int:
     """Settle held orders (maybe delivered, or with a refused update) and say what happens next."""
-    from tasks.state import in_flight_of_run, release_in_flight, release_refused_updates
+    from tasks.state import in_flight_of_run, release_in_flight, release_refused_updates, report_again
 
     merchant, store = _state_store_of(args)
     try:
-        updates = [] if args.resend else release_refused_updates(store, merchant, args.order_refs)
-        if updates:
-            print(f"released, the next run sends their order updates again: {', '.join(updates)}")
+        if args.resend:
+            updates = report_again(store, merchant, args.order_refs)
+            if updates:
+                print(f"released, the next run reports them again as new: {', '.join(updates)}")
+        else:
+            updates = release_refused_updates(store, merchant, args.order_refs)
+            if updates:
+                print(f"released, the next run sends their order updates again: {', '.join(updates)}")
         order_refs = [ref for ref in args.order_refs if ref not in updates] + (
             in_flight_of_run(store, merchant, args.run_id) if args.run_id else []
         )

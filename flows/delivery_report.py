@@ -15,7 +15,6 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 
 from schemas.settings import Settings
@@ -112,6 +111,7 @@ def delivery_report(
     store = open_state_store(settings.state_url())
     run_id = str(uuid.uuid4())
     logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, store.url)
+    dead: str | None = None  # the Prefect flow run of a run found dead, whose lock this one took over
     if not dry_run:
         try:
             dead = start_run(
@@ -126,8 +126,6 @@ def delivery_report(
         except RunInProgressError:
             store.dispose()
             raise
-        if dead:
-            mark_crashed(dead, f"it stopped renewing its run lease; run {run_id} took over")
     dry_run_file = str(Path(out or f".sequra-etl/dry-run-{window.label()}.json")) if dry_run else None
     lease = (
         nullcontext()
@@ -135,6 +133,8 @@ def delivery_report(
         else lease_kept(settings.state_url(), merchant_id, run_id, settings.run_lease())
     )
     try:
+        if dead:
+            mark_crashed(dead, f"it stopped renewing its run lease; run {run_id} took over")
         with lease:
             plan = plan_delivery_task(settings, run_id, window, dry_run)
             if dry_run_file:
@@ -177,8 +177,8 @@ def mark_crashed(flow_run_id: str, why: str) -> None:
             run = client.read_flow_run(uuid.UUID(flow_run_id))
             if run.state is not None and run.state.is_running():
                 client.set_flow_run_state(run.id, Crashed(message=why), force=True)
-    except (ObjectNotFound, ValueError):
-        get_run_logger().info("flow run %s of the run taken over is not on this Prefect server", flow_run_id)
+    except Exception as error:  # best effort: the store already says crashed; never let this stop the run
+        get_run_logger().info("could not mark flow run %s crashed in Prefect: %s", flow_run_id, error)
 
 
 def deliver_chunks(settings: Settings, first: ChunkJob, chunks: int) -> ChunkOutcome:

@@ -390,7 +390,7 @@ def _deliver(
             loaded.quarantined += [unknown_to_sequra(built) for built in settled.not_at_sequra]
         elif settled.not_at_sequra:  # SeQura said it has none of them: reporting them again cannot double
             again = send_delivery_reports(
-                settings, store, job.run_id, platform, settled.not_at_sequra, None, log
+                settings, store, job.run_id, platform, settled.not_at_sequra, None, log, absent=True
             )
             loaded.sent += again.sent
             loaded.quarantined += again.quarantined

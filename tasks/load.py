@@ -185,16 +185,19 @@ def send_delivery_reports(
     reports: Sequence[BuiltReport],
     statistics: Statistics | None = None,
     log: logging.Logger | logging.LoggerAdapter = LOG,
+    *,
+    absent: bool = False,
 ) -> LoadResult:
     """POST the new reports to SeQura; notes each batch in the state store before and after it goes.
 
     Orders an earlier run reported without an answer are not reported again: they come back in
-    `unanswered`, with those of this run, to be settled by order updates. With SEQURA_SHIPMENT_CHANNEL
-    order_update, every new order goes that way (see shipped_by_update).
+    `unanswered`, with those of this run, to be settled by order updates, unless SeQura said it has none
+    of them (`absent`: a 404 to the settling update). With SEQURA_SHIPMENT_CHANNEL order_update, every new
+    order goes that way (see shipped_by_update).
     """
     client = sequra_client(settings, log)
     merchant = client.merchant_id
-    uncertain = uncertain_deliveries(store, merchant, [b.order_ref_1 for b in reports])
+    uncertain = {} if absent else uncertain_deliveries(store, merchant, [b.order_ref_1 for b in reports])
     sendable = [built for built in reports if built.order_ref_1 not in uncertain]
     loader = DeliveryReportLoader(
         client=client,

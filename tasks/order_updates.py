@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from sqlalchemy import Engine
@@ -32,6 +33,7 @@ from tasks.state import (
     UPDATE_REFUSED,
     UPDATE_UNKNOWN,
     StateLedger,
+    in_flight_since,
     record_quarantine,
     record_update_refused,
     record_updated,
@@ -220,8 +222,9 @@ class OrderUpdateLoader:
         except SequraUnknownOrderError:
             reason = (
                 f"SeQura does not know order {built.order_ref_1} for merchant {self.merchant} (404): check "
-                "that it was paid with SeQura under this merchant id (SEQURA_MERCHANT_ID) and reported; "
-                f"then run `sequra-etl release {built.order_ref_1}` to send the update again"
+                "that it was paid with SeQura under this merchant id (SEQURA_MERCHANT_ID); then run "
+                f"`sequra-etl release {built.order_ref_1}` to send the update again, or add --resend to "
+                "report the order again as new if SeQura never had its report"
             )
             self._refused(item, reason, UPDATE_UNKNOWN, result)
             return "SeQura does not know this order (404)"
@@ -317,34 +320,43 @@ class ReportSettler:
 
     An update carries the order's absolute state, so it tells SeQura the shipment whether or not the
     report arrived, and sending it cannot report the order twice. Its answer settles the order: 2xx, SeQura
-    holds the shipment (recorded as sent); 404, SeQura has no such order, so the report never reached it
-    and may be sent again (`not_at_sequra`); a refusal is left to a person, in the quarantine.
+    holds the shipment (recorded as sent); 404 from a report out longer than `patience`, SeQura has no such
+    order, so the report never reached it and may be sent again (`not_at_sequra`, still in flight until
+    then); 404 sooner, SeQura may still be processing the report, so the next run asks again; a refusal is
+    left to a person, in the quarantine.
     """
 
     client: SequraClient
     ledger: StateLedger
     platform: Platform
+    patience: timedelta
     log: logging.Logger | logging.LoggerAdapter = LOG
     unanswered: Unanswered = field(default_factory=Unanswered)
 
     def settle(self, reports: Sequence[BuiltReport]) -> SettleResult:
         """Send each report's order as an update and record what its answer settles."""
         result = SettleResult()
+        ledger = self.ledger
+        out_since = in_flight_since(ledger.engine, ledger.merchant, [built.order_ref_1 for built in reports])
         for built in reports:
             result.requests += 1
-            renew_lock(self.ledger.engine, self.ledger.merchant, self.ledger.run_id)
-            self._settle(built, result)
+            renew_lock(ledger.engine, ledger.merchant, ledger.run_id)
+            self._settle(built, out_since.get(built.order_ref_1), result)
         return result
 
-    def _settle(self, built: BuiltReport, result: SettleResult) -> None:
+    def _settle(self, built: BuiltReport, out_since: datetime | None, result: SettleResult) -> None:
         """Settle one order by its update; records the outcome in the state store."""
         ledger = self.ledger
         body = order_update_body(ledger.merchant, built.report, self.platform)
         try:
             self.client.update_order(built.order_ref_1, body)
-        except SequraUnknownOrderError:  # the report never reached SeQura: reporting it is safe again
-            ledger.not_sent([built])
-            result.not_at_sequra.append(built)
+        except SequraUnknownOrderError:
+            if out_since is not None and datetime.now(UTC) - out_since < self.patience:
+                self.log.info(
+                    "order %s: SeQura has not got its report yet; the next run asks again", built.order_ref_1
+                )
+                return
+            result.not_at_sequra.append(built)  # the report never reached SeQura: reporting it is safe again
             return
         except (SequraRejectedError, SequraRequestError) as refused:
             entry = _held(
@@ -400,6 +412,10 @@ def settle_unanswered_reports(
     if not reports:
         return SettleResult()
     client = sequra_client(settings, log)
-    return ReportSettler(client, StateLedger(store, run_id, client.merchant_id), platform, log).settle(
-        reports
-    )
+    # A report not answered in four timeouts is not being processed any more; with the order_update
+    # channel no report went out, so a 404 to the update is final at once.
+    patience = timedelta(seconds=4 * settings.timeout_seconds)
+    if settings.shipment_channel == "order_update":
+        patience = timedelta(0)
+    ledger = StateLedger(store, run_id, client.merchant_id)
+    return ReportSettler(client, ledger, platform, patience, log).settle(reports)

@@ -17,6 +17,8 @@ from pydantic import SecretStr
 
 LOG = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Answered by a proxy in front of SeQura that stopped waiting for it: the request may have been processed.
+GATEWAY_TIMEOUTS = frozenset({502, 504})
 # Answers about the payload itself: the loader sets the refused orders aside and sends the rest.
 REFUSED_STATUS = frozenset({400, 409, 413, 422})
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -187,10 +189,10 @@ class HttpSequraClient(SequraClient):
         return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
     def _request(self, method: str, path: str, body: bytes, *, repeatable: bool) -> requests.Response:
-        """Send one request, retrying what cannot have been processed (no connection, 5xx, 429).
+        """Send one request, retrying what cannot have been processed (no connection, 500, 503, 429).
 
         A request that may have been processed unanswered (a timeout or a dropped connection after it was
-        sent) is retried only when `repeatable`, that is when sending it twice does no harm.
+        sent, a gateway's 502 or 504) is retried only when `repeatable`, when sending it twice does no harm.
         """
         url = self.base_url + path
         problem = ""
@@ -219,6 +221,9 @@ class HttpSequraClient(SequraClient):
                     return self._sequras(response)
                 self._raise_final(response, maybe_delivered)
                 problem = f"HTTP {response.status_code}"
+                if response.status_code in GATEWAY_TIMEOUTS and not repeatable:
+                    maybe_delivered = True  # a gateway gave up waiting: SeQura may have processed it
+                    break
             if attempt < self.max_attempts:
                 delay = self.backoff(attempt, response)
                 self._log.warning(

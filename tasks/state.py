@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from schemas.state import Marks
 from tasks.chunks import in_chunks
 from tasks.window import Window
 
+LOG = logging.getLogger(__name__)
 KEYS_PER_QUERY = 500
 SENT_BY_US = "sequra-etl"
 SENT_BY_MODULE = "php-module"
@@ -297,13 +299,22 @@ def _take_lock(engine: Engine, merchant: str, run_id: str, lease: timedelta) -> 
 
 
 def renew_lock(engine: Engine, merchant: str, run_id: str) -> None:
-    """Tell other runs this one is alive: push its lease forward; writes the run_locks row."""
+    """Tell other runs this one is alive: push its lease forward; writes the run_locks row.
+
+    Raises RunInProgressError when the run no longer holds the lock (its lease lapsed and another run took
+    over, or `sequra-etl unlock` freed it): it must stop before it sends anything more.
+    """
     locks = state.run_locks
     with engine.begin() as conn:
-        conn.execute(
+        held = conn.execute(
             update(locks)
             .where(locks.c.merchant == merchant, locks.c.run_id == run_id)
             .values(renewed_at=now())
+        ).rowcount
+    if held == 0:
+        raise RunInProgressError(
+            f"run {run_id} no longer holds the lock of merchant {merchant} (its lease lapsed and another "
+            "run took over, or `sequra-etl unlock` freed it); it stops here so that nothing is sent twice"
         )
 
 
@@ -320,7 +331,12 @@ def lease_kept(url: str, merchant: str, run_id: str, lease: timedelta = RUN_LEAS
         engine = connect_state_store(url)
         try:
             while not stop.wait(every.total_seconds()):
-                renew_lock(engine, merchant, run_id)
+                try:
+                    renew_lock(engine, merchant, run_id)
+                except RunInProgressError:
+                    return  # lost: the run's next request says so and stops it
+                except SQLAlchemyError as error:  # a busy or flaky store: try again at the next beat
+                    LOG.warning("could not renew the run lease: %s", error)
         finally:
             engine.dispose()
 
@@ -330,7 +346,7 @@ def lease_kept(url: str, merchant: str, run_id: str, lease: timedelta = RUN_LEAS
         yield
     finally:
         stop.set()
-        heart.join()
+        heart.join(timeout=every.total_seconds() + 5)
 
 
 def free_lock(engine: Engine, merchant: str) -> str:
@@ -611,6 +627,33 @@ def record_update_refused(
         _quarantine(conn, run_id, merchant, [refused], moment)
 
 
+def report_again(engine: Engine, merchant: str, order_refs: Sequence[str]) -> list[str]:
+    """Forget, for orders SeQura said it does not know (404), that it holds them; writes the store.
+
+    The next run then reports them as new. Returns the orders it applied to.
+    """
+    changes, q = state.order_changes, state.quarantine
+    moment = now()
+    with engine.begin() as conn:
+        rows = _rows_of(conn, changes, merchant, "order_ref_1", order_refs, "reference", "outcome")
+        unknown = {row.order_ref_1: row.reference for row in rows if row.outcome == UPDATE_UNKNOWN}
+        for chunk in in_chunks(sorted(unknown), KEYS_PER_QUERY):
+            snapshots = state.order_snapshots
+            conn.execute(
+                delete(snapshots).where(snapshots.c.merchant == merchant, snapshots.c.order_ref_1.in_(chunk))
+            )
+        _settle_changes(
+            conn, merchant, sorted(unknown.values()), UPDATE_SUPERSEDED, moment, outcomes=(UPDATE_UNKNOWN,)
+        )
+        for chunk in in_chunks(sorted(unknown.values()), KEYS_PER_QUERY):
+            conn.execute(
+                update(q)
+                .where(q.c.merchant == merchant, q.c.reference.in_(chunk), q.c.resolved_at.is_(None))
+                .values(stage=str(Stage.LOAD), reason="released to be reported again", last_seen_at=moment)
+            )
+    return sorted(unknown)
+
+
 def release_refused_updates(engine: Engine, merchant: str, order_refs: Sequence[str]) -> list[str]:
     """Let the next run send again the updates SeQura refused for `order_refs`; returns those released."""
     changes = state.order_changes
@@ -696,11 +739,12 @@ def record_findings(
     with engine.begin() as conn:
         changes = _rows_of(conn, state.order_changes, merchant, "reference", list(unchanged), "outcome")
         waiting = {row.reference for row in changes if row.outcome is None}
-        refused = sorted({row.reference for row in changes if row.outcome in HELD_OUTCOMES})
-        _settle_changes(conn, merchant, refused, UPDATE_SUPERSEDED, moment, outcomes=HELD_OUTCOMES)
+        unknown = {row.reference for row in changes if row.outcome == UPDATE_UNKNOWN}  # SeQura holds nothing
+        refused = sorted({row.reference for row in changes if row.outcome == UPDATE_REFUSED})
+        _settle_changes(conn, merchant, refused, UPDATE_SUPERSEDED, moment, outcomes=(UPDATE_REFUSED,))
         gone = set(retried) - still_open - set(unchanged)
         _settle_changes(conn, merchant, sorted(gone), UPDATE_SUPERSEDED, moment)
-        _resolve(conn, merchant, sorted((gone | set(unchanged)) - waiting), moment)
+        _resolve(conn, merchant, sorted((gone | set(unchanged)) - waiting - unknown), moment)
     return Findings(held, {unchanged[reference].order_ref_1 for reference in waiting})
 
 
@@ -720,7 +764,11 @@ class StateLedger:
     merchant: str
 
     def sending(self, batch: Sequence[BuiltReport]) -> None:
-        """Note the batch in in_flight before it is POSTed, so a crash cannot hide that it may have gone."""
+        """Note the batch in in_flight before it is POSTed, so a crash cannot hide that it may have gone.
+
+        Raises RunInProgressError, noting nothing, if the run no longer holds its lock.
+        """
+        renew_lock(self.engine, self.merchant, self.run_id)
         moment = now()
         rows = [
             {
@@ -735,7 +783,6 @@ class StateLedger:
         ]
         with self.engine.begin() as conn:
             _upsert(conn, state.in_flight, self.merchant, "order_ref_1", rows, {})
-        renew_lock(self.engine, self.merchant, self.run_id)
 
     def sent(self, batch: Sequence[BuiltReport]) -> None:
         """Record the acknowledged batch (snapshots, in one transaction with the run count)."""
@@ -754,6 +801,13 @@ def uncertain_deliveries(engine: Engine, merchant: str, order_refs: Sequence[str
     return {
         row.order_ref_1: f"run {row.run_id} sent it at {row.sending_at:%Y-%m-%d %H:%M} UTC" for row in rows
     }
+
+
+def in_flight_since(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, datetime]:
+    """When each of `order_refs` that is in flight was last sent."""
+    with engine.connect() as conn:
+        rows = _rows_of(conn, state.in_flight, merchant, "order_ref_1", order_refs, "sending_at")
+    return {row.order_ref_1: row.sending_at for row in rows}
 
 
 def in_flight_of_run(engine: Engine, merchant: str, run_id: str) -> list[str]:

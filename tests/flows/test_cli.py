@@ -119,6 +119,7 @@ def test_release_by_default_records_a_held_order_as_sequras_and_never_reports_it
 ) -> None:
     url = f"sqlite:///{tmp_path / 'state.sqlite'}"
     store = open_state_store(url)
+    start_run(store, "run-1", "demo_merchant", Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     StateLedger(store, "run-1", "demo_merchant").sending([built_report("HELDORDER")])
     store.dispose()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,7 +39,7 @@ from tasks.state import (
     start_run,
 )
 from tasks.window import Window
-from tests.runs import deliver_all, settings_for
+from tests.runs import deliver_all, run_once, settings_for
 from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -130,17 +131,25 @@ def test_chunks_sent_before_a_crash_are_kept_and_the_next_run_sends_only_the_res
     for number in range(5):
         shop.shipped_order(f"CRASH{number:04d}")
     state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    settings = settings_for(shop.engine, state_url, SHOP_CHUNK_SIZE="2", SEQURA_API_URL=sandbox.url)
+    settings = settings_for(
+        shop.engine,
+        state_url,
+        SHOP_CHUNK_SIZE="2",
+        SEQURA_API_URL=sandbox.url,
+        SEQURA_RUN_LEASE_SECONDS="0.1",
+    )
     window = Window(SINCE, UNTIL, continues=False)
     store = open_state_store(state_url)
     run_id = str(uuid.uuid4())
+    start_run(store, run_id, MERCHANT, window, dry_run=False, flow_run_id=None, lease=settings.run_lease())
     plan = plan_delivery(settings, store, run_id, window, dry_run=False)
     first = deliver_chunk(settings, ChunkJob(run_id, 0, window, plan.config), LOG)  # then the run dies
     assert (plan.chunks, first.sent) == (3, 2)
     sent = sent_fingerprints(store, MERCHANT, [f"CRASH{n:04d}" for n in range(5)])
     assert set(sent) == {"CRASH0000", "CRASH0001"}
     store.dispose()
-    _, again = deliver_all(settings, window)
+    time.sleep(0.2)  # the dead run's lease lapses
+    again = run_once(settings, window)
     assert (again.new, again.unchanged, again.sent) == (3, 2, 3)
     accepted = [o["order_ref_1"] for o in requests.get(sandbox.url + "_sandbox/orders", timeout=5).json()]
     assert sorted(accepted) == [f"CRASH{n:04d}" for n in range(5)]

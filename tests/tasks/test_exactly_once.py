@@ -10,6 +10,7 @@ must hold none of them back.
 from __future__ import annotations
 
 import contextlib
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ def test_every_shipped_order_reaches_sequra_exactly_once_through_30_percent_faul
         except SequraUnavailableError:
             failed += 1
     requests.post(sandbox_server.url + "_sandbox/faults", json={}, timeout=5).raise_for_status()
+    time.sleep(1.0)  # four timeouts: a report still unanswered is clearly not coming
     run_once(settings, Window(SINCE, UNTIL, continues=False))
 
     held = {ref: requests.get(f"{sandbox_server.url}_sandbox/orders/{ref}", timeout=5) for ref in references}

@@ -462,3 +462,24 @@ def test_one_unanswered_update_does_not_stop_the_others_but_three_in_a_row_stop_
         changes.run(SEQURA_MAX_ATTEMPTS="1")
     changes.faults()
     assert changes.run().updated == 4
+
+
+def test_an_order_sequra_does_not_know_stays_quarantined_until_a_person_has_it_reported_again(
+    changes: Changes, capsys: Any
+) -> None:
+    id_order = changes.reported("FORGOTTEN")
+    requests.post(changes.sandbox.url + "_sandbox/reset", timeout=5).raise_for_status()  # SeQura lost it
+    changes.shop.writer.set_tracking(id_order, "PK1ES", at=LATER)
+    assert changes.run().update_failed == 1
+    changes.shop.writer.set_tracking(id_order, "", at=LATER + timedelta(hours=1))  # back as reported
+    assert changes.run().quarantined_rows == ()
+    store = open_state_store(changes.state_url)
+    with store.connect() as conn:
+        assert conn.execute(select(quarantine.c.resolved_at)).scalar_one() is None  # SeQura still has nothing
+    store.dispose()
+
+    main(["release", "FORGOTTEN", "--resend", "--merchant", MERCHANT, "--state-db-url", changes.state_url])
+
+    assert "the next run reports them again as new: FORGOTTEN" in capsys.readouterr().out
+    assert changes.run().sent == 1
+    assert changes.held("FORGOTTEN")["delivery_reports"] == 1

@@ -196,3 +196,15 @@ def test_retry_after_is_read_in_seconds_or_as_an_http_date() -> None:
     assert 55 <= (_retry_after(answer(in_a_minute)) or 0) <= 60
     assert _retry_after(answer("soon")) is None
     assert _retry_after(answer("99999")) == MAX_RETRY_AFTER_SECONDS
+
+
+@pytest.mark.parametrize("status", ["502 Bad Gateway", "504 Gateway Timeout"])
+def test_a_gateway_that_gave_up_on_a_report_leaves_its_outcome_unknown_and_it_is_not_posted_again(
+    status: str,
+) -> None:
+    waits: list[float] = []
+    with not_sequra(status, "text/html", b"<html>gateway</html>") as url:
+        client = HttpSequraClient(url, "demo", SecretStr("x"), MERCHANT, max_attempts=3, sleep=waits.append)
+        with pytest.raises(SequraUnavailableError) as error:
+            client.send_delivery_report(report("GATEWAY01"))
+    assert (error.value.maybe_delivered, waits) == (True, [])

@@ -288,6 +288,7 @@ def test_a_refused_update_is_held_until_the_order_changes_again_or_is_released(s
 
 def test_a_batch_noted_as_sending_stays_uncertain_until_settled(state_url: str) -> None:
     engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     ledger = StateLedger(engine, "run-1", MERCHANT)
     ledger.sending([built_report("AAA"), built_report("BBB"), built_report("CCC")])
     ledger.sent([built_report("AAA")])
@@ -300,6 +301,7 @@ def test_a_batch_noted_as_sending_stays_uncertain_until_settled(state_url: str) 
 
 def test_orders_still_in_flight_are_read_again_whatever_the_window(state_url: str) -> None:
     engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     StateLedger(engine, "run-1", MERCHANT).sending([built_report("INFLIGHT")])
     assert references_to_retry(engine, MERCHANT) == ["INFLIGHT"]
     assert references_to_retry(engine, "another_merchant") == []
@@ -308,6 +310,7 @@ def test_orders_still_in_flight_are_read_again_whatever_the_window(state_url: st
 
 def test_an_order_released_as_delivered_is_kept_as_sent_and_confirmed_by_an_update(state_url: str) -> None:
     engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA")])
     message = release_in_flight(engine, MERCHANT, ["AAA"], delivered=True)
     assert message.startswith("recorded as delivered to SeQura, not to be reported again: AAA; the next run")
@@ -323,6 +326,7 @@ def test_an_order_released_as_delivered_is_kept_as_sent_and_confirmed_by_an_upda
 
 def test_an_order_released_for_sending_is_left_to_the_next_run(state_url: str) -> None:
     engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA"), built_report("BBB")])
     assert in_flight_of_run(engine, MERCHANT, "run-1") == ["AAA", "BBB"]
     with pytest.raises(StateStoreError, match="not held as maybe delivered for merchant demo_merchant: ZZZ"):
@@ -399,4 +403,16 @@ def test_a_run_that_takes_over_a_lapsed_lease_marks_the_dead_run_crashed(state_u
             select(state.runs.c.status, state.runs.c.message).where(state.runs.c.run_id == "dead-run")
         ).one()
     assert (status, message.endswith("run next-run took over")) == ("crashed", True)
+    engine.dispose()
+
+
+def test_a_run_that_lost_its_lock_notes_nothing_and_stops_before_sending(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    free_lock(engine, MERCHANT)
+
+    with pytest.raises(RunInProgressError, match="run run-1 no longer holds the lock"):
+        StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA")])
+
+    assert uncertain_deliveries(engine, MERCHANT, ["AAA"]) == {}
     engine.dispose()
