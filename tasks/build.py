@@ -34,7 +34,9 @@ from schemas.sequra import (
     Platform,
     Statistics,
     Tracking,
+    amount_shown,
     cents,
+    total_shown,
 )
 
 Row = dict[str, Any]
@@ -280,12 +282,24 @@ def build_cart(sub_orders: Sequence[Row], rows: OrderRows, config: ShopConfig, w
         items += rows.discounts.get(id_order, [])
         items += handling_items(sub_order, carrier_label(sub_order, config))
         expected += sub_order["total_paid_tax_incl"] - rows.removed.get(id_order, 0)
-    return {
+    cart: Cart = {
         "currency": sub_orders[0]["currency_iso"],
         "gift": any(bool(sub_order["gift"]) for sub_order in sub_orders),
         "order_total_with_tax": cents(expected),
         "items": balanced(items, cents(expected), what),
     }
+    if cart["order_total_with_tax"] < 0:
+        discounts = ", ".join(
+            f"'{item.get('name', item['type'])}' {amount_shown(item['total_with_tax'])}"
+            for item in cart["items"]
+            if item["total_with_tax"] < 0
+        )
+        raise UnreportableOrderError(
+            f"the {what} of order {', '.join(str(row['id_order']) for row in sub_orders)} would total "
+            f"{total_shown(cart)}: its discounts ({discounts}) exceed what is left of it; correct the "
+            "discounts or refunds of the order in the back office"
+        )
+    return cart
 
 
 def carrier_label(sub_order: Row, config: ShopConfig) -> str:

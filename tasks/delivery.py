@@ -34,7 +34,7 @@ from schemas.reports import (
     SentOrder,
     UpdatedOrder,
 )
-from schemas.sequra import Statistics, total_shown
+from schemas.sequra import Platform, Statistics, total_shown
 from schemas.settings import Settings
 from tasks.build import build_reports, build_statistics, platform_block
 from tasks.diff import diff_against_last_report, of_kind
@@ -51,7 +51,13 @@ from tasks.extract import (
     shop_local,
     shop_local_bounds,
 )
-from tasks.load import add_to_dry_run_file, finish_dry_run_file, send_delivery_reports, start_dry_run_file
+from tasks.load import (
+    LoadResult,
+    add_to_dry_run_file,
+    finish_dry_run_file,
+    send_delivery_reports,
+    start_dry_run_file,
+)
 from tasks.order_updates import (
     send_order_updates,
     settle_unanswered_reports,
@@ -384,38 +390,60 @@ def _deliver(
         findings = record_findings(store, job.run_id, merchant, built, classified, retried)
         statistics = statistics_for(settings, job.config, job.window) if job.statistics_due and new else None
         platform = platform_block(job.config)
-        loaded = send_delivery_reports(settings, store, job.run_id, platform, new, statistics, log)
-        settled = settle_unanswered_reports(settings, store, job.run_id, platform, loaded.unanswered, log)
-        if settled.not_at_sequra and settings.shipment_channel == "order_update":
-            loaded.quarantined += [unknown_to_sequra(built) for built in settled.not_at_sequra]
-        elif settled.not_at_sequra:  # SeQura said it has none of them: reporting them again cannot double
-            again = send_delivery_reports(
-                settings, store, job.run_id, platform, settled.not_at_sequra, None, log, absent=True
-            )
-            loaded.sent += again.sent
-            loaded.quarantined += again.quarantined
-            loaded.requests += again.requests
-        record_quarantine(store, job.run_id, merchant, loaded.quarantined)
+        shipped = ship_new_orders(settings, store, job.run_id, platform, new, statistics, log)
         repeated = [item for item in classified if item.built.order_ref_1 in findings.repeat]
         updates = send_order_updates(
             settings, store, job.run_id, platform, changed + repeated, previous, findings.held, log
         )
-        refused = tuple(loaded.quarantined) + tuple(settled.quarantined) + tuple(updates.quarantined)
-        sent = loaded.sent + settled.settled
+        refused = tuple(shipped.quarantined) + tuple(updates.quarantined)
         outcome = replace(
             outcome,
             quarantined=outcome.quarantined + len(refused),
             quarantined_rows=(outcome.quarantined_rows + refused)[:ROWS_SHOWN],
-            sent=len(sent),
+            sent=len(shipped.sent),
             updated=updates.updated,
             update_failed=len(updates.quarantined) + updates.unanswered,
-            requests=loaded.requests + settled.requests + updates.requests,
-            statistics_settled=loaded.statistics_settled,
-            sent_rows=tuple(sent_row(b) for b in sent[:ROWS_SHOWN]),
+            requests=shipped.requests + updates.requests,
+            statistics_settled=shipped.statistics_settled,
+            sent_rows=tuple(sent_row(b) for b in shipped.sent[:ROWS_SHOWN]),
             update_rows=tuple(updates.rows[:ROWS_SHOWN]),
         )
     clock.lap("load")
     return replace(outcome, seconds=clock.seconds)
+
+
+def ship_new_orders(
+    settings: Settings,
+    store: Engine,
+    run_id: str,
+    platform: Platform,
+    new: Sequence[BuiltReport],
+    statistics: Statistics | None,
+    log: logging.Logger | logging.LoggerAdapter,
+) -> LoadResult:
+    """Tell SeQura the new shipments, each once; writes the state store.
+
+    Reports go out (POST, or order updates with SEQURA_SHIPMENT_CHANNEL order_update); those left without an
+    answer, now or by an earlier run, are settled by order updates, and those SeQura then shows it never
+    had are reported again. Returns every order sent or settled, and every one quarantined (recorded).
+    """
+    merchant = settings.merchant_id or ""
+    loaded = send_delivery_reports(settings, store, run_id, platform, new, statistics, log)
+    settled = settle_unanswered_reports(settings, store, run_id, platform, loaded.unanswered, log)
+    loaded.sent += settled.settled
+    loaded.quarantined += settled.quarantined
+    loaded.requests += settled.requests
+    if settled.not_at_sequra and settings.shipment_channel == "order_update":
+        loaded.quarantined += [unknown_to_sequra(built) for built in settled.not_at_sequra]
+    elif settled.not_at_sequra:  # SeQura said it has none of them: reporting them again cannot double
+        again = send_delivery_reports(
+            settings, store, run_id, platform, settled.not_at_sequra, None, log, absent=True
+        )
+        loaded.sent += again.sent
+        loaded.quarantined += again.quarantined
+        loaded.requests += again.requests
+    record_quarantine(store, run_id, merchant, loaded.quarantined)
+    return loaded
 
 
 def _outcome(

@@ -13,12 +13,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 
 from schemas.reports import BuiltReport, Change, ClassifiedReport, QuarantinedOrder, Stage, UpdatedOrder
-from schemas.sequra import OrderReport, OrderUpdate, Platform, amount_shown, total_shown
+from schemas.sequra import Cart, OrderReport, OrderUpdate, Platform, total_shown
 from schemas.settings import Settings
 from tasks.load import sequra_client
 from tasks.sequra_client import (
@@ -34,7 +35,6 @@ from tasks.state import (
     UPDATE_UNKNOWN,
     StateLedger,
     in_flight_since,
-    record_quarantine,
     record_update_refused,
     record_updated,
     renew_lock,
@@ -66,10 +66,6 @@ class Unanswered:
                 f"{unavailable}); {then}",
                 maybe_delivered=False,
             ) from None
-
-
-class NegativeOrderError(ValueError):
-    """An update would tell SeQura a negative total: the shop's data is wrong, not the order."""
 
 
 @dataclass
@@ -105,29 +101,17 @@ def order_update_body(merchant_id: str, report: OrderReport, platform: Platform)
     return orjson.dumps({"order": order_update(merchant_id, report, platform)})
 
 
-def check_not_negative(report: OrderReport, id_orders: Sequence[int]) -> None:
-    """Refuse an update with a negative cart total, naming the order and the lines that make it so.
-
-    (A negative quantity cannot reach here: a line refunded or returned beyond what was ordered stops
-    the build of the order.)
-    """
-    orders = ", ".join(map(str, id_orders))
-    for cart_name, cart in (("shipped_cart", report["cart"]), ("unshipped_cart", report["remaining_cart"])):
-        if cart["order_total_with_tax"] < 0:
-            lines = ", ".join(
-                f"'{item.get('name', item['type'])}' {amount_shown(item['total_with_tax'])}"
-                for item in cart["items"]
-                if item["total_with_tax"] < 0
-            )
-            raise NegativeOrderError(
-                f"{cart_name} of order {orders} would total {total_shown(cart)}: its discounts ({lines}) "
-                "exceed what is left of it; correct the discounts or refunds of the order in the back office"
-            )
-
-
 def _is_empty(cart: Mapping[str, object]) -> bool:
     """True for a cart with no items."""
     return not cart.get("items")
+
+
+def _cart_change(name: str, before: Mapping[str, Any], now: Cart) -> list[str]:
+    """How a cart changed: `shipped_cart 99.99 → 74.99 EUR`, or `shipped_cart items`; [] if it did not."""
+    if before.get("order_total_with_tax") != now["order_total_with_tax"]:
+        was = total_shown(before).removesuffix(" " + now["currency"])  # type: ignore[arg-type]
+        return [f"{name} {was} → {total_shown(now)}"]
+    return [f"{name} items"] if before.get("items") != now["items"] else []
 
 
 def describe_change(previous: Mapping[str, object], current: OrderReport) -> str:
@@ -138,27 +122,22 @@ def describe_change(previous: Mapping[str, object], current: OrderReport) -> str
     before_shipped, before_unshipped = previous.get("cart", {}), previous.get("remaining_cart", {})
     assert isinstance(before_shipped, dict) and isinstance(before_unshipped, dict)
     shipped, unshipped = current["cart"], current["remaining_cart"]
-    parts: list[str] = []
     if _is_empty(shipped) and _is_empty(unshipped):
-        parts.append("cancelled (nothing kept)")
-    elif (
-        not _is_empty(before_unshipped)
-        and before_unshipped != unshipped
-        and len(shipped["items"]) > len(before_shipped.get("items", []))
-    ):
-        parts.append("second part shipped")
-    if not parts or parts == ["second part shipped"]:
-        for name, before, now in (
-            ("shipped_cart", before_shipped, shipped),
-            ("unshipped_cart", before_unshipped, unshipped),
-        ):
-            if before.get("order_total_with_tax") != now["order_total_with_tax"]:
-                was = total_shown(before).removesuffix(" " + now["currency"])  # type: ignore[arg-type]
-                parts.append(f"{name} {was} → {total_shown(now)}")
-            elif before.get("items") != now["items"]:
-                parts.append(f"{name} items")
+        parts = ["cancelled (nothing kept)"]
+    else:
+        shipped_more = len(shipped["items"]) > len(before_shipped.get("items", []))
+        parts = ["second part shipped"] if shipped_more and not _is_empty(before_unshipped) else []
+        parts += _cart_change("shipped_cart", before_shipped, shipped)
+        parts += _cart_change("unshipped_cart", before_unshipped, unshipped)
     parts += [label for key, label in PART_NAMES if previous.get(key) != current.get(key)]
     return ", ".join(parts) or "order details"
+
+
+def what_changed(item: ClassifiedReport, previous: Mapping[str, bytes]) -> str:
+    """What an update tells SeQura, against the payload it last acknowledged (`previous`, by order_ref_1)."""
+    if item.change is Change.UNCHANGED:
+        return "sent again: the last update got no answer"
+    return describe_change(orjson.loads(previous.get(item.built.order_ref_1, b"{}")), item.built.report)
 
 
 @dataclass
@@ -190,25 +169,13 @@ class OrderUpdateLoader:
         result = UpdateResult()
         for item in changed:
             built = item.built
-            changes = (
-                "sent again: the last update got no answer"
-                if item.change is Change.UNCHANGED
-                else describe_change(orjson.loads(previous.get(built.order_ref_1, b"{}")), built.report)
-            )
+            changes = what_changed(item, previous)
             if built.order_ref_1 in held:
-                result.rows.append(self._row(item, changes, "held: SeQura refused this update before"))
-                continue
-            try:
-                check_not_negative(built.report, built.id_orders)
-            except NegativeOrderError as negative:
-                entry = self._quarantined(item, str(negative), Stage.BUILD)
-                record_quarantine(self.store, self.run_id, self.merchant, [entry])
-                result.quarantined.append(entry)
-                result.rows.append(self._row(item, changes, "not sent: " + str(negative)))
+                result.rows.append(update_row(item, changes, "held: SeQura refused this update before"))
                 continue
             result.requests += 1
             renew_lock(self.store, self.merchant, self.run_id)
-            result.rows.append(self._row(item, changes, self._send(item, changes, result)))
+            result.rows.append(update_row(item, changes, self._send(item, changes, result)))
         return result
 
     def _send(self, item: ClassifiedReport, changes: str, result: UpdateResult) -> str:
@@ -257,21 +224,21 @@ class OrderUpdateLoader:
 
     def _refused(self, item: ClassifiedReport, reason: str, outcome: str, result: UpdateResult) -> None:
         """Quarantine the order with SeQura's answer and hold its change back."""
-        entry = self._quarantined(item, reason, Stage.UPDATE)
+        entry = self._quarantined(item, reason)
         record_update_refused(self.store, self.run_id, self.merchant, entry, outcome)
         result.quarantined.append(entry)
 
     @staticmethod
-    def _quarantined(item: ClassifiedReport, reason: str, stage: Stage) -> QuarantinedOrder:
+    def _quarantined(item: ClassifiedReport, reason: str) -> QuarantinedOrder:
         """A quarantine entry for an order whose update was not accepted."""
         built = item.built
-        return QuarantinedOrder(built.reference, built.order_ref_1, built.id_orders, stage, reason)
+        return QuarantinedOrder(built.reference, built.order_ref_1, built.id_orders, Stage.UPDATE, reason)
 
-    @staticmethod
-    def _row(item: ClassifiedReport, changes: str, result: str) -> UpdatedOrder:
-        """The table row of one order update."""
-        built = item.built
-        return UpdatedOrder(built.reference, built.order_ref_1, built.id_orders, changes, result)
+
+def update_row(item: ClassifiedReport, changes: str, result: str) -> UpdatedOrder:
+    """The table row of one order update."""
+    built = item.built
+    return UpdatedOrder(built.reference, built.order_ref_1, built.id_orders, changes, result)
 
 
 def send_order_updates(
@@ -292,16 +259,7 @@ def send_order_updates(
 
 def updates_to_send(changed: Sequence[ClassifiedReport], previous: Mapping[str, bytes]) -> list[UpdatedOrder]:
     """The table rows of a dry run's order updates: what would change, nothing sent."""
-    return [
-        UpdatedOrder(
-            item.built.reference,
-            item.built.order_ref_1,
-            item.built.id_orders,
-            describe_change(orjson.loads(previous.get(item.built.order_ref_1, b"{}")), item.built.report),
-            "dry run: not sent",
-        )
-        for item in changed
-    ]
+    return [update_row(item, what_changed(item, previous), "dry run: not sent") for item in changed]
 
 
 @dataclass
@@ -323,7 +281,7 @@ class ReportSettler:
     holds the shipment (recorded as sent); 404 from a report out longer than `patience`, SeQura has no such
     order, so the report never reached it and may be sent again (`not_at_sequra`, still in flight until
     then); 404 sooner, SeQura may still be processing the report, so the next run asks again; a refusal is
-    left to a person, in the quarantine.
+    left to a person (`quarantined`, for the caller to record; the order stays in flight).
     """
 
     client: SequraClient
@@ -366,7 +324,6 @@ class ReportSettler:
                 f"back office, then run `sequra-etl release {built.order_ref_1}` if it has it, or add "
                 "--resend if it has not",
             )
-            record_quarantine(ledger.engine, ledger.run_id, ledger.merchant, [entry])
             result.quarantined.append(entry)
             return
         except SequraUnavailableError as unavailable:

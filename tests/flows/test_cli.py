@@ -8,7 +8,14 @@ from sqlalchemy.engine import make_url
 
 from flows.cli import EXIT_SETTING, main
 from schemas.state import runs
-from tasks.state import StateLedger, open_state_store, sent_fingerprints, start_run
+from tasks.state import (
+    StateLedger,
+    StateStoreError,
+    open_state_store,
+    sent_fingerprints,
+    start_run,
+    uncertain_deliveries,
+)
 from tasks.window import Window
 from tests.cases import built_report
 from tests.flows.conftest import Pipeline
@@ -114,8 +121,9 @@ def test_unlock_frees_a_lock_left_behind_and_says_which_run_held_it(
     assert "no run holds the lock" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("named", [["HELDORDER"], ["--run", "run-1"]], ids=["by order", "by run"])
 def test_release_by_default_records_a_held_order_as_sequras_and_never_reports_it_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], named: list[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'state.sqlite'}"
     store = open_state_store(url)
@@ -123,13 +131,14 @@ def test_release_by_default_records_a_held_order_as_sequras_and_never_reports_it
     StateLedger(store, "run-1", "demo_merchant").sending([built_report("HELDORDER")])
     store.dispose()
 
-    assert main(["release", "HELDORDER", "--merchant", "demo_merchant", "--state-db-url", url]) == 0
+    assert main(["release", *named, "--merchant", "demo_merchant", "--state-db-url", url]) == 0
 
     assert "recorded as delivered to SeQura, not to be reported again: HELDORDER" in capsys.readouterr().out
     store = open_state_store(url)
     assert sent_fingerprints(store, "demo_merchant", ["HELDORDER"]) == {
         "HELDORDER": built_report("HELDORDER").fingerprint
     }
+    assert uncertain_deliveries(store, "demo_merchant", ["HELDORDER"]) == {}
     store.dispose()
 
 
@@ -203,3 +212,15 @@ def test_a_read_only_state_store_ends_in_one_line_before_any_run(
         "sequra-etl: StateStoreError: the state store cannot be written: attempt to write a"
     )
     assert err.count("\n") == 1 and "check STATE_DB_URL" in err
+
+
+@pytest.mark.usefixtures("configured")
+def test_debug_shows_the_traceback_instead_of_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    damaged = tmp_path / "state.sqlite"
+    damaged.write_text("not a database")
+    monkeypatch.setenv("STATE_DB_URL", f"sqlite:///{damaged}")
+
+    with pytest.raises(StateStoreError, match="check STATE_DB_URL"):
+        main(["--debug", "deliver"])

@@ -97,8 +97,17 @@ def test_a_version_1_store_gets_run_marks_chunks_and_update_outcomes(state_url: 
             conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(text("DROP TABLE run_chunks"))
         conn.execute(delete(state.schema_version).where(state.schema_version.c.version >= 2))
+        conn.execute(  # a change a version 1 store recorded, which nothing ever sent
+            text(
+                "INSERT INTO order_changes (merchant, order_ref_1, reference, previous_fingerprint, "
+                "fingerprint, payload, detected_at, run_id) VALUES (:merchant, 'OLD', 'OLD', 'a', 'b', '{}', "
+                ":moment, 'run-0')"
+            ),
+            {"merchant": MERCHANT, "moment": datetime(2026, 1, 1)},
+        )
     engine.dispose()
     engine = open_state_store(state_url)
+    assert references_to_retry(engine, MERCHANT) == ["OLD"]  # the first run after the upgrade sends it
     assert "run_chunks" in state_tables(engine)
     start_run(engine, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     record_marks(engine, "run-1", {"order_history": 41, "order_slip": 2})
@@ -106,7 +115,7 @@ def test_a_version_1_store_gets_run_marks_chunks_and_update_outcomes(state_url: 
     assert last_marks(engine, MERCHANT) == {"order_history": 41, "order_slip": 2}
     with engine.connect() as conn:
         assert conn.execute(select(state.runs.c.updated_count)).scalars().all() == [0]
-        assert conn.execute(select(state.order_changes.c.outcome)).all() == []
+        assert conn.execute(select(state.order_changes.c.outcome)).all() == [(None,)]
     assert {index["name"] for index in inspect(engine).get_indexes("order_changes")} >= {
         "ix_order_changes_reference",
         "ix_order_changes_outcome",
