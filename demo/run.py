@@ -1,15 +1,19 @@
-"""The demo: a seeded PrestaShop database, the local SeQura sandbox, and the flow run three times.
+"""The demo: a seeded PrestaShop database, the local SeQura sandbox, and the flows run end to end.
 
-The third run follows changes made after shipment, which go to SeQura as order updates.
+The third delivery report follows changes made after shipment, which go to SeQura as order updates. Then
+SeQura corrects buyer data: a reconciliation lists what differs in the shop, fixes it, and the next delivery
+report sends the fixed orders to SeQura as order updates.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import requests
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Connection
 
@@ -82,6 +86,77 @@ def change_after_shipment(shop_url: str, demo: DemoShop, corrected_ref: str) -> 
     ]
 
 
+def demo_corrections(held: Mapping[str, Mapping[str, object]], demo: DemoShop) -> list[object]:
+    """What SeQura corrected after talking to the demo's buyers, from the orders it holds.
+
+    A guest's email (with their name in capitals and their phone written another way, which are no
+    differences), the postcode of a split order's delivery address, an address the merchant already fixed in
+    a new row, a reference the shop does not know, and a malformed record.
+    """
+    guest = held[demo.guest_ref]
+    split = held[demo.split_staggered_ref]
+    guest_customer = dict(guest["customer"])  # type: ignore[call-overload]
+    guest_address = dict(guest["delivery_address"])  # type: ignore[call-overload]
+    split_address = dict(split["delivery_address"])  # type: ignore[call-overload]
+    postcode = str(split_address["postal_code"])
+    return [
+        {
+            "order_ref_1": demo.guest_ref,
+            "customer": {
+                "given_names": str(guest_customer["given_names"]).upper(),
+                "email": str(guest_customer["email"]).replace("@", ".puig@"),
+            },
+            "delivery_address": {"mobile_phone": "0034" + str(guest_address["mobile_phone"])[3:]},
+        },
+        {
+            "order_ref_1": demo.split_staggered_ref,
+            "delivery_address": {"postal_code": postcode[:-1] + str((int(postcode[-1]) + 1) % 10)},
+        },
+        {"order_ref_1": demo.edited_address_ref, "delivery_address": {"address_line_1": "9 Place Bellecour"}},
+        {"order_ref_1": "NOTINSHOP", "customer": {"email": "someone@example.com"}},
+        {"order_ref_1": demo.gift_ref, "delivery_address": {"postal_code": 75002}},
+    ]
+
+
+def reconcile_demo(sandbox_url: str, held: Mapping[str, Mapping[str, object]], demo: DemoShop) -> bool:
+    """Steps 4 to 7: SeQura's corrections listed, applied, sent as order updates, then nothing left."""
+    from flows.delivery_report import delivery_report
+    from flows.reconcile import reconciliation
+    from tasks.reconcile import changes_markdown, reconciliation_markdown
+
+    requests.post(f"{sandbox_url}_sandbox/corrections", json=demo_corrections(held, demo), timeout=10)
+    corrections = f"{sandbox_url}_sandbox/corrections"
+    _say(f"4. SeQura corrects buyer data ({corrections}): what differs in the shop")
+    listing = reconciliation(corrections=corrections, out=str(DEMO_DIR / "differences.csv"))
+    print(reconciliation_markdown(listing))
+    print("\n" + (DEMO_DIR / "differences.csv").read_text(encoding="utf-8"))
+    print(changes_markdown(listing))
+
+    _say("5. The same corrections with --apply: the shop is fixed the way PrestaShop does it")
+    fixed = reconciliation(corrections=corrections, apply=True, out=str(DEMO_DIR / "fixed.csv"))
+    print(changes_markdown(fixed))
+    print(
+        f"Orders fixed: {fixed.outcome.counts.fixed_orders}; skipped: {fixed.outcome.counts.skipped_orders}"
+    )
+
+    _say("6. The next delivery report sends the fixed orders to SeQura as order updates")
+    after = delivery_report()
+    for update in after.updates:
+        print(f"  {update.order_ref_1}: {update.changes} -> {update.result}")
+
+    _say("7. A second reconciliation finds nothing left to fix")
+    again = reconciliation(corrections=corrections, out=str(DEMO_DIR / "again.csv"))
+    print(
+        f"Differences: {again.outcome.counts.differences} (the audit trail is the state store's shop_corrections)"
+    )
+    return (
+        listing.outcome.counts.differences > 0
+        and fixed.outcome.counts.fixed_orders == listing.outcome.counts.orders_with_differences
+        and after.counts.updated >= listing.outcome.counts.orders_with_differences
+        and again.outcome.counts.differences == 0
+    )
+
+
 def run_demo() -> int:
     """Seed the demo shop, start the sandbox, run the flow three times and say where to look."""
     from flows.delivery_report import delivery_report
@@ -141,6 +216,8 @@ def run_demo() -> int:
                 f"  the sandbox now holds for {update.order_ref_1}: shipped "
                 f"{_cents(shipped)} {shipped.get('currency')}, unshipped {_cents(unshipped)}"
             )
+        held = {ref: sandbox.state.held_order(None, ref) or {} for ref in demo.shipped_refs}
+        reconciled = reconcile_demo(sandbox.url, held, demo)
     _say("Where to look")
     print(f"Demo shop (SQLite): {shop_url}")
     print(f"State store: {state_url} (tables order_snapshots, runs, quarantine, order_changes)")
@@ -149,6 +226,6 @@ def run_demo() -> int:
         "Prefect UI with these runs and their artifacts: "
         f"PREFECT_HOME={os.environ.get('PREFECT_HOME', '~/.prefect')} .venv/bin/prefect server start"
     )
-    ok = first.counts.sent > 0 and second.counts.sent == 0 and third.counts.updated >= 3
+    ok = first.counts.sent > 0 and second.counts.sent == 0 and third.counts.updated >= 3 and reconciled
     print("\nDemo " + ("succeeded" if ok else "FAILED: see the runs above"))
     return 0 if ok else 1

@@ -1,4 +1,4 @@
-"""The sequra-etl command: deliver, release, unlock, sandbox, demo, seed."""
+"""The sequra-etl command: deliver, reconcile, release, unlock, sandbox, demo, seed."""
 
 from __future__ import annotations
 
@@ -50,6 +50,24 @@ def parser() -> argparse.ArgumentParser:
     deliver.add_argument("--out", help="where --dry-run writes the report it would send")
     for attr, option in OPTION_SETTINGS.items():
         deliver.add_argument(option, dest=attr, help=f"overrides {SETTINGS[attr].env}")
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="list every shop value that differs from SeQura-corrected buyer data, and fix them with --apply",
+        description="Compare SeQura's corrections (JSON Lines, a JSON array or CSV; a file or an http(s) "
+        "URL) with the shop's buyers and addresses, field by field. Without --apply nothing is written.",
+        epilog="example: sequra-etl reconcile --corrections corrections.jsonl --out differences.csv",
+    )
+    reconcile.add_argument(
+        "--corrections", required=True, metavar="PATH_OR_URL", help="SeQura's corrections: a file or a URL"
+    )
+    reconcile.add_argument("--out", metavar="FILE.csv", help="write every difference to this CSV")
+    reconcile.add_argument(
+        "--apply",
+        action="store_true",
+        help="write the corrections into the shop as PrestaShop does (needs INSERT and UPDATE grants)",
+    )
+    for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
+        reconcile.add_argument(OPTION_SETTINGS[attr], dest=attr, help=f"overrides {SETTINGS[attr].env}")
     release = commands.add_parser(
         "release",
         help="settle an order held because its report got no answer, or send again an order update SeQura "
@@ -123,6 +141,31 @@ def deliver(args: argparse.Namespace) -> int:
     check_ready(settings)
     summary = delivery_report(since=args.since, until=args.until, dry_run=args.dry_run, out=args.out)
     print(summary_markdown(summary))
+    return 0
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    """Check the settings, the source, the shop and the state store, then run the reconciliation flow once."""
+    from flows.reconcile import reconciliation
+    from tasks.corrections import is_url
+    from tasks.delivery import check_ready
+    from tasks.reconcile import changes_markdown, reconciliation_markdown
+
+    for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
+        value = getattr(args, attr, None)
+        if value is not None:
+            os.environ[SETTINGS[attr].env] = value
+    settings = Settings.from_env()
+    settings.require("shop_db_url", "merchant_id")
+    if not is_url(args.corrections) and not os.path.isfile(args.corrections):
+        raise SettingError(
+            "--corrections", f"no file at {args.corrections}; give a file path or an http(s) URL"
+        )
+    check_ready(settings)
+    summary = reconciliation(corrections=args.corrections, out=args.out, apply=args.apply)
+    print(reconciliation_markdown(summary))
+    print()
+    print(changes_markdown(summary))
     return 0
 
 
@@ -224,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "deliver":
             apply_options(args)
             return deliver(args)
+        if args.command == "reconcile":
+            return reconcile(args)
         if args.command == "release":
             return release(args)
         if args.command == "unlock":

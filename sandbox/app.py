@@ -1,7 +1,8 @@
 """The sandbox web app: a local double of SeQura's delivery report and order update API.
 
 Besides the two API endpoints it serves `/_sandbox/` endpoints, without auth, to read what it
-accepted and to plan faults (errors, rate limits, dropped connections, delays, rejected orders).
+accepted and to plan faults (errors, rate limits, dropped connections, delays, rejected orders), and a file of
+buyer data SeQura corrected, with auth, for reconciliations (`/_sandbox/corrections`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import csv
+import io
 import json
 import random
 import secrets
@@ -110,6 +113,17 @@ class SandboxState:
         self._requests: list[Record] = []
         self._faults = FaultPlan()
         self._random = random.Random()
+        self._corrections: list[object] = []
+
+    def set_corrections(self, records: list[object]) -> None:
+        """Replace the corrected buyer data the sandbox serves, records kept as given (malformed ones too)."""
+        with self._lock:
+            self._corrections = list(records)
+
+    def corrections(self) -> list[object]:
+        """The corrected buyer data the sandbox serves."""
+        with self._lock:
+            return list(self._corrections)
 
     def record_report(self, merchant: str, body: object, orders: list[object]) -> None:
         """Store an accepted delivery report and each of its orders."""
@@ -236,6 +250,7 @@ class SandboxState:
             self._order_updates.clear()
             self._held.clear()
             self._requests.clear()
+            self._corrections.clear()
         self.set_fault_plan(FaultPlan())
 
 
@@ -385,6 +400,35 @@ def _receive_order_update(
     return JSONResponse({})
 
 
+def _flattened(record: object) -> dict[str, object]:
+    """A correction record with nested keys flattened (`delivery_address.postal_code`), for CSV."""
+    if not isinstance(record, dict):
+        return {}
+    flat: dict[str, object] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat |= {f"{key}.{inner}": item for inner, item in value.items()}
+        else:
+            flat[key] = value
+    return flat
+
+
+def corrections_body(records: list[object], file_format: str) -> Response:
+    """The corrections as JSON Lines, a JSON array or CSV."""
+    if file_format == "json":
+        return JSONResponse(records)
+    if file_format == "csv":
+        rows = [_flattened(record) for record in records]
+        columns = list(dict.fromkeys(column for row in rows for column in row))
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return PlainTextResponse(out.getvalue(), media_type="text/csv")
+    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    return PlainTextResponse(lines, media_type="application/jsonl")
+
+
 def create_app(config: SandboxConfig) -> FastAPI:
     """Build the sandbox app; its SandboxState is at `app.state.sandbox`."""
     state = SandboxState()
@@ -447,6 +491,22 @@ def create_app(config: SandboxConfig) -> FastAPI:
         """Replace the fault plan."""
         state.set_fault_plan(plan)
         return state.fault_plan()
+
+    @app.get("/_sandbox/corrections")
+    def get_corrections(request: Request, format: Literal["jsonl", "json", "csv"] = "jsonl") -> Response:
+        """The buyer data SeQura corrected, as a merchant downloads it (Basic auth, like the API)."""
+        if not _authorized(request.headers.get("authorization"), config):
+            return _access_denied()
+        return corrections_body(state.corrections(), format)
+
+    @app.post("/_sandbox/corrections")
+    async def post_corrections(request: Request) -> JSONResponse:
+        """Set the corrected buyer data to serve: a JSON array of records, kept as given."""
+        records = await request.json()
+        if not isinstance(records, list):
+            return _errors(422, "send a JSON array of correction records")
+        state.set_corrections(records)
+        return JSONResponse({"corrections": len(records)})
 
     @app.post("/_sandbox/reset")
     def post_reset() -> JSONResponse:

@@ -114,6 +114,15 @@ def _flag(name: str, value: str) -> bool:
     raise SettingError(name, f"'{value}' is not true or false")
 
 
+def _admin_url(name: str, value: str) -> str | None:
+    """Check the back office's base URL (empty means unset) and give it its trailing slash."""
+    if not value.strip():
+        return None
+    if not re.match(r"https?://[^/\s]+", value):
+        raise SettingError(name, f"'{value}' is not an http(s) URL like https://shop.example/admin123/")
+    return value if value.endswith("/") else value + "/"
+
+
 def _text(name: str, value: str) -> str:
     """Keep a plain text setting as given."""
     return value
@@ -192,9 +201,26 @@ SETTINGS: dict[str, Setting] = {
         _positive_float,
         "how long a run that stopped renewing its lock (killed) still blocks the next one",
     ),
+    "shop_admin_url": Setting(
+        "SHOP_ADMIN_URL",
+        "",
+        _admin_url,
+        "the back office's address (https://shop.example/admin123/): reconciliations link to its pages",
+    ),
+    "corrections_username": Setting(
+        "CORRECTIONS_USERNAME",
+        None,
+        _text,
+        "user for the corrections URL (Basic auth); on SEQURA_API_URL's host SEQURA_USERNAME is used",
+    ),
+    "corrections_password": Setting("CORRECTIONS_PASSWORD", None, _text, "password for the corrections URL"),
+    "corrections_timeout_seconds": Setting(
+        "CORRECTIONS_TIMEOUT_SECONDS", "60", _positive_float, "timeout of the corrections download"
+    ),
 }
 
 REQUIRED_TO_SEND = ("shop_db_url", "username", "password", "merchant_id")
+SECRETS = ("password", "corrections_password")
 
 
 @dataclass(frozen=True)
@@ -221,6 +247,10 @@ class Settings:
     first_run_days: int
     shipment_channel: Literal["delivery_report", "order_update"]
     run_lease_seconds: float
+    shop_admin_url: str | None
+    corrections_username: str | None
+    corrections_password: SecretStr | None = field(repr=False)
+    corrections_timeout_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -230,8 +260,9 @@ class Settings:
         for attr, setting in SETTINGS.items():
             raw = environ.get(setting.env, setting.default)
             values[attr] = None if raw is None else setting.parse(setting.env, raw)
-        if values["password"] is not None:
-            values["password"] = SecretStr(values["password"])
+        for secret in SECRETS:
+            if values[secret] is not None:
+                values[secret] = SecretStr(values[secret])
         settings = cls(**values)
         return settings.with_overrides(**overrides)
 
@@ -245,7 +276,7 @@ class Settings:
                 raise SettingError(attr, "is not a setting")
             if isinstance(value, str):
                 value = SETTINGS[attr].parse(SETTINGS[attr].env, value)
-            parsed[attr] = SecretStr(value) if attr == "password" and isinstance(value, str) else value
+            parsed[attr] = SecretStr(value) if attr in SECRETS and isinstance(value, str) else value
         return replace(self, **parsed)
 
     def require(self, *attrs: str) -> None:

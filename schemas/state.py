@@ -1,4 +1,4 @@
-"""State store tables: what was sent to SeQura, runs and their chunks, quarantined orders, changes seen."""
+"""State store tables: what was sent to SeQura, runs, quarantined orders, changes, shop values corrected."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 3
+STATE_SCHEMA_VERSION = 4
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
@@ -166,4 +166,23 @@ order_changes = Table(
     UniqueConstraint("merchant", "order_ref_1", "fingerprint", name="uq_order_changes_fingerprint"),
     Index("ix_order_changes_reference", "merchant", "reference"),  # version 3
     Index("ix_order_changes_outcome", "merchant", "outcome"),  # version 3: the changes waiting to be sent
+)
+
+shop_corrections = Table(  # version 4: the audit trail of `sequra-etl reconcile --apply`
+    "shop_corrections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False),
+    Column("merchant", String(64), nullable=False),
+    Column("order_ref_1", String(255), nullable=False),
+    Column("id_order", Integer, nullable=False),
+    Column("record", String(32), nullable=False),  # customer, delivery_address, invoice_address
+    Column("field", String(32), nullable=False),  # SeQura's key
+    Column("shop_table", String(16), nullable=False),  # customer or address
+    Column("row_before", Integer, nullable=False),  # id_customer, or the id_address the orders left
+    Column("row_after", Integer, nullable=False),  # id_customer, or the new id_address
+    Column("before_value", Text),
+    Column("after_value", Text, nullable=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+    Index("ix_shop_corrections_order", "merchant", "order_ref_1"),
 )

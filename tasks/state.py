@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from schemas import state
+from schemas.corrections import AppliedFix
 from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder, Stage
 from schemas.state import Marks
 from tasks.chunks import in_chunks
@@ -108,10 +109,16 @@ def _add_missing_columns(conn: Connection, table: Table, *names: str) -> None:
         conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))
 
 
+def _create_version_4(conn: Connection) -> None:
+    """Version 4: the audit trail of the shop values reconciliations corrected."""
+    state.metadata.create_all(conn, tables=[state.shop_corrections])
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _create_version_1,
     2: _create_version_2,
     3: _create_version_3,
+    4: _create_version_4,
 }
 
 
@@ -992,3 +999,53 @@ def last_marks(engine: Engine, merchant: str) -> Marks | None:
     with engine.connect() as conn:
         stored = conn.execute(query).scalar()
     return {str(name): int(mark) for name, mark in json.loads(stored).items()} if stored else None
+
+
+def reporting_outlook(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
+    """What would next send each order's shop data to SeQura: its delivery report, or a waiting order update.
+
+    Orders reported with nothing waiting are left out: only a later change in the shop would send them.
+    """
+    changes = state.order_changes
+    with engine.connect() as conn:
+        reported = {
+            row[0] for row in _rows_of(conn, state.order_snapshots, merchant, "order_ref_1", order_refs)
+        }
+        waiting = {
+            row.order_ref_1
+            for row in _rows_of(conn, changes, merchant, "order_ref_1", order_refs, "outcome")
+            if row.outcome in (None, "refused", "unknown")
+        }
+        in_flight = {row[0] for row in _rows_of(conn, state.in_flight, merchant, "order_ref_1", order_refs)}
+    outlook = {ref: "order update" for ref in order_refs if ref in waiting | in_flight}
+    return outlook | {ref: "delivery report" for ref in order_refs if ref not in reported | in_flight}
+
+
+def record_shop_corrections(
+    engine: Engine, run_id: str, merchant: str, applied: Sequence[AppliedFix]
+) -> None:
+    """Keep what a reconciliation changed in the shop, value by value; writes shop_corrections."""
+    if not applied:
+        return
+    moment = now()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(state.shop_corrections),
+            [
+                {
+                    "run_id": run_id,
+                    "merchant": merchant,
+                    "order_ref_1": fix.order_reference,
+                    "id_order": fix.id_order,
+                    "record": fix.record,
+                    "field": fix.field,
+                    "shop_table": fix.shop_table,
+                    "row_before": fix.row_before,
+                    "row_after": fix.row_after,
+                    "before_value": fix.before,
+                    "after_value": fix.after,
+                    "applied_at": moment,
+                }
+                for fix in applied
+            ],
+        )

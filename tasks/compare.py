@@ -1,0 +1,476 @@
+"""Compare: SeQura-corrected buyer data against what the shop holds, one chunk of orders at a time.
+
+Each chunk is read with four queries, whatever its size: the orders of its references, their buyers, the
+address rows the orders point to (soft-deleted or not), and the buyers' current addresses (`deleted = 0`).
+A record SeQura corrected that one of the buyer's current addresses already holds was fixed by the merchant
+in a new row, as PrestaShop versions addresses, and is no difference.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.engine import Connection
+
+from schemas.corrections import (
+    ADDRESS_COLUMNS,
+    CUSTOMER_COLUMNS,
+    INVOICE_ADDRESS_COLUMNS,
+    ROLE_OF_RECORD,
+    Correction,
+    Difference,
+    ReconciliationCounts,
+    RecordName,
+    Role,
+)
+from schemas.prestashop import ShopTables
+from tasks.chunks import in_chunks
+from tasks.extract import KEYS_PER_QUERY, OrderFilter
+from tasks.normalise import same
+
+Row = dict[str, Any]
+
+IDENTITY_KEYS = (  # an address row holds a correction when it agrees on these, and on every key SeQura sent
+    "given_names",
+    "surnames",
+    "address_line_1",
+    "address_line_2",
+    "postal_code",
+    "city",
+    "country_code",
+)
+FORM_LABELS = {  # the labels of PrestaShop's back-office forms, per shop column
+    "firstname": "First name",
+    "lastname": "Last name",
+    "email": "Email",
+    "company": "Company",
+    "address1": "Address",
+    "address2": "Address (2)",
+    "postcode": "Zip/postal code",
+    "city": "City",
+    "id_country": "Country",
+    "id_state": "State",
+    "phone": "Phone",
+    "phone_mobile": "Mobile phone",
+    "other": "Other",
+    "vat_number": "VAT number",
+    "dni": "Identification number",
+}
+
+
+@dataclass(frozen=True)
+class ShopRecords:
+    """What the shop holds for one chunk of corrections."""
+
+    sub_orders: Mapping[str, list[Row]]  # order_ref_1: its SeQura orders, lowest id first
+    customers: Mapping[int, Row]
+    addresses: Mapping[int, Row]  # the rows the orders point to, soft-deleted ones included
+    current: Mapping[int, list[Row]]  # id_customer: the buyer's current addresses (deleted = 0)
+
+
+@dataclass(frozen=True)
+class OrderFix:
+    """What `--apply` needs to correct one order: its differences and the row versions they were read at."""
+
+    order_reference: str
+    id_orders: tuple[int, ...]
+    id_customer: int
+    differences: tuple[Difference, ...]
+    versions: Mapping[tuple[str, int], datetime | None]  # (table, id): date_upd as read
+
+
+@dataclass
+class ChunkReconciliation:
+    """One chunk's differences, the orders to fix, the references the shop does not know, and counts."""
+
+    differences: list[Difference] = field(default_factory=list)
+    fixes: list[OrderFix] = field(default_factory=list)
+    unknown: list[tuple[int, str]] = field(default_factory=list)  # (line, order_ref_1)
+    counts: ReconciliationCounts = field(default_factory=ReconciliationCounts)
+
+
+def _order_columns(tables: ShopTables) -> list[Any]:
+    """The order columns a reconciliation reads."""
+    o = tables.orders
+    return [
+        o.c.id_order,
+        o.c.reference,
+        o.c.id_customer,
+        o.c.id_address_delivery,
+        o.c.id_address_invoice,
+        o.c.date_upd,
+    ]
+
+
+def matched_orders_query(
+    tables: ShopTables, order_filter: OrderFilter, order_ref_field: str, order_refs: Sequence[str]
+) -> Select:
+    """Every SeQura order of the given order_ref_1 values (references, or first ids and their references)."""
+    o = tables.orders
+    filters = [o.c.module.in_(order_filter.payment_modules)]
+    if order_filter.shop_id is not None:
+        filters.append(o.c.id_shop == order_filter.shop_id)
+    if order_ref_field == "reference":
+        return select(*_order_columns(tables), o.c.reference.label("order_ref_1")).where(
+            o.c.reference.in_(order_refs), *filters
+        )
+    first = o.alias("named")
+    ids = [int(ref) for ref in order_refs if ref.isdigit()]
+    return (
+        select(*_order_columns(tables), first.c.id_order.label("order_ref_1"))
+        .select_from(first.join(o, o.c.reference == first.c.reference))
+        .where(first.c.id_order.in_(ids), first.c.module.in_(order_filter.payment_modules), *filters)
+    )
+
+
+def customers_query(tables: ShopTables, ids: Sequence[int]) -> Select:
+    """The customer rows of the given ids."""
+    c = tables.customer
+    return select(
+        c.c.id_customer,
+        c.c.firstname,
+        c.c.lastname,
+        c.c.email,
+        c.c.company,
+        c.c.is_guest,
+        c.c.deleted,
+        c.c.date_upd,
+    ).where(c.c.id_customer.in_(ids))
+
+
+def _address_select(tables: ShopTables) -> Select:
+    """Address rows with their country's ISO code and their state's name."""
+    a, country, state = tables.address, tables.country, tables.state
+    return select(
+        a.c.id_address,
+        a.c.id_customer,
+        a.c.firstname,
+        a.c.lastname,
+        a.c.company,
+        a.c.address1,
+        a.c.address2,
+        a.c.postcode,
+        a.c.city,
+        a.c.phone,
+        a.c.phone_mobile,
+        a.c.other,
+        a.c.vat_number,
+        a.c.dni,
+        a.c.id_country,
+        a.c.id_state,
+        a.c.deleted,
+        a.c.date_upd,
+        country.c.iso_code.label("country_iso"),
+        state.c.name.label("state_name"),
+    ).select_from(
+        a.outerjoin(country, country.c.id_country == a.c.id_country).outerjoin(
+            state, state.c.id_state == a.c.id_state
+        )
+    )
+
+
+def addresses_query(tables: ShopTables, ids: Sequence[int]) -> Select:
+    """The address rows of the given ids, soft-deleted or not."""
+    return _address_select(tables).where(tables.address.c.id_address.in_(ids))
+
+
+def current_addresses_query(tables: ShopTables, customer_ids: Sequence[int]) -> Select:
+    """The current addresses (deleted = 0) of the given buyers."""
+    a = tables.address
+    return _address_select(tables).where(a.c.id_customer.in_(customer_ids), a.c.deleted == 0)
+
+
+def _rows(conn: Connection, query: Select) -> list[Row]:
+    """The rows of `query` as dicts."""
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _rows_of_ids(conn: Connection, query: Any, ids: set[int]) -> list[Row]:
+    """The rows of `query(ids)`, in as few IN lists as KEYS_PER_QUERY allows (one for a usual chunk)."""
+    return [row for part in in_chunks(sorted(ids), KEYS_PER_QUERY) for row in _rows(conn, query(part))]
+
+
+def read_shop_records(
+    conn: Connection,
+    tables: ShopTables,
+    order_filter: OrderFilter,
+    order_ref_field: str,
+    order_refs: Sequence[str],
+) -> ShopRecords:
+    """The shop's orders, buyers and addresses for a chunk of order_ref_1 values, in four queries."""
+    sub_orders: dict[str, list[Row]] = defaultdict(list)
+    for part in in_chunks(list(order_refs), KEYS_PER_QUERY):
+        for row in _rows(conn, matched_orders_query(tables, order_filter, order_ref_field, part)):
+            sub_orders[str(row["order_ref_1"])].append(row)
+    for rows in sub_orders.values():
+        rows.sort(key=lambda row: row["id_order"])
+    orders = [row for rows in sub_orders.values() for row in rows]
+    customer_ids = {row["id_customer"] for row in orders}
+    address_ids = {row[f"id_address_{role}"] for row in orders for role in ("delivery", "invoice")}
+    customers = {
+        row["id_customer"]: row for row in _rows_of_ids(conn, partial(customers_query, tables), customer_ids)
+    }
+    addresses = {
+        row["id_address"]: row for row in _rows_of_ids(conn, partial(addresses_query, tables), address_ids)
+    }
+    current: dict[int, list[Row]] = defaultdict(list)
+    for row in _rows_of_ids(conn, partial(current_addresses_query, tables), customer_ids):
+        current[row["id_customer"]].append(row)
+    return ShopRecords(sub_orders, customers, addresses, current)
+
+
+def address_view(row: Row | None) -> dict[str, str | None]:
+    """An address row in SeQura's keys, as raw shop values (country by ISO code, state by name)."""
+    if row is None:
+        return {}
+    view: dict[str, str | None] = {
+        key: row[column]
+        for key, column in ADDRESS_COLUMNS.items()
+        if column not in ("id_country", "id_state")
+    }
+    view["country_code"] = row["country_iso"]
+    view["state"] = row["state_name"]
+    return view
+
+
+def holds_correction(candidate: Row, order_view: Mapping[str, str | None], sent: Mapping[str, str]) -> bool:
+    """Whether a current address is the order's address with SeQura's correction made (a fixed copy)."""
+    corrected = {**order_view, **sent}
+    view = address_view(candidate)
+    country = corrected.get("country_code")
+    return all(same(key, view.get(key), corrected.get(key), country) for key in {*sent, *IDENTITY_KEYS})
+
+
+def _admin_link(admin_url: str | None, path: str) -> str | None:
+    """A back-office page, when SHOP_ADMIN_URL is set."""
+    return f"{admin_url}index.php/sell/{path}" if admin_url else None
+
+
+def where_to_fix(
+    record: RecordName, key: str, id_order: int, id_customer: int, admin_url: str | None
+) -> tuple[str, str | None]:
+    """Where a merchant fixes `key` of `record` in the back office, and the page's link if configured."""
+    if record == "customer" and key in CUSTOMER_COLUMNS:
+        label = FORM_LABELS[CUSTOMER_COLUMNS[key]]
+        return (
+            f"Customers > Customers > customer {id_customer} > Edit: {label}",
+            _admin_link(admin_url, f"customers/{id_customer}/edit"),
+        )
+    role = "Invoice" if record != "delivery_address" else "Delivery"
+    column = INVOICE_ADDRESS_COLUMNS[key] if record == "customer" else ADDRESS_COLUMNS[key]
+    return (
+        f"Orders > order {id_order} > {role} address > Edit: {FORM_LABELS[column]}",
+        _admin_link(admin_url, f"orders/{id_order}/view"),
+    )
+
+
+def _difference(
+    order_ref: str,
+    record: RecordName,
+    key: str,
+    pointing: Sequence[Row],
+    row: int,
+    values: tuple[str | None, str],
+    admin_url: str | None,
+) -> Difference:
+    """One difference on the row `row` that the sub-orders `pointing` share."""
+    first = pointing[0]
+    fix_in, link = where_to_fix(record, key, first["id_order"], first["id_customer"], admin_url)
+    return Difference(
+        order_reference=order_ref,
+        id_order=first["id_order"],
+        record=record,
+        field=key,
+        shop_value=values[0],
+        sequra_value=values[1],
+        fix_in=fix_in,
+        link=link,
+        id_orders=tuple(sub["id_order"] for sub in pointing),
+        row=row,
+    )
+
+
+def _by_address(sub_orders: Sequence[Row], role: Role) -> dict[int, list[Row]]:
+    """The sub-orders grouped by the address they point to as `role`."""
+    groups: dict[int, list[Row]] = defaultdict(list)
+    for row in sub_orders:
+        groups[row[f"id_address_{role}"]].append(row)
+    return groups
+
+
+def address_differences(
+    correction: Correction, record: RecordName, shop: ShopRecords, admin_url: str | None
+) -> tuple[list[Difference], int]:
+    """The differences of one corrected address record, and 1 if the buyer's current addresses hold it."""
+    sent = correction.records[record]
+    sub_orders = shop.sub_orders[correction.order_ref_1]
+    differences: list[Difference] = []
+    fixed = 0
+    for id_address, pointing in _by_address(sub_orders, ROLE_OF_RECORD[record]).items():
+        row = shop.addresses.get(id_address)
+        view = address_view(row)
+        country = sent.get("country_code") or view.get("country_code")
+        differing = [key for key, value in sent.items() if not same(key, view.get(key), value, country)]
+        if not differing:
+            continue
+        current = shop.current.get(pointing[0]["id_customer"], [])
+        if row is not None and any(
+            candidate["id_address"] != id_address and holds_correction(candidate, view, sent)
+            for candidate in current
+        ):
+            fixed = 1
+            continue
+        differences += [
+            _difference(
+                correction.order_ref_1,
+                record,
+                key,
+                pointing,
+                id_address,
+                (view.get(key), sent[key]),
+                admin_url,
+            )
+            for key in differing
+        ]
+    return differences, fixed
+
+
+def customer_differences(
+    correction: Correction, shop: ShopRecords, admin_url: str | None
+) -> tuple[list[Difference], int]:
+    """The differences of a corrected customer record: the buyer's row, the invoice address's NIN and VAT."""
+    sent = correction.records["customer"]
+    sub_orders = shop.sub_orders[correction.order_ref_1]
+    differences: list[Difference] = []
+    fixed = 0
+    for id_customer, pointing in _grouped(sub_orders, "id_customer").items():
+        customer = shop.customers.get(id_customer) or {}
+        for key in (key for key in sent if key in CUSTOMER_COLUMNS):
+            shop_value = customer.get(CUSTOMER_COLUMNS[key])
+            if not same(key, shop_value, sent[key]):
+                differences.append(
+                    _difference(
+                        correction.order_ref_1,
+                        "customer",
+                        key,
+                        pointing,
+                        id_customer,
+                        (shop_value, sent[key]),
+                        admin_url,
+                    )
+                )
+    for id_address, pointing in _by_address(sub_orders, "invoice").items():
+        row = shop.addresses.get(id_address) or {}
+        current = shop.current.get(pointing[0]["id_customer"], [])
+        for key in (key for key in sent if key in INVOICE_ADDRESS_COLUMNS):
+            column = INVOICE_ADDRESS_COLUMNS[key]
+            if same(key, row.get(column), sent[key]):
+                continue
+            if any(same(key, candidate[column], sent[key]) for candidate in current):
+                fixed = 1
+                continue
+            differences.append(
+                _difference(
+                    correction.order_ref_1,
+                    "customer",
+                    key,
+                    pointing,
+                    id_address,
+                    (row.get(column), sent[key]),
+                    admin_url,
+                )
+            )
+    return differences, fixed
+
+
+def _grouped(rows: Sequence[Row], key: str) -> dict[Any, list[Row]]:
+    """Rows grouped by one column, keeping their order."""
+    groups: dict[Any, list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[row[key]].append(row)
+    return groups
+
+
+def order_differences(
+    correction: Correction, shop: ShopRecords, admin_url: str | None
+) -> tuple[list[Difference], int]:
+    """Every difference between a correction and the shop, and how many of its records were already fixed."""
+    differences: list[Difference] = []
+    fixed = 0
+    for record in correction.records:
+        found, already = (
+            customer_differences(correction, shop, admin_url)
+            if record == "customer"
+            else address_differences(correction, record, shop, admin_url)  # type: ignore[arg-type]
+        )
+        differences += found
+        fixed += already
+    return differences, fixed
+
+
+def versions_of(sub_orders: Sequence[Row], shop: ShopRecords) -> dict[tuple[str, int], datetime | None]:
+    """The date_upd of every row an order's fix may write: its orders, its buyer and its addresses."""
+    versions: dict[tuple[str, int], datetime | None] = {}
+    for row in sub_orders:
+        versions[("orders", row["id_order"])] = row["date_upd"]
+        customer = shop.customers.get(row["id_customer"])
+        if customer is not None:
+            versions[("customer", row["id_customer"])] = customer["date_upd"]
+        for role in ("delivery", "invoice"):
+            address = shop.addresses.get(row[f"id_address_{role}"])
+            if address is not None:
+                versions[("address", address["id_address"])] = address["date_upd"]
+    return versions
+
+
+def reconcile_corrections(
+    corrections: Sequence[Correction],
+    shop: ShopRecords,
+    admin_url: str | None,
+    repeats_in: Mapping[str, str],
+) -> ChunkReconciliation:
+    """Compare a chunk of corrections with the shop's records (pure): differences, fixes, unknown references.
+
+    `repeats_in` names, per order_ref_1, what would send the shop's value to SeQura again.
+    """
+    result = ChunkReconciliation()
+    counts = result.counts
+    counts.records = len(corrections)
+    for correction in corrections:
+        sub_orders = shop.sub_orders.get(correction.order_ref_1)
+        if not sub_orders:
+            result.unknown.append((correction.line, correction.order_ref_1))
+            continue
+        counts.matched += 1
+        differences, fixed = order_differences(correction, shop, admin_url)
+        counts.already_fixed += fixed
+        if not differences:
+            continue
+        repeats = repeats_in.get(correction.order_ref_1)
+        differences = [
+            Difference(**{**difference.__dict__, "repeats_in": repeats}) for difference in differences
+        ]
+        counts.orders_with_differences += 1
+        counts.repeating += repeats is not None
+        counts.differences += len(differences)
+        for difference in differences:
+            key = f"{difference.record}.{difference.field}"
+            counts.by_field[key] = counts.by_field.get(key, 0) + 1
+        result.differences += differences
+        result.fixes.append(
+            OrderFix(
+                order_reference=correction.order_ref_1,
+                id_orders=tuple(row["id_order"] for row in sub_orders),
+                id_customer=sub_orders[0]["id_customer"],
+                differences=tuple(differences),
+                versions=versions_of(sub_orders, shop),
+            )
+        )
+    counts.unknown = len(result.unknown)
+    return result

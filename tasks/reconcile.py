@@ -1,0 +1,264 @@
+"""Reconcile: take one chunk of SeQura's corrections through compare, output and, when asked, the shop fix.
+
+Prefect sees a staging folder and a chunk number go in and a few counts (and the first rows of each table)
+come out; the differences themselves go to the reconciliation's CSV as each chunk is compared.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from schemas.corrections import (
+    DIFFERENCE_COLUMNS,
+    Difference,
+    MalformedRecord,
+    ReconciliationCounts,
+    SkippedFix,
+)
+from schemas.prestashop import shop_tables
+from schemas.settings import Settings
+from tasks.compare import read_shop_records, reconcile_corrections
+from tasks.corrections import StagedCorrections, stage_corrections, staged_chunk
+from tasks.delivery import order_filter_of
+from tasks.extract import read_config, reading_the_shop, shop_engine, shop_local
+from tasks.shop_fixes import FixSession, apply_fixes, check_write_grants, planned_changes
+from tasks.state import open_state_store, record_shop_corrections, reporting_outlook
+
+ROWS_SHOWN = 1000  # rows of each table a reconciliation's artifacts list; the CSV holds them all
+
+
+@dataclass(frozen=True)
+class ReconcileJob:
+    """One chunk of a reconciliation: whose, where its corrections wait, where its differences go."""
+
+    run_id: str
+    folder: str
+    chunk: int
+    out: str
+    apply: bool
+
+
+@dataclass
+class ReconcileOutcome:
+    """What chunks found and did, added up; each list keeps at most ROWS_SHOWN rows."""
+
+    counts: ReconciliationCounts = field(default_factory=ReconciliationCounts)
+    differences: list[Difference] = field(default_factory=list)
+    unknown: list[tuple[int, str]] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)  # the changes --apply makes (or would make)
+    applied_values: int = 0
+    skipped: list[SkippedFix] = field(default_factory=list)
+
+    def add(self, later: ReconcileOutcome) -> None:
+        """Add a later chunk's outcome to this one."""
+        self.counts.add(later.counts)
+        self.differences = (self.differences + later.differences)[:ROWS_SHOWN]
+        self.unknown = (self.unknown + later.unknown)[:ROWS_SHOWN]
+        self.planned = (self.planned + later.planned)[:ROWS_SHOWN]
+        self.applied_values += later.applied_values
+        self.skipped = (self.skipped + later.skipped)[:ROWS_SHOWN]
+
+
+def start_output(path: str) -> str:
+    """Create the reconciliation's CSV with its header; writes (and replaces) the file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8", newline="") as stream:
+        csv.DictWriter(stream, DIFFERENCE_COLUMNS).writeheader()
+    return str(target)
+
+
+def add_to_output(path: str, differences: list[Difference]) -> None:
+    """Append differences to the reconciliation's CSV, one row each; writes the file."""
+    with Path(path).open("a", encoding="utf-8", newline="") as stream:
+        writer = csv.DictWriter(stream, DIFFERENCE_COLUMNS)
+        writer.writerows(difference.csv_row() for difference in differences)
+
+
+def reconcile_chunk(settings: Settings, job: ReconcileJob) -> ReconcileOutcome:
+    """Compare one chunk with the shop, write its differences to the CSV and, with `apply`, fix the shop.
+
+    Reads the shop (four queries) and the state store; writes the CSV; with `apply`, writes the shop's
+    customer, address and orders tables and the state store's audit trail.
+    """
+    assert settings.shop_db_url is not None
+    merchant = settings.merchant_id or ""
+    corrections = staged_chunk(job.folder, job.chunk)
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    tables = shop_tables(settings.shop_table_prefix)
+    store = open_state_store(settings.state_url())
+    try:
+        order_refs = [correction.order_ref_1 for correction in corrections]
+        with reading_the_shop(tables), engine.connect() as conn:
+            shop = read_shop_records(
+                conn, tables, order_filter_of(settings), settings.order_ref_field, order_refs
+            )
+        outlook = reporting_outlook(store, merchant, list(shop.sub_orders))
+        found = reconcile_corrections(corrections, shop, settings.shop_admin_url, outlook)
+        add_to_output(job.out, found.differences)
+        outcome = ReconcileOutcome(
+            counts=found.counts,
+            differences=found.differences[:ROWS_SHOWN],
+            unknown=found.unknown[:ROWS_SHOWN],
+            planned=[line for fix in found.fixes for line in planned_changes(fix)][:ROWS_SHOWN],
+        )
+        if job.apply and found.fixes:
+            config = read_config(engine, tables, settings.shop_id)
+            moment = shop_local(datetime.now(UTC), config.timezone)
+            applied, skipped = apply_fixes(
+                engine,
+                tables,
+                found.fixes,
+                moment,
+                FixSession(),
+                lambda done: record_shop_corrections(store, job.run_id, merchant, done),
+            )
+            outcome.applied_values = len(applied)
+            outcome.skipped = skipped[:ROWS_SHOWN]
+            outcome.counts.fixed_orders = len(found.fixes) - len(skipped)
+            outcome.counts.skipped_orders = len(skipped)
+    finally:
+        engine.dispose()
+        store.dispose()
+    get_run_logger().info(
+        "chunk %d: %d corrections, %d orders matched, %d differences%s",
+        job.chunk + 1,
+        outcome.counts.records,
+        outcome.counts.matched,
+        outcome.counts.differences,
+        f", {outcome.counts.fixed_orders} orders fixed, {outcome.counts.skipped_orders} skipped"
+        if job.apply
+        else "",
+    )
+    return outcome
+
+
+@task(name="stage-corrections", cache_policy=NO_CACHE)
+def stage_corrections_task(source: str, settings: Settings, folder: str) -> StagedCorrections:
+    """Fetch and check the corrections into chunk files (a task: a download is a step worth seeing)."""
+    return stage_corrections(source, settings, Path(folder), settings.chunk_size)
+
+
+@task(name="check-write-grants", cache_policy=NO_CACHE)
+def check_write_grants_task(settings: Settings) -> None:
+    """Refuse --apply before anything is compared when the shop user cannot write what it needs."""
+    assert settings.shop_db_url is not None
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    try:
+        check_write_grants(engine, shop_tables(settings.shop_table_prefix))
+    finally:
+        engine.dispose()
+
+
+@task(name="reconcile-chunk", cache_policy=NO_CACHE, task_run_name="reconcile-chunk-{job.chunk}")
+def reconcile_chunk_task(settings: Settings, job: ReconcileJob) -> ReconcileOutcome:
+    """reconcile_chunk as a Prefect task: one per chunk."""
+    return reconcile_chunk(settings, job)
+
+
+@dataclass(frozen=True)
+class ReconciliationSummary:
+    """What one reconciliation read, found and did; its lists hold at most ROWS_SHOWN rows each."""
+
+    run_id: str
+    source: str
+    merchant: str
+    apply: bool
+    out: str
+    outcome: ReconcileOutcome
+    malformed: list[MalformedRecord]
+
+
+def difference_rows(differences: list[Difference]) -> list[dict[str, object]]:
+    """The differences as the rows of the Prefect table artifact, with a link to the back-office page."""
+    return [
+        {
+            "order_reference": d.order_reference,
+            "id_order": d.id_order,
+            "record": d.record,
+            "field": d.field,
+            "shop_value": d.shop_value or "",
+            "sequra_value": d.sequra_value,
+            "fix_in": f"[{d.fix_in}]({d.link})" if d.link else d.fix_in,
+            "repeats_in": d.repeats_in or "",
+        }
+        for d in differences
+    ]
+
+
+def _listed(title: str, lines: list[str], total: int) -> list[str]:
+    """A markdown section listing `lines` (at most 20 of `total`)."""
+    if not total:
+        return []
+    shown = [f"- {line}" for line in lines[:20]]
+    more = [f"- … and {total - len(shown):,} more (the run's table artifacts list {ROWS_SHOWN:,})"]
+    return ["", f"**{title}** ({total:,})", *shown, *(more if total > len(shown) else [])]
+
+
+def reconciliation_markdown(summary: ReconciliationSummary) -> str:
+    """The reconciliation's summary: what was read, matched and found, by field, and what was fixed."""
+    counts = summary.outcome.counts
+    lines = [
+        f"# Reconciliation of {summary.source}",
+        "",
+        f"Merchant {summary.merchant}; "
+        + ("corrections written to the shop." if summary.apply else "read only: nothing was written."),
+        "",
+        "| | |",
+        "|---|---|",
+        f"| records read | {counts.records + counts.malformed:,} |",
+        f"| malformed records | {counts.malformed:,} |",
+        f"| orders matched | {counts.matched:,} |",
+        f"| unknown references | {counts.unknown:,} |",
+        f"| orders with differences | {counts.orders_with_differences:,} |",
+        f"| differences | {counts.differences:,} |",
+        f"| already fixed in a new address | {counts.already_fixed:,} |",
+        f"| next report or update would repeat the error | {counts.repeating:,} |",
+    ]
+    if summary.apply:
+        lines += [
+            f"| orders fixed | {counts.fixed_orders:,} |",
+            f"| values changed | {summary.outcome.applied_values:,} |",
+            f"| orders skipped | {counts.skipped_orders:,} |",
+        ]
+    if counts.by_field:
+        lines += ["", "**Differences by field**", "", "| field | differences |", "|---|---|"]
+        lines += [f"| {key} | {count:,} |" for key, count in sorted(counts.by_field.items())]
+    lines += _listed(
+        "Unknown references: no SeQura order of the shop has them",
+        [f"line {line}: {ref}" for line, ref in summary.outcome.unknown],
+        counts.unknown,
+    )
+    lines += _listed(
+        "Malformed records, not reconciled", [str(m) for m in summary.malformed], counts.malformed
+    )
+    lines += _listed(
+        "Skipped, nothing written" if summary.apply else "",
+        [f"{s.order_reference} (order {s.id_order}): {s.reason}" for s in summary.outcome.skipped],
+        counts.skipped_orders,
+    )
+    lines += ["", f"Every difference: {summary.out}"]
+    return "\n".join(lines)
+
+
+def changes_markdown(summary: ReconciliationSummary) -> str:
+    """The changes --apply made to the shop (or would make), one line per shop row."""
+    title = (
+        "Changes made to the shop" if summary.apply else "Changes --apply would make (nothing was written)"
+    )
+    planned = summary.outcome.planned or ["none"]
+    more = len(planned) == ROWS_SHOWN
+    return "\n".join(
+        [
+            f"**{title}**",
+            "",
+            *(f"- {line}" for line in planned),
+            *(["- … and more: see the CSV"] if more else []),
+        ]
+    )

@@ -1,0 +1,389 @@
+"""Shop fixes: write SeQura's corrections into the shop the way PrestaShop's back office does.
+
+An address used by an order is never edited in place: the corrected address becomes a new row, the old row
+is soft-deleted (`deleted = 1`), and the sub-orders that pointed to it are repointed to the new one, as
+"Edit" on the order page does. A buyer's email, names and company are changed in place. Each order is one
+transaction, which first checks that nothing it writes changed since the reconciliation read it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, false, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from schemas.corrections import (
+    ADDRESS_COLUMNS,
+    CUSTOMER_COLUMNS,
+    INVOICE_ADDRESS_COLUMNS,
+    ROLE_OF_RECORD,
+    AppliedFix,
+    Difference,
+    Role,
+    SkippedFix,
+)
+from schemas.prestashop import ShopTables
+from tasks.compare import OrderFix
+from tasks.normalise import plain_text, same
+
+ACCESS_DENIED = (1142, 1143)  # MySQL's table and column access denied
+
+
+class FixSkippedError(Exception):
+    """One order's corrections cannot be written as they are; the message says why and what to do."""
+
+
+class MissingGrantsError(RuntimeError):
+    """The shop's database user cannot write what --apply writes; the message gives the GRANT to run."""
+
+
+@dataclass
+class FixSession:
+    """What this reconciliation already wrote, so that two orders sharing a buyer or an address agree."""
+
+    written: dict[tuple[str, int], datetime] = field(default_factory=dict)  # (table, id): date_upd we set
+    copies: dict[tuple[int, frozenset[tuple[str, Any]]], int] = field(default_factory=dict)
+    retired: set[int] = field(default_factory=set)  # address rows this run soft-deleted
+
+    def merge(self, later: FixSession) -> None:
+        """Keep what one committed order wrote."""
+        self.written.update(later.written)
+        self.copies.update(later.copies)
+        self.retired |= later.retired
+
+
+@dataclass(frozen=True)
+class Places:
+    """The shop's countries by ISO code and states by country and name, to turn SeQura's codes into ids."""
+
+    countries: Mapping[str, int]
+    states: Mapping[tuple[int, str], int]
+
+
+def _write_probes(tables: ShopTables) -> list[tuple[str, Table, Any]]:
+    """Statements that change nothing but need each privilege --apply uses."""
+    a, o, c = tables.address, tables.orders, tables.customer
+    copy = insert(a).from_select(["id_customer"], select(a.c.id_customer).where(false()))
+    return [
+        ("UPDATE", c, update(c).where(false()).values(date_upd=c.c.date_upd)),
+        ("UPDATE", o, update(o).where(false()).values(date_upd=o.c.date_upd)),
+        ("UPDATE", a, update(a).where(false()).values(date_upd=a.c.date_upd)),
+        ("INSERT", a, copy),
+    ]
+
+
+def check_write_grants(engine: Engine, tables: ShopTables) -> None:
+    """Raise MissingGrantsError naming each missing privilege and the GRANT that adds it (MySQL, MariaDB).
+
+    Runs statements that match no row, in a transaction rolled back: the database checks the privileges of
+    a statement before it looks for rows.
+    """
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return
+    missing: dict[str, list[str]] = defaultdict(list)
+    with engine.connect() as conn:
+        for privilege, table, statement in _write_probes(tables):
+            try:
+                with conn.begin_nested():
+                    conn.execute(statement)
+            except DBAPIError as error:
+                code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+                if code not in ACCESS_DENIED:
+                    raise
+                missing[table.name].append(privilege)
+        user = conn.exec_driver_sql("SELECT CURRENT_USER()").scalar() or "the shop user"
+        database = conn.exec_driver_sql("SELECT DATABASE()").scalar()
+        conn.rollback()
+    if missing:
+        name, host = [*user.split("@", 1), "%"][:2]
+        grants = "; ".join(
+            f"GRANT {', '.join(privileges)} ON `{database}`.`{table}` TO '{name}'@'{host}'"
+            for table, privileges in missing.items()
+        )
+        raise MissingGrantsError(
+            f"--apply writes the shop, and the shop user {user} lacks "
+            + ", ".join(f"{'/'.join(p)} on {t}" for t, p in missing.items())
+            + f"; ask the database administrator to run: {grants}. Without --apply, reading needs only SELECT"
+        )
+
+
+def read_places(conn: Connection, tables: ShopTables) -> Places:
+    """The shop's countries and states (two small queries)."""
+    countries = {
+        str(iso).strip().upper(): id_country
+        for id_country, iso in conn.execute(select(tables.country.c.id_country, tables.country.c.iso_code))
+    }
+    s = tables.state
+    states = {
+        (id_country, plain_text(name)): id_state
+        for id_state, id_country, name in conn.execute(select(s.c.id_state, s.c.id_country, s.c.name))
+    }
+    return Places(countries, states)
+
+
+def _locked_versions(
+    conn: Connection, tables: ShopTables, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], Any]:
+    """The current date_upd of the rows an order's fix may write, locked until its transaction ends."""
+    ids: dict[str, list[int]] = defaultdict(list)
+    for table, row_id in keys:
+        ids[table].append(row_id)
+    found: dict[tuple[str, int], Any] = {}
+    for name, row_ids in ids.items():
+        table = getattr(tables, name)
+        (key,) = table.primary_key.columns
+        query = select(key, table.c.date_upd).where(key.in_(row_ids)).with_for_update()
+        found |= {(name, row_id): date_upd for row_id, date_upd in conn.execute(query)}
+    return found
+
+
+def check_unchanged(conn: Connection, tables: ShopTables, fix: OrderFix, session: FixSession) -> None:
+    """Raise FixSkippedError if a row of the order changed in the shop after the reconciliation read it."""
+    current = _locked_versions(conn, tables, list(fix.versions))
+    for key, read in fix.versions.items():
+        now_at = current.get(key)
+        if key not in current:
+            raise FixSkippedError(f"{key[0]} {key[1]} is no longer in the shop; reconcile again")
+        if now_at != read and session.written.get(key) != now_at:
+            raise FixSkippedError(
+                f"{'order' if key[0] == 'orders' else key[0]} {key[1]} changed in the shop at {now_at} "
+                "after the corrections were read; reconcile again to see it as it is now"
+            )
+
+
+def _customer_fix(
+    conn: Connection, tables: ShopTables, fix: OrderFix, moment: datetime, session: FixSession
+) -> list[AppliedFix]:
+    """Change the buyer's email, names or company in place; refuse an email another account uses."""
+    wanted = [d for d in fix.differences if d.record == "customer" and d.field in CUSTOMER_COLUMNS]
+    if not wanted:
+        return []
+    c = tables.customer
+    row = conn.execute(select(c).where(c.c.id_customer == fix.id_customer)).mappings().one()
+    changes = {
+        d: CUSTOMER_COLUMNS[d.field]
+        for d in wanted
+        if not same(d.field, row[CUSTOMER_COLUMNS[d.field]], d.sequra_value)
+    }
+    if not changes:
+        return []
+    email = next((d.sequra_value.strip() for d in changes if d.field == "email"), None)
+    if email is not None and not row["is_guest"]:
+        taken = conn.execute(
+            select(c.c.id_customer).where(
+                c.c.email == email, c.c.id_customer != fix.id_customer, c.c.is_guest == 0, c.c.deleted == 0
+            )
+        ).first()
+        if taken is not None:
+            raise FixSkippedError(
+                f"customer {fix.id_customer} cannot take the email {email}: customer {taken[0]}, a "
+                "registered account, already uses it; merge the two accounts in the back office, then "
+                "reconcile again"
+            )
+    values = {column: d.sequra_value.strip() for d, column in changes.items()}
+    conn.execute(update(c).where(c.c.id_customer == fix.id_customer).values(**values, date_upd=moment))
+    session.written[("customer", fix.id_customer)] = moment
+    return [
+        AppliedFix(
+            fix.order_reference,
+            d.id_order,
+            d.record,
+            d.field,
+            "customer",
+            fix.id_customer,
+            fix.id_customer,
+            row[column],
+            d.sequra_value.strip(),
+        )
+        for d, column in changes.items()
+    ]
+
+
+def _address_target(difference: Difference) -> tuple[Role, str]:
+    """Which role's address a difference corrects, and the ps_address column."""
+    if difference.record == "customer":
+        return "invoice", INVOICE_ADDRESS_COLUMNS[difference.field]
+    return ROLE_OF_RECORD[difference.record], ADDRESS_COLUMNS[difference.field]
+
+
+def _column_value(difference: Difference, places: Places, id_country: int) -> tuple[str, Any]:
+    """The ps_address column and value a difference writes (a country or a state by its id)."""
+    _, column = _address_target(difference)
+    value = difference.sequra_value.strip()
+    if column == "id_country":
+        if value.upper() not in places.countries:
+            raise FixSkippedError(
+                f"{difference.record}.country_code {value!r} is not a country of the shop; add it in "
+                "International > Locations > Countries, or correct the order by hand"
+            )
+        return column, places.countries[value.upper()]
+    if column == "id_state":
+        state = places.states.get((id_country, plain_text(value)))
+        if state is None:
+            raise FixSkippedError(
+                f"{difference.record}.state {value!r} is not a state of the address's country in the shop; "
+                "correct the order by hand"
+            )
+        return column, state
+    return column, value
+
+
+def address_changes(
+    differences: Sequence[Difference], old: Mapping[str, Any], places: Places
+) -> dict[str, Any]:
+    """The ps_address columns and values that correct one address row (a new country first, then states)."""
+    values: dict[str, Any] = {}
+    for difference in sorted(differences, key=lambda d: d.field != "country_code"):
+        column, value = _column_value(difference, places, values.get("id_country", old["id_country"]))
+        values[column] = value
+    if "id_country" in values and "id_state" not in values and old["id_state"]:
+        values["id_state"] = 0  # the old state belongs to the old country
+    return values
+
+
+def _new_address(
+    conn: Connection,
+    tables: ShopTables,
+    old: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    moment: datetime,
+    session: FixSession,
+) -> int:
+    """Copy an address row with `changes` into a new row and soft-delete the old one; return the new id.
+
+    The copy stays out of the buyer's address book (deleted = 1) when the old row already was, as a
+    version the buyer had replaced.
+    """
+    a = tables.address
+    key = (old["id_address"], frozenset(changes.items()))
+    if key in session.copies:
+        return session.copies[key]
+    hidden = bool(old["deleted"]) and old["id_address"] not in session.retired
+    row = {name: value for name, value in old.items() if name != "id_address"}
+    row |= dict(changes) | {"date_add": moment, "date_upd": moment, "deleted": int(hidden)}
+    new_id: int = conn.execute(insert(a).values(**row)).inserted_primary_key[0]
+    conn.execute(update(a).where(a.c.id_address == old["id_address"]).values(deleted=1, date_upd=moment))
+    session.copies[key] = new_id
+    session.retired.add(old["id_address"])
+    session.written[("address", old["id_address"])] = moment
+    return new_id
+
+
+def _address_fix(
+    conn: Connection, tables: ShopTables, fix: OrderFix, moment: datetime, places: Places, session: FixSession
+) -> list[AppliedFix]:
+    """Version the order's corrected addresses and repoint its sub-orders to the new rows."""
+    wanted = [d for d in fix.differences if d.record != "customer" or d.field in INVOICE_ADDRESS_COLUMNS]
+    if not wanted:
+        return []
+    a, o = tables.address, tables.orders
+    rows = {
+        row["id_address"]: row
+        for row in conn.execute(select(a).where(a.c.id_address.in_({d.row for d in wanted}))).mappings()
+    }
+    targets: dict[tuple[Role, int], list[Difference]] = defaultdict(list)
+    for d in wanted:
+        targets[(_address_target(d)[0], d.row)].append(d)
+    changes = {
+        (role, row): address_changes(found, rows[row], places) for (role, row), found in targets.items()
+    }
+    pointing = {target: {i for d in found for i in d.id_orders} for target, found in targets.items()}
+    applied: list[AppliedFix] = []
+    for (role, old_id), values in changes.items():
+        new_id = _new_address(conn, tables, rows[old_id], values, moment, session)
+        ids = sorted(pointing[(role, old_id)])
+        conn.execute(
+            update(o)
+            .where(o.c.id_order.in_(ids), o.c[f"id_address_{role}"] == old_id)
+            .values(**{f"id_address_{role}": new_id}, date_upd=moment)
+        )
+        for id_order in ids:
+            session.written[("orders", id_order)] = moment
+        applied += [
+            AppliedFix(
+                fix.order_reference,
+                d.id_order,
+                d.record,
+                d.field,
+                "address",
+                old_id,
+                new_id,
+                d.shop_value,
+                d.sequra_value.strip(),
+            )
+            for d in targets[(role, old_id)]
+        ]
+    return applied
+
+
+def apply_fix(
+    conn: Connection, tables: ShopTables, fix: OrderFix, moment: datetime, places: Places, session: FixSession
+) -> list[AppliedFix]:
+    """Write one order's corrections in the open transaction `conn`; writes customer, address and orders.
+
+    Raises FixSkippedError, before writing anything, when a row changed since it was read or a value cannot
+    be written.
+    """
+    check_unchanged(conn, tables, fix, session)
+    return _customer_fix(conn, tables, fix, moment, session) + _address_fix(
+        conn, tables, fix, moment, places, session
+    )
+
+
+def apply_fixes(
+    engine: Engine,
+    tables: ShopTables,
+    fixes: Sequence[OrderFix],
+    moment: datetime,
+    session: FixSession,
+    on_applied: Callable[[list[AppliedFix]], None],
+) -> tuple[list[AppliedFix], list[SkippedFix]]:
+    """Write each order's corrections in a transaction of its own; one that cannot be written is skipped.
+
+    Writes the shop; `on_applied` is handed what each order changed once its transaction committed (for the
+    audit trail). `moment` is the shop-local time recorded as date_upd (and date_add of new addresses).
+    """
+    with engine.connect() as conn:
+        places = read_places(conn, tables)
+    applied: list[AppliedFix] = []
+    skipped: list[SkippedFix] = []
+    for fix in fixes:
+        attempt = FixSession(dict(session.written), dict(session.copies), set(session.retired))
+        try:
+            with engine.begin() as conn:
+                done = apply_fix(conn, tables, fix, moment, places, attempt)
+        except FixSkippedError as why:
+            skipped.append(SkippedFix(fix.order_reference, fix.id_orders[0], str(why)))
+            continue
+        session.merge(attempt)
+        on_applied(done)
+        applied += done
+    return applied, skipped
+
+
+def planned_changes(fix: OrderFix) -> list[str]:
+    """What `--apply` would write for one order, one line per shop row, values quoted as they would be."""
+    lines: list[str] = []
+    customer = [d for d in fix.differences if d.record == "customer" and d.field in CUSTOMER_COLUMNS]
+    if customer:
+        changes = ", ".join(f"{d.field} {d.shop_value!r} -> {d.sequra_value.strip()!r}" for d in customer)
+        lines.append(f"{fix.order_reference}: customer {fix.id_customer}, in place: {changes}")
+    targets: dict[tuple[Role, int], list[Difference]] = defaultdict(list)
+    for d in fix.differences:
+        if d.record != "customer" or d.field in INVOICE_ADDRESS_COLUMNS:
+            targets[(_address_target(d)[0], d.row)].append(d)
+    for (role, row), found in targets.items():
+        changes = ", ".join(f"{d.field} {d.shop_value!r} -> {d.sequra_value.strip()!r}" for d in found)
+        ids = sorted({i for d in found for i in d.id_orders})
+        orders = f"order{'s' if len(ids) > 1 else ''} {', '.join(str(i) for i in ids)}"
+        lines.append(
+            f"{fix.order_reference}: {role} address {row} copied to a new address with {changes}; address "
+            f"{row} soft-deleted; {orders} repointed to it"
+        )
+    return lines
