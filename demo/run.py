@@ -147,7 +147,7 @@ def reconcile_demo(sandbox_url: str, held: Mapping[str, Mapping[str, object]], d
     _say("7. A second reconciliation finds nothing left to fix")
     again = reconciliation(corrections=corrections, out=str(DEMO_DIR / "again.csv"))
     print(
-        f"Differences: {again.outcome.counts.differences} (the audit trail is the state store's shop_corrections)"
+        f"Differences: {again.outcome.counts.differences} (what was changed: the state store's shop_corrections)"
     )
     return (
         listing.outcome.counts.differences > 0

@@ -69,7 +69,8 @@ class Places:
 def _write_probes(tables: ShopTables) -> list[tuple[str, Table, Any]]:
     """Statements that change nothing but need each privilege --apply uses."""
     a, o, c = tables.address, tables.orders, tables.customer
-    copy = insert(a).from_select(["id_customer"], select(a.c.id_customer).where(false()))
+    columns = [column for column in a.c if column.key != "id_address"]
+    copy = insert(a).from_select([column.key for column in columns], select(*columns).where(false()))
     return [
         ("UPDATE", c, update(c).where(false()).values(date_upd=c.c.date_upd)),
         ("UPDATE", o, update(o).where(false()).values(date_upd=o.c.date_upd)),
@@ -103,12 +104,12 @@ def check_write_grants(engine: Engine, tables: ShopTables) -> None:
     if missing:
         name, host = [*user.split("@", 1), "%"][:2]
         grants = "; ".join(
-            f"GRANT {', '.join(privileges)} ON `{database}`.`{table}` TO '{name}'@'{host}'"
+            f"GRANT {', '.join(sorted(privileges))} ON `{database}`.`{table}` TO '{name}'@'{host}'"
             for table, privileges in missing.items()
         )
         raise MissingGrantsError(
             f"--apply writes the shop, and the shop user {user} lacks "
-            + ", ".join(f"{'/'.join(p)} on {t}" for t, p in missing.items())
+            + ", ".join(f"{' and '.join(sorted(p))} on {t}" for t, p in missing.items())
             + f"; ask the database administrator to run: {grants}. Without --apply, reading needs only SELECT"
         )
 
