@@ -502,7 +502,10 @@ def create_app(config: SandboxConfig) -> FastAPI:
     @app.post("/_sandbox/corrections")
     async def post_corrections(request: Request) -> JSONResponse:
         """Set the corrected buyer data to serve: a JSON array of records, kept as given."""
-        records = await request.json()
+        try:
+            records = await request.json()
+        except ValueError:  # not JSON (json.JSONDecodeError), or not UTF-8 (UnicodeDecodeError)
+            records = None
         if not isinstance(records, list):
             return _errors(422, "send a JSON array of correction records")
         state.set_corrections(records)

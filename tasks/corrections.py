@@ -248,8 +248,8 @@ def _nested(row: Mapping[str, str | None]) -> dict[str, Any]:
 
 def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """(line, nested record) of each CSV row; a column that is no correction field is named as line 1."""
-    reader = csv.DictReader(stream)
-    columns = reader.fieldnames or []
+    reader = csv.reader(stream)  # not DictReader: its line_num lags behind the blank lines it skips
+    columns = next(reader, [])
     known = {"order_ref_1"} | {f"{name}.{key}" for name, keys in RECORD_FIELDS.items() for key in keys}
     unknown = [column for column in columns if column not in known]
     for column in unknown:
@@ -259,10 +259,10 @@ def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, Any]]:
         return
     start = reader.line_num + 1
     for row in reader:
-        cells = {column: value for column, value in row.items() if column in known}
-        if None in row:
+        cells = {column: value for column, value in zip(columns, row, strict=False) if column in known}
+        if len(row) > len(columns):
             yield start, MalformedRecord(start, "record", "has more cells than the header has columns")
-        elif any(cells.values()):
+        elif any(cells.values()):  # a blank line, or a row of empty cells, is no record
             yield start, _nested(cells)
         start = reader.line_num + 1
 

@@ -7,6 +7,7 @@ come out; the differences themselves go to the reconciliation's CSV as each chun
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,7 +82,9 @@ def add_to_output(path: str, differences: list[Difference]) -> None:
         writer.writerows(difference.csv_row() for difference in differences)
 
 
-def reconcile_chunk(settings: Settings, job: ReconcileJob) -> ReconcileOutcome:
+def reconcile_chunk(
+    settings: Settings, job: ReconcileJob, logger: logging.Logger | logging.LoggerAdapter
+) -> ReconcileOutcome:
     """Compare one chunk with the shop, write its differences to the CSV and, with `apply`, fix the shop.
 
     Reads the shop (four queries) and the state store; writes the CSV; with `apply`, writes the shop's
@@ -126,7 +129,7 @@ def reconcile_chunk(settings: Settings, job: ReconcileJob) -> ReconcileOutcome:
     finally:
         engine.dispose()
         store.dispose()
-    get_run_logger().info(
+    logger.info(
         "chunk %d: %d corrections, %d orders matched, %d differences%s",
         job.chunk + 1,
         outcome.counts.records,
@@ -159,7 +162,7 @@ def check_write_grants_task(settings: Settings) -> None:
 @task(name="reconcile-chunk", cache_policy=NO_CACHE, task_run_name="reconcile-chunk-{job.chunk}")
 def reconcile_chunk_task(settings: Settings, job: ReconcileJob) -> ReconcileOutcome:
     """reconcile_chunk as a Prefect task: one per chunk."""
-    return reconcile_chunk(settings, job)
+    return reconcile_chunk(settings, job, get_run_logger())
 
 
 @dataclass(frozen=True)

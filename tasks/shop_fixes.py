@@ -350,6 +350,7 @@ def apply_fixes(
     Writes the shop; `on_applied` is handed what each order changed once its transaction committed (for the
     audit trail). `moment` is the shop-local time recorded as date_upd (and date_add of new addresses).
     """
+    moment = moment.replace(microsecond=0)  # as the shop keeps it, to know our own writes again
     with engine.connect() as conn:
         places = read_places(conn, tables)
     applied: list[AppliedFix] = []

@@ -13,7 +13,7 @@ from tasks.extract import OrderFilter
 from tasks.shop_fixes import FixSession, apply_fixes
 from tests.shops import Shop
 
-FIXED_AT = datetime(2026, 11, 27, 12, 0)  # shop-local
+FIXED_AT = datetime(2026, 11, 27, 12, 0, 0, 250_000)  # shop-local, stored to the second
 
 
 def correction(order_ref: str, line: int = 1, **records: Mapping[str, str]) -> Correction:

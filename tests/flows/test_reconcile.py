@@ -1,0 +1,146 @@
+"""The reconciliation flow and its command, against MariaDB, the sandbox and a real Prefect run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import requests
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from sqlalchemy import create_engine, select
+
+from flows.cli import EXIT_SETTING, main
+from flows.delivery_report import delivery_report
+from flows.reconcile import reconciliation
+from schemas.corrections import DIFFERENCE_COLUMNS
+from schemas.state import shop_corrections
+from tests.flows.conftest import Pipeline
+from tests.shops import SINCE, UNTIL
+
+WINDOW = {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
+MYSQL = [pytest.param("mysql", marks=pytest.mark.mysql)]
+
+
+def corrections_file(path: Path, *records: object, malformed: str | None = None) -> str:
+    """A JSON Lines file of corrections, with one malformed line after the first record if asked."""
+    lines = [json.dumps(record) for record in records]
+    if malformed is not None:
+        lines.insert(1, malformed)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("pipeline", MYSQL, indirect=True)
+def test_apply_then_the_next_delivery_report_sends_the_fix_and_a_second_reconciliation_finds_nothing(
+    pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    pipeline.shop.shipped_order("BBBBBBBBB", id_address_delivery=pipeline.shop.new_address(alias="Casa"))
+    delivery_report(**WINDOW)
+    source = corrections_file(
+        tmp_path / "corrections.jsonl",
+        {"order_ref_1": "AAAAAAAAA", "customer": {"email": "ana.garcia@example.com"}},
+        {"order_ref_1": "BBBBBBBBB", "delivery_address": {"postal_code": "28014", "city": "MADRID"}},
+        {"order_ref_1": "NOTINSHOP", "customer": {"email": "x@example.com"}},
+        malformed='{"order_ref_1": "AAAAAAAAA", "delivery_address": {"postal_code": 28013}}',
+    )
+    out = tmp_path / "differences.csv"
+
+    assert main(["reconcile", "--corrections", source, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    with out.open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(DIFFERENCE_COLUMNS)
+    assert sorted((row["order_reference"], row["record"], row["field"]) for row in rows) == [
+        ("AAAAAAAAA", "customer", "email"),
+        ("BBBBBBBBB", "delivery_address", "postal_code"),
+    ]
+    assert "line 4: NOTINSHOP" in printed
+    assert "line 2: delivery_address.postal_code: is 28013, not text" in printed
+    assert "Changes --apply would make (nothing was written)" in printed
+    assert pipeline.held("AAAAAAAAA")["customer"]["email"] == "ana@example.com"
+
+    assert main(["reconcile", "--corrections", source, "--apply", "--out", str(out)]) == 0
+    assert "| orders fixed | 2 |" in capsys.readouterr().out
+    store = create_engine(pipeline.state_url)
+    with store.connect() as conn:
+        audit = conn.execute(select(shop_corrections.c.field, shop_corrections.c.after_value)).all()
+    store.dispose()
+    assert sorted(audit) == [("email", "ana.garcia@example.com"), ("postal_code", "28014")]
+
+    after = delivery_report()
+    assert after.counts.updated == 2
+    assert pipeline.held("AAAAAAAAA")["customer"]["email"] == "ana.garcia@example.com"
+    assert pipeline.held("BBBBBBBBB")["delivery_address"]["postal_code"] == "28014"
+
+    again = reconciliation(corrections=source, out=str(tmp_path / "again.csv"))
+    assert again.outcome.counts.differences == 0
+    assert again.outcome.counts.matched == 2
+
+
+def test_the_run_is_named_after_its_source_and_publishes_its_artifacts(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_ADMIN_URL", "https://shop.example/admin123")
+    id_order = pipeline.shop.shipped_order("AAAAAAAAA")
+    source = corrections_file(
+        tmp_path / "corrections.jsonl",
+        {"order_ref_1": "AAAAAAAAA", "customer": {"email": "ana.garcia@example.com"}},
+        {"order_ref_1": "NOTINSHOP", "customer": {"email": "x@example.com"}},
+    )
+    state = reconciliation(corrections=source, out=str(tmp_path / "out.csv"), return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    assert run.name.startswith("reconciliation-corrections.jsonl-")
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    [row] = json.loads(by_key["reconciliation-differences"].data)
+    assert row["fix_in"] == (
+        f"[Customers > Customers > customer {pipeline.shop.customer} > Edit: Email]"
+        f"(https://shop.example/admin123/index.php/sell/customers/{pipeline.shop.customer}/edit)"
+    )
+    assert (row["id_order"], row["repeats_in"]) == (id_order, "delivery report")
+    assert "| customer.email | 1 |" in by_key["reconciliation-summary"].data
+    assert "NOTINSHOP" in by_key["reconciliation-not-reconciled"].data
+    assert "customer 1, in place: email" in by_key["reconciliation-changes"].data
+
+
+def test_corrections_are_read_from_a_url_with_basic_auth(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    records = [{"order_ref_1": "AAAAAAAAA", "delivery_address": {"postal_code": "28014"}}]
+    requests.post(f"{pipeline.sandbox.url}_sandbox/corrections", json=records, timeout=5).raise_for_status()
+    summary = reconciliation(
+        corrections=f"{pipeline.sandbox.url}_sandbox/corrections?format=csv", out=str(tmp_path / "out.csv")
+    )
+    assert [(d.record, d.field) for d in summary.outcome.differences] == [("delivery_address", "postal_code")]
+    assert summary.source == f"{pipeline.sandbox.url}_sandbox/corrections"
+
+
+@pytest.mark.usefixtures("pipeline")
+def test_a_missing_corrections_file_or_setting_ends_with_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["reconcile", "--corrections", str(tmp_path / "nowhere.jsonl")]) == EXIT_SETTING
+    assert "--corrections: no file at" in capsys.readouterr().err
+    monkeypatch.delenv("SEQURA_MERCHANT_ID")
+    source = corrections_file(tmp_path / "c.jsonl", {"order_ref_1": "AAAAAAAAA"})
+    assert main(["reconcile", "--corrections", source]) == EXIT_SETTING
+    assert "SEQURA_MERCHANT_ID: is not set" in capsys.readouterr().err
+
+
+def test_a_source_of_malformed_records_still_runs_and_exits_0(
+    pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "broken.jsonl"
+    source.write_text('{"order_ref_1": "A", "customer": {"email": "nope"}}\nnot json\n', encoding="utf-8")
+    assert main(["reconcile", "--corrections", str(source), "--out", str(tmp_path / "o.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "| malformed records | 2 |" in printed
+    assert "line 1: customer.email: 'nope' is not an email address" in printed
+    assert "line 2: record: is not JSON" in printed
