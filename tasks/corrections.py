@@ -59,8 +59,7 @@ def source_label(source: str) -> str:
     """The source as shown in run names and logs: a URL without its query, a file by its name."""
     if is_url(source):
         parts = urlsplit(source)
-        host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
     return Path(source).name
 
 
@@ -69,7 +68,9 @@ def _basic_auth(settings: Settings, url: str) -> tuple[str, str] | None:
     if settings.corrections_username:
         password = settings.corrections_password.get_secret_value() if settings.corrections_password else ""
         return settings.corrections_username, password
-    if urlsplit(url).netloc == urlsplit(settings.api_url).netloc and settings.username:
+    target, sequra = urlsplit(url), urlsplit(settings.api_url)
+    same_host = (target.scheme, target.netloc.lower()) == (sequra.scheme, sequra.netloc.lower())
+    if same_host and settings.username:
         return settings.username, settings.password.get_secret_value() if settings.password else ""
     return None
 
@@ -203,33 +204,47 @@ def _json_lines(stream: IO[str]) -> Iterator[tuple[int, Any]]:
 def _json_array(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """(line, parsed value) of each element of a JSON array, each parsed on its own to know its line.
 
-    A syntax error ends the array: what follows it cannot be told apart, and is named as one malformed
-    record.
+    A syntax error ends the array (what follows cannot be told apart) and is named as one malformed record,
+    as are a missing `]` and text after it; the elements before it are kept.
     """
     text = stream.read()
     decoder = json.JSONDecoder()
-    position = text.index("[") + 1
-    line = 1 + text.count("\n", 0, position)
-    while True:
-        skipped = re.compile(r"[\s,]*").match(text, position)
-        assert skipped is not None
-        line += text.count("\n", position, skipped.end())
-        position = skipped.end()
-        if position >= len(text) or text[position] == "]":
-            return
+    blank = re.compile(r"\s*")
+
+    def skip(at: int) -> int:
+        found = blank.match(text, at)
+        assert found is not None
+        return found.end()
+
+    def line_of(at: int) -> int:
+        return 1 + text.count("\n", 0, at)
+
+    def broken(at: int, problem: str) -> tuple[int, MalformedRecord]:
+        return line_of(at), MalformedRecord(line_of(at), "record", problem)
+
+    position = skip(text.index("[") + 1)
+    closed = position < len(text) and text[position] == "]"
+    while position < len(text) and not closed:
         try:
             value, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
-            yield (
-                error.lineno,
-                MalformedRecord(
-                    error.lineno, "record", f"is not JSON ({error.msg}); the rest of the array was not read"
-                ),
+            yield broken(error.pos, f"is not JSON ({error.msg}); the rest of the array was not read")
+            return
+        yield line_of(position), value
+        position = skip(end)
+        if position < len(text) and text[position] == ",":
+            position = skip(position + 1)
+        elif position < len(text) and text[position] == "]":
+            closed = True
+        elif position < len(text):
+            yield broken(
+                position, "is not separated from the record before by a comma; the rest was not read"
             )
             return
-        yield line, value
-        line += text.count("\n", position, end)
-        position = end
+    if not closed:
+        yield broken(len(text), "the array is not closed with ]; the records before were read")
+    elif text[skip(position + 1) :].strip():
+        yield broken(skip(position + 1), "follows the array's closing ], and was not read")
 
 
 def _nested(row: Mapping[str, str | None]) -> dict[str, Any]:

@@ -165,6 +165,31 @@ def test_json_array_syntax_error_is_named_by_its_line_and_ends_the_array(tmp_pat
     assert len(items) == 2
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ('[\n {"order_ref_1": "A"}\n {"order_ref_1": "B"}\n]', 3, "is not separated from the record before"),
+        ('[\n {"order_ref_1": "A"},\n {"order_ref_1": "B"}\n', 4, "the array is not closed with ]"),
+        ('[\n {"order_ref_1": "A"}\n] {"order_ref_1": "B"}', 3, "follows the array's closing ]"),
+    ],
+)
+def test_a_broken_json_array_is_named_where_it_breaks_and_the_records_before_are_read(
+    tmp_path: Path, text: str, line: int, problem: str
+) -> None:
+    source = tmp_path / "c.json"
+    source.write_text(text)
+    first, *rest = read_corrections(source)
+    assert isinstance(first, Correction)
+    malformed = rest[-1]
+    assert isinstance(malformed, MalformedRecord)
+    assert malformed.line == line
+    assert problem in malformed.problem
+
+
+def test_credentials_are_never_shown_in_a_source_url() -> None:
+    assert source_label("https://user:s3cret@[::1]:8443/corrections") == "https://[::1]:8443/corrections"
+
+
 def test_csv_empty_cell_is_not_sent(tmp_path: Path) -> None:
     source = tmp_path / "c.csv"
     source.write_text(
