@@ -146,7 +146,9 @@ def reconcile_demo(sandbox_url: str, held: Mapping[str, Mapping[str, object]], d
 
     _say("7. A second reconciliation finds nothing left to fix")
     again = reconciliation(corrections=corrections, out=str(DEMO_DIR / "again.csv"))
-    print(f"Differences: {again.outcome.counts.differences}; changes made: the state store's shop_corrections")
+    print(
+        f"Differences: {again.outcome.counts.differences}; changes made: the state store's shop_corrections"
+    )
     return (
         listing.outcome.counts.differences > 0
         and fixed.outcome.counts.fixed_orders == listing.outcome.counts.orders_with_differences

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -165,7 +166,7 @@ def reconcile(args: argparse.Namespace) -> int:
     summary = reconciliation(corrections=args.corrections, out=args.out, apply=args.apply)
     print(reconciliation_markdown(summary))
     print()
-    print(changes_markdown(summary))
+    print(changes_markdown(summary, Path(summary.changes).read_text(encoding="utf-8").splitlines()))
     return 0
 
 

@@ -20,9 +20,11 @@ from tasks.reconcile import (
     changes_markdown,
     check_write_grants_task,
     difference_rows,
+    read_shop_config_task,
     reconcile_chunk_task,
     reconciliation_markdown,
     stage_corrections_task,
+    start_changes,
     start_output,
 )
 
@@ -60,10 +62,12 @@ def reconciliation(
     run_id = str(uuid.uuid4())
     folder = tempfile.mkdtemp(prefix="sequra-etl-corrections-")
     try:
+        config = read_shop_config_task(settings)
         if apply:
             check_write_grants_task(settings)
         staged = stage_corrections_task(corrections, settings, folder)
         output = start_output(out or str(DEFAULT_STATE_DIR / f"reconciliation-{run_label()}.csv"))
+        changes = start_changes(output)
         logger.info(
             "%d records in %s, %d malformed, in %d chunks",
             staged.records,
@@ -73,14 +77,18 @@ def reconciliation(
         )
         total = ReconcileOutcome()
         for chunk in range(staged.chunks):
-            total.add(reconcile_chunk_task(settings, ReconcileJob(run_id, folder, chunk, output, apply)))
-        total.counts.malformed = staged.malformed
+            job = ReconcileJob(
+                run_id, folder, chunk, output, changes, apply, config.timezone, config.module_table
+            )
+            total.add(reconcile_chunk_task(settings, job))
+        total.counts.read, total.counts.malformed = staged.records, staged.malformed
         summary = ReconciliationSummary(
             run_id=run_id,
             source=source_label(corrections),
             merchant=settings.merchant_id or "",
             apply=apply,
             out=str(Path(output).resolve()),
+            changes=str(Path(changes).resolve()),
             outcome=total,
             malformed=staged_malformed(folder, ROWS_SHOWN),
         )
@@ -90,7 +98,7 @@ def reconciliation(
     counts = summary.outcome.counts
     logger.info(
         "%d records read, %d orders matched, %d unknown, %d malformed: %d differences in %d orders%s",
-        counts.records + counts.malformed,
+        counts.read,
         counts.matched,
         counts.unknown,
         counts.malformed,

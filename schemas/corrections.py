@@ -111,6 +111,7 @@ class MalformedRecord:
     field: str
     problem: str
     order_ref_1: str | None = None
+    record: bool = True  # False for a problem of the file's header (a CSV column), which is no record
 
     def __str__(self) -> str:
         """The line, the field and the problem, in one sentence."""
@@ -152,6 +153,16 @@ class Difference:
 
 
 @dataclass(frozen=True)
+class Repoint:
+    """Sub-orders to point at an address the buyer already has with SeQura's correction (a fixed copy)."""
+
+    role: Role
+    old: int  # the id_address the sub-orders point to now
+    new: int  # the buyer's current address that holds the correction
+    id_orders: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class SkippedFix:
     """An order whose corrections were not written to the shop, and why."""
 
@@ -179,21 +190,24 @@ class AppliedFix:
 class ReconciliationCounts:
     """What a reconciliation read, matched and found; added up over its chunks."""
 
-    records: int = 0
-    malformed: int = 0
+    read: int = 0  # records in the source, malformed ones included
+    records: int = 0  # well-formed records compared
+    malformed: int = 0  # malformed records, and problems of a CSV's header
     matched: int = 0
     unknown: int = 0
     differences: int = 0
     orders_with_differences: int = 0
-    already_fixed: int = 0  # records the shop already holds in one of the buyer's current addresses
+    already_fixed: int = 0  # records the merchant already fixed in a new address row (--apply repoints)
     repeating: int = 0  # orders whose next report or update would send a corrected error again
     fixed_orders: int = 0
     skipped_orders: int = 0
+    change_lines: int = 0  # lines of the changes --apply made (or would make)
     by_field: dict[str, int] = field(default_factory=dict)  # "record.field": differences
 
     def add(self, other: ReconciliationCounts) -> None:
         """Add another chunk's counts to these."""
         for name in (
+            "read",
             "records",
             "malformed",
             "matched",
@@ -204,6 +218,7 @@ class ReconciliationCounts:
             "repeating",
             "fixed_orders",
             "skipped_orders",
+            "change_lines",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for key, count in other.by_field.items():

@@ -184,5 +184,10 @@ shop_corrections = Table(  # version 4: the audit trail of `sequra-etl reconcile
     Column("before_value", Text),
     Column("after_value", Text, nullable=False),
     Column("applied_at", UtcDateTime, nullable=False),
+    # pending: written before the shop's transaction committed (a crash in between leaves it pending: check
+    # the shop); applied: the shop committed it
+    Column("status", String(16), nullable=False),
+    Column("batch", String(36), nullable=False),  # one order's transaction
     Index("ix_shop_corrections_order", "merchant", "order_ref_1"),
+    Index("ix_shop_corrections_batch", "batch"),
 )

@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, null, select
 from sqlalchemy.engine import Connection
 
 from schemas.corrections import (
@@ -27,6 +27,7 @@ from schemas.corrections import (
     Difference,
     ReconciliationCounts,
     RecordName,
+    Repoint,
     Role,
 )
 from schemas.prestashop import ShopTables
@@ -68,10 +69,12 @@ FORM_LABELS = {  # the labels of PrestaShop's back-office forms, per shop column
 class ShopRecords:
     """What the shop holds for one chunk of corrections."""
 
-    sub_orders: Mapping[str, list[Row]]  # order_ref_1: its SeQura orders, lowest id first
+    sub_orders: Mapping[str, list[Row]]  # match_key(order_ref_1): its SeQura orders, lowest id first
     customers: Mapping[int, Row]
     addresses: Mapping[int, Row]  # the rows the orders point to, soft-deleted ones included
     current: Mapping[int, list[Row]]  # id_customer: the buyer's current addresses (deleted = 0)
+    keys: Mapping[str, str] = field(default_factory=dict)  # each matched order_ref_1 as sent: its match key
+    order_ref_1s: Mapping[str, str] = field(default_factory=dict)  # match key: order_ref_1 as the shop has it
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class OrderFix:
     id_customer: int
     differences: tuple[Difference, ...]
     versions: Mapping[tuple[str, int], datetime | None]  # (table, id): date_upd as read
+    repoints: tuple[Repoint, ...] = ()
 
 
 @dataclass
@@ -108,25 +112,49 @@ def _order_columns(tables: ShopTables) -> list[Any]:
     ]
 
 
+def match_key(order_ref: object, order_ref_field: str) -> str:
+    """How an order_ref_1 is matched: a reference in any case (as MySQL compares), an id as a number."""
+    text = str(order_ref).strip()
+    if order_ref_field == "reference":
+        return text.casefold()
+    return str(int(text)) if text.isascii() and text.isdigit() else text
+
+
 def matched_orders_query(
-    tables: ShopTables, order_filter: OrderFilter, order_ref_field: str, order_refs: Sequence[str]
+    tables: ShopTables,
+    order_filter: OrderFilter,
+    order_ref_field: str,
+    order_refs: Sequence[str],
+    *,
+    module_table: bool = False,
 ) -> Select:
-    """Every SeQura order of the given order_ref_1 values (references, or first ids and their references)."""
-    o = tables.orders
+    """Every SeQura order of the given order_ref_1 values (references, or first ids and their references).
+
+    With the PHP module's table, each order says whether the module already reported it.
+    """
+    o, module = tables.orders, tables.sequra_order
     filters = [o.c.module.in_(order_filter.payment_modules)]
     if order_filter.shop_id is not None:
         filters.append(o.c.id_shop == order_filter.shop_id)
+    columns = [
+        *_order_columns(tables),
+        (module.c.sent_to_sequra if module_table else null()).label("module_sent"),
+    ]
     if order_ref_field == "reference":
-        return select(*_order_columns(tables), o.c.reference.label("order_ref_1")).where(
+        query = select(*columns, o.c.reference.label("order_ref_1")).where(
             o.c.reference.in_(order_refs), *filters
         )
-    first = o.alias("named")
-    ids = [int(ref) for ref in order_refs if ref.isdigit()]
-    return (
-        select(*_order_columns(tables), first.c.id_order.label("order_ref_1"))
-        .select_from(first.join(o, o.c.reference == first.c.reference))
-        .where(first.c.id_order.in_(ids), first.c.module.in_(order_filter.payment_modules), *filters)
-    )
+        joined = o
+    else:
+        first = o.alias("named")
+        ids = [int(ref) for ref in order_refs if ref.isascii() and ref.isdigit()]
+        query = select(*columns, first.c.id_order.label("order_ref_1")).where(
+            first.c.id_order.in_(ids), first.c.module.in_(order_filter.payment_modules), *filters
+        )
+        joined = first.join(o, o.c.reference == first.c.reference)
+    if module_table:
+        joined = joined.outerjoin(module, module.c.order_id == o.c.id_order)
+    return query.select_from(joined)
 
 
 def customers_query(tables: ShopTables, ids: Sequence[int]) -> Select:
@@ -165,6 +193,7 @@ def _address_select(tables: ShopTables) -> Select:
         a.c.id_country,
         a.c.id_state,
         a.c.deleted,
+        a.c.date_add,
         a.c.date_upd,
         country.c.iso_code.label("country_iso"),
         state.c.name.label("state_name"),
@@ -202,12 +231,15 @@ def read_shop_records(
     order_filter: OrderFilter,
     order_ref_field: str,
     order_refs: Sequence[str],
+    *,
+    module_table: bool = False,
 ) -> ShopRecords:
     """The shop's orders, buyers and addresses for a chunk of order_ref_1 values, in four queries."""
     sub_orders: dict[str, list[Row]] = defaultdict(list)
     for part in in_chunks(list(order_refs), KEYS_PER_QUERY):
-        for row in _rows(conn, matched_orders_query(tables, order_filter, order_ref_field, part)):
-            sub_orders[str(row["order_ref_1"])].append(row)
+        query = matched_orders_query(tables, order_filter, order_ref_field, part, module_table=module_table)
+        for row in _rows(conn, query):
+            sub_orders[match_key(row["order_ref_1"], order_ref_field)].append(row)
     for rows in sub_orders.values():
         rows.sort(key=lambda row: row["id_order"])
     orders = [row for rows in sub_orders.values() for row in rows]
@@ -222,7 +254,10 @@ def read_shop_records(
     current: dict[int, list[Row]] = defaultdict(list)
     for row in _rows_of_ids(conn, partial(current_addresses_query, tables), customer_ids):
         current[row["id_customer"]].append(row)
-    return ShopRecords(sub_orders, customers, addresses, current)
+    order_ref_1s = {key: str(rows[0]["order_ref_1"]) for key, rows in sub_orders.items()}
+    keys = {ref: match_key(ref, order_ref_field) for ref in order_refs}
+    keys = {ref: key for ref, key in keys.items() if key in sub_orders}
+    return ShopRecords(sub_orders, customers, addresses, current, keys, order_ref_1s)
 
 
 def address_view(row: Row | None) -> dict[str, str | None]:
@@ -240,11 +275,30 @@ def address_view(row: Row | None) -> dict[str, str | None]:
 
 
 def holds_correction(candidate: Row, order_view: Mapping[str, str | None], sent: Mapping[str, str]) -> bool:
-    """Whether a current address is the order's address with SeQura's correction made (a fixed copy)."""
+    """Whether an address row is the order's address with SeQura's correction made."""
     corrected = {**order_view, **sent}
     view = address_view(candidate)
     country = corrected.get("country_code")
     return all(same(key, view.get(key), corrected.get(key), country) for key in {*sent, *IDENTITY_KEYS})
+
+
+def fixed_copy(row: Row | None, current: Sequence[Row], holds: Any) -> Row | None:
+    """The buyer's current address that replaced the order's `row` with the correction made, if any.
+
+    PrestaShop replaces an edited address by a new row and soft-deletes the old one at the same moment: only
+    a row added since the order's row was retired counts, never an address the buyer simply also has.
+    """
+    if row is None or not row["deleted"] or row["date_upd"] is None:
+        return None
+    copies = [
+        candidate
+        for candidate in current
+        if candidate["id_address"] != row["id_address"]
+        and candidate["date_add"] is not None
+        and candidate["date_add"] >= row["date_upd"]
+        and holds(candidate)
+    ]
+    return max(copies, key=lambda candidate: candidate["date_add"], default=None)
 
 
 def _admin_link(admin_url: str | None, path: str) -> str | None:
@@ -306,13 +360,13 @@ def _by_address(sub_orders: Sequence[Row], role: Role) -> dict[int, list[Row]]:
 
 def address_differences(
     correction: Correction, record: RecordName, shop: ShopRecords, admin_url: str | None
-) -> tuple[list[Difference], int]:
-    """The differences of one corrected address record, and 1 if the buyer's current addresses hold it."""
+) -> tuple[list[Difference], list[Repoint]]:
+    """The differences of one corrected address record, or the buyer's fixed copy to repoint the order to."""
     sent = correction.records[record]
-    sub_orders = shop.sub_orders[correction.order_ref_1]
+    role = ROLE_OF_RECORD[record]
     differences: list[Difference] = []
-    fixed = 0
-    for id_address, pointing in _by_address(sub_orders, ROLE_OF_RECORD[record]).items():
+    repoints: list[Repoint] = []
+    for id_address, pointing in _by_address(_sub_orders(correction, shop), role).items():
         row = shop.addresses.get(id_address)
         view = address_view(row)
         country = sent.get("country_code") or view.get("country_code")
@@ -320,11 +374,9 @@ def address_differences(
         if not differing:
             continue
         current = shop.current.get(pointing[0]["id_customer"], [])
-        if row is not None and any(
-            candidate["id_address"] != id_address and holds_correction(candidate, view, sent)
-            for candidate in current
-        ):
-            fixed = 1
+        copy = fixed_copy(row, current, lambda candidate, view=view: holds_correction(candidate, view, sent))
+        if copy is not None:
+            repoints.append(Repoint(role, id_address, copy["id_address"], _ids(pointing)))
             continue
         differences += [
             _difference(
@@ -338,17 +390,27 @@ def address_differences(
             )
             for key in differing
         ]
-    return differences, fixed
+    return differences, repoints
+
+
+def _ids(rows: Sequence[Row]) -> tuple[int, ...]:
+    """The id_order of each row."""
+    return tuple(row["id_order"] for row in rows)
+
+
+def _sub_orders(correction: Correction, shop: ShopRecords) -> list[Row]:
+    """The sub-orders a correction matched."""
+    return list(shop.sub_orders[shop.keys[correction.order_ref_1]])
 
 
 def customer_differences(
     correction: Correction, shop: ShopRecords, admin_url: str | None
-) -> tuple[list[Difference], int]:
+) -> tuple[list[Difference], list[Repoint]]:
     """The differences of a corrected customer record: the buyer's row, the invoice address's NIN and VAT."""
     sent = correction.records["customer"]
-    sub_orders = shop.sub_orders[correction.order_ref_1]
+    sub_orders = _sub_orders(correction, shop)
     differences: list[Difference] = []
-    fixed = 0
+    repoints: list[Repoint] = []
     for id_customer, pointing in _grouped(sub_orders, "id_customer").items():
         customer = shop.customers.get(id_customer) or {}
         for key in (key for key in sent if key in CUSTOMER_COLUMNS):
@@ -365,28 +427,38 @@ def customer_differences(
                         admin_url,
                     )
                 )
+    on_invoice = {
+        INVOICE_ADDRESS_COLUMNS[key]: value for key, value in sent.items() if key in INVOICE_ADDRESS_COLUMNS
+    }
     for id_address, pointing in _by_address(sub_orders, "invoice").items():
-        row = shop.addresses.get(id_address) or {}
-        current = shop.current.get(pointing[0]["id_customer"], [])
-        for key in (key for key in sent if key in INVOICE_ADDRESS_COLUMNS):
-            column = INVOICE_ADDRESS_COLUMNS[key]
-            if same(key, row.get(column), sent[key]):
-                continue
-            if any(same(key, candidate[column], sent[key]) for candidate in current):
-                fixed = 1
-                continue
-            differences.append(
-                _difference(
-                    correction.order_ref_1,
-                    "customer",
-                    key,
-                    pointing,
-                    id_address,
-                    (row.get(column), sent[key]),
-                    admin_url,
-                )
+        row = shop.addresses.get(id_address)
+        differing = [c for c, value in on_invoice.items() if not same(c, (row or {}).get(c), value)]
+        if not differing:
+            continue
+
+        def holds(candidate: Row, row: Row | None = row, differing: list[str] = differing) -> bool:
+            return holds_correction(candidate, address_view(row), {}) and all(
+                same(c, candidate[c], on_invoice[c]) for c in differing
             )
-    return differences, fixed
+
+        copy = fixed_copy(row, shop.current.get(pointing[0]["id_customer"], []), holds)
+        if copy is not None:
+            repoints.append(Repoint("invoice", id_address, copy["id_address"], _ids(pointing)))
+            continue
+        key_of = {column: key for key, column in INVOICE_ADDRESS_COLUMNS.items()}
+        differences += [
+            _difference(
+                correction.order_ref_1,
+                "customer",
+                key_of[c],
+                pointing,
+                id_address,
+                ((row or {}).get(c), on_invoice[c]),
+                admin_url,
+            )
+            for c in differing
+        ]
+    return differences, repoints
 
 
 def _grouped(rows: Sequence[Row], key: str) -> dict[Any, list[Row]]:
@@ -399,19 +471,24 @@ def _grouped(rows: Sequence[Row], key: str) -> dict[Any, list[Row]]:
 
 def order_differences(
     correction: Correction, shop: ShopRecords, admin_url: str | None
-) -> tuple[list[Difference], int]:
-    """Every difference between a correction and the shop, and how many of its records were already fixed."""
+) -> tuple[list[Difference], list[Repoint], int]:
+    """A correction's differences with the shop, its repoints to fixed copies, and how many records they fix.
+
+    A record the merchant already fixed in a new address row is no difference: its order is repointed.
+    """
     differences: list[Difference] = []
+    repoints: dict[tuple[str, int], Repoint] = {}
     fixed = 0
     for record in correction.records:
-        found, already = (
+        found, copies = (
             customer_differences(correction, shop, admin_url)
             if record == "customer"
             else address_differences(correction, record, shop, admin_url)  # type: ignore[arg-type]
         )
         differences += found
-        fixed += already
-    return differences, fixed
+        fixed += bool(copies)
+        repoints |= {(repoint.role, repoint.old): repoint for repoint in copies}
+    return differences, list(repoints.values()), fixed
 
 
 def versions_of(sub_orders: Sequence[Row], shop: ShopRecords) -> dict[tuple[str, int], datetime | None]:
@@ -437,39 +514,43 @@ def reconcile_corrections(
 ) -> ChunkReconciliation:
     """Compare a chunk of corrections with the shop's records (pure): differences, fixes, unknown references.
 
-    `repeats_in` names, per order_ref_1, what would send the shop's value to SeQura again.
+    `repeats_in` names, per order_ref_1 as the shop has it, what would send the shop's value to SeQura again.
     """
     result = ChunkReconciliation()
     counts = result.counts
     counts.records = len(corrections)
     for correction in corrections:
-        sub_orders = shop.sub_orders.get(correction.order_ref_1)
-        if not sub_orders:
+        key = shop.keys.get(correction.order_ref_1)
+        if key is None:
             result.unknown.append((correction.line, correction.order_ref_1))
             continue
+        sub_orders = shop.sub_orders[key]
         counts.matched += 1
-        differences, fixed = order_differences(correction, shop, admin_url)
+        differences, repoints, fixed = order_differences(correction, shop, admin_url)
         counts.already_fixed += fixed
-        if not differences:
+        if not differences and not repoints:
             continue
-        repeats = repeats_in.get(correction.order_ref_1)
+        repeats = repeats_in.get(shop.order_ref_1s[key])
+        if repeats == "delivery report" and any(row["module_sent"] for row in sub_orders):
+            repeats = None  # the PHP module reported it: the next run keeps it as its baseline
         differences = [
             Difference(**{**difference.__dict__, "repeats_in": repeats}) for difference in differences
         ]
-        counts.orders_with_differences += 1
+        counts.orders_with_differences += bool(differences)
         counts.repeating += repeats is not None
         counts.differences += len(differences)
         for difference in differences:
-            key = f"{difference.record}.{difference.field}"
-            counts.by_field[key] = counts.by_field.get(key, 0) + 1
+            name = f"{difference.record}.{difference.field}"
+            counts.by_field[name] = counts.by_field.get(name, 0) + 1
         result.differences += differences
         result.fixes.append(
             OrderFix(
                 order_reference=correction.order_ref_1,
-                id_orders=tuple(row["id_order"] for row in sub_orders),
+                id_orders=_ids(sub_orders),
                 id_customer=sub_orders[0]["id_customer"],
                 differences=tuple(differences),
                 versions=versions_of(sub_orders, shop),
+                repoints=tuple(repoints),
             )
         )
     counts.unknown = len(result.unknown)

@@ -13,6 +13,7 @@ import csv
 import json
 import re
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
 DOWNLOAD_BLOCK = 1 << 16
 MALFORMED_FILE = "malformed.jsonl"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class CorrectionsSourceError(RuntimeError):
@@ -85,9 +87,17 @@ def download(url: str, settings: Settings, target: Path) -> Path:
             "CORRECTIONS_USERNAME and CORRECTIONS_PASSWORD instead",
         )
     shown = source_label(url)
+    auth = _basic_auth(settings, url)
+    if auth is not None and parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        raise SettingError(
+            "--corrections",
+            f"{shown} is plain http, and credentials are only sent over https (or to this machine); use its "
+            "https address",
+        )
+    deadline = time.monotonic() + settings.corrections_timeout_seconds
     try:
         with requests.get(
-            url, auth=_basic_auth(settings, url), timeout=settings.corrections_timeout_seconds, stream=True
+            url, auth=auth, timeout=settings.corrections_timeout_seconds, stream=True
         ) as response:
             if response.status_code in (401, 403):
                 raise CorrectionsSourceError(
@@ -100,6 +110,11 @@ def download(url: str, settings: Settings, target: Path) -> Path:
                 )
             with target.open("wb") as out:
                 for block in response.iter_content(DOWNLOAD_BLOCK):
+                    if time.monotonic() > deadline:
+                        raise CorrectionsSourceError(
+                            f"{shown} took over {settings.corrections_timeout_seconds:g} s to download; "
+                            "raise CORRECTIONS_TIMEOUT_SECONDS for a big file"
+                        )
                     out.write(block)
     except requests.RequestException as error:
         raise CorrectionsSourceError(
@@ -268,9 +283,19 @@ def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     known = {"order_ref_1"} | {f"{name}.{key}" for name, keys in RECORD_FIELDS.items() for key in keys}
     unknown = [column for column in columns if column not in known]
     for column in unknown:
-        yield 1, MalformedRecord(1, column, "is not a column of corrections; its values were not read")
+        yield (
+            1,
+            MalformedRecord(
+                1, column, "is not a column of corrections; its values were not read", record=False
+            ),
+        )
     if "order_ref_1" not in columns:
-        yield 1, MalformedRecord(1, "order_ref_1", "is not a column; no record can be matched to an order")
+        yield (
+            1,
+            MalformedRecord(
+                1, "order_ref_1", "is not a column; no record can be matched to an order", record=False
+            ),
+        )
         return
     start = reader.line_num + 1
     for row in reader:
@@ -324,7 +349,7 @@ def stage_corrections(source: str, settings: Settings, folder: Path, chunk_size:
     try:
         with (folder / MALFORMED_FILE).open("w", encoding="utf-8") as bad:
             for item in read_corrections(path):
-                records += 1
+                records += not isinstance(item, MalformedRecord) or item.record
                 if isinstance(item, Correction) and item.order_ref_1 in seen:
                     item = MalformedRecord(
                         item.line,

@@ -41,6 +41,8 @@ def phone_number(value: str | None, country_code: str | None) -> str:
     if number is not None and phonenumbers.is_possible_number(number):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     digits = re.sub(r"\D", "", text)
+    if not digits:
+        return text  # not a number at all: compared as text, so it never equals a blank
     return f"+{digits}" if text.startswith("+") else digits
 
 

@@ -14,22 +14,30 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
 
 from schemas.corrections import (
     DIFFERENCE_COLUMNS,
+    AppliedFix,
     Difference,
     MalformedRecord,
     ReconciliationCounts,
     SkippedFix,
 )
+from schemas.frames import ShopConfig
 from schemas.prestashop import shop_tables
 from schemas.settings import Settings
 from tasks.compare import read_shop_records, reconcile_corrections
 from tasks.corrections import StagedCorrections, stage_corrections, staged_chunk
 from tasks.delivery import order_filter_of
 from tasks.extract import read_config, reading_the_shop, shop_engine, shop_local
-from tasks.shop_fixes import FixSession, apply_fixes, check_write_grants, planned_changes
-from tasks.state import open_state_store, record_shop_corrections, reporting_outlook
+from tasks.shop_fixes import FixSession, applied_changes, apply_fixes, check_write_grants, planned_changes
+from tasks.state import (
+    open_state_store,
+    record_shop_corrections,
+    reporting_outlook,
+    settle_shop_corrections,
+)
 
 ROWS_SHOWN = 1000  # rows of each table a reconciliation's artifacts list; the CSV holds them all
 
@@ -41,8 +49,11 @@ class ReconcileJob:
     run_id: str
     folder: str
     chunk: int
-    out: str
+    out: str  # the CSV of differences
+    changes_out: str  # the changes --apply made or would make, one line each
     apply: bool
+    timezone: str  # the shop's PS_TIMEZONE, for the date_upd of what --apply writes
+    module_table: bool  # the PHP module's ps_sequra_order exists
 
 
 @dataclass
@@ -82,6 +93,36 @@ def add_to_output(path: str, differences: list[Difference]) -> None:
         writer.writerows(difference.csv_row() for difference in differences)
 
 
+def start_changes(output: str) -> str:
+    """Create the empty file of changes next to the CSV (differences.changes.txt); writes it."""
+    path = Path(output).with_suffix(".changes.txt")
+    path.write_text("", encoding="utf-8")
+    return str(path)
+
+
+def add_changes(path: str, lines: list[str]) -> None:
+    """Append lines to the file of changes; writes the file."""
+    with Path(path).open("a", encoding="utf-8") as stream:
+        stream.writelines(f"{line}\n" for line in lines)
+
+
+@dataclass(frozen=True)
+class StoredAudit:
+    """The audit trail of --apply in the state store's shop_corrections."""
+
+    store: Engine
+    run_id: str
+    merchant: str
+
+    def pending(self, batch: str, applied: list[AppliedFix]) -> None:
+        """Keep what one order's transaction is about to commit; writes the store."""
+        record_shop_corrections(self.store, self.run_id, self.merchant, batch, applied)
+
+    def settle(self, batch: str, *, committed: bool) -> None:
+        """Mark the batch applied, or forget it; writes the store."""
+        settle_shop_corrections(self.store, batch, committed=committed)
+
+
 def reconcile_chunk(
     settings: Settings, job: ReconcileJob, logger: logging.Logger | logging.LoggerAdapter
 ) -> ReconcileOutcome:
@@ -100,32 +141,34 @@ def reconcile_chunk(
         order_refs = [correction.order_ref_1 for correction in corrections]
         with reading_the_shop(tables), engine.connect() as conn:
             shop = read_shop_records(
-                conn, tables, order_filter_of(settings), settings.order_ref_field, order_refs
+                conn,
+                tables,
+                order_filter_of(settings),
+                settings.order_ref_field,
+                order_refs,
+                module_table=job.module_table,
             )
-        outlook = reporting_outlook(store, merchant, list(shop.sub_orders))
+        outlook = reporting_outlook(store, merchant, list(shop.order_ref_1s.values()))
         found = reconcile_corrections(corrections, shop, settings.shop_admin_url, outlook)
         add_to_output(job.out, found.differences)
         outcome = ReconcileOutcome(
             counts=found.counts,
             differences=found.differences[:ROWS_SHOWN],
             unknown=found.unknown[:ROWS_SHOWN],
-            planned=[line for fix in found.fixes for line in planned_changes(fix)][:ROWS_SHOWN],
         )
+        changes = [line for fix in found.fixes for line in planned_changes(fix)]
         if job.apply and found.fixes:
-            config = read_config(engine, tables, settings.shop_id)
-            moment = shop_local(datetime.now(UTC), config.timezone)
-            applied, skipped = apply_fixes(
-                engine,
-                tables,
-                found.fixes,
-                moment,
-                FixSession(),
-                lambda done: record_shop_corrections(store, job.run_id, merchant, done),
-            )
+            moment = shop_local(datetime.now(UTC), job.timezone)
+            audit = StoredAudit(store, job.run_id, merchant)
+            applied, skipped = apply_fixes(engine, tables, found.fixes, moment, FixSession(), audit)
+            changes = applied_changes(applied)
             outcome.applied_values = len(applied)
             outcome.skipped = skipped[:ROWS_SHOWN]
             outcome.counts.fixed_orders = len(found.fixes) - len(skipped)
             outcome.counts.skipped_orders = len(skipped)
+        add_changes(job.changes_out, changes)
+        outcome.planned = changes[:ROWS_SHOWN]
+        outcome.counts.change_lines = len(changes)
     finally:
         engine.dispose()
         store.dispose()
@@ -146,6 +189,17 @@ def reconcile_chunk(
 def stage_corrections_task(source: str, settings: Settings, folder: str) -> StagedCorrections:
     """Fetch and check the corrections into chunk files (a task: a download is a step worth seeing)."""
     return stage_corrections(source, settings, Path(folder), settings.chunk_size)
+
+
+@task(name="read-shop-config", cache_policy=NO_CACHE)
+def read_shop_config_task(settings: Settings) -> ShopConfig:
+    """The shop's configuration: its time zone, and whether the PHP module's table exists."""
+    assert settings.shop_db_url is not None
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    try:
+        return read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id)
+    finally:
+        engine.dispose()
 
 
 @task(name="check-write-grants", cache_policy=NO_CACHE)
@@ -174,6 +228,7 @@ class ReconciliationSummary:
     merchant: str
     apply: bool
     out: str
+    changes: str
     outcome: ReconcileOutcome
     malformed: list[MalformedRecord]
 
@@ -215,7 +270,7 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| records read | {counts.records + counts.malformed:,} |",
+        f"| records read | {counts.read:,} |",
         f"| malformed records | {counts.malformed:,} |",
         f"| orders matched | {counts.matched:,} |",
         f"| unknown references | {counts.unknown:,} |",
@@ -250,18 +305,15 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
     return "\n".join(lines)
 
 
-def changes_markdown(summary: ReconciliationSummary) -> str:
-    """The changes --apply made to the shop (or would make), one line per shop row."""
+def changes_markdown(summary: ReconciliationSummary, lines: list[str] | None = None) -> str:
+    """The changes --apply made to the shop (or would make), one line per shop row.
+
+    `lines` are all of them (the CLI reads them from the changes file); else the first ROWS_SHOWN.
+    """
     title = (
         "Changes made to the shop" if summary.apply else "Changes --apply would make (nothing was written)"
     )
-    planned = summary.outcome.planned or ["none"]
-    more = len(planned) == ROWS_SHOWN
-    return "\n".join(
-        [
-            f"**{title}**",
-            "",
-            *(f"- {line}" for line in planned),
-            *(["- … and more: see the CSV"] if more else []),
-        ]
-    )
+    shown = summary.outcome.planned if lines is None else lines
+    total = summary.outcome.counts.change_lines
+    more = [f"- … and {total - len(shown):,} more, all in {summary.changes}"] if total > len(shown) else []
+    return "\n".join([f"**{title}**", "", *(f"- {line}" for line in shown or ["none"]), *more])

@@ -8,11 +8,13 @@ transaction, which first checks that nothing it writes changed since the reconci
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, Table, false, insert, select, update
 from sqlalchemy.engine import Connection
@@ -59,11 +61,27 @@ class FixSession:
 
 
 @dataclass(frozen=True)
-class Places:
-    """The shop's countries by ISO code and states by country and name, to turn SeQura's codes into ids."""
+class Country:
+    """What PrestaShop checks of an address in one country."""
 
-    countries: Mapping[str, int]
+    id_country: int
+    iso_code: str
+    need_zip_code: bool
+    zip_code_format: str
+    contains_states: bool
+    need_identification_number: bool
+
+
+@dataclass(frozen=True)
+class Places:
+    """The shop's countries by ISO code and id, and its states by country and name."""
+
+    countries: Mapping[str, Country]
     states: Mapping[tuple[int, str], int]
+
+    def country(self, id_country: int) -> Country | None:
+        """The country of an id, if the shop has it."""
+        return next((c for c in self.countries.values() if c.id_country == id_country), None)
 
 
 def _write_probes(tables: ShopTables) -> list[tuple[str, Table, Any]]:
@@ -116,9 +134,26 @@ def check_write_grants(engine: Engine, tables: ShopTables) -> None:
 
 def read_places(conn: Connection, tables: ShopTables) -> Places:
     """The shop's countries and states (two small queries)."""
+    c = tables.country
     countries = {
-        str(iso).strip().upper(): id_country
-        for id_country, iso in conn.execute(select(tables.country.c.id_country, tables.country.c.iso_code))
+        str(row.iso_code).strip().upper(): Country(
+            row.id_country,
+            str(row.iso_code).strip().upper(),
+            bool(row.need_zip_code),
+            row.zip_code_format or "",
+            bool(row.contains_states),
+            bool(row.need_identification_number),
+        )
+        for row in conn.execute(
+            select(
+                c.c.id_country,
+                c.c.iso_code,
+                c.c.need_zip_code,
+                c.c.zip_code_format,
+                c.c.contains_states,
+                c.c.need_identification_number,
+            )
+        )
     }
     s = tables.state
     states = {
@@ -126,6 +161,57 @@ def read_places(conn: Connection, tables: ShopTables) -> Places:
         for id_state, id_country, name in conn.execute(select(s.c.id_state, s.c.id_country, s.c.name))
     }
     return Places(countries, states)
+
+
+PRESTASHOP_RULES = {  # ps_address and ps_customer columns: the characters PrestaShop's Validate refuses
+    "firstname": (re.compile(r"[0-9!<>,;?=+()/\\@#\"°*`{}_^$%:¤\[\]|]|[.。](?=\S)"), "a name (no digits)"),
+    "lastname": (re.compile(r"[0-9!<>,;?=+()/\\@#\"°*`{}_^$%:¤\[\]|]|[.。](?=\S)"), "a name (no digits)"),
+    "address1": (re.compile(r"[!<>?=+@{}_$%]"), "an address"),
+    "address2": (re.compile(r"[!<>?=+@{}_$%]"), "an address"),
+    "city": (re.compile(r"[!<>;?=+@#\"°{}_$%]"), "a city name"),
+    "postcode": (re.compile(r"[^a-zA-Z 0-9-]"), "a postcode (letters, digits, spaces and -)"),
+    "phone": (re.compile(r"[^+0-9. ()/-]"), "a phone number"),
+    "phone_mobile": (re.compile(r"[^+0-9. ()/-]"), "a phone number"),
+    "dni": (re.compile(r"[^0-9A-Za-z.-]"), "an identification number"),
+    "company": (re.compile(r"[<>={}]"), "a company name"),
+    "vat_number": (re.compile(r"[<>={}]"), "a VAT number"),
+    "other": (re.compile(r"[<>{}]"), "a message"),
+}
+
+
+def zip_code_pattern(country: Country) -> re.Pattern[str] | None:
+    """The postcodes a country takes, from its zip_code_format (N digit, L letter, C its ISO code)."""
+    if not country.zip_code_format:
+        return None
+    pattern = "".join(
+        {"N": "[0-9]", "L": "[a-zA-Z]", "C": re.escape(country.iso_code)}.get(ch, re.escape(ch))
+        for ch in country.zip_code_format
+    )
+    return re.compile(f"^{pattern}$", re.IGNORECASE)
+
+
+def refusal(row: Mapping[str, Any], changed: Sequence[str], places: Places) -> str | None:
+    """Why PrestaShop would refuse the address `row` with its `changed` columns, in words; else None."""
+    for column in changed:
+        value = row[column]
+        rule = PRESTASHOP_RULES.get(column)
+        if rule is not None and isinstance(value, str) and rule[0].search(value):
+            return f"{column} {value!r} is not {rule[1]} as PrestaShop accepts it"
+    country = places.country(row["id_country"])
+    if country is None:
+        return None
+    postcode = (row["postcode"] or "").strip()
+    if {"postcode", "id_country"} & set(changed):
+        pattern = zip_code_pattern(country)
+        if country.need_zip_code and not postcode:
+            return f"{country.iso_code} addresses need a postcode"
+        if postcode and pattern is not None and not pattern.match(postcode):
+            return f"postcode {postcode!r} is not of {country.iso_code}'s format {country.zip_code_format}"
+    if "id_country" in changed and country.contains_states and not row["id_state"]:
+        return f"{country.iso_code} addresses need a state, and SeQura sent none"
+    if {"dni", "id_country"} & set(changed) and country.need_identification_number and not row["dni"]:
+        return f"{country.iso_code} addresses need an identification number (dni)"
+    return None
 
 
 def _locked_versions(
@@ -144,8 +230,26 @@ def _locked_versions(
     return found
 
 
+def rows_written(fix: OrderFix) -> set[tuple[str, int]]:
+    """The customer and address rows an order's fix writes or copies."""
+    rows = {("address", d.row) for d in fix.differences if _on_address(d)}
+    rows |= {("address", repoint.old) for repoint in fix.repoints}
+    if any(not _on_address(d) for d in fix.differences):
+        rows.add(("customer", fix.id_customer))
+    return rows
+
+
 def check_unchanged(conn: Connection, tables: ShopTables, fix: OrderFix, session: FixSession) -> None:
-    """Raise FixSkippedError if a row of the order changed in the shop after the reconciliation read it."""
+    """Raise FixSkippedError if a row of the order changed in the shop after the reconciliation read it.
+
+    A row the fix must write that was not in the shop when it was read (a deleted buyer or address) skips
+    the order too: there is nothing to correct the way PrestaShop does.
+    """
+    for table, row_id in sorted(rows_written(fix) - set(fix.versions)):
+        raise FixSkippedError(
+            f"{table} {row_id} is not in the shop's {table} table; restore it or point the order to "
+            "another one in the back office, then reconcile again"
+        )
     current = _locked_versions(conn, tables, list(fix.versions))
     for key, read in fix.versions.items():
         now_at = current.get(key)
@@ -158,11 +262,16 @@ def check_unchanged(conn: Connection, tables: ShopTables, fix: OrderFix, session
             )
 
 
+def _on_address(difference: Difference) -> bool:
+    """Whether a difference is corrected on an address row (else on the customer row)."""
+    return difference.record != "customer" or difference.field in INVOICE_ADDRESS_COLUMNS
+
+
 def _customer_fix(
     conn: Connection, tables: ShopTables, fix: OrderFix, moment: datetime, session: FixSession
 ) -> list[AppliedFix]:
     """Change the buyer's email, names or company in place; refuse an email another account uses."""
-    wanted = [d for d in fix.differences if d.record == "customer" and d.field in CUSTOMER_COLUMNS]
+    wanted = [d for d in fix.differences if not _on_address(d)]
     if not wanted:
         return []
     c = tables.customer
@@ -174,7 +283,14 @@ def _customer_fix(
     }
     if not changes:
         return []
-    email = next((d.sequra_value.strip() for d in changes if d.field == "email"), None)
+    values = {column: d.sequra_value.strip() for d, column in changes.items()}
+    for column, value in values.items():
+        rule = PRESTASHOP_RULES.get(column)
+        if rule is not None and rule[0].search(value):
+            raise FixSkippedError(
+                f"customer.{column} {value!r} is not {rule[1]} as PrestaShop accepts it; correct it by hand"
+            )
+    email = values.get("email")
     if email is not None and not row["is_guest"]:
         taken = conn.execute(
             select(c.c.id_customer).where(
@@ -187,7 +303,6 @@ def _customer_fix(
                 "registered account, already uses it; merge the two accounts in the back office, then "
                 "reconcile again"
             )
-    values = {column: d.sequra_value.strip() for d, column in changes.items()}
     conn.execute(update(c).where(c.c.id_customer == fix.id_customer).values(**values, date_upd=moment))
     session.written[("customer", fix.id_customer)] = moment
     return [
@@ -200,7 +315,7 @@ def _customer_fix(
             fix.id_customer,
             fix.id_customer,
             row[column],
-            d.sequra_value.strip(),
+            values[column],
         )
         for d, column in changes.items()
     ]
@@ -223,7 +338,7 @@ def _column_value(difference: Difference, places: Places, id_country: int) -> tu
                 f"{difference.record}.country_code {value!r} is not a country of the shop; add it in "
                 "International > Locations > Countries, or correct the order by hand"
             )
-        return column, places.countries[value.upper()]
+        return column, places.countries[value.upper()].id_country
     if column == "id_state":
         state = places.states.get((id_country, plain_text(value)))
         if state is None:
@@ -238,13 +353,24 @@ def _column_value(difference: Difference, places: Places, id_country: int) -> tu
 def address_changes(
     differences: Sequence[Difference], old: Mapping[str, Any], places: Places
 ) -> dict[str, Any]:
-    """The ps_address columns and values that correct one address row (a new country first, then states)."""
+    """The ps_address columns and values that correct one address row (a new country first, then states).
+
+    Raises FixSkippedError when SeQura sent two values for one column, or PrestaShop would refuse the result.
+    """
     values: dict[str, Any] = {}
     for difference in sorted(differences, key=lambda d: d.field != "country_code"):
         column, value = _column_value(difference, places, values.get("id_country", old["id_country"]))
+        if column in values and values[column] != value:
+            raise FixSkippedError(
+                f"SeQura sent two values for {column} of address {old['id_address']} "
+                f"({values[column]!r} and {value!r}); correct it by hand"
+            )
         values[column] = value
     if "id_country" in values and "id_state" not in values and old["id_state"]:
         values["id_state"] = 0  # the old state belongs to the old country
+    problem = refusal({**old, **values}, list(values), places)
+    if problem is not None:
+        raise FixSkippedError(f"address {old['id_address']}: {problem}; correct it by hand")
     return values
 
 
@@ -276,14 +402,24 @@ def _new_address(
     return new_id
 
 
+def _repoint(
+    conn: Connection, tables: ShopTables, role: Role, old: int, new: int, ids: Sequence[int], moment: datetime
+) -> None:
+    """Point the sub-orders `ids` using address `old` as `role` at address `new`, as the order page does."""
+    o = tables.orders
+    conn.execute(
+        update(o)
+        .where(o.c.id_order.in_(ids), o.c[f"id_address_{role}"] == old)
+        .values(**{f"id_address_{role}": new}, date_upd=moment)
+    )
+
+
 def _address_fix(
     conn: Connection, tables: ShopTables, fix: OrderFix, moment: datetime, places: Places, session: FixSession
 ) -> list[AppliedFix]:
-    """Version the order's corrected addresses and repoint its sub-orders to the new rows."""
-    wanted = [d for d in fix.differences if d.record != "customer" or d.field in INVOICE_ADDRESS_COLUMNS]
-    if not wanted:
-        return []
-    a, o = tables.address, tables.orders
+    """Version the order's corrected addresses, repoint its sub-orders to the new rows or to fixed copies."""
+    wanted = [d for d in fix.differences if _on_address(d)]
+    a = tables.address
     rows = {
         row["id_address"]: row
         for row in conn.execute(select(a).where(a.c.id_address.in_({d.row for d in wanted}))).mappings()
@@ -294,18 +430,12 @@ def _address_fix(
     changes = {
         (role, row): address_changes(found, rows[row], places) for (role, row), found in targets.items()
     }
-    pointing = {target: {i for d in found for i in d.id_orders} for target, found in targets.items()}
     applied: list[AppliedFix] = []
     for (role, old_id), values in changes.items():
         new_id = _new_address(conn, tables, rows[old_id], values, moment, session)
-        ids = sorted(pointing[(role, old_id)])
-        conn.execute(
-            update(o)
-            .where(o.c.id_order.in_(ids), o.c[f"id_address_{role}"] == old_id)
-            .values(**{f"id_address_{role}": new_id}, date_upd=moment)
-        )
-        for id_order in ids:
-            session.written[("orders", id_order)] = moment
+        ids = sorted({i for d in targets[(role, old_id)] for i in d.id_orders})
+        _repoint(conn, tables, role, old_id, new_id, ids, moment)
+        session.written |= {("orders", id_order): moment for id_order in ids}
         applied += [
             AppliedFix(
                 fix.order_reference,
@@ -320,6 +450,22 @@ def _address_fix(
             )
             for d in targets[(role, old_id)]
         ]
+    for repoint in fix.repoints:
+        _repoint(conn, tables, repoint.role, repoint.old, repoint.new, repoint.id_orders, moment)
+        session.written |= {("orders", id_order): moment for id_order in repoint.id_orders}
+        applied.append(
+            AppliedFix(
+                fix.order_reference,
+                repoint.id_orders[0],
+                f"{repoint.role}_address",
+                "id_address",
+                "address",
+                repoint.old,
+                repoint.new,
+                str(repoint.old),
+                str(repoint.new),
+            )
+        )
     return applied
 
 
@@ -337,18 +483,70 @@ def apply_fix(
     )
 
 
+class AuditTrail(Protocol):
+    """Where --apply keeps what it changed: pending while the shop's transaction is open, then settled."""
+
+    def pending(self, batch: str, applied: list[AppliedFix]) -> None:
+        """Keep what one order's transaction is about to commit."""
+
+    def settle(self, batch: str, *, committed: bool) -> None:
+        """Mark a batch applied once the shop committed it, or forget it if the shop did not."""
+
+
+RETRIED = (1205, 1213)  # MySQL's lock wait timeout and deadlock: the transaction can be tried again
+
+
+def _shop_error(error: DBAPIError) -> int | None:
+    """The MySQL error number of a database error, if it has one."""
+    args = getattr(error.orig, "args", None) or (None,)
+    return args[0] if isinstance(args[0], int) else None
+
+
+def _apply_one(
+    engine: Engine,
+    tables: ShopTables,
+    fix: OrderFix,
+    moment: datetime,
+    places: Places,
+    session: FixSession,
+    audit: AuditTrail,
+) -> list[AppliedFix]:
+    """One order's fix in its own transaction, tried again after a deadlock; writes the shop and the audit."""
+    for attempt in (1, 2):
+        batch = str(uuid.uuid4())
+        trial = FixSession(dict(session.written), dict(session.copies), set(session.retired))
+        try:
+            with engine.begin() as conn:
+                done = apply_fix(conn, tables, fix, moment, places, trial)
+                audit.pending(batch, done)
+        except DBAPIError as error:
+            audit.settle(batch, committed=False)
+            if attempt == 1 and _shop_error(error) in RETRIED:
+                continue
+            raise FixSkippedError(
+                f"the shop's database refused the change ({error.orig}); nothing was written for this order"
+            ) from None
+        except FixSkippedError:
+            audit.settle(batch, committed=False)
+            raise
+        audit.settle(batch, committed=True)
+        session.merge(trial)
+        return done
+    raise AssertionError("unreachable")
+
+
 def apply_fixes(
     engine: Engine,
     tables: ShopTables,
     fixes: Sequence[OrderFix],
     moment: datetime,
     session: FixSession,
-    on_applied: Callable[[list[AppliedFix]], None],
+    audit: AuditTrail,
 ) -> tuple[list[AppliedFix], list[SkippedFix]]:
     """Write each order's corrections in a transaction of its own; one that cannot be written is skipped.
 
-    Writes the shop; `on_applied` is handed what each order changed once its transaction committed (for the
-    audit trail). `moment` is the shop-local time recorded as date_upd (and date_add of new addresses).
+    Writes the shop, and the audit trail around each order's transaction. `moment` is the shop-local time
+    recorded as date_upd (and date_add of new addresses).
     """
     moment = moment.replace(microsecond=0)  # as the shop keeps it, to know our own writes again
     with engine.connect() as conn:
@@ -356,36 +554,64 @@ def apply_fixes(
     applied: list[AppliedFix] = []
     skipped: list[SkippedFix] = []
     for fix in fixes:
-        attempt = FixSession(dict(session.written), dict(session.copies), set(session.retired))
         try:
-            with engine.begin() as conn:
-                done = apply_fix(conn, tables, fix, moment, places, attempt)
+            applied += _apply_one(engine, tables, fix, moment, places, session, audit)
         except FixSkippedError as why:
             skipped.append(SkippedFix(fix.order_reference, fix.id_orders[0], str(why)))
-            continue
-        session.merge(attempt)
-        on_applied(done)
-        applied += done
     return applied, skipped
+
+
+def _quoted_changes(differences: Sequence[Difference]) -> str:
+    """Differences as `field 'shop value' -> 'SeQura value'`."""
+    return ", ".join(f"{d.field} {d.shop_value!r} -> {d.sequra_value.strip()!r}" for d in differences)
+
+
+def _orders(ids: Sequence[int]) -> str:
+    """'order 12' or 'orders 12, 13'."""
+    return f"order{'s' if len(ids) > 1 else ''} {', '.join(str(i) for i in sorted(ids))}"
 
 
 def planned_changes(fix: OrderFix) -> list[str]:
     """What `--apply` would write for one order, one line per shop row, values quoted as they would be."""
     lines: list[str] = []
-    customer = [d for d in fix.differences if d.record == "customer" and d.field in CUSTOMER_COLUMNS]
+    customer = [d for d in fix.differences if not _on_address(d)]
     if customer:
-        changes = ", ".join(f"{d.field} {d.shop_value!r} -> {d.sequra_value.strip()!r}" for d in customer)
-        lines.append(f"{fix.order_reference}: customer {fix.id_customer}, in place: {changes}")
+        lines.append(
+            f"{fix.order_reference}: customer {fix.id_customer}, in place: {_quoted_changes(customer)}"
+        )
     targets: dict[tuple[Role, int], list[Difference]] = defaultdict(list)
     for d in fix.differences:
-        if d.record != "customer" or d.field in INVOICE_ADDRESS_COLUMNS:
+        if _on_address(d):
             targets[(_address_target(d)[0], d.row)].append(d)
     for (role, row), found in targets.items():
-        changes = ", ".join(f"{d.field} {d.shop_value!r} -> {d.sequra_value.strip()!r}" for d in found)
         ids = sorted({i for d in found for i in d.id_orders})
-        orders = f"order{'s' if len(ids) > 1 else ''} {', '.join(str(i) for i in ids)}"
         lines.append(
-            f"{fix.order_reference}: {role} address {row} copied to a new address with {changes}; address "
-            f"{row} soft-deleted; {orders} repointed to it"
+            f"{fix.order_reference}: {role} address {row} copied to a new address with "
+            f"{_quoted_changes(found)}; address {row} soft-deleted; {_orders(ids)} repointed to it"
+        )
+    lines += [
+        f"{fix.order_reference}: {_orders(r.id_orders)} repointed from {r.role} address {r.old} to address "
+        f"{r.new}, which already holds SeQura's correction"
+        for r in fix.repoints
+    ]
+    return lines
+
+
+def applied_changes(applied: Sequence[AppliedFix]) -> list[str]:
+    """What --apply changed, one line per shop row, with the ids of the rows it created."""
+    rows: dict[tuple[str, str, int, int], list[AppliedFix]] = defaultdict(list)
+    for fix in applied:
+        rows[(fix.order_reference, fix.shop_table, fix.row_before, fix.row_after)].append(fix)
+    lines = []
+    for (order_ref, table, before, after), fixes in rows.items():
+        if fixes[0].field == "id_address":
+            lines.append(f"{order_ref}: order {fixes[0].id_order} repointed from address {before} to {after}")
+            continue
+        values = ", ".join(f"{f.field} {f.before!r} -> {f.after!r}" for f in fixes)
+        lines.append(
+            f"{order_ref}: customer {before}, in place: {values}"
+            if table == "customer"
+            else f"{order_ref}: address {before} copied to new address {after} with {values}; "
+            f"address {before} soft-deleted"
         )
     return lines

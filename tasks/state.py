@@ -1022,9 +1022,9 @@ def reporting_outlook(engine: Engine, merchant: str, order_refs: Sequence[str]) 
 
 
 def record_shop_corrections(
-    engine: Engine, run_id: str, merchant: str, applied: Sequence[AppliedFix]
+    engine: Engine, run_id: str, merchant: str, batch: str, applied: Sequence[AppliedFix]
 ) -> None:
-    """Keep what a reconciliation changed in the shop, value by value; writes shop_corrections."""
+    """Keep, as pending, what one order's --apply transaction is about to change; writes shop_corrections."""
     if not applied:
         return
     moment = now()
@@ -1045,7 +1045,21 @@ def record_shop_corrections(
                     "before_value": fix.before,
                     "after_value": fix.after,
                     "applied_at": moment,
+                    "status": "pending",
+                    "batch": batch,
                 }
                 for fix in applied
             ],
         )
+
+
+def settle_shop_corrections(engine: Engine, batch: str, *, committed: bool) -> None:
+    """Mark a batch of shop corrections applied once the shop committed it, or delete it; writes the store."""
+    table = state.shop_corrections
+    with engine.begin() as conn:
+        if committed:
+            conn.execute(
+                update(table).where(table.c.batch == batch).values(status="applied", applied_at=now())
+            )
+        else:
+            conn.execute(delete(table).where(table.c.batch == batch))

@@ -40,9 +40,25 @@ def compare(
     return reconcile_corrections(list(corrections), records, admin_url, repeats_in or {})
 
 
-def apply(shop: Shop, found: ChunkReconciliation) -> tuple[list[AppliedFix], list[SkippedFix]]:
+class KeptAudit:
+    """An audit trail kept in memory: what each order's transaction said it changed, and how it settled."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, list[AppliedFix]] = {}
+        self.settled: dict[str, bool] = {}
+
+    def pending(self, batch: str, applied: list[AppliedFix]) -> None:
+        self.batches[batch] = applied
+
+    def settle(self, batch: str, *, committed: bool) -> None:
+        self.settled[batch] = committed
+
+
+def apply(
+    shop: Shop, found: ChunkReconciliation, audit: KeptAudit | None = None
+) -> tuple[list[AppliedFix], list[SkippedFix]]:
     """Write a compared chunk's fixes into the shop."""
-    return apply_fixes(shop.engine, shop.tables, found.fixes, FIXED_AT, FixSession(), lambda _: None)
+    return apply_fixes(shop.engine, shop.tables, found.fixes, FIXED_AT, FixSession(), audit or KeptAudit())
 
 
 def order_row(shop: Shop, id_order: int) -> Mapping[str, object]:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, event
 from schemas.corrections import ReconciliationCounts
 from schemas.prestashop import shop_tables
 from tasks.corrections import stage_corrections
-from tasks.reconcile import ReconcileJob, ReconcileOutcome, reconcile_chunk, start_output
+from tasks.reconcile import ReconcileJob, ReconcileOutcome, reconcile_chunk, start_changes, start_output
 from tests.runs import settings_for
 from tests.shops import Shop, seeded_shop
 
@@ -103,10 +103,12 @@ def test_100000_corrections_are_reconciled_with_four_queries_per_chunk(
     started = time.perf_counter()
     staged = stage_corrections(str(source), settings, tmp_path / "staged", settings.chunk_size)
     out = start_output(str(tmp_path / "differences.csv"))
+    changes = start_changes(out)
     total = ReconcileOutcome()
     with counting_queries(shop.engine.url.database or "") as statements:
         for chunk in range(staged.chunks):
-            total.add(reconcile_chunk(settings, ReconcileJob("run", staged.folder, chunk, out, False), LOG))
+            job = ReconcileJob("run", staged.folder, chunk, out, changes, False, "Europe/Madrid", False)
+            total.add(reconcile_chunk(settings, job, LOG))
     seconds = time.perf_counter() - started
     emails, postcodes = ORDERS // 10, ORDERS // 7
     assert staged.chunks == ORDERS // settings.chunk_size
@@ -117,6 +119,7 @@ def test_100000_corrections_are_reconciled_with_four_queries_per_chunk(
         orders_with_differences=ORDERS // 10 + ORDERS // 7 - ORDERS // 70,
         repeating=ORDERS // 10 + ORDERS // 7 - ORDERS // 70,
         by_field={"customer.email": emails, "delivery_address.postal_code": postcodes},
+        change_lines=emails + postcodes,
     )
     shop_queries = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "ps_" in s]
     assert len(shop_queries) == 4 * staged.chunks

@@ -195,3 +195,32 @@ def test_apply_names_the_grants_it_lacks_and_reading_needs_only_select(
 
 def test_a_user_with_the_grants_passes_the_check(mysql_shop: Shop) -> None:
     check_write_grants(mysql_shop.engine, mysql_shop.tables)
+
+
+@pytest.mark.parametrize("version", ["1.7.8.1", "8.0", "9.1.0"])
+def test_a_corrected_address_is_versioned_the_same_on_every_prestashop_version(
+    mysql_shop_engine_factory: Callable[..., Engine], version: str
+) -> None:
+    shop = seeded_shop(mysql_shop_engine_factory(version, "ps_"), shop_tables("ps_"))
+    id_order = shop.shipped_order("AAAAAAAAA")
+    found = compare(
+        shop,
+        correction(
+            "AAAAAAAAA", customer={"surnames": "García Pérez"}, invoice_address={"postal_code": "28014"}
+        ),
+    )
+    applied, skipped = apply(shop, found)
+    order = order_row(shop, id_order)
+    assert (len(applied), skipped) == (2, [])
+    assert address_row(shop, order["id_address_invoice"])["postcode"] == "28014"
+    assert (order["id_address_delivery"], address_row(shop, shop.address)["deleted"]) == (shop.address, 1)
+    assert customer_row(shop, shop.customer)["lastname"] == "García Pérez"
+    assert (
+        compare(
+            shop,
+            correction(
+                "AAAAAAAAA", customer={"surnames": "García Pérez"}, invoice_address={"postal_code": "28014"}
+            ),
+        ).differences
+        == []
+    )
