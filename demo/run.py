@@ -151,8 +151,9 @@ def reconcile_demo(sandbox_url: str, held: Mapping[str, Mapping[str, object]], d
     )
     return (
         listing.outcome.counts.differences > 0
-        and fixed.outcome.counts.fixed_orders == listing.outcome.counts.orders_with_differences
-        and after.counts.updated >= listing.outcome.counts.orders_with_differences
+        and fixed.outcome.counts.skipped_orders == 0
+        and fixed.outcome.counts.fixed_orders >= listing.outcome.counts.orders_with_differences
+        and after.counts.updated >= fixed.outcome.counts.fixed_orders
         and again.outcome.counts.differences == 0
     )
 

@@ -276,7 +276,7 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
         f"| unknown references | {counts.unknown:,} |",
         f"| orders with differences | {counts.orders_with_differences:,} |",
         f"| differences | {counts.differences:,} |",
-        f"| already fixed in a new address | {counts.already_fixed:,} |",
+        f"| already fixed in a new address (--apply points the order to it) | {counts.already_fixed:,} |",
         f"| next report or update would repeat the error | {counts.repeating:,} |",
     ]
     if summary.apply:

@@ -63,13 +63,24 @@ def test_apply_then_the_next_delivery_report_sends_the_fix_and_a_second_reconcil
     assert "Changes --apply would make (nothing was written)" in printed
     assert pipeline.held("AAAAAAAAA")["customer"]["email"] == "ana@example.com"
 
+    assert "line 4: NOTINSHOP" in printed
+    assert out.with_suffix(".changes.txt").read_text(encoding="utf-8").count("\n") == 2
+
     assert main(["reconcile", "--corrections", source, "--apply", "--out", str(out)]) == 0
-    assert "| orders fixed | 2 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| orders fixed | 2 |" in printed
+    assert "AAAAAAAAA: customer 1, in place: email 'ana@example.com' -> 'ana.garcia@example.com'" in printed
+    assert "BBBBBBBBB: address 2 copied to new address 3 with postal_code '28013' -> '28014'" in printed
     store = create_engine(pipeline.state_url)
     with store.connect() as conn:
-        audit = conn.execute(select(shop_corrections.c.field, shop_corrections.c.after_value)).all()
+        audit = conn.execute(
+            select(shop_corrections.c.field, shop_corrections.c.after_value, shop_corrections.c.status)
+        ).all()
     store.dispose()
-    assert sorted(audit) == [("email", "ana.garcia@example.com"), ("postal_code", "28014")]
+    assert sorted(audit) == [
+        ("email", "ana.garcia@example.com", "applied"),
+        ("postal_code", "28014", "applied"),
+    ]
 
     after = delivery_report()
     assert after.counts.updated == 2

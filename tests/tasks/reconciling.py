@@ -27,6 +27,7 @@ def compare(
     order_ref_field: str = "reference",
     admin_url: str | None = None,
     repeats_in: Mapping[str, str] | None = None,
+    module_table: bool = False,
 ) -> ChunkReconciliation:
     """One chunk of corrections compared with the shop, as a reconciliation run does."""
     with shop.engine.connect() as conn:
@@ -36,6 +37,7 @@ def compare(
             OrderFilter(("sequrapayment",)),
             order_ref_field,
             [c.order_ref_1 for c in corrections],
+            module_table=module_table,
         )
     return reconcile_corrections(list(corrections), records, admin_url, repeats_in or {})
 

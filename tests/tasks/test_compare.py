@@ -180,3 +180,36 @@ def test_orders_whose_next_report_or_update_would_repeat_the_error_are_flagged(m
     )
     assert [d.repeats_in for d in found.differences] == ["delivery report"]
     assert found.counts.repeating == 1
+
+
+def test_an_address_the_buyer_also_has_is_no_fix_of_the_order_address(mysql_shop: Shop) -> None:
+    mysql_shop.shipped_order("AAAAAAAAA")
+    mysql_shop.new_address(alias="Casa de verano", postcode="28014")
+    found = compare(mysql_shop, correction("AAAAAAAAA", delivery_address={"postal_code": "28014"}))
+    assert [d.field for d in found.differences] == ["postal_code"]
+    assert found.fixes[0].repoints == ()
+
+
+def test_a_reference_in_another_case_and_an_id_with_leading_zeros_are_matched(mysql_shop: Shop) -> None:
+    first = mysql_shop.shipped_order("AAAAAAAAA")
+    by_reference = compare(mysql_shop, correction("aaaaaaaaa", customer={"email": "ana.g@example.com"}))
+    assert [d.order_reference for d in by_reference.differences] == ["aaaaaaaaa"]
+    by_id = compare(
+        mysql_shop,
+        correction(f"00{first}", line=1, customer={"email": "ana.g@example.com"}),
+        correction("²", line=2, customer={"email": "ana.g@example.com"}),
+        order_ref_field="id_order",
+    )
+    assert (len(by_id.differences), by_id.unknown) == (1, [(2, "²")])
+
+
+def test_an_order_the_php_module_reported_is_not_flagged_as_repeating_in_a_report(mysql_shop: Shop) -> None:
+    id_order = mysql_shop.shipped_order("AAAAAAAAA")
+    mysql_shop.writer.mark_sent_by_module(id_order, merchant_id="demo_merchant")
+    found = compare(
+        mysql_shop,
+        correction("AAAAAAAAA", customer={"email": "ana.g@example.com"}),
+        repeats_in={"AAAAAAAAA": "delivery report"},
+        module_table=True,
+    )
+    assert [d.repeats_in for d in found.differences] == [None]

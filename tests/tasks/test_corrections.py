@@ -652,3 +652,17 @@ def test_an_unreachable_url_raises_a_corrections_source_error(tmp_path: Path) ->
 
     with pytest.raises(CorrectionsSourceError, match="could not download"):
         stage_corrections(f"http://127.0.0.1:{port}/corrections", settings(), tmp_path / "staged", 10)
+
+
+def test_credentials_are_never_sent_over_plain_http_to_another_machine(tmp_path: Path) -> None:
+    remote = settings(CORRECTIONS_USERNAME="user", CORRECTIONS_PASSWORD="s3cret")
+    with pytest.raises(SettingError, match="credentials are only sent over https") as refused:
+        stage_corrections("http://files.example.com/corrections.csv", remote, tmp_path / "staged", 10)
+    assert "s3cret" not in str(refused.value)
+
+
+def test_a_csv_header_problem_is_malformed_but_no_record_read(tmp_path: Path) -> None:
+    source = tmp_path / "c.csv"
+    source.write_text("order_ref_1,delivery_address.postcode\nA-1,28013\nB-2,28014\n")
+    result = stage_corrections(str(source), settings(), tmp_path / "staged", 10)
+    assert (result.records, result.malformed) == (2, 1)

@@ -12,7 +12,16 @@ from sqlalchemy.engine import make_url
 from schemas.prestashop import shop_tables
 from tasks.shop_fixes import MissingGrantsError, check_write_grants, planned_changes
 from tests.shops import MORNING, Shop, seeded_shop
-from tests.tasks.reconciling import FIXED_AT, address_row, apply, compare, correction, customer_row, order_row
+from tests.tasks.reconciling import (
+    FIXED_AT,
+    KeptAudit,
+    address_row,
+    apply,
+    compare,
+    correction,
+    customer_row,
+    order_row,
+)
 
 pytestmark = pytest.mark.mysql
 DELIVERED = 5
@@ -224,3 +233,87 @@ def test_a_corrected_address_is_versioned_the_same_on_every_prestashop_version(
         ).differences
         == []
     )
+
+
+def test_an_order_still_on_an_address_the_merchant_fixed_since_is_repointed_to_the_fixed_copy(
+    mysql_shop: Shop,
+) -> None:
+    first = mysql_shop.shipped_order("AAAAAAAAA")
+    second = mysql_shop.shipped_order("BBBBBBBBB")
+    corrected = {"postal_code": "28014"}
+    apply(mysql_shop, compare(mysql_shop, correction("AAAAAAAAA", delivery_address=corrected)))
+    copy = order_row(mysql_shop, first)["id_address_delivery"]
+    found = compare(mysql_shop, correction("BBBBBBBBB", delivery_address=corrected))
+    assert (found.differences, found.counts.already_fixed) == ([], 1)
+    assert planned_changes(found.fixes[0]) == [
+        f"BBBBBBBBB: order {second} repointed from delivery address {mysql_shop.address} to address {copy}, "
+        "which already holds SeQura's correction"
+    ]
+    [repointed], _ = apply(mysql_shop, found)
+    assert (repointed.row_before, repointed.row_after) == (mysql_shop.address, copy)
+    assert order_row(mysql_shop, second)["id_address_delivery"] == copy
+    assert compare(mysql_shop, correction("BBBBBBBBB", delivery_address=corrected)).fixes == []
+
+
+def test_an_order_whose_customer_row_is_gone_is_skipped_and_the_others_fixed(mysql_shop: Shop) -> None:
+    gone = mysql_shop.writer.add_customer(
+        firstname="Eva", lastname="Gil", email="eva@example.com", at=MORNING
+    )
+    mysql_shop.shipped_order("AAAAAAAAA", id_customer=gone)
+    mysql_shop.shipped_order("BBBBBBBBB")
+    customers = mysql_shop.tables.customer
+    with mysql_shop.engine.begin() as conn:
+        conn.execute(customers.delete().where(customers.c.id_customer == gone))
+    found = compare(
+        mysql_shop,
+        correction("AAAAAAAAA", customer={"email": "eva.gil@example.com"}),
+        correction("BBBBBBBBB", customer={"email": "ana.garcia@example.com"}),
+    )
+    applied, [skipped] = apply(mysql_shop, found)
+    assert skipped.order_reference == "AAAAAAAAA"
+    assert f"customer {gone} is not in the shop's customer table" in skipped.reason
+    assert [fix.order_reference for fix in applied] == ["BBBBBBBBB"]
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"delivery_address": {"postal_code": "2801A"}}, "postcode '2801A' is not of ES's format NNNNN"),
+        ({"delivery_address": {"given_names": "Ana 2"}}, "firstname 'Ana 2' is not a name"),
+        ({"delivery_address": {"postal_code": ""}}, "ES addresses need a postcode"),
+        ({"customer": {"given_names": "Ana (2)"}}, "customer.firstname 'Ana (2)' is not a name"),
+        (
+            {"customer": {"vat_number": "ESB1"}, "invoice_address": {"vat_number": "ESB2"}},
+            "SeQura sent two values for vat_number",
+        ),
+    ],
+)
+def test_a_value_prestashop_would_refuse_skips_the_order_and_writes_nothing(
+    mysql_shop: Shop, record: dict[str, dict[str, str]], problem: str
+) -> None:
+    id_order = mysql_shop.shipped_order("AAAAAAAAA")
+    countries = mysql_shop.tables.country
+    with mysql_shop.engine.begin() as conn:
+        conn.execute(countries.update().where(countries.c.iso_code == "ES").values(zip_code_format="NNNNN"))
+    audit = KeptAudit()
+    applied, [skipped] = apply(mysql_shop, compare(mysql_shop, correction("AAAAAAAAA", **record)), audit)
+    assert applied == []
+    assert problem in skipped.reason
+    assert order_row(mysql_shop, id_order)["id_address_delivery"] == mysql_shop.address
+    assert address_row(mysql_shop, mysql_shop.address)["deleted"] == 0
+    assert audit.batches == {}
+
+
+def test_the_audit_is_pending_before_the_shop_commits_and_settled_after(mysql_shop: Shop) -> None:
+    mysql_shop.shipped_order("AAAAAAAAA")
+    mysql_shop.shipped_order("BBBBBBBBB", id_address_delivery=mysql_shop.new_address(alias="Otra"))
+    audit = KeptAudit()
+    found = compare(
+        mysql_shop,
+        correction("AAAAAAAAA", customer={"email": "ana.garcia@example.com"}),
+        correction("BBBBBBBBB", delivery_address={"country_code": "ZZ"}),
+    )
+    apply(mysql_shop, found, audit)
+    [(batch, [fix])] = audit.batches.items()
+    assert (fix.order_reference, audit.settled[batch]) == ("AAAAAAAAA", True)
+    assert list(audit.settled.values()).count(False) == 1
