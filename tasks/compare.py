@@ -345,7 +345,7 @@ def _difference(
         sequra_value=values[1],
         fix_in=fix_in,
         link=link,
-        id_orders=tuple(sub["id_order"] for sub in pointing),
+        id_orders=_ids(pointing),
         row=row,
     )
 
