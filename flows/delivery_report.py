@@ -17,7 +17,7 @@ from prefect.artifacts import (
 )
 from prefect.states import Crashed
 
-from schemas.settings import Settings
+from schemas.settings import OUTPUT_DIR, Settings
 from tasks.delivery import (
     ChunkJob,
     ChunkOutcome,
@@ -126,7 +126,7 @@ def delivery_report(
         except RunInProgressError:
             store.dispose()
             raise
-    dry_run_file = str(Path(out or f".sequra-etl/dry-run-{window.label()}.json")) if dry_run else None
+    dry_run_file = str(Path(out or OUTPUT_DIR / f"dry-run-{window.label()}.json")) if dry_run else None
     lease = (
         nullcontext()
         if dry_run

@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.delivery_report import run_started_at
-from schemas.settings import DEFAULT_STATE_DIR, Settings
+from schemas.settings import OUTPUT_DIR, Settings
 from tasks.corrections import remove_staged, source_label, staged_malformed
 from tasks.reconcile import (
     ROWS_SHOWN,
@@ -66,7 +66,7 @@ def reconciliation(
         if apply:
             check_write_grants_task(settings)
         staged = stage_corrections_task(corrections, settings, folder)
-        output = start_output(out or str(DEFAULT_STATE_DIR / f"reconciliation-{run_label()}.csv"))
+        output = start_output(out or str(OUTPUT_DIR / f"reconciliation-{run_label()}.csv"))
         changes = start_changes(output)
         logger.info(
             "%d records in %s, %d malformed, in %d chunks",

@@ -10,12 +10,23 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SEQURA_API_URL = "https://sandbox.sequrapi.com/"
-DEFAULT_STATE_DIR = Path(".sequra-etl")
+OUTPUT_DIR = Path(".sequra-etl")
+"""Where dry runs and reconciliations write their files by default, in the working directory (git-ignored)."""
+
+
+def default_state_store() -> Path:
+    """The state store's default file: in the user's data folder, wherever a command is started.
+
+    ~/.local/share/sequra-etl/state.sqlite on Linux (or under $XDG_DATA_HOME), the matching folder on macOS
+    and Windows.
+    """
+    return Path(platformdirs.user_data_dir("sequra-etl", appauthor=False)) / "state.sqlite"
 
 
 class SettingError(ValueError):
@@ -161,7 +172,9 @@ SETTINGS: dict[str, Setting] = {
     "username": Setting("SEQURA_USERNAME", None, _text, "SeQura API user"),
     "password": Setting("SEQURA_PASSWORD", None, _text, "SeQura API password"),
     "merchant_id": Setting("SEQURA_MERCHANT_ID", None, _text, "SeQura merchant id (Sequra-Merchant-Id)"),
-    "state_db_url": Setting("STATE_DB_URL", "", _optional_url, "state store URL; default a SQLite file"),
+    "state_db_url": Setting(
+        "STATE_DB_URL", "", _optional_url, "state store URL; default a SQLite file in the user's data folder"
+    ),
     "batch_size": Setting("SEQURA_BATCH_SIZE", "5000", _positive_int, "orders per delivery report request"),
     "timeout_seconds": Setting("SEQURA_TIMEOUT_SECONDS", "30", _positive_float, "timeout of one request"),
     "max_attempts": Setting("SEQURA_MAX_ATTEMPTS", "5", _positive_int, "attempts per request on 5xx/429"),
@@ -291,10 +304,10 @@ class Settings:
         return timedelta(seconds=self.run_lease_seconds)
 
     def state_url(self) -> str:
-        """The state store URL, password included: STATE_DB_URL, or a SQLite file in ./.sequra-etl/."""
+        """The state store URL, password included: STATE_DB_URL, or a SQLite file in the user data folder."""
         if self.state_db_url is not None:
             return self.state_db_url.render_as_string(hide_password=False)
-        return f"sqlite:///{(DEFAULT_STATE_DIR / 'state.sqlite').resolve()}"
+        return f"sqlite:///{default_state_store()}"
 
 
 def settings_table() -> list[tuple[str, str, str]]:

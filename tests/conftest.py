@@ -53,6 +53,18 @@ class ScratchDatabases:
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default state store of every test lives in a scratch data folder, never the user's own."""
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("user-data"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def mysql_server_url() -> str:
     """The test MySQL/MariaDB server (env TEST_MYSQL_URL); skips the test if unreachable, fails it on CI."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -83,9 +84,16 @@ def test_api_url_gets_its_trailing_slash() -> None:
     )
 
 
-def test_state_store_defaults_to_a_sqlite_file() -> None:
-    assert Settings.from_env(BASE).state_url().startswith("sqlite:///")
-    assert Settings.from_env(BASE).state_url().endswith(".sequra-etl/state.sqlite")
+def test_the_default_state_store_is_a_file_in_the_user_data_folder_wherever_the_command_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    urls = set()
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        urls.add(Settings.from_env(BASE).state_url())
+    assert urls == {f"sqlite:///{tmp_path / 'data' / 'sequra-etl' / 'state.sqlite'}"}
 
 
 def test_overrides_are_parsed_like_their_variable() -> None:
