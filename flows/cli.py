@@ -1,4 +1,4 @@
-"""The sequra-etl command: deliver, reconcile, release, unlock, sandbox, demo, seed."""
+"""The sequra-etl command: one subcommand per job (deliver, reconcile, adopt, release, configure…)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
-from schemas.settings import SETTINGS, SettingError, Settings, settings_table
+from schemas.settings import BLOCK_PREFIX, SETTINGS, SettingError, Settings, settings_table
 from tasks.window import WindowError, parse_moment
 
 EXIT_SETTING = 2
@@ -27,36 +29,74 @@ OPTION_SETTINGS = {
 }
 
 
+def _command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    example: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with an example."""
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description or summary[0].upper() + summary[1:] + ".",
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _window_options(command: argparse.ArgumentParser, until: str) -> None:
+    """--since and --until."""
+    command.add_argument(
+        "--since", help="window start, ISO 8601 (2026-11-05, 2026-11-05T00:00:00Z); UTC if no offset"
+    )
+    command.add_argument("--until", help=f"window end, exclusive; {until}")
+
+
+def _store_options(command: argparse.ArgumentParser) -> None:
+    """--merchant and --state-db-url."""
+    command.add_argument("--merchant", dest="merchant_id", help=f"overrides {SETTINGS['merchant_id'].env}")
+    command.add_argument(
+        "--state-db-url", dest="state_db_url", help=f"overrides {SETTINGS['state_db_url'].env}"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
-    """The command line: one subcommand per job."""
+    """The command line: one subcommand per job, each with an example in its --help."""
     settings_help = "\n".join(
         f"  {env:<26} {meaning} (default: {default or '-'})" for env, default, meaning in settings_table()
     )
     root = argparse.ArgumentParser(
         prog="sequra-etl",
-        description="Tell SeQura what a PrestaShop shop shipped.",
-        epilog="settings (environment variables):\n" + settings_help,
+        description="Tell SeQura what a PrestaShop shop shipped, and the shop what SeQura corrected.",
+        epilog="settings (environment variables; secret ones may be block:NAME, a Prefect Secret block):\n"
+        + settings_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     root.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    root.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = root.add_subparsers(dest="command", required=True)
-    deliver = commands.add_parser("deliver", help="send the delivery report of a window")
-    deliver.add_argument(
-        "--since", help="window start, ISO 8601 (2026-11-05, 2026-11-05T00:00:00Z); UTC if no offset"
+    deliver = _command(
+        commands,
+        "deliver",
+        "send the delivery report of a window",
+        "sequra-etl deliver --since 2026-11-01 --until 2026-11-08 --dry-run",
     )
-    deliver.add_argument("--until", help="window end, exclusive; default now")
+    _window_options(deliver, "default now")
     deliver.add_argument(
         "--dry-run", action="store_true", help="build and diff only; send and record nothing"
     )
     deliver.add_argument("--out", help="where --dry-run writes the report it would send")
     for attr, option in OPTION_SETTINGS.items():
         deliver.add_argument(option, dest=attr, help=f"overrides {SETTINGS[attr].env}")
-    reconcile = commands.add_parser(
+    reconcile = _command(
+        commands,
         "reconcile",
-        help="list every shop value that differs from SeQura-corrected buyer data, and fix them with --apply",
-        description="Compare SeQura's corrections (JSON Lines, a JSON array or CSV; a file or an http(s) "
-        "URL) with the shop's buyers and addresses, field by field. Without --apply nothing is written.",
-        epilog="example: sequra-etl reconcile --corrections corrections.jsonl --out differences.csv",
+        "list every shop value that differs from SeQura-corrected buyer data, and fix them with --apply",
+        "sequra-etl reconcile --corrections corrections.jsonl --out differences.csv",
+        "Compare SeQura's corrections (JSON Lines, a JSON array or CSV; a file or an http(s) URL) with the "
+        "shop's buyers and addresses, field by field. Without --apply nothing is written.",
     )
     reconcile.add_argument(
         "--corrections", required=True, metavar="PATH_OR_URL", help="SeQura's corrections: a file or a URL"
@@ -69,10 +109,23 @@ def parser() -> argparse.ArgumentParser:
     )
     for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
         reconcile.add_argument(OPTION_SETTINGS[attr], dest=attr, help=f"overrides {SETTINGS[attr].env}")
-    release = commands.add_parser(
+    adopt = _command(
+        commands,
+        "adopt",
+        "record the orders shipped in a window as already reported, without sending them",
+        "sequra-etl adopt --since 2026-01-01 --until 2026-11-27",
+        "Record the SeQura orders shipped in [since, until) as already reported, as a baseline, without "
+        "sending anything: for a state store that was lost while SeQura had the orders. A later change to "
+        "one of them is sent as an order update.",
+    )
+    _window_options(adopt, "required")
+    for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
+        adopt.add_argument(OPTION_SETTINGS[attr], dest=attr, help=f"overrides {SETTINGS[attr].env}")
+    release = _command(
+        commands,
         "release",
-        help="settle an order held because its report got no answer, or send again an order update SeQura "
-        "refused",
+        "settle an order held because its report got no answer, or send again an order update SeQura refused",
+        "sequra-etl release AAAAAAAAA",
     )
     release.add_argument(
         "order_refs", nargs="*", metavar="ORDER_REF_1", help="orders as SeQura knows them (order_ref_1)"
@@ -84,21 +137,40 @@ def parser() -> argparse.ArgumentParser:
         help="SeQura does not have it (you checked): report it again; without this flag a held order is "
         "recorded as SeQura's and confirmed by an order update, which can never report it twice",
     )
-    for command in (release, commands.add_parser("unlock", help="free the merchant's run lock")):
-        command.add_argument(
-            "--merchant", dest="merchant_id", help=f"overrides {SETTINGS['merchant_id'].env}"
-        )
-        command.add_argument(
-            "--state-db-url", dest="state_db_url", help=f"overrides {SETTINGS['state_db_url'].env}"
-        )
-    sandbox = commands.add_parser("sandbox", help="run the local SeQura sandbox")
+    _store_options(release)
+    _store_options(_command(commands, "unlock", "free the merchant's run lock", "sequra-etl unlock"))
+    _command(
+        commands,
+        "state-store",
+        "print the state store runs use here (for deployments; never a password)",
+        "sequra-etl state-store",
+    )
+    configure = _command(
+        commands,
+        "configure",
+        "keep the secret settings in Prefect Secret blocks, and create the automation that alerts a person",
+        "sequra-etl configure --notify ops-slack",
+        "Save SHOP_DB_URL, STATE_DB_URL, SEQURA_USERNAME, SEQURA_PASSWORD (and the corrections' credentials) "
+        "from the environment into Prefect Secret blocks, and print the block:NAME values to use instead. "
+        "With --notify, create the automation that sends the named notification block a message when a run "
+        "fails, crashes, is late, or leaves orders in quarantine.",
+    )
+    configure.add_argument("--notify", metavar="BLOCK", help="a notification block (Slack, e-mail, webhook…)")
+    sandbox = _command(commands, "sandbox", "run the local SeQura sandbox", "sequra-etl sandbox --port 8765")
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
-    commands.add_parser("demo", help="seed a demo shop, start the sandbox and run the flow end to end")
-    seed = commands.add_parser(
+    _command(
+        commands,
+        "demo",
+        "seed a demo shop, start the sandbox and run the flows end to end",
+        "sequra-etl demo",
+    )
+    seed = _command(
+        commands,
         "seed",
-        help="generate a big PrestaShop shop on MariaDB/MySQL for benchmarks (or add orders to one)",
-        description="Generate N shipped SeQura orders (plus about 8%% other orders) into a MariaDB or MySQL "
-        "database, creating PrestaShop's real tables when it is empty; run again to add more orders.",
+        "generate a big PrestaShop shop on MariaDB/MySQL for benchmarks (or add orders to one)",
+        "sequra-etl seed --orders 100000 --shop-db mysql+pymysql://root@127.0.0.1:3306/bigshop",
+        "Generate N shipped SeQura orders (plus about 8%% other orders) into a MariaDB or MySQL database, "
+        "creating PrestaShop's real tables when it is empty; run again to add more orders.",
     )
     seed.add_argument("--orders", type=int, required=True, help="how many shipped SeQura orders to add")
     seed.add_argument("--shop-db", dest="shop_db_url", help=f"overrides {SETTINGS['shop_db_url'].env}")
@@ -116,6 +188,21 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def package_version() -> str:
+    """The installed version of sequra-etl."""
+    try:
+        return metadata.version("sequra-etl")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def check_window_options(since: str | None, until: str | None) -> None:
+    """Refuse --since and --until that do not make a window, before any run is created."""
+    end = parse_moment("--until", until) if until is not None else datetime.now(UTC)
+    if since is not None and parse_moment("--since", since) >= end:
+        raise WindowError(f"--since ({since}) must be before --until ({until or 'now'})")
+
+
 def apply_options(args: argparse.Namespace) -> Settings:
     """Put the command-line settings into the environment the flow reads, then check them all."""
     for attr in OPTION_SETTINGS:
@@ -125,9 +212,7 @@ def apply_options(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     settings.require("shop_db_url", "username", "password", "merchant_id")
     settings.state_url()
-    for name in ("since", "until"):
-        if getattr(args, name) is not None:
-            parse_moment(name, getattr(args, name))
+    check_window_options(args.since, args.until)
     return settings
 
 
@@ -191,6 +276,52 @@ def release(args: argparse.Namespace) -> int:
             print(release_in_flight(store, merchant, order_refs, delivered=not args.resend))
     finally:
         store.dispose()
+    return 0
+
+
+def state_store(_args: argparse.Namespace) -> int:
+    """Print the state store runs use with these settings, for a deployment to name it; never a password."""
+    raw = os.environ.get(SETTINGS["state_db_url"].env, "")
+    if raw.startswith(BLOCK_PREFIX):
+        print(raw)
+        return 0
+    url = Settings.from_env().state_url()
+    if make_url(url).password:
+        raise SettingError(
+            SETTINGS["state_db_url"].env,
+            "holds a password, which a deployment would show; keep it in a Secret block "
+            "(`sequra-etl configure`) and set STATE_DB_URL=block:NAME",
+        )
+    print(url)
+    return 0
+
+
+def configure(args: argparse.Namespace) -> int:
+    """Keep the secret settings in Prefect Secret blocks; with --notify, create the alerting automation."""
+    from flows.alerts import create_alert_automation, keep_secrets
+
+    for env, block in keep_secrets().items():
+        print(f"{env}=block:{block}")
+    if args.notify:
+        print(create_alert_automation(args.notify))
+    return 0
+
+
+def adopt(args: argparse.Namespace) -> int:
+    """Record the orders shipped in a window as already reported, without sending them; say how many."""
+    from tasks.delivery import adopt_window, check_ready
+
+    for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
+        value = getattr(args, attr, None)
+        if value is not None:
+            os.environ[SETTINGS[attr].env] = value
+    if args.since is None or args.until is None:
+        raise SettingError("--since and --until", "adopt needs both: the window SeQura already has")
+    check_window_options(args.since, args.until)
+    settings = Settings.from_env()
+    settings.require("shop_db_url", "merchant_id")
+    check_ready(settings)
+    print(adopt_window(settings, parse_moment("--since", args.since), parse_moment("--until", args.until)))
     return 0
 
 
@@ -262,7 +393,14 @@ def seed(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the sequra-etl console script."""
+    """Entry point of the sequra-etl console script.
+
+    Without PREFECT_API_URL a run starts Prefect's temporary server, which takes 15 to 20 s on a busy
+    2-core machine: it gets 120 s instead of Prefect's 20, unless
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS says otherwise.
+    """
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = parser().parse_args(argv)
     try:
         if args.command == "deliver":
@@ -274,6 +412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return release(args)
         if args.command == "unlock":
             return unlock(args)
+        if args.command == "state-store":
+            return state_store(args)
+        if args.command == "configure":
+            return configure(args)
+        if args.command == "adopt":
+            return adopt(args)
         if args.command == "sandbox":
             from sandbox.config import SandboxConfig
             from sandbox.server import serve_forever

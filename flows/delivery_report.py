@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from contextlib import nullcontext
 from dataclasses import replace
@@ -15,8 +16,21 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.states import Crashed
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.states import Completed, Crashed
+from sqlalchemy import Engine
 
+from flows.alerts import QUARANTINED
 from schemas.settings import OUTPUT_DIR, Settings
 from tasks.delivery import (
     ChunkJob,
@@ -27,9 +41,11 @@ from tasks.delivery import (
     start_dry_run_task,
 )
 from tasks.state import (
-    RunInProgressError,
+    LostStateStoreError,
+    StateStoreError,
     finish_run,
     forget_chunks,
+    has_history,
     last_successful_until,
     lease_kept,
     open_state_store,
@@ -79,10 +95,75 @@ def window_for(settings: Settings, since: Moment, until: Moment) -> Window:
 
 
 def run_name() -> str:
-    """delivery-report-{since}-{until}, resolved as the run will resolve its window; reads the state store."""
+    """delivery-report-{since}-{until}, resolved as the run will resolve its window; reads the state store.
+
+    Never raises: with parameters or settings it cannot read, the run is named after what it was given,
+    and fails in its first step with a message naming the parameter or setting, instead of crashing here.
+    """
     parameters = runtime.flow_run.parameters
-    settings = Settings.from_env(merchant_id=parameters.get("merchant"))
-    return f"delivery-report-{window_for(settings, parameters.get('since'), parameters.get('until')).label()}"
+    since, until = parameters.get("since"), parameters.get("until")
+    try:
+        settings = Settings.from_env(merchant_id=parameters.get("merchant"))
+        return f"delivery-report-{window_for(settings, since, until).label()}"
+    except Exception:
+        return f"delivery-report-{since or 'last-run'}-{until or 'now'}"
+
+
+def shop_tag(settings: Settings) -> str:
+    """A tag naming the shop without its address or password: shop:{12 hex digits}."""
+    url = settings.shop_db_url
+    identity = f"{url.get_backend_name()}://{url.host}:{url.port}/{url.database}" if url else ""
+    return "shop:" + hashlib.sha256(f"{identity}/{settings.shop_table_prefix}".encode()).hexdigest()[:12]
+
+
+def run_tags(settings: Settings, dry_run: bool) -> list[str]:
+    """The tags a run carries in Prefect: its merchant and shop, and dry-run."""
+    return [f"merchant:{settings.merchant_id}", shop_tag(settings), *(["dry-run"] if dry_run else [])]
+
+
+def tag_run(tags: list[str]) -> None:
+    """Add tags to this flow run, to find it (and the runs of the same merchant and shop) later."""
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(runtime.flow_run.id)
+        client.update_flow_run(run.id, tags=sorted({*run.tags, *tags}))
+
+
+def earlier_deliveries(tags: list[str]) -> list[FlowRun]:
+    """Completed delivery-report runs, other than this one, that sent for the same merchant and shop."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["delivery-report"])),
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(not_any_=[runtime.flow_run.id]),
+                tags=FlowRunFilterTags(all_=tags),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])),
+            ),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=20,
+        )
+    return [run for run in runs if "dry-run" not in run.tags]
+
+
+def check_not_lost(store: Engine, settings: Settings, tags: list[str]) -> None:
+    """Refuse to send from a state store that knows nothing of a merchant Prefect saw runs deliver for.
+
+    Raises LostStateStoreError naming STATE_DB_URL: a lost (or newly pointed) store would send every order
+    of the window again. `sequra-etl adopt` records what SeQura has, after which runs go on.
+    """
+    merchant = settings.merchant_id or ""
+    if has_history(store, merchant):
+        return
+    earlier = earlier_deliveries(tags)
+    if not earlier:
+        return
+    last = earlier[0]
+    raise LostStateStoreError(
+        f"the state store {store.url} holds no run of merchant {merchant}, but Prefect shows {len(earlier)} "
+        f"completed delivery-report runs of this merchant and shop (the last: {last.name}, "
+        f"{last.start_time:%Y-%m-%d %H:%M} UTC); sending now could report their orders again. Point "
+        "STATE_DB_URL at the store they used; if it is really lost, record what SeQura has with "
+        "`sequra-etl adopt --since ... --until ...` first"
+    )
 
 
 @flow(name="delivery-report", flow_run_name=run_name, validate_parameters=False)
@@ -108,12 +189,15 @@ def delivery_report(
     settings.require("shop_db_url", "merchant_id")
     merchant_id = settings.merchant_id or ""
     window = window_for(settings, since, until)
+    tags = run_tags(settings, bool(dry_run))
+    tag_run(tags)
     store = open_state_store(settings.state_url())
     run_id = str(uuid.uuid4())
     logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, store.url)
     dead: str | None = None  # the Prefect flow run of a run found dead, whose lock this one took over
     if not dry_run:
         try:
+            check_not_lost(store, settings, tags[:2])
             dead = start_run(
                 store,
                 run_id,
@@ -123,7 +207,7 @@ def delivery_report(
                 flow_run_id=str(runtime.flow_run.id),
                 lease=settings.run_lease(),
             )
-        except RunInProgressError:
+        except StateStoreError:
             store.dispose()
             raise
     dry_run_file = str(Path(out or OUTPUT_DIR / f"dry-run-{window.label()}.json")) if dry_run else None
@@ -132,6 +216,7 @@ def delivery_report(
         if dry_run
         else lease_kept(settings.state_url(), merchant_id, run_id, settings.run_lease())
     )
+    done: list[ChunkOutcome] = []  # each chunk's outcome as it finishes, for a run that fails half-way
     try:
         if dead:
             mark_crashed(dead, f"it stopped renewing its run lease; run {run_id} took over")
@@ -140,7 +225,7 @@ def delivery_report(
             if dry_run_file:
                 start_dry_run_task(dry_run_file, merchant_id)
             first = ChunkJob(run_id, 0, window, plan.config, dry_run, dry_run_file, chunks=plan.chunks)
-            total = deliver_chunks(settings, first, plan.chunks) + ChunkOutcome(
+            total = deliver_chunks(settings, first, plan.chunks, done) + ChunkOutcome(
                 seconds={"plan": plan.seconds}
             )
         if dry_run_file:
@@ -161,12 +246,45 @@ def delivery_report(
     except Exception as error:
         if not dry_run:
             finish_run(store, run_id, "failed", message=f"{type(error).__name__}: {error}")
+        partial = sum(done, ChunkOutcome())
+        publish(
+            summarize(
+                run_id,
+                merchant_id,
+                window,
+                str(store.url),
+                partial,
+                dry_run=dry_run,
+                chunks=len(done),
+                incremental=False,
+                dry_run_file=dry_run_file,
+                stopped=f"{type(error).__name__}: {error}",
+            )
+        )
         raise
     finally:
         forget_chunks(store, run_id)
         store.dispose()
     publish(summary)
-    logger.info(summary_markdown(summary))
+    counts = summary.counts
+    logger.info(
+        "%s: %d new, %d changed, %d unchanged, %d quarantined; %d sent, %d updated, %d update failures",
+        window.label(),
+        counts.new,
+        counts.changed,
+        counts.unchanged,
+        counts.quarantined,
+        counts.sent,
+        counts.updated,
+        summary.update_failed,
+    )
+    if not dry_run and (counts.quarantined or summary.update_failed):
+        return Completed(
+            name=QUARANTINED,
+            message=f"{counts.quarantined} orders in quarantine and {summary.update_failed} order updates "
+            "held; see the run's quarantine table",
+            data=summary,
+        )
     return summary
 
 
@@ -181,8 +299,13 @@ def mark_crashed(flow_run_id: str, why: str) -> None:
         get_run_logger().info("could not mark flow run %s crashed in Prefect: %s", flow_run_id, error)
 
 
-def deliver_chunks(settings: Settings, first: ChunkJob, chunks: int) -> ChunkOutcome:
-    """Deliver the run's chunks one after the other, showing progress when there is more than one."""
+def deliver_chunks(
+    settings: Settings, first: ChunkJob, chunks: int, done: list[ChunkOutcome]
+) -> ChunkOutcome:
+    """Deliver the run's chunks one after the other, showing progress when there is more than one.
+
+    Each chunk's outcome is added to `done` as it finishes, so that a run that fails says what it did.
+    """
     total = ChunkOutcome()
     progress = (
         create_progress_artifact(0.0, key="delivery-report-progress", description="Chunks delivered")
@@ -191,7 +314,9 @@ def deliver_chunks(settings: Settings, first: ChunkJob, chunks: int) -> ChunkOut
     )
     for number in range(chunks):
         job = replace(first, chunk=number, statistics_due=not total.statistics_settled)
-        total = total + deliver_chunk_task(settings, job)
+        outcome = deliver_chunk_task(settings, job)
+        done.append(outcome)
+        total = total + outcome
         if progress is not None:
             update_progress_artifact(progress, 100.0 * (number + 1) / chunks)
     return total

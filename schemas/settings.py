@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -234,6 +235,31 @@ SETTINGS: dict[str, Setting] = {
 
 REQUIRED_TO_SEND = ("shop_db_url", "username", "password", "merchant_id")
 SECRETS = ("password", "corrections_password")
+FROM_BLOCKS = (  # settings that may name a Prefect Secret block instead of holding the value
+    "shop_db_url",
+    "state_db_url",
+    "username",
+    "password",
+    "corrections_username",
+    "corrections_password",
+)
+BLOCK_PREFIX = "block:"
+
+
+@functools.cache
+def secret_block_value(env: str, name: str) -> str:
+    """The value kept in the Prefect Secret block `name` (read once per process), for the setting `env`."""
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name, _sync=True).get()  # type: ignore[union-attr]
+    except ValueError:
+        raise SettingError(
+            env,
+            f"names the Secret block '{name}', which the Prefect server does not have; create it with "
+            "`sequra-etl configure` or in the UI (Blocks), or check PREFECT_API_URL",
+        ) from None
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -272,6 +298,8 @@ class Settings:
         values: dict[str, Any] = {}
         for attr, setting in SETTINGS.items():
             raw = environ.get(setting.env, setting.default)
+            if raw is not None and attr in FROM_BLOCKS and raw.startswith(BLOCK_PREFIX):
+                raw = secret_block_value(setting.env, raw.removeprefix(BLOCK_PREFIX))
             values[attr] = None if raw is None else setting.parse(setting.env, raw)
         for secret in SECRETS:
             if values[secret] is not None:

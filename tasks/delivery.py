@@ -12,11 +12,12 @@ import gc
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -65,19 +66,24 @@ from tasks.order_updates import (
     updates_to_send,
 )
 from tasks.state import (
+    RunCounts,
     check_writable,
     chunk_references,
     connect_state_store,
+    finish_run,
+    forget_chunks,
     last_marks,
     open_state_store,
+    record_adopted,
     record_findings,
     record_marks,
     record_quarantine,
     references_to_retry,
     snapshot_payloads,
+    start_run,
     store_chunks,
 )
-from tasks.window import Window
+from tasks.window import Window, resolve_window
 
 ROWS_SHOWN = 1000  # rows of each table a run's artifacts list; the state store keeps them all
 
@@ -515,4 +521,47 @@ def finish_dry_run_task(settings: Settings, path: str, config: ShopConfig, windo
     """Close the report a dry run wrote with the statistics and platform blocks; reads the shop."""
     return str(
         finish_dry_run_file(Path(path), statistics_for(settings, config, window), platform_block(config))
+    )
+
+
+def adopt_window(settings: Settings, since: datetime, until: datetime) -> str:
+    """Record the orders shipped in [since, until) as already reported, without sending; says how many.
+
+    For a state store that was lost while SeQura had the orders: each order built from the shop becomes
+    the baseline a later change is compared with, as the PHP module's orders are. Orders the store already
+    has are left as they are. Takes the merchant's run lock and records a run, which the schedule goes on
+    from. Reads the shop; writes the state store.
+    """
+    merchant = settings.merchant_id or ""
+    window = resolve_window(
+        since, until, last_until=None, now=until, overlap=timedelta(0), first_run=timedelta(0)
+    )
+    store = open_state_store(settings.state_url())
+    run_id = str(uuid.uuid4())
+    start_run(store, run_id, merchant, window, dry_run=False, flow_run_id=None, lease=settings.run_lease())
+    adopted = quarantined = 0
+    try:
+        plan = plan_delivery(settings, store, run_id, window, dry_run=False)
+        for chunk in range(plan.chunks):
+            built = build_reports(
+                read_chunk(settings, run_id, chunk, plan.config).extract, merchant, settings.order_ref_field
+            )
+            new = [
+                item.built
+                for item in of_kind(diff_against_last_report(store, merchant, built.reports), Change.NEW)
+            ]
+            record_adopted(store, run_id, merchant, new)
+            record_quarantine(store, run_id, merchant, built.quarantined)
+            adopted += len(new)
+            quarantined += len(built.quarantined)
+        finish_run(store, run_id, "succeeded", RunCounts(new=adopted, quarantined=quarantined))
+    except Exception as error:
+        finish_run(store, run_id, "failed", message=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        forget_chunks(store, run_id)
+        store.dispose()
+    return (
+        f"Recorded {adopted:,} orders shipped in {window.label()} as already reported to SeQura (sent "
+        f"nothing); {quarantined:,} could not be built and wait in the quarantine. State store: {store.url}"
     )

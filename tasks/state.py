@@ -41,6 +41,7 @@ LOG = logging.getLogger(__name__)
 KEYS_PER_QUERY = 500
 SENT_BY_US = "sequra-etl"
 SENT_BY_MODULE = "php-module"
+SENT_BY_ADOPTION = "adopted"  # recorded by `sequra-etl adopt` as SeQura's already, without sending
 RUN_LEASE = timedelta(minutes=10)  # how long a run that stopped renewing its lease still blocks others
 # What became of a change (order_changes.outcome); NULL means its update is still to be sent.
 UPDATE_SENT, UPDATE_SUPERSEDED, UPDATE_REFUSED, UPDATE_UNKNOWN = "sent", "superseded", "refused", "unknown"
@@ -49,6 +50,10 @@ HELD_OUTCOMES = (UPDATE_REFUSED, UPDATE_UNKNOWN)
 
 class StateStoreError(RuntimeError):
     """The state store cannot be opened or is newer than this code; the message says what to do."""
+
+
+class LostStateStoreError(StateStoreError):
+    """The state store holds nothing of a merchant that earlier runs delivered for: sending could repeat."""
 
 
 class RunInProgressError(StateStoreError):
@@ -923,6 +928,27 @@ def adopt_module_reports(
     moment = now()
     with engine.begin() as conn:
         _keep_snapshots(conn, run_id, merchant, adopted, moment, SENT_BY_MODULE)
+
+
+def record_adopted(engine: Engine, run_id: str, merchant: str, reports: Sequence[BuiltReport]) -> None:
+    """Keep, as their baseline, orders SeQura already has although the store lost them; writes snapshots."""
+    if reports:
+        with engine.begin() as conn:
+            _keep_snapshots(conn, run_id, merchant, reports, now(), SENT_BY_ADOPTION)
+
+
+def has_history(engine: Engine, merchant: str) -> bool:
+    """Whether the store holds any run or any snapshot of the merchant."""
+    with engine.connect() as conn:
+        run = conn.execute(select(state.runs.c.run_id).where(state.runs.c.merchant == merchant).limit(1))
+        if run.first() is not None:
+            return True
+        snapshot = conn.execute(
+            select(state.order_snapshots.c.order_ref_1)
+            .where(state.order_snapshots.c.merchant == merchant)
+            .limit(1)
+        )
+        return snapshot.first() is not None
 
 
 def store_chunks(

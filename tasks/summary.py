@@ -32,6 +32,7 @@ class DeliverySummary:
     requests: int = 0
     dry_run_file: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    stopped: str | None = None  # why the run stopped before its end, if it did
 
 
 def summarize(
@@ -45,6 +46,7 @@ def summarize(
     chunks: int,
     incremental: bool,
     dry_run_file: str | None = None,
+    stopped: str | None = None,
 ) -> DeliverySummary:
     """The run's outcome from its chunks' outcomes, added up."""
     return DeliverySummary(
@@ -72,6 +74,7 @@ def summarize(
         requests=outcome.requests,
         dry_run_file=dry_run_file,
         seconds=dict(outcome.seconds),
+        stopped=stopped,
     )
 
 
@@ -142,6 +145,11 @@ def summary_markdown(summary: DeliverySummary) -> str:
         f"{summary.found:,} order references read in {summary.chunks} chunks (found by {read}); "
         f"SeQura requests: {summary.requests}. State store: `{summary.state_store}`.",
     ]
+    if summary.stopped:
+        lines.append(
+            f"**The run stopped before its end:** {summary.stopped}. What it lists was done before it "
+            "stopped; the next run goes on from there."
+        )
     if summary.dry_run_file:
         lines.append(f"The report that would have been sent: `{summary.dry_run_file}`.")
     if summary.updates:
