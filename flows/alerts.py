@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from schemas.settings import BLOCK_PREFIX, FROM_BLOCKS, SETTINGS
+from schemas.settings import BLOCK_PREFIX, FROM_BLOCKS, SETTINGS, SettingError
 
 ALERT_AUTOMATION = "sequra-etl: runs that need a person"
 QUARANTINED = "Quarantined"
@@ -52,12 +52,22 @@ def create_alert_automation(notify_block: str) -> str:
     """
     from prefect import get_client
     from prefect.automations import Automation
-    from prefect.blocks.core import Block
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import EventTrigger, Posture
 
-    block = Block.load(notify_block)
+    kind, _, name = notify_block.rpartition("/")
     with get_client(sync_client=True) as client:
+        named = [
+            block
+            for block in client.read_block_documents(include_secrets=False)
+            if block.name == name and (not kind or (block.block_type and block.block_type.slug == kind))
+        ]
+        if len(named) != 1:
+            raise SettingError(
+                "--notify",
+                f"{len(named)} blocks are named '{notify_block}'; name one notification block (Blocks in the "
+                "UI), as type/name if several share the name",
+            )
         for existing in client.read_automations_by_name(name=ALERT_AUTOMATION):
             client.delete_automation(existing.id)
     automation = Automation(
@@ -73,7 +83,7 @@ def create_alert_automation(notify_block: str) -> str:
         ),
         actions=[
             SendNotification(
-                block_document_id=block._block_document_id,
+                block_document_id=named[0].id,
                 subject="SeQura ETL: {{ flow_run.name }} is {{ flow_run.state.name }}",
                 body="{{ flow_run.name }} ({{ flow.name }}) is {{ flow_run.state.name }}: "
                 "{{ flow_run.state.message }}\nSee {{ flow_run|ui_url }}",

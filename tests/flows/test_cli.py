@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from flows.cli import EXIT_SETTING, main
+from flows.cli import EXIT_SETTING, main, parser
 from schemas.state import runs
 from tasks.state import (
     StateLedger,
@@ -224,3 +227,79 @@ def test_debug_shows_the_traceback_instead_of_one_line(
 
     with pytest.raises(StateStoreError, match="check STATE_DB_URL"):
         main(["--debug", "deliver"])
+
+
+def test_a_window_that_ends_before_it_starts_is_refused_before_any_run_is_created(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with get_client(sync_client=True) as client:
+        before = len(client.read_flow_runs(limit=200))
+        code, err = run(["deliver", "--since", "2026-11-21", "--until", "2026-11-20"], capsys)
+        after = len(client.read_flow_runs(limit=200))
+    assert code == EXIT_SETTING
+    assert err == "sequra-etl: --since (2026-11-21) must be before --until (2026-11-20)\n"
+    assert after == before
+
+
+def test_the_cli_prints_the_summary_once(pipeline: Pipeline, capfd: pytest.CaptureFixture[str]) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    assert main(["deliver", "--since", "2026-11-20", "--until", "2026-11-21"]) == 0
+    out, err = capfd.readouterr()
+    assert (out + err).count("# Delivery report 2026-11-20T00:00Z-2026-11-21T00:00Z") == 1
+
+
+def test_version_and_an_example_in_the_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("sequra-etl ")
+    commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, command in commands.items():
+        assert "example:\n  sequra-etl " + name in command.format_help(), name
+
+
+def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.delenv("STATE_DB_URL", raising=False)
+    assert main(["state-store"]) == 0
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "120"
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    assert main(["state-store"]) == 0
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "300"
+
+
+def test_state_store_prints_the_same_default_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("STATE_DB_URL", raising=False)
+    printed = set()
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        assert main(["state-store"]) == 0
+        printed.add(capsys.readouterr().out)
+    [url] = printed
+    assert url.startswith("sqlite:///") and url.endswith("/sequra-etl/state.sqlite\n")
+    assert str(tmp_path) not in url
+
+
+def test_state_store_refuses_to_name_a_url_with_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STATE_DB_URL", "postgresql+psycopg2://etl:state-pw@db/state")
+    code, err = run(["state-store"], capsys)
+    assert code == EXIT_SETTING
+    assert "STATE_DB_URL: holds a password" in err
+    assert "state-pw" not in err + capsys.readouterr().out
+
+
+def test_local_files_are_ignored_by_git() -> None:
+    project = Path(__file__).resolve().parents[2]
+    ignored = subprocess.run(
+        ["git", "check-ignore", ".sequra-etl/dry-run-2026.json", ".demo/shop.sqlite"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert ignored.stdout.split() == [".sequra-etl/dry-run-2026.json", ".demo/shop.sqlite"]

@@ -145,10 +145,11 @@ def test_a_run_killed_at_any_moment_loses_and_doubles_nothing(
     tally: Counter[str] = Counter()
     warm_up = datetime(2025, 12, 31, 10, 0)
     ship_trial_orders(shop, 999, warm_up)
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"  # one shop, one store, as in production
     started = time.monotonic()
     subprocess.run(
         deliver_command(trial_window(warm_up)),
-        env=trial_env(shop, f"sqlite:///{tmp_path / 'warm-up.sqlite'}", sandbox_server),
+        env=trial_env(shop, state_url, sandbox_server),
         check=True,
         capture_output=True,
     )
@@ -157,7 +158,6 @@ def test_a_run_killed_at_any_moment_loses_and_doubles_nothing(
         requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
         day = datetime(2026, 1, 1, 10, 0) + timedelta(days=trial)
         references = ship_trial_orders(shop, trial, day)
-        state_url = f"sqlite:///{tmp_path / f'state-{trial}.sqlite'}"
         window = trial_window(day)
         requests.post(sandbox_server.url + "_sandbox/faults", json={**FAULTS, "seed": trial}, timeout=5)
         env = trial_env(shop, state_url, sandbox_server)

@@ -5,6 +5,7 @@ import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +19,7 @@ from prefect.client.schemas.filters import (
 )
 from sqlalchemy import create_engine, func, select
 
+from flows.cli import main
 from flows.delivery_report import delivery_report
 from schemas.state import run_chunks, runs
 from seeding.vocabulary import Line
@@ -284,4 +286,83 @@ def test_an_answer_that_is_not_sequras_fails_the_run_safely_and_a_later_run_deli
     later = delivery_report(**WINDOW)
 
     assert later.counts.sent == 1
+    assert pipeline.accepted() == ["AAAAAAAAA"]
+
+
+def flow_run_of(state: Any) -> Any:
+    """The flow run a returned state belongs to, as the Prefect server has it."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(state.state_details.flow_run_id)
+
+
+def artifacts_of(flow_run_id: Any) -> dict[str, Any]:
+    """The artifacts of a flow run, by key."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key: artifact for artifact in found}
+
+
+def test_a_bad_parameter_fails_the_run_with_one_line_naming_it_never_crashes_it(pipeline: Pipeline) -> None:
+    state = delivery_report(since="yesterday", return_state=True)
+    run = flow_run_of(state)
+    assert run.state.type.value == "FAILED"
+    assert "since: 'yesterday' is not an ISO 8601 date or datetime" in run.state.message
+    assert run.name == "delivery-report-yesterday-now"
+
+
+def test_a_failed_run_still_publishes_what_it_did_and_why_it_stopped(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    monkeypatch.setenv("SEQURA_PASSWORD", "wrong")
+    state = delivery_report(**WINDOW, return_state=True)
+    assert flow_run_of(state).state.type.value == "FAILED"
+    artifacts = artifacts_of(state.state_details.flow_run_id)
+    summary = artifacts["delivery-report-summary"].data
+    assert "The run stopped before its end:** SequraAuthError" in summary
+    assert "SEQURA_USERNAME" in summary
+    assert "wrong" not in summary
+    assert "delivery-report-quarantine" in artifacts
+
+
+def test_a_run_that_quarantined_orders_ends_in_a_state_an_automation_matches(pipeline: Pipeline) -> None:
+    id_order = pipeline.shop.shipped_order("AAAAAAAAA")
+    pipeline.shop.set_order(id_order, total_paid_tax_incl=Decimal("99.00"))
+    pipeline.shop.shipped_order("BBBBBBBBB")
+    state = delivery_report(**WINDOW, return_state=True)
+    run = flow_run_of(state)
+    assert (run.state.type.value, run.state.name) == ("COMPLETED", "Quarantined")
+    assert run.state.message.startswith("1 orders in quarantine")
+    assert state.result().counts.sent == 1
+
+
+def test_a_run_is_tagged_with_its_merchant_and_shop(pipeline: Pipeline, tmp_path: Path) -> None:
+    state = delivery_report(**WINDOW, dry_run=True, out=str(tmp_path / "dry.json"), return_state=True)
+    tags = flow_run_of(state).tags
+    assert "merchant:demo_merchant" in tags
+    assert "dry-run" in tags
+    assert any(tag.startswith("shop:") and len(tag) == 17 for tag in tags)
+
+
+def test_an_empty_state_store_where_prefect_saw_deliveries_stops_before_sending_until_adopted(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    assert delivery_report(**WINDOW).counts.sent == 1
+    monkeypatch.setenv("STATE_DB_URL", f"sqlite:///{tmp_path / 'another.sqlite'}")
+
+    state = delivery_report(**WINDOW, return_state=True)
+    run = flow_run_of(state)
+    assert run.state.type.value == "FAILED"
+    assert "holds no run of merchant demo_merchant, but Prefect shows 1 completed" in run.state.message
+    assert "STATE_DB_URL" in run.state.message
+    assert delivery_report(**WINDOW, dry_run=True, out=str(tmp_path / "dry.json")).counts.new == 1
+    assert pipeline.accepted() == ["AAAAAAAAA"]
+
+    assert main(["adopt", "--since", WINDOW["since"], "--until", WINDOW["until"]]) == 0
+    assert "Recorded 1 orders shipped in 2026-11-20T00:00Z-2026-11-21T00:00Z" in capsys.readouterr().out
+    again = delivery_report(**WINDOW)
+    assert (again.counts.sent, again.counts.unchanged) == (0, 1)
     assert pipeline.accepted() == ["AAAAAAAAA"]

@@ -1,11 +1,27 @@
+"""The deployments: declared as documented, and run for real on a Prefect server through a worker."""
+
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import requests
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
+from sandbox.server import SandboxServer
+from tests.shops import sqlite_shop
+
 PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+STARTUP = 120  # seconds a Prefect server or a run may take on a busy 2-core machine
 
 
 def deployments() -> dict[str, dict]:
@@ -19,6 +35,7 @@ def test_the_nightly_delivery_report_deployment_is_declared() -> None:
     assert schedule["cron"] == "30 2 * * *"
     assert schedule["active"] is True
     assert nightly["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    assert nightly["work_pool"]["job_variables"]["env"]["STATE_DB_URL"] == "{{ state-store.stdout }}"
 
 
 def test_every_entrypoint_loads_its_flow() -> None:
@@ -26,3 +43,137 @@ def test_every_entrypoint_loads_its_flow() -> None:
         path, _, name = deployment["entrypoint"].partition(":")
         loaded = load_flow_from_entrypoint(str(PROJECT / path) + ":" + name)
         assert loaded.name == deployment["name"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_environment(**values: str) -> dict[str, str]:
+    """This process's environment without its Prefect and project settings, plus `values`."""
+    project = ("PREFECT_", "SHOP_", "SEQURA_", "STATE_DB_URL", "CORRECTIONS_")
+    kept = {name: value for name, value in os.environ.items() if not name.startswith(project)}
+    return {**kept, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **values}
+
+
+def prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the prefect command from the project checkout, as the README does; fails the test on an error."""
+    done = subprocess.run(
+        [str(BIN / "prefect"), *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=STARTUP
+    )
+    assert done.returncode == 0, f"prefect {' '.join(args)}: {done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture
+def prefect_server(tmp_path: Path) -> Iterator[str]:
+    """`prefect server start` on a free port with a PREFECT_HOME of its own; yields its API URL."""
+    port = free_port()
+    env = clean_environment(PREFECT_HOME=str(tmp_path / "prefect-home"))
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + STARTUP
+        while not _healthy(api):
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert time.monotonic() < deadline, "the Prefect server did not start"
+            time.sleep(0.5)
+        yield api
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+        log.close()
+
+
+def _healthy(api: str) -> bool:
+    try:
+        return requests.get(f"{api}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def wait_for_end(api: str, flow_run_id: str) -> dict:
+    """Poll a flow run until it reaches a final state; its JSON."""
+    deadline = time.monotonic() + STARTUP
+    while True:
+        run = requests.get(f"{api}/flow_runs/{flow_run_id}", timeout=5).json()
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        assert time.monotonic() < deadline, f"run still {run['state']['name']}"
+        time.sleep(1)
+
+
+def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
+    prefect_server: str, sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    shop = sqlite_shop(tmp_path / "shop.sqlite")
+    shop.shipped_order("AAAAAAAAA")
+    shop.engine.dispose()
+    requests.post(f"{sandbox_server.url}_sandbox/reset", timeout=5).raise_for_status()
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    home = str(tmp_path / "prefect-home")
+    cli = clean_environment(PREFECT_HOME=home, PREFECT_API_URL=prefect_server)
+    started = time.monotonic()
+    prefect("work-pool", "create", "local-process", "--type", "process", env=cli)
+    prefect("--no-prompt", "deploy", "--all", env={**cli, "STATE_DB_URL": state_url})
+    deployment = requests.get(
+        f"{prefect_server}/deployments/name/delivery-report/delivery-report", timeout=5
+    ).json()
+    assert deployment["job_variables"]["env"]["STATE_DB_URL"] == state_url
+    assert deployment["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT)}}
+    ]
+    settings = {
+        "SHOP_DB_URL": f"sqlite:///{tmp_path / 'shop.sqlite'}",
+        "SEQURA_API_URL": sandbox_server.url,
+        "SEQURA_USERNAME": "demo",
+        "SEQURA_PASSWORD": "demo-secret",
+        "SEQURA_MERCHANT_ID": "demo_merchant",
+        "XDG_DATA_HOME": str(tmp_path / "worker-data"),
+    }
+    worker_log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "local-process"],
+        cwd=tmp_path,
+        env={**cli, **settings, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        created = requests.post(
+            f"{prefect_server}/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": {"since": "2026-11-20", "until": "2026-11-21"}},
+            timeout=5,
+        ).json()
+        run = wait_for_end(prefect_server, created["id"])
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(timeout=30)
+        worker_log.close()
+    seconds = time.monotonic() - started
+    assert run["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+    assert run["name"] == "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z"
+    artifacts = requests.post(
+        f"{prefect_server}/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [created["id"]]}}},
+        timeout=5,
+    ).json()
+    summary = next(a for a in artifacts if a["key"] == "delivery-report-summary")
+    assert "| 1 | 0 | 0 | 0 | 1 |" in summary["data"]
+    assert [
+        row["order_ref_1"]
+        for row in json.loads(next(a for a in artifacts if a["key"] == "delivery-report-sent")["data"])
+    ] == ["AAAAAAAAA"]
+    assert (tmp_path / "state.sqlite").exists()
+    assert not (tmp_path / "worker-data").exists()
+    print(f"\nwork pool, deploy, worker and one run on a Prefect server: {seconds:.0f} s")
