@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.delivery_report import run_started_at
-from schemas.settings import OUTPUT_DIR, Settings
+from schemas.settings import OUTPUT_DIR, Settings, safe_url
 from tasks.corrections import remove_staged, source_label, staged_malformed
 from tasks.reconcile import (
     ROWS_SHOWN,
@@ -26,6 +26,7 @@ from tasks.reconcile import (
     stage_corrections_task,
     start_changes,
     start_output,
+    stopped_markdown,
 )
 
 
@@ -61,6 +62,7 @@ def reconciliation(
     settings.require("shop_db_url", "merchant_id")
     run_id = str(uuid.uuid4())
     folder = tempfile.mkdtemp(prefix="sequra-etl-corrections-")
+    total = ReconcileOutcome()
     try:
         config = read_shop_config_task(settings)
         if apply:
@@ -75,7 +77,6 @@ def reconciliation(
             staged.malformed,
             staged.chunks,
         )
-        total = ReconcileOutcome()
         for chunk in range(staged.chunks):
             job = ReconcileJob(
                 run_id, folder, chunk, output, changes, apply, config.timezone, config.module_table
@@ -91,7 +92,15 @@ def reconciliation(
             changes=str(Path(changes).resolve()),
             outcome=total,
             malformed=staged_malformed(folder, ROWS_SHOWN),
+            state_store=safe_url(settings.state_url()),
         )
+    except Exception as error:
+        create_markdown_artifact(
+            stopped_markdown(source_label(corrections), total, f"{type(error).__name__}: {error}"),
+            key="reconciliation-summary",
+            description="Why the reconciliation stopped, and what it did before",
+        )
+        raise
     finally:
         remove_staged(folder)
     publish(summary)

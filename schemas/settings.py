@@ -338,6 +338,11 @@ class Settings:
         return f"sqlite:///{default_state_store()}"
 
 
+def safe_url(url: str) -> str:
+    """A database URL as it may be shown: its password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def settings_table() -> list[tuple[str, str, str]]:
     """Every setting as (variable, default, meaning), for the README and --help."""
     return [(s.env, s.default or "", s.help) for s in SETTINGS.values()]

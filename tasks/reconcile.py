@@ -231,6 +231,7 @@ class ReconciliationSummary:
     changes: str
     outcome: ReconcileOutcome
     malformed: list[MalformedRecord]
+    state_store: str = ""  # its URL without a password
 
 
 def difference_rows(differences: list[Difference]) -> list[dict[str, object]]:
@@ -301,8 +302,23 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
         [f"{s.order_reference} (order {s.id_order}): {s.reason}" for s in summary.outcome.skipped],
         counts.skipped_orders,
     )
-    lines += ["", f"Every difference: {summary.out}"]
+    lines += ["", f"Every difference: {summary.out}. State store: `{summary.state_store}`."]
     return "\n".join(lines)
+
+
+def stopped_markdown(source: str, outcome: ReconcileOutcome, why: str) -> str:
+    """The summary of a reconciliation that stopped: why, and what it had done."""
+    counts = outcome.counts
+    return "\n".join(
+        [
+            f"# Reconciliation of {source}",
+            "",
+            f"**The reconciliation stopped before its end:** {why}.",
+            "",
+            f"Before it stopped: {counts.matched:,} orders matched, {counts.differences:,} differences "
+            f"found, {counts.fixed_orders:,} orders fixed, {counts.skipped_orders:,} skipped.",
+        ]
+    )
 
 
 def changes_markdown(summary: ReconciliationSummary, lines: list[str] | None = None) -> str:

@@ -155,3 +155,20 @@ def test_a_source_of_malformed_records_still_runs_and_exits_0(
     assert "| malformed records | 2 |" in printed
     assert "line 1: customer.email: 'nope' is not an email address" in printed
     assert "line 2: record: is not JSON" in printed
+
+
+def test_a_reconciliation_that_cannot_read_its_source_still_says_why_in_its_summary(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    state = reconciliation(
+        corrections=f"{pipeline.sandbox.url}_sandbox/nowhere", out=str(tmp_path / "o.csv"), return_state=True
+    )
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
+    assert run.state.type.value == "FAILED"
+    [summary] = [a for a in artifacts if a.key == "reconciliation-summary"]
+    assert "stopped before its end:** CorrectionsSourceError" in summary.data
+    assert "answered 404" in summary.data
