@@ -11,9 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
-from schemas.settings import BLOCK_PREFIX, SETTINGS, SettingError, Settings, settings_table
+from schemas.settings import BLOCK_PREFIX, SETTINGS, SettingError, Settings, has_password, settings_table
 from tasks.window import WindowError, parse_moment
 
 EXIT_SETTING = 2
@@ -119,6 +118,12 @@ def parser() -> argparse.ArgumentParser:
         "one of them is sent as an order update.",
     )
     _window_options(adopt, "required")
+    adopt.add_argument(
+        "--force",
+        action="store_true",
+        help="adopt even into a store that holds the merchant's history (it then records orders it was "
+        "still waiting to send as SeQura's)",
+    )
     for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
         adopt.add_argument(OPTION_SETTINGS[attr], dest=attr, help=f"overrides {SETTINGS[attr].env}")
     release = _command(
@@ -233,7 +238,7 @@ def deliver(args: argparse.Namespace) -> int:
 def reconcile(args: argparse.Namespace) -> int:
     """Check the settings, the source, the shop and the state store, then run the reconciliation flow once."""
     from flows.reconcile import reconciliation
-    from tasks.corrections import is_url
+    from tasks.corrections import is_url, refuse_credentials_in
     from tasks.delivery import check_ready
     from tasks.reconcile import changes_markdown, reconciliation_markdown
 
@@ -247,6 +252,8 @@ def reconcile(args: argparse.Namespace) -> int:
         raise SettingError(
             "--corrections", f"no file at {args.corrections}; give a file path or an http(s) URL"
         )
+    if is_url(args.corrections):
+        refuse_credentials_in(args.corrections)
     check_ready(settings)
     summary = reconciliation(corrections=args.corrections, out=args.out, apply=args.apply)
     print(reconciliation_markdown(summary))
@@ -286,7 +293,7 @@ def state_store(_args: argparse.Namespace) -> int:
         print(raw)
         return 0
     url = Settings.from_env().state_url()
-    if make_url(url).password:
+    if has_password(url):
         raise SettingError(
             SETTINGS["state_db_url"].env,
             "holds a password, which a deployment would show; keep it in a Secret block "
@@ -300,6 +307,12 @@ def configure(args: argparse.Namespace) -> int:
     """Keep the secret settings in Prefect Secret blocks; with --notify, create the alerting automation."""
     from flows.alerts import create_alert_automation, keep_secrets
 
+    if not os.environ.get("PREFECT_API_URL"):
+        raise SettingError(
+            "PREFECT_API_URL",
+            "is not set: blocks and automations would go to a temporary server and be lost; set it to your "
+            "Prefect server's API, like http://127.0.0.1:4200/api",
+        )
     for env, block in keep_secrets().items():
         print(f"{env}=block:{block}")
     if args.notify:
@@ -321,7 +334,8 @@ def adopt(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     settings.require("shop_db_url", "merchant_id")
     check_ready(settings)
-    print(adopt_window(settings, parse_moment("--since", args.since), parse_moment("--until", args.until)))
+    since, until = parse_moment("--since", args.since), parse_moment("--until", args.until)
+    print(adopt_window(settings, since, until, force=args.force))
     return 0
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -16,22 +17,11 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterId,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-    FlowRunFilterTags,
-)
-from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.client.schemas.sorting import FlowRunSort
 from prefect.states import Completed, Crashed
-from sqlalchemy import Engine
 
 from flows.alerts import QUARANTINED
-from schemas.settings import OUTPUT_DIR, Settings
+from flows.history import check_not_lost, run_tags, tag_run
+from schemas.settings import OUTPUT_DIR, SettingError, Settings, safe_url
 from tasks.delivery import (
     ChunkJob,
     ChunkOutcome,
@@ -41,11 +31,8 @@ from tasks.delivery import (
     start_dry_run_task,
 )
 from tasks.state import (
-    LostStateStoreError,
-    StateStoreError,
     finish_run,
     forget_chunks,
-    has_history,
     last_successful_until,
     lease_kept,
     open_state_store,
@@ -109,63 +96,6 @@ def run_name() -> str:
         return f"delivery-report-{since or 'last-run'}-{until or 'now'}"
 
 
-def shop_tag(settings: Settings) -> str:
-    """A tag naming the shop without its address or password: shop:{12 hex digits}."""
-    url = settings.shop_db_url
-    identity = f"{url.get_backend_name()}://{url.host}:{url.port}/{url.database}" if url else ""
-    return "shop:" + hashlib.sha256(f"{identity}/{settings.shop_table_prefix}".encode()).hexdigest()[:12]
-
-
-def run_tags(settings: Settings, dry_run: bool) -> list[str]:
-    """The tags a run carries in Prefect: its merchant and shop, and dry-run."""
-    return [f"merchant:{settings.merchant_id}", shop_tag(settings), *(["dry-run"] if dry_run else [])]
-
-
-def tag_run(tags: list[str]) -> None:
-    """Add tags to this flow run, to find it (and the runs of the same merchant and shop) later."""
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(runtime.flow_run.id)
-        client.update_flow_run(run.id, tags=sorted({*run.tags, *tags}))
-
-
-def earlier_deliveries(tags: list[str]) -> list[FlowRun]:
-    """Completed delivery-report runs, other than this one, that sent for the same merchant and shop."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["delivery-report"])),
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(not_any_=[runtime.flow_run.id]),
-                tags=FlowRunFilterTags(all_=tags),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])),
-            ),
-            sort=FlowRunSort.START_TIME_DESC,
-            limit=20,
-        )
-    return [run for run in runs if "dry-run" not in run.tags]
-
-
-def check_not_lost(store: Engine, settings: Settings, tags: list[str]) -> None:
-    """Refuse to send from a state store that knows nothing of a merchant Prefect saw runs deliver for.
-
-    Raises LostStateStoreError naming STATE_DB_URL: a lost (or newly pointed) store would send every order
-    of the window again. `sequra-etl adopt` records what SeQura has, after which runs go on.
-    """
-    merchant = settings.merchant_id or ""
-    if has_history(store, merchant):
-        return
-    earlier = earlier_deliveries(tags)
-    if not earlier:
-        return
-    last = earlier[0]
-    raise LostStateStoreError(
-        f"the state store {store.url} holds no run of merchant {merchant}, but Prefect shows {len(earlier)} "
-        f"completed delivery-report runs of this merchant and shop (the last: {last.name}, "
-        f"{last.start_time:%Y-%m-%d %H:%M} UTC); sending now could report their orders again. Point "
-        "STATE_DB_URL at the store they used; if it is really lost, record what SeQura has with "
-        "`sequra-etl adopt --since ... --until ...` first"
-    )
-
-
 @flow(name="delivery-report", flow_run_name=run_name, validate_parameters=False)
 def delivery_report(
     since: Moment = None,
@@ -185,19 +115,110 @@ def delivery_report(
         out: where a dry run writes its report; default .sequra-etl/dry-run-{window}.json.
     """
     logger = get_run_logger()
+    check_parameters(since=since, until=until, dry_run=dry_run, merchant=merchant, out=out)
+    try:
+        summary = deliver_window(since, until, bool(dry_run), merchant, out)
+    except RunStoppedError as stopped:
+        raise stopped.cause from None
+    except Exception as error:
+        publish_not_begun(f"{type(error).__name__}: {error}")
+        raise
+    counts = summary.counts
+    logger.info(
+        "%s: %d new, %d changed, %d unchanged, %d quarantined; %d sent, %d updated, %d update failures",
+        summary.window.label(),
+        counts.new,
+        counts.changed,
+        counts.unchanged,
+        counts.quarantined,
+        counts.sent,
+        counts.updated,
+        summary.update_failed,
+    )
+    if not dry_run and (counts.quarantined or summary.update_failed):
+        return Completed(
+            name=QUARANTINED,
+            message=f"{counts.quarantined} orders in quarantine and {summary.update_failed} order updates "
+            "held; see the run's quarantine table",
+            data=summary,
+        )
+    return summary
+
+
+def publish_not_begun(why: str) -> None:
+    """Say in the run's summary why it stopped before it began (a setting, the window, the lock)."""
+    quietly(
+        "publish why the run stopped",
+        lambda: create_markdown_artifact(
+            f"# Delivery report\n\n**The run stopped before it began:** {why}.",
+            key="delivery-report-summary",
+            description="Why this run stopped",
+        ),
+    )
+
+
+class RunStoppedError(Exception):
+    """A run stopped after it began; its summary, saying what it did and why, is already published."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
+    "since": (str, datetime, date, type(None)),
+    "until": (str, datetime, date, type(None)),
+    "dry_run": (bool,),
+    "merchant": (str, type(None)),
+    "out": (str, type(None)),
+}
+
+
+def check_parameters(**parameters: object) -> None:
+    """Raise a SettingError naming the first parameter of the wrong type (a deployment passes any JSON)."""
+    for name, value in parameters.items():
+        if not isinstance(value, PARAMETER_TYPES[name]):
+            raise SettingError(name, f"{json.dumps(value, default=str)[:40]} is not {PARAMETER_HELP[name]}")
+
+
+PARAMETER_HELP = {
+    "since": "an ISO 8601 date or datetime, like 2026-11-05 or 2026-11-05T00:00:00Z",
+    "until": "an ISO 8601 date or datetime, like 2026-11-06 or 2026-11-06T00:00:00Z",
+    "dry_run": "true or false",
+    "merchant": "a SeQura merchant id in quotes",
+    "out": "a file path in quotes",
+}
+
+
+def quietly(what: str, step: Callable[[], object]) -> None:
+    """Run a step of a failing run's cleanup; its own error is logged, never raised over the run's."""
+    try:
+        step()
+    except Exception as error:
+        get_run_logger().warning("could not %s: %s: %s", what, type(error).__name__, error)
+
+
+def deliver_window(
+    since: Moment, until: Moment, dry_run: bool, merchant: str | None, out: str | None
+) -> DeliverySummary:
+    """The run itself: resolve the window, take the lock, deliver every chunk, record and publish the outcome.
+
+    Raises RunStoppedError, wrapping the error, once the run has begun: its summary is then published already.
+    """
+    logger = get_run_logger()
     settings = Settings.from_env(merchant_id=merchant)
     settings.require("shop_db_url", "merchant_id")
     merchant_id = settings.merchant_id or ""
     window = window_for(settings, since, until)
-    tags = run_tags(settings, bool(dry_run))
-    tag_run(tags)
+    tag_run(run_tags(settings, dry_run))
     store = open_state_store(settings.state_url())
+    shown_store = safe_url(settings.state_url())
     run_id = str(uuid.uuid4())
-    logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, store.url)
+    logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, shown_store)
     dead: str | None = None  # the Prefect flow run of a run found dead, whose lock this one took over
     if not dry_run:
         try:
-            check_not_lost(store, settings, tags[:2])
+            check_not_lost(store, settings, run_tags(settings, dry_run=False))
             dead = start_run(
                 store,
                 run_id,
@@ -207,7 +228,7 @@ def delivery_report(
                 flow_run_id=str(runtime.flow_run.id),
                 lease=settings.run_lease(),
             )
-        except StateStoreError:
+        except Exception:
             store.dispose()
             raise
     dry_run_file = str(Path(out or OUTPUT_DIR / f"dry-run-{window.label()}.json")) if dry_run else None
@@ -234,7 +255,7 @@ def delivery_report(
             run_id,
             merchant_id,
             window,
-            str(store.url),
+            shown_store,
             total,
             dry_run=dry_run,
             chunks=plan.chunks,
@@ -244,47 +265,28 @@ def delivery_report(
         if not dry_run:
             finish_run(store, run_id, "succeeded", summary.counts)
     except Exception as error:
+        why = f"{type(error).__name__}: {error}"
         if not dry_run:
-            finish_run(store, run_id, "failed", message=f"{type(error).__name__}: {error}")
+            quietly("record the run as failed", lambda: finish_run(store, run_id, "failed", message=why))
         partial = sum(done, ChunkOutcome())
-        publish(
-            summarize(
-                run_id,
-                merchant_id,
-                window,
-                str(store.url),
-                partial,
-                dry_run=dry_run,
-                chunks=len(done),
-                incremental=False,
-                dry_run_file=dry_run_file,
-                stopped=f"{type(error).__name__}: {error}",
-            )
+        stopped = summarize(
+            run_id,
+            merchant_id,
+            window,
+            shown_store,
+            partial,
+            dry_run=dry_run,
+            chunks=len(done),
+            incremental=False,
+            dry_run_file=dry_run_file,
+            stopped=why,
         )
-        raise
+        quietly("publish what the run did", lambda: publish(stopped))
+        raise RunStoppedError(error) from error
     finally:
-        forget_chunks(store, run_id)
+        quietly("forget the run's chunks", lambda: forget_chunks(store, run_id))
         store.dispose()
     publish(summary)
-    counts = summary.counts
-    logger.info(
-        "%s: %d new, %d changed, %d unchanged, %d quarantined; %d sent, %d updated, %d update failures",
-        window.label(),
-        counts.new,
-        counts.changed,
-        counts.unchanged,
-        counts.quarantined,
-        counts.sent,
-        counts.updated,
-        summary.update_failed,
-    )
-    if not dry_run and (counts.quarantined or summary.update_failed):
-        return Completed(
-            name=QUARANTINED,
-            message=f"{counts.quarantined} orders in quarantine and {summary.update_failed} order updates "
-            "held; see the run's quarantine table",
-            data=summary,
-        )
     return summary
 
 

@@ -338,9 +338,20 @@ class Settings:
         return f"sqlite:///{default_state_store()}"
 
 
+PASSWORD_QUERY_KEYS = ("password", "passwd", "pwd")
+
+
+def has_password(url: str) -> bool:
+    """Whether a database URL holds a password, in its user part or in its query string."""
+    parsed = make_url(url)
+    return bool(parsed.password) or any(key in parsed.query for key in PASSWORD_QUERY_KEYS)
+
+
 def safe_url(url: str) -> str:
-    """A database URL as it may be shown: its password masked."""
-    return make_url(url).render_as_string(hide_password=True)
+    """A database URL as it may be shown: its password masked, in its user part and in its query string."""
+    parsed = make_url(url)
+    masked = {key: "***" for key in PASSWORD_QUERY_KEYS if key in parsed.query}
+    return parsed.update_query_dict(masked).render_as_string(hide_password=True)
 
 
 def settings_table() -> list[tuple[str, str, str]]:

@@ -77,15 +77,21 @@ def _basic_auth(settings: Settings, url: str) -> tuple[str, str] | None:
     return None
 
 
-def download(url: str, settings: Settings, target: Path) -> Path:
-    """Fetch `url` into `target` (TLS verified, Basic auth if configured, CORRECTIONS_TIMEOUT_SECONDS)."""
+def refuse_credentials_in(url: str) -> None:
+    """Raise a SettingError for a URL holding a user or password, which would show as a run parameter."""
     parts = urlsplit(url)
     if parts.username or parts.password:
         raise SettingError(
             "--corrections",
-            "the URL holds a user or password, which would show in the run's name and logs; put them in "
-            "CORRECTIONS_USERNAME and CORRECTIONS_PASSWORD instead",
+            "the URL holds a user or password, which would show in the run's parameters and logs; put them "
+            "in CORRECTIONS_USERNAME and CORRECTIONS_PASSWORD instead",
         )
+
+
+def download(url: str, settings: Settings, target: Path) -> Path:
+    """Fetch `url` into `target` (TLS verified, Basic auth if configured, CORRECTIONS_TIMEOUT_SECONDS)."""
+    refuse_credentials_in(url)
+    parts = urlsplit(url)
     shown = source_label(url)
     auth = _basic_auth(settings, url)
     if auth is not None and parts.scheme == "http" and parts.hostname not in LOOPBACK:

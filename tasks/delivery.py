@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from schemas.reports import (
     UpdatedOrder,
 )
 from schemas.sequra import Platform, Statistics, total_shown
-from schemas.settings import Settings
+from schemas.settings import Settings, safe_url
 from tasks.build import build_reports, build_statistics, platform_block
 from tasks.diff import diff_against_last_report, of_kind
 from tasks.extract import (
@@ -67,12 +67,15 @@ from tasks.order_updates import (
 )
 from tasks.state import (
     RunCounts,
+    StateStoreError,
     check_writable,
     chunk_references,
     connect_state_store,
     finish_run,
     forget_chunks,
+    has_history,
     last_marks,
+    lease_kept,
     open_state_store,
     record_adopted,
     record_findings,
@@ -83,7 +86,7 @@ from tasks.state import (
     start_run,
     store_chunks,
 )
-from tasks.window import Window, resolve_window
+from tasks.window import Window, WindowError, resolve_window
 
 ROWS_SHOWN = 1000  # rows of each table a run's artifacts list; the state store keeps them all
 
@@ -524,44 +527,57 @@ def finish_dry_run_task(settings: Settings, path: str, config: ShopConfig, windo
     )
 
 
-def adopt_window(settings: Settings, since: datetime, until: datetime) -> str:
+def adopt_window(settings: Settings, since: datetime, until: datetime, *, force: bool = False) -> str:
     """Record the orders shipped in [since, until) as already reported, without sending; says how many.
 
     For a state store that was lost while SeQura had the orders: each order built from the shop becomes
-    the baseline a later change is compared with, as the PHP module's orders are. Orders the store already
-    has are left as they are. Takes the merchant's run lock and records a run, which the schedule goes on
-    from. Reads the shop; writes the state store.
+    the baseline a later change is compared with, as the PHP module's orders are. A store that already
+    holds the merchant's history is refused (`force` to go on: it then also adopts orders it was still
+    waiting to send). Orders that cannot be built are listed, not recorded. Takes the merchant's run lock
+    and keeps it alive, and records a run the schedule goes on from. Reads the shop; writes the state store.
     """
     merchant = settings.merchant_id or ""
+    now = datetime.now(UTC)
     window = resolve_window(
-        since, until, last_until=None, now=until, overlap=timedelta(0), first_run=timedelta(0)
+        since, until, last_until=None, now=now, overlap=timedelta(0), first_run=timedelta(0)
     )
+    if window.until > now:
+        raise WindowError(
+            f"--until ({until:%Y-%m-%dT%H:%MZ}) is in the future; SeQura cannot have those orders yet"
+        )
     store = open_state_store(settings.state_url())
+    if has_history(store, merchant) and not force:
+        store.dispose()
+        raise StateStoreError(
+            f"the state store {safe_url(settings.state_url())} already holds runs or orders of merchant "
+            f"{merchant}: adopt is for a store that lost them; with --force it records the window anyway, "
+            "including orders it was still waiting to send"
+        )
     run_id = str(uuid.uuid4())
     start_run(store, run_id, merchant, window, dry_run=False, flow_run_id=None, lease=settings.run_lease())
-    adopted = quarantined = 0
+    adopted, unbuilt = 0, []
+    finished = False
     try:
-        plan = plan_delivery(settings, store, run_id, window, dry_run=False)
-        for chunk in range(plan.chunks):
-            built = build_reports(
-                read_chunk(settings, run_id, chunk, plan.config).extract, merchant, settings.order_ref_field
-            )
-            new = [
-                item.built
-                for item in of_kind(diff_against_last_report(store, merchant, built.reports), Change.NEW)
-            ]
-            record_adopted(store, run_id, merchant, new)
-            record_quarantine(store, run_id, merchant, built.quarantined)
-            adopted += len(new)
-            quarantined += len(built.quarantined)
-        finish_run(store, run_id, "succeeded", RunCounts(new=adopted, quarantined=quarantined))
-    except Exception as error:
-        finish_run(store, run_id, "failed", message=f"{type(error).__name__}: {error}")
-        raise
+        with lease_kept(settings.state_url(), merchant, run_id, settings.run_lease()):
+            plan = plan_delivery(settings, store, run_id, window, dry_run=False)
+            for chunk in range(plan.chunks):
+                extract = read_chunk(settings, run_id, chunk, plan.config).extract
+                built = build_reports(extract, merchant, settings.order_ref_field)
+                classified = diff_against_last_report(store, merchant, built.reports)
+                new = [item.built for item in of_kind(classified, Change.NEW)]
+                record_adopted(store, run_id, merchant, new)
+                adopted += len(new)
+                unbuilt += [entry.reference for entry in built.quarantined]
+        finish_run(store, run_id, "succeeded", RunCounts(new=adopted))
+        finished = True
     finally:
+        if not finished:
+            finish_run(store, run_id, "failed", message="adopt stopped before its end")
         forget_chunks(store, run_id)
         store.dispose()
+    listed = f": {', '.join(unbuilt[:20])}{' …' if len(unbuilt) > 20 else ''}" if unbuilt else ""
     return (
         f"Recorded {adopted:,} orders shipped in {window.label()} as already reported to SeQura (sent "
-        f"nothing); {quarantined:,} could not be built and wait in the quarantine. State store: {store.url}"
+        f"nothing). {len(unbuilt):,} could not be built and were not recorded{listed}; check whether "
+        f"SeQura has them. State store: {safe_url(settings.state_url())}"
     )

@@ -938,9 +938,12 @@ def record_adopted(engine: Engine, run_id: str, merchant: str, reports: Sequence
 
 
 def has_history(engine: Engine, merchant: str) -> bool:
-    """Whether the store holds any run or any snapshot of the merchant."""
+    """Whether the store holds a snapshot of the merchant, or a run of it that succeeded."""
+    runs = state.runs
     with engine.connect() as conn:
-        run = conn.execute(select(state.runs.c.run_id).where(state.runs.c.merchant == merchant).limit(1))
+        run = conn.execute(
+            select(runs.c.run_id).where(runs.c.merchant == merchant, runs.c.status == "succeeded").limit(1)
+        )
         if run.first() is not None:
             return True
         snapshot = conn.execute(
@@ -949,6 +952,16 @@ def has_history(engine: Engine, merchant: str) -> bool:
             .limit(1)
         )
         return snapshot.first() is not None
+
+
+def recorded_flow_runs(engine: Engine, merchant: str) -> set[str]:
+    """The Prefect flow runs of the merchant's runs this store recorded, whatever became of them."""
+    runs = state.runs
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(runs.c.flow_run_id).where(runs.c.merchant == merchant, runs.c.flow_run_id.is_not(None))
+        ).scalars()
+        return set(found)
 
 
 def store_chunks(

@@ -42,6 +42,10 @@ def parse_moment(name: str, value: str | datetime | date) -> datetime:
         moment = value
     elif isinstance(value, date):
         moment = datetime(value.year, value.month, value.day)
+    elif not isinstance(value, str):
+        raise WindowError(
+            f"{name}: {value!r} is not an ISO 8601 date or datetime in quotes, like '2026-11-05'"
+        )
     else:
         text = value.strip()
         try:

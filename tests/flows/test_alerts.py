@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from prefect.automations import Automation
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.settings import PREFECT_API_URL
 
 from flows.alerts import ALERT_AUTOMATION, ALERT_EVENTS
 from flows.cli import main
@@ -12,8 +13,9 @@ from schemas.settings import Settings, secret_block_value
 
 
 @pytest.fixture(autouse=True)
-def _on_the_test_server(prefect_server: None) -> None:
-    """Blocks and automations go to the session's Prefect test server."""
+def _on_the_test_server(prefect_server: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks and automations go to the session's Prefect test server, named as a user would."""
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
 
 
 def test_configure_keeps_secrets_in_blocks_that_the_settings_read(
@@ -58,3 +60,11 @@ def test_configure_notify_creates_the_automation_for_failed_crashed_late_and_qua
     assert automation.trigger.match_related["prefect.resource.name"] == ["delivery-report", "reconciliation"]
     [action] = automation.actions
     assert action.type == "send-notification"
+
+
+def test_configure_without_a_prefect_server_is_refused_naming_prefect_api_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL")
+    assert main(["configure"]) == 2
+    assert "PREFECT_API_URL: is not set" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from flows.cli import EXIT_SETTING, main, parser
+from schemas.settings import safe_url
 from schemas.state import runs
 from tasks.state import (
     StateLedger,
@@ -284,14 +285,34 @@ def test_state_store_prints_the_same_default_from_any_folder(
     assert str(tmp_path) not in url
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+psycopg2://etl:state-pw@db/state", "postgresql+psycopg2://etl@db/state?password=state-pw"],
+)
 def test_state_store_refuses_to_name_a_url_with_its_password(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("STATE_DB_URL", "postgresql+psycopg2://etl:state-pw@db/state")
+    monkeypatch.setenv("STATE_DB_URL", url)
     code, err = run(["state-store"], capsys)
     assert code == EXIT_SETTING
     assert "STATE_DB_URL: holds a password" in err
     assert "state-pw" not in err + capsys.readouterr().out
+    assert "state-pw" not in safe_url(url)
+
+
+def test_a_corrections_url_with_credentials_is_refused_before_any_run(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with get_client(sync_client=True) as client:
+        before = len(client.read_flow_runs(limit=200))
+        code, err = run(
+            ["reconcile", "--corrections", "https://ops:hunter2@files.example.com/c.jsonl"], capsys
+        )
+        after = len(client.read_flow_runs(limit=200))
+    assert code == EXIT_SETTING
+    assert "--corrections: the URL holds a user or password" in err
+    assert "hunter2" not in err
+    assert after == before
 
 
 def test_local_files_are_ignored_by_git() -> None:

@@ -356,7 +356,9 @@ def test_an_empty_state_store_where_prefect_saw_deliveries_stops_before_sending_
     state = delivery_report(**WINDOW, return_state=True)
     run = flow_run_of(state)
     assert run.state.type.value == "FAILED"
-    assert "holds no run of merchant demo_merchant, but Prefect shows 1 completed" in run.state.message
+    assert (
+        "holds no run of merchant demo_merchant, but Prefect shows delivery-report runs" in run.state.message
+    )
     assert "STATE_DB_URL" in run.state.message
     assert delivery_report(**WINDOW, dry_run=True, out=str(tmp_path / "dry.json")).counts.new == 1
     assert pipeline.accepted() == ["AAAAAAAAA"]
@@ -366,3 +368,27 @@ def test_an_empty_state_store_where_prefect_saw_deliveries_stops_before_sending_
     again = delivery_report(**WINDOW)
     assert (again.counts.sent, again.counts.unchanged) == (0, 1)
     assert pipeline.accepted() == ["AAAAAAAAA"]
+    assert main(["adopt", "--since", WINDOW["since"], "--until", WINDOW["until"]]) == 1
+    assert "already holds runs or orders of merchant demo_merchant" in capsys.readouterr().err
+
+
+def test_a_store_an_older_version_left_in_the_working_folder_is_not_silently_replaced(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    monkeypatch.delenv("STATE_DB_URL")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".sequra-etl").mkdir()
+    (tmp_path / ".sequra-etl" / "state.sqlite").write_bytes(b"")
+    state = delivery_report(**WINDOW, return_state=True)
+    message = flow_run_of(state).state.message
+    assert "the state store an older version kept here: set STATE_DB_URL=sqlite:///" in message
+    assert pipeline.accepted() == []
+
+
+def test_a_parameter_of_the_wrong_type_fails_the_run_naming_it(pipeline: Pipeline) -> None:
+    state = delivery_report(since=12345, return_state=True)
+    run = flow_run_of(state)
+    assert run.state.type.value == "FAILED"
+    assert "SettingError: since: 12345 is not an ISO 8601 date or datetime" in run.state.message
