@@ -264,23 +264,12 @@ def reconcile(args: argparse.Namespace) -> int:
 
 def release(args: argparse.Namespace) -> int:
     """Settle held orders (maybe delivered, or with a refused update) and say what happens next."""
-    from tasks.state import in_flight_of_run, release_in_flight, release_refused_updates, report_again
+    from tasks.state import release_orders
 
     merchant, store = _state_store_of(args)
     try:
-        if args.resend:
-            updates = report_again(store, merchant, args.order_refs)
-            if updates:
-                print(f"released, the next run reports them again as new: {', '.join(updates)}")
-        else:
-            updates = release_refused_updates(store, merchant, args.order_refs)
-            if updates:
-                print(f"released, the next run sends their order updates again: {', '.join(updates)}")
-        order_refs = [ref for ref in args.order_refs if ref not in updates] + (
-            in_flight_of_run(store, merchant, args.run_id) if args.run_id else []
-        )
-        if order_refs or not updates:
-            print(release_in_flight(store, merchant, order_refs, delivered=not args.resend))
+        for line in release_orders(store, merchant, args.order_refs, run_id=args.run_id, resend=args.resend):
+            print(line)
     finally:
         store.dispose()
     return 0

@@ -954,6 +954,36 @@ def has_history(engine: Engine, merchant: str) -> bool:
         return snapshot.first() is not None
 
 
+def release_orders(
+    engine: Engine,
+    merchant: str,
+    order_refs: Sequence[str],
+    *,
+    run_id: str | None = None,
+    resend: bool = False,
+) -> list[str]:
+    """Settle held orders and send refused updates again; what was done, one line each; writes the store.
+
+    Orders held because their report got no answer (given, or all of `run_id`'s) are recorded as SeQura's
+    and confirmed by an order update, or with `resend` reported again; refused order updates are sent again.
+    """
+    lines = []
+    if resend:
+        updates = report_again(engine, merchant, order_refs)
+        if updates:
+            lines.append(f"released, the next run reports them again as new: {', '.join(updates)}")
+    else:
+        updates = release_refused_updates(engine, merchant, order_refs)
+        if updates:
+            lines.append(f"released, the next run sends their order updates again: {', '.join(updates)}")
+    held = [ref for ref in order_refs if ref not in updates] + (
+        in_flight_of_run(engine, merchant, run_id) if run_id else []
+    )
+    if held or not updates:
+        lines.append(release_in_flight(engine, merchant, held, delivered=not resend))
+    return lines
+
+
 def recorded_flow_runs(engine: Engine, merchant: str) -> set[str]:
     """The Prefect flow runs of the merchant's runs this store recorded, whatever became of them."""
     runs = state.runs

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from flows.cli import EXIT_SETTING, main, parser
+from flows.release import release
 from schemas.settings import safe_url
 from schemas.state import runs
 from tasks.state import (
@@ -324,3 +326,22 @@ def test_local_files_are_ignored_by_git() -> None:
         text=True,
     )
     assert ignored.stdout.split() == [".sequra-etl/dry-run-2026.json", ".demo/shop.sqlite"]
+
+
+def test_release_from_the_ui_settles_a_held_order_and_says_so_in_an_artifact(pipeline: Pipeline) -> None:
+    store = open_state_store(pipeline.state_url)
+    start_run(store, "run-1", "demo_merchant", Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    StateLedger(store, "run-1", "demo_merchant").sending([built_report("AAAAAAAAA")])
+    store.dispose()
+    state = release(order_refs=["AAAAAAAAA"], return_state=True)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
+    assert run.name == "release-AAAAAAAAA"
+    [result] = [a for a in artifacts if a.key == "release-result"]
+    assert "AAAAAAAAA" in result.data
+    store = open_state_store(pipeline.state_url)
+    assert uncertain_deliveries(store, "demo_merchant", ["AAAAAAAAA"]) == {}
+    store.dispose()

@@ -177,3 +177,13 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
     assert (tmp_path / "state.sqlite").exists()
     assert not (tmp_path / "worker-data").exists()
     print(f"\nwork pool, deploy, worker and one run on a Prefect server: {seconds:.0f} s")
+
+
+def test_the_actions_a_person_takes_are_deployments_without_a_schedule() -> None:
+    declared = deployments()
+    for name in ("release", "reconciliation"):
+        assert "schedules" not in declared[name]
+        assert (
+            declared[name]["work_pool"]["job_variables"]["env"]["STATE_DB_URL"] == "{{ state-store.stdout }}"
+        )
+    assert declared["reconciliation"]["parameters"] == {"apply": False}

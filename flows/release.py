@@ -1,0 +1,63 @@
+"""The release flow: what `sequra-etl release` does, as a deployment a person starts from the Prefect UI."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, runtime
+from prefect.artifacts import create_markdown_artifact
+
+from schemas.settings import SettingError, Settings, safe_url
+from tasks.state import open_state_store, release_orders
+
+
+def run_name() -> str:
+    """release-{the orders}, or release-run-{run id}."""
+    parameters = runtime.flow_run.parameters
+    refs = parameters.get("order_refs") or []
+    named = [str(ref) for ref in refs][:3] if isinstance(refs, list) else []
+    run = parameters.get("run")
+    parts = named + ([f"run-{run}"] if run else []) + (["more"] if len(refs) > 3 else [])
+    return "release-" + "-".join(parts or ["nothing"])
+
+
+@flow(name="release", flow_run_name=run_name, validate_parameters=False)
+def release(
+    order_refs: list[str] | None = None,
+    run: str | None = None,
+    resend: bool = False,
+    merchant: str | None = None,
+) -> list[str]:
+    """Settle orders held without a clear answer from SeQura, or send refused order updates again.
+
+    Args:
+        order_refs: orders as SeQura knows them (order_ref_1).
+        run: every order this run (its run id in the summary) left without a clear answer.
+        resend: SeQura does not have them (you checked): report them again; without it a held order is
+            recorded as SeQura's and confirmed by an order update, which can never report it twice.
+        merchant: SeQura merchant id; default SEQURA_MERCHANT_ID.
+    """
+    if not isinstance(order_refs, list | type(None)) or not all(isinstance(r, str) for r in order_refs or []):
+        raise SettingError("order_refs", 'is not a list of order references in quotes, like ["AAAAAAAAA"]')
+    settings = Settings.from_env(merchant_id=merchant)
+    settings.require("merchant_id")
+    store = open_state_store(settings.state_url())
+    try:
+        lines = release_orders(
+            store, settings.merchant_id or "", order_refs or [], run_id=run, resend=bool(resend)
+        )
+    finally:
+        store.dispose()
+    create_markdown_artifact(
+        "\n".join(
+            [
+                f"# Release for merchant {settings.merchant_id}",
+                "",
+                *(f"- {line}" for line in lines),
+                "",
+                f"State store: `{safe_url(settings.state_url())}`.",
+            ]
+        ),
+        key="release-result",
+        description="What the release did",
+    )
+    get_run_logger().info("; ".join(lines))
+    return lines
