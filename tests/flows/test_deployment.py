@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +15,8 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from sandbox.server import SandboxServer
+from tests.prefect_servers import BIN, PROJECT, STARTUP, clean_environment, served_prefect
 from tests.shops import sqlite_shop
-
-PROJECT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-STARTUP = 120  # seconds a Prefect server or a run may take on a busy 2-core machine
 
 
 def deployments() -> dict[str, dict]:
@@ -45,17 +40,11 @@ def test_every_entrypoint_loads_its_flow() -> None:
         assert loaded.name == deployment["name"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_environment(**values: str) -> dict[str, str]:
-    """This process's environment without its Prefect and project settings, plus `values`."""
-    project = ("PREFECT_", "SHOP_", "SEQURA_", "STATE_DB_URL", "CORRECTIONS_")
-    kept = {name: value for name, value in os.environ.items() if not name.startswith(project)}
-    return {**kept, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **values}
+@pytest.fixture
+def prefect_server(tmp_path: Path) -> Iterator[str]:
+    """`prefect server start` on a free port with a PREFECT_HOME of its own; yields its API URL."""
+    with served_prefect(tmp_path) as api:
+        yield api
 
 
 def prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -65,40 +54,6 @@ def prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
     assert done.returncode == 0, f"prefect {' '.join(args)}: {done.stdout}\n{done.stderr}"
     return done
-
-
-@pytest.fixture
-def prefect_server(tmp_path: Path) -> Iterator[str]:
-    """`prefect server start` on a free port with a PREFECT_HOME of its own; yields its API URL."""
-    port = free_port()
-    env = clean_environment(PREFECT_HOME=str(tmp_path / "prefect-home"))
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + STARTUP
-        while not _healthy(api):
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "the Prefect server did not start"
-            time.sleep(0.5)
-        yield api
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
-        log.close()
-
-
-def _healthy(api: str) -> bool:
-    try:
-        return requests.get(f"{api}/health", timeout=2).ok
-    except requests.RequestException:
-        return False
 
 
 def wait_for_end(api: str, flow_run_id: str) -> dict:

@@ -1,0 +1,65 @@
+"""A real Prefect server for the tests that need one of their own (deployments, the UI)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+STARTUP = 120  # seconds a Prefect server or a run may take on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_environment(**values: str) -> dict[str, str]:
+    """This process's environment without its Prefect and project settings, plus `values`."""
+    project = ("PREFECT_", "SHOP_", "SEQURA_", "STATE_DB_URL", "CORRECTIONS_")
+    kept = {name: value for name, value in os.environ.items() if not name.startswith(project)}
+    return {**kept, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **values}
+
+
+def _healthy(api: str) -> bool:
+    try:
+        return requests.get(f"{api}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+@contextmanager
+def served_prefect(folder: Path) -> Iterator[str]:
+    """`prefect server start` on a free port, its PREFECT_HOME and log in `folder`; yields its API URL."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = clean_environment(PREFECT_HOME=str(folder / "prefect-home"), PREFECT_UI_API_URL=api)
+    log = (folder / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP
+        while not _healthy(api):
+            assert server.poll() is None, (folder / "server.log").read_text()
+            assert time.monotonic() < deadline, "the Prefect server did not start"
+            time.sleep(0.5)
+        yield api
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+        log.close()
