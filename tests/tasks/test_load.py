@@ -233,3 +233,18 @@ def test_the_request_body_carries_each_order_as_built_and_the_statistics_before_
         }
     }
     assert orders[0].payload in body and orders[1].payload in body
+
+
+def test_each_batch_is_logged_with_its_counts_and_no_order_data(
+    server: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    reports = [built_report(f"ORDER{n:04d}") for n in range(5)]
+    with caplog.at_level("INFO"):
+        loader(server, ListLedger(), batch_size=2).load(reports)
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("batch")]
+    assert lines == [
+        "batch 1/3: 2 accepted, 0 refused, 0 without an answer",
+        "batch 2/3: 2 accepted, 0 refused, 0 without an answer",
+        "batch 3/3: 1 accepted, 0 refused, 0 without an answer",
+    ]
+    assert not any("ORDER" in line for line in lines)
