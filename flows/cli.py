@@ -53,6 +53,23 @@ def _window_options(command: argparse.ArgumentParser, until: str) -> None:
     command.add_argument("--until", help=f"window end, exclusive; {until}")
 
 
+SHOP_AND_STORE = ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url")
+
+
+def _setting_options(command: argparse.ArgumentParser, attrs: tuple[str, ...]) -> None:
+    """One option per setting in `attrs` (--shop-db-url …), each overriding its environment variable."""
+    for attr in attrs:
+        command.add_argument(OPTION_SETTINGS[attr], dest=attr, help=f"overrides {SETTINGS[attr].env}")
+
+
+def export_options(args: argparse.Namespace) -> None:
+    """Put the settings given as options into the environment the flows read; writes os.environ."""
+    for attr in OPTION_SETTINGS:
+        value = getattr(args, attr, None)
+        if value is not None:
+            os.environ[SETTINGS[attr].env] = value
+
+
 def _store_options(command: argparse.ArgumentParser) -> None:
     """--merchant and --state-db-url."""
     command.add_argument("--merchant", dest="merchant_id", help=f"overrides {SETTINGS['merchant_id'].env}")
@@ -87,8 +104,7 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="build and diff only; send and record nothing"
     )
     deliver.add_argument("--out", help="where --dry-run writes the report it would send")
-    for attr, option in OPTION_SETTINGS.items():
-        deliver.add_argument(option, dest=attr, help=f"overrides {SETTINGS[attr].env}")
+    _setting_options(deliver, tuple(OPTION_SETTINGS))
     reconcile = _command(
         commands,
         "reconcile",
@@ -106,8 +122,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the corrections into the shop as PrestaShop does (needs INSERT and UPDATE grants)",
     )
-    for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
-        reconcile.add_argument(OPTION_SETTINGS[attr], dest=attr, help=f"overrides {SETTINGS[attr].env}")
+    _setting_options(reconcile, SHOP_AND_STORE)
     adopt = _command(
         commands,
         "adopt",
@@ -124,8 +139,7 @@ def parser() -> argparse.ArgumentParser:
         help="adopt even into a store that holds the merchant's history (it then records orders it was "
         "still waiting to send as SeQura's)",
     )
-    for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
-        adopt.add_argument(OPTION_SETTINGS[attr], dest=attr, help=f"overrides {SETTINGS[attr].env}")
+    _setting_options(adopt, SHOP_AND_STORE)
     release = _command(
         commands,
         "release",
@@ -210,10 +224,7 @@ def check_window_options(since: str | None, until: str | None) -> None:
 
 def apply_options(args: argparse.Namespace) -> Settings:
     """Put the command-line settings into the environment the flow reads, then check them all."""
-    for attr in OPTION_SETTINGS:
-        value = getattr(args, attr, None)
-        if value is not None:
-            os.environ[SETTINGS[attr].env] = value
+    export_options(args)
     settings = Settings.from_env()
     settings.require("shop_db_url", "username", "password", "merchant_id")
     settings.state_url()
@@ -242,10 +253,7 @@ def reconcile(args: argparse.Namespace) -> int:
     from tasks.delivery import check_ready
     from tasks.reconcile import changes_markdown, reconciliation_markdown
 
-    for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
-        value = getattr(args, attr, None)
-        if value is not None:
-            os.environ[SETTINGS[attr].env] = value
+    export_options(args)
     settings = Settings.from_env()
     settings.require("shop_db_url", "merchant_id")
     if not is_url(args.corrections) and not os.path.isfile(args.corrections):
@@ -313,10 +321,7 @@ def adopt(args: argparse.Namespace) -> int:
     """Record the orders shipped in a window as already reported, without sending them; say how many."""
     from tasks.delivery import adopt_window, check_ready
 
-    for attr in ("shop_db_url", "shop_table_prefix", "merchant_id", "state_db_url"):
-        value = getattr(args, attr, None)
-        if value is not None:
-            os.environ[SETTINGS[attr].env] = value
+    export_options(args)
     if args.since is None or args.until is None:
         raise SettingError("--since and --until", "adopt needs both: the window SeQura already has")
     check_window_options(args.since, args.until)

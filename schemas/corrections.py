@@ -10,25 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from schemas.sequra import Address
+
 RecordName = Literal["customer", "delivery_address", "invoice_address"]
 Role = Literal["delivery", "invoice"]
 
 CUSTOMER_FIELDS = ("given_names", "surnames", "email", "nin", "company", "vat_number")
-ADDRESS_FIELDS = (
-    "given_names",
-    "surnames",
-    "company",
-    "address_line_1",
-    "address_line_2",
-    "postal_code",
-    "city",
-    "country_code",
-    "phone",
-    "mobile_phone",
-    "state",
-    "extra",
-    "vat_number",
-)
+ADDRESS_FIELDS = tuple(Address.__annotations__)  # SeQura's address keys, as the wire format names them
 RECORD_FIELDS: dict[str, tuple[str, ...]] = {
     "customer": CUSTOMER_FIELDS,
     "delivery_address": ADDRESS_FIELDS,

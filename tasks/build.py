@@ -95,7 +95,7 @@ def records(frame: pd.DataFrame) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
-def _grouped(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
+def grouped(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
     """Rows grouped by one column, keeping their order."""
     groups: dict[Any, list[Row]] = defaultdict(list)
     for row in rows:
@@ -524,7 +524,7 @@ def build_reports(
     result = BuildResult()
     for reference, reason in extract.unreadable.items():
         result.quarantined.append(QuarantinedOrder(reference, reference, (), Stage.BUILD, reason))
-    for reference, sub_orders in _grouped(records(extract.shipped_orders), "reference").items():
+    for reference, sub_orders in grouped(records(extract.shipped_orders), "reference").items():
         if reference in extract.unreadable:
             continue
         sub_orders.sort(key=lambda row: row["id_order"])

@@ -31,8 +31,9 @@ from schemas.corrections import (
     Role,
 )
 from schemas.prestashop import ShopTables
+from tasks.build import grouped
 from tasks.chunks import in_chunks
-from tasks.extract import KEYS_PER_QUERY, OrderFilter
+from tasks.extract import KEYS_PER_QUERY, OrderFilter, address_rows_query
 from tasks.normalise import same
 
 Row = dict[str, Any]
@@ -173,35 +174,9 @@ def customers_query(tables: ShopTables, ids: Sequence[int]) -> Select:
 
 
 def _address_select(tables: ShopTables) -> Select:
-    """Address rows with their country's ISO code and their state's name."""
-    a, country, state = tables.address, tables.country, tables.state
-    return select(
-        a.c.id_address,
-        a.c.id_customer,
-        a.c.firstname,
-        a.c.lastname,
-        a.c.company,
-        a.c.address1,
-        a.c.address2,
-        a.c.postcode,
-        a.c.city,
-        a.c.phone,
-        a.c.phone_mobile,
-        a.c.other,
-        a.c.vat_number,
-        a.c.dni,
-        a.c.id_country,
-        a.c.id_state,
-        a.c.deleted,
-        a.c.date_add,
-        a.c.date_upd,
-        country.c.iso_code.label("country_iso"),
-        state.c.name.label("state_name"),
-    ).select_from(
-        a.outerjoin(country, country.c.id_country == a.c.id_country).outerjoin(
-            state, state.c.id_state == a.c.id_state
-        )
-    )
+    """Address rows as a report reads them, with what a fix needs: the buyer, the state id and versions."""
+    a = tables.address
+    return address_rows_query(tables, a.c.id_customer, a.c.id_state, a.c.deleted, a.c.date_add, a.c.date_upd)
 
 
 def addresses_query(tables: ShopTables, ids: Sequence[int]) -> Select:
@@ -352,10 +327,7 @@ def _difference(
 
 def _by_address(sub_orders: Sequence[Row], role: Role) -> dict[int, list[Row]]:
     """The sub-orders grouped by the address they point to as `role`."""
-    groups: dict[int, list[Row]] = defaultdict(list)
-    for row in sub_orders:
-        groups[row[f"id_address_{role}"]].append(row)
-    return groups
+    return grouped(sub_orders, f"id_address_{role}")
 
 
 def address_differences(
@@ -411,7 +383,7 @@ def customer_differences(
     sub_orders = _sub_orders(correction, shop)
     differences: list[Difference] = []
     repoints: list[Repoint] = []
-    for id_customer, pointing in _grouped(sub_orders, "id_customer").items():
+    for id_customer, pointing in grouped(sub_orders, "id_customer").items():
         customer = shop.customers.get(id_customer) or {}
         for key in (key for key in sent if key in CUSTOMER_COLUMNS):
             shop_value = customer.get(CUSTOMER_COLUMNS[key])
@@ -459,14 +431,6 @@ def customer_differences(
             for c in differing
         ]
     return differences, repoints
-
-
-def _grouped(rows: Sequence[Row], key: str) -> dict[Any, list[Row]]:
-    """Rows grouped by one column, keeping their order."""
-    groups: dict[Any, list[Row]] = defaultdict(list)
-    for row in rows:
-        groups[row[key]].append(row)
-    return groups
 
 
 def order_differences(

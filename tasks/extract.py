@@ -590,35 +590,37 @@ def order_discounts_query(tables: ShopTables, ranges: Sequence[IdRange]) -> Sele
     )
 
 
+def address_rows_query(tables: ShopTables, *extra: Column[Any]) -> Select:
+    """Address rows with what a report takes from them, their country's ISO code and their state's name."""
+    a, country, state = tables.address, tables.country, tables.state
+    return select(
+        a.c.id_address,
+        a.c.firstname,
+        a.c.lastname,
+        a.c.company,
+        a.c.address1,
+        a.c.address2,
+        a.c.postcode,
+        a.c.city,
+        a.c.phone,
+        a.c.phone_mobile,
+        a.c.vat_number,
+        a.c.dni,
+        a.c.other,
+        a.c.id_country,
+        country.c.iso_code.label("country_iso"),
+        state.c.name.label("state_name"),
+        *extra,
+    ).select_from(
+        a.outerjoin(country, country.c.id_country == a.c.id_country).outerjoin(
+            state, state.c.id_state == a.c.id_state
+        )
+    )
+
+
 def order_addresses_query(tables: ShopTables, ranges: Sequence[IdRange]) -> Select:
     """The address rows with their id in the ranges, by primary key, soft-deleted ones included."""
-    a, country, state = tables.address, tables.country, tables.state
-    return (
-        select(
-            a.c.id_address,
-            a.c.firstname,
-            a.c.lastname,
-            a.c.company,
-            a.c.address1,
-            a.c.address2,
-            a.c.postcode,
-            a.c.city,
-            a.c.phone,
-            a.c.phone_mobile,
-            a.c.vat_number,
-            a.c.dni,
-            a.c.other,
-            a.c.id_country,
-            country.c.iso_code.label("country_iso"),
-            state.c.name.label("state_name"),
-        )
-        .select_from(
-            a.outerjoin(country, country.c.id_country == a.c.id_country).outerjoin(
-                state, state.c.id_state == a.c.id_state
-            )
-        )
-        .where(in_ranges(a.c.id_address, ranges))
-    )
+    return address_rows_query(tables).where(in_ranges(tables.address.c.id_address, ranges))
 
 
 def order_trackings_query(tables: ShopTables, ranges: Sequence[IdRange]) -> Select:

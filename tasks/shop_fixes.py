@@ -163,18 +163,22 @@ def read_places(conn: Connection, tables: ShopTables) -> Places:
     return Places(countries, states)
 
 
+_NAME = (re.compile(r"[0-9!<>,;?=+()/\\@#\"°*`{}_^$%:¤\[\]|]|[.。](?=\S)"), "a name (no digits)")  # isName
+_ADDRESS = (re.compile(r"[!<>?=+@{}_$%]"), "an address")  # isAddress
+_PHONE = (re.compile(r"[^+0-9. ()/-]"), "a phone number")  # isPhoneNumber
+_GENERIC = re.compile(r"[<>={}]")  # isGenericName
 PRESTASHOP_RULES = {  # ps_address and ps_customer columns: the characters PrestaShop's Validate refuses
-    "firstname": (re.compile(r"[0-9!<>,;?=+()/\\@#\"°*`{}_^$%:¤\[\]|]|[.。](?=\S)"), "a name (no digits)"),
-    "lastname": (re.compile(r"[0-9!<>,;?=+()/\\@#\"°*`{}_^$%:¤\[\]|]|[.。](?=\S)"), "a name (no digits)"),
-    "address1": (re.compile(r"[!<>?=+@{}_$%]"), "an address"),
-    "address2": (re.compile(r"[!<>?=+@{}_$%]"), "an address"),
+    "firstname": _NAME,
+    "lastname": _NAME,
+    "address1": _ADDRESS,
+    "address2": _ADDRESS,
     "city": (re.compile(r"[!<>;?=+@#\"°{}_$%]"), "a city name"),
     "postcode": (re.compile(r"[^a-zA-Z 0-9-]"), "a postcode (letters, digits, spaces and -)"),
-    "phone": (re.compile(r"[^+0-9. ()/-]"), "a phone number"),
-    "phone_mobile": (re.compile(r"[^+0-9. ()/-]"), "a phone number"),
+    "phone": _PHONE,
+    "phone_mobile": _PHONE,
     "dni": (re.compile(r"[^0-9A-Za-z.-]"), "an identification number"),
-    "company": (re.compile(r"[<>={}]"), "a company name"),
-    "vat_number": (re.compile(r"[<>={}]"), "a VAT number"),
+    "company": (_GENERIC, "a company name"),
+    "vat_number": (_GENERIC, "a VAT number"),
     "other": (re.compile(r"[<>{}]"), "a message"),
 }
 
