@@ -105,6 +105,25 @@ def parser() -> argparse.ArgumentParser:
     )
     deliver.add_argument("--out", help="where --dry-run writes the report it would send")
     _setting_options(deliver, tuple(OPTION_SETTINGS))
+    backfill = _command(
+        commands,
+        "backfill",
+        "send the delivery reports of a past span again, one run per window; what SeQura has is not resent",
+        "sequra-etl backfill --since 2026-10-01 --until 2026-11-01 --window 1d --dry-run",
+        "Report the orders shipped in [since, until) in one delivery-report run per window (and per merchant "
+        "with SEQURA_MERCHANTS), after an outage or a misconfigured shipped state. Orders SeQura already has "
+        "are not sent again. With PREFECT_API_URL and the delivery-report deployment, the runs go to the "
+        "work pool's workers, and the same command run again finds them instead of creating them twice.",
+    )
+    backfill.add_argument("--since", required=True, help="start of the span, ISO 8601; UTC if no offset")
+    backfill.add_argument("--until", required=True, help="end of the span, exclusive")
+    backfill.add_argument(
+        "--window", default="1d", help="width of each run's window: 1d, 12h, 30m (default 1d)"
+    )
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="build and diff only; send and record nothing"
+    )
+    _setting_options(backfill, tuple(OPTION_SETTINGS))
     reconcile = _command(
         commands,
         "reconcile",
@@ -243,6 +262,30 @@ def deliver(args: argparse.Namespace) -> int:
     check_ready(settings)
     summary = delivery_report(since=args.since, until=args.until, dry_run=args.dry_run, out=args.out)
     print(summary_markdown(summary))
+    return 0
+
+
+def backfill(args: argparse.Namespace) -> int:
+    """Check the window, every merchant's shop and the state store, then run the backfill flow once."""
+    from flows.backfill import backfill as backfill_flow
+    from flows.backfill import backfill_children
+    from flows.fan_out import outcomes_markdown
+    from tasks.delivery import check_ready
+
+    export_options(args)
+    children = backfill_children(args.since, args.until, args.window, args.merchant_id)
+    for merchant in dict.fromkeys(child.merchant for child in children):
+        settings = Settings.from_env(merchant_id=merchant)
+        settings.require("shop_db_url", "username", "password")
+        check_ready(settings)
+    outcomes = backfill_flow(
+        since=args.since,
+        until=args.until,
+        window=args.window,
+        dry_run=args.dry_run,
+        merchant=args.merchant_id,
+    )
+    print(outcomes_markdown(outcomes))
     return 0
 
 
@@ -416,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return deliver(args)
         if args.command == "reconcile":
             return reconcile(args)
+        if args.command == "backfill":
+            return backfill(args)
         if args.command == "release":
             return release(args)
         if args.command == "unlock":
@@ -448,7 +493,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sequra-etl: {error}", file=sys.stderr)
         return EXIT_SETTING
     except Exception as error:
-        if args.debug or not getattr(error, "__module__", "").startswith(("tasks", "schemas", "seeding")):
+        if args.debug or not getattr(error, "__module__", "").startswith(
+            ("tasks", "schemas", "seeding", "flows.fan_out")
+        ):
             raise
         print(f"sequra-etl: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED

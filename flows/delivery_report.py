@@ -40,6 +40,8 @@ from tasks.state import (
 )
 from tasks.summary import (
     DeliverySummary,
+    artifact_key,
+    counts_row,
     quarantine_rows,
     sent_rows,
     summarize,
@@ -91,7 +93,8 @@ def run_name() -> str:
     since, until = parameters.get("since"), parameters.get("until")
     try:
         settings = Settings.from_env(merchant_id=parameters.get("merchant"))
-        return f"delivery-report-{window_for(settings, since, until).label()}"
+        merchant = f"{settings.merchant_id}-" if settings.merchants else ""
+        return f"delivery-report-{merchant}{window_for(settings, since, until).label()}"
     except Exception:
         return f"delivery-report-{since or 'last-run'}-{until or 'now'}"
 
@@ -121,7 +124,7 @@ def delivery_report(
     except RunStoppedError as stopped:
         raise stopped.cause from None
     except Exception as error:
-        publish_not_begun(f"{type(error).__name__}: {error}")
+        publish_not_begun(f"{type(error).__name__}: {error}", merchant)
         raise
     counts = summary.counts
     logger.info(
@@ -145,13 +148,13 @@ def delivery_report(
     return summary
 
 
-def publish_not_begun(why: str) -> None:
+def publish_not_begun(why: str, merchant: str | None) -> None:
     """Say in the run's summary why it stopped before it began (a setting, the window, the lock)."""
     quietly(
         "publish why the run stopped",
         lambda: create_markdown_artifact(
             f"# Delivery report\n\n**The run stopped before it began:** {why}.",
-            key="delivery-report-summary",
+            key=artifact_key("delivery-report-summary", merchant or ""),
             description="Why this run stopped",
         ),
     )
@@ -227,6 +230,8 @@ def deliver_window(
                 dry_run=False,
                 flow_run_id=str(runtime.flow_run.id),
                 lease=settings.run_lease(),
+                wait=settings.lock_wait(),
+                waiting=logger.info,
             )
         except Exception:
             store.dispose()
@@ -310,7 +315,11 @@ def deliver_chunks(
     """
     total = ChunkOutcome()
     progress = (
-        create_progress_artifact(0.0, key="delivery-report-progress", description="Chunks delivered")
+        create_progress_artifact(
+            0.0,
+            key=artifact_key("delivery-report-progress", settings.merchant_id or ""),
+            description="Chunks delivered",
+        )
         if chunks > 1
         else None
     )
@@ -325,26 +334,36 @@ def deliver_chunks(
 
 
 def publish(summary: DeliverySummary) -> None:
-    """Show the run in the Prefect UI: a summary, and tables of sent, updated and quarantined orders."""
+    """Show the run in the Prefect UI: a summary, its counts, and tables of sent, updated, quarantined orders.
+
+    Every key carries the merchant (delivery-report-sent-shop-es), so each merchant's artifacts keep a
+    history of their own.
+    """
+    merchant = summary.merchant
     create_markdown_artifact(
         summary_markdown(summary),
-        key="delivery-report-summary",
+        key=artifact_key("delivery-report-summary", merchant),
         description="Window, merchant and counts of this delivery report run",
     )
     create_table_artifact(
+        [counts_row(summary)],
+        key=artifact_key("delivery-report-counts", merchant),
+        description="This run's counts, one row (a backfill's table adds them up per window)",
+    )
+    create_table_artifact(
         sent_rows(summary.sent),
-        key="delivery-report-sent",
+        key=artifact_key("delivery-report-sent", merchant),
         description="Orders to send (dry run)" if summary.dry_run else "Orders sent to SeQura",
     )
     create_table_artifact(
         quarantine_rows(summary.quarantined),
-        key="delivery-report-quarantine",
+        key=artifact_key("delivery-report-quarantine", merchant),
         description="Orders that could not be reported, and what to fix",
     )
     if summary.updates:
         create_table_artifact(
             update_rows(summary.updates),
-            key="delivery-report-updates",
+            key=artifact_key("delivery-report-updates", merchant),
             description="Order updates to send (dry run)"
             if summary.dry_run
             else "Order updates: what changed after the report, and SeQura's answer",

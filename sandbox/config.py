@@ -11,4 +11,4 @@ class SandboxConfig:
 
     username: str = "demo"
     password: str = "demo-secret"
-    merchants: tuple[str, ...] = ("demo_merchant",)
+    merchants: tuple[str, ...] = ("demo_merchant", "demo_merchant_pt")

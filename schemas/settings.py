@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -141,6 +142,89 @@ def _text(name: str, value: str) -> str:
 
 
 @dataclass(frozen=True)
+class MerchantAccount:
+    """One SeQura merchant of the shop: the orders it takes (a shop, delivery countries) and its API user."""
+
+    merchant_id: str
+    shop_id: int | None = None
+    countries: tuple[str, ...] = ()  # ISO codes of delivery countries; empty: every country
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def claims(self) -> str:
+        """The orders it takes, in words."""
+        shop = f"shop {self.shop_id}" if self.shop_id is not None else "every shop"
+        return f"{shop}, delivered to {', '.join(self.countries) if self.countries else 'any country'}"
+
+    def overlaps(self, other: MerchantAccount) -> bool:
+        """Whether an order could belong to both: same shop (or either any) and a common country (or any)."""
+        shops = self.shop_id is None or other.shop_id is None or self.shop_id == other.shop_id
+        countries = (
+            not self.countries or not other.countries or bool(set(self.countries) & set(other.countries))
+        )
+        return shops and countries
+
+
+MERCHANTS_EXAMPLE = (
+    '{"shop_es": {"shop": 1, "countries": ["ES"], "username": "…", "password": "block:sequra-es"}, '
+    '"shop_pt": {"shop": 1, "countries": ["PT"], "username": "…", "password": "block:sequra-pt"}}'
+)
+MERCHANT_KEYS = ("shop", "countries", "username", "password")
+
+
+def _merchant_account(name: str, merchant: str, entry: object) -> MerchantAccount:
+    """Check one merchant's entry of SEQURA_MERCHANTS; the error names the merchant and the key."""
+    where = f"merchant '{merchant}'"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", merchant):
+        raise SettingError(name, f"{where} is not a SeQura merchant id (letters, digits, _ . -)")
+    if not isinstance(entry, dict):
+        raise SettingError(name, f'{where} must map to an object like {{"shop": 1, "countries": ["ES"]}}')
+    unknown = sorted(set(entry) - set(MERCHANT_KEYS))
+    if unknown:
+        raise SettingError(
+            name, f"{where} has unknown keys {', '.join(unknown)}; use {', '.join(MERCHANT_KEYS)}"
+        )
+    shop = entry.get("shop")
+    if shop is not None and (not isinstance(shop, int) or isinstance(shop, bool) or shop <= 0):
+        raise SettingError(name, f"{where}: shop must be an id_shop, a whole number above zero")
+    countries = entry.get("countries") or []
+    if not isinstance(countries, list) or any(
+        not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{2}", code) for code in countries
+    ):
+        raise SettingError(name, f'{where}: countries must be a list of ISO codes like ["ES", "PT"]')
+    credentials = {key: entry.get(key) for key in ("username", "password")}
+    for key, value in credentials.items():
+        if value is not None and not isinstance(value, str):
+            raise SettingError(name, f"{where}: {key} must be text (or block:NAME, a Prefect Secret block)")
+    return MerchantAccount(merchant, shop, tuple(code.upper() for code in countries), **credentials)
+
+
+def _merchants(name: str, value: str) -> tuple[MerchantAccount, ...]:
+    """Parse the merchants of a shop with several (JSON); no order may belong to two of them."""
+    if not value.strip():
+        return ()
+    try:
+        raw = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise SettingError(
+            name, f"is not JSON ({error.msg} at character {error.pos}); write it like {MERCHANTS_EXAMPLE}"
+        ) from None
+    if not isinstance(raw, dict) or not raw:
+        raise SettingError(name, f"must map merchant ids to their orders, like {MERCHANTS_EXAMPLE}")
+    accounts = [_merchant_account(name, merchant, entry) for merchant, entry in raw.items()]
+    for number, account in enumerate(accounts):
+        for other in accounts[number + 1 :]:
+            if account.overlaps(other):
+                raise SettingError(
+                    name,
+                    f"merchants {account.merchant_id} ({account.claims()}) and {other.merchant_id} "
+                    f"({other.claims()}) could both take one order; give each shop and country to one "
+                    "merchant",
+                )
+    return tuple(accounts)
+
+
+@dataclass(frozen=True)
 class Setting:
     """One environment variable: its name, default and parser."""
 
@@ -231,6 +315,19 @@ SETTINGS: dict[str, Setting] = {
     "corrections_timeout_seconds": Setting(
         "CORRECTIONS_TIMEOUT_SECONDS", "60", _positive_float, "timeout of the corrections download"
     ),
+    "merchants": Setting(
+        "SEQURA_MERCHANTS",
+        "",
+        _merchants,
+        "several SeQura merchants: JSON mapping each merchant id to its shop (id_shop), delivery countries "
+        "and API user (README, 'Several merchants'); or block:NAME",
+    ),
+    "lock_wait_seconds": Setting(
+        "SEQURA_LOCK_WAIT_SECONDS",
+        "1800",
+        _positive_float,
+        "how long a run waits for another run of its merchant to finish before it stops",
+    ),
 }
 
 REQUIRED_TO_SEND = ("shop_db_url", "username", "password", "merchant_id")
@@ -242,6 +339,7 @@ FROM_BLOCKS = (  # settings that may name a Prefect Secret block instead of hold
     "password",
     "corrections_username",
     "corrections_password",
+    "merchants",
 )
 BLOCK_PREFIX = "block:"
 
@@ -290,6 +388,9 @@ class Settings:
     corrections_username: str | None
     corrections_password: SecretStr | None = field(repr=False)
     corrections_timeout_seconds: float
+    merchants: tuple[MerchantAccount, ...]
+    lock_wait_seconds: float
+    delivery_countries: tuple[str, ...] = ()  # the merchant's delivery countries (SEQURA_MERCHANTS)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -305,7 +406,7 @@ class Settings:
             if values[secret] is not None:
                 values[secret] = SecretStr(values[secret])
         settings = cls(**values)
-        return settings.with_overrides(**overrides)
+        return settings.with_overrides(**overrides).of_merchant()
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given attributes replaced, each parsed like its variable."""
@@ -320,9 +421,57 @@ class Settings:
             parsed[attr] = SecretStr(value) if attr in SECRETS and isinstance(value, str) else value
         return replace(self, **parsed)
 
+    def of_merchant(self) -> Settings:
+        """With SEQURA_MERCHANTS: the merchant's shop, delivery countries and API user put in place.
+
+        The merchant is merchant_id, or the only one configured. Raises a SettingError for a merchant that
+        SEQURA_MERCHANTS does not name.
+        """
+        if not self.merchants:
+            return self
+        accounts = {account.merchant_id: account for account in self.merchants}
+        merchant = self.merchant_id or (next(iter(accounts)) if len(accounts) == 1 else None)
+        if merchant is None:
+            return self
+        if merchant not in accounts:
+            raise SettingError(
+                SETTINGS["merchants"].env,
+                f"does not name merchant {merchant}; it names {', '.join(accounts)}",
+            )
+        account = accounts[merchant]
+        credentials = {
+            attr: secret_block_value(SETTINGS["merchants"].env, value.removeprefix(BLOCK_PREFIX))
+            if value.startswith(BLOCK_PREFIX)
+            else value
+            for attr, value in (("username", account.username), ("password", account.password))
+            if value is not None
+        }
+        return replace(
+            self,
+            merchant_id=merchant,
+            shop_id=account.shop_id if account.shop_id is not None else self.shop_id,
+            delivery_countries=account.countries,
+            username=credentials.get("username", self.username),
+            password=SecretStr(credentials["password"]) if "password" in credentials else self.password,
+        )
+
+    def merchant_ids(self) -> tuple[str, ...]:
+        """Every merchant runs deliver for: those of SEQURA_MERCHANTS, or SEQURA_MERCHANT_ID."""
+        if self.merchants:
+            return tuple(account.merchant_id for account in self.merchants)
+        self.require("merchant_id")
+        return (self.merchant_id or "",)
+
     def require(self, *attrs: str) -> None:
         """Raise a SettingError for the first of `attrs` that is unset."""
         for attr in attrs:
+            if attr == "merchant_id" and not self.merchant_id and len(self.merchants) > 1:
+                raise SettingError(
+                    SETTINGS["merchants"].env,
+                    f"names several merchants ({', '.join(a.merchant_id for a in self.merchants)}): say "
+                    "which one (the merchant parameter, --merchant), or run them all with every-merchant "
+                    "or backfill",
+                )
             if getattr(self, attr) in (None, ""):
                 setting = SETTINGS[attr]
                 raise SettingError(setting.env, f"is not set; set it to the {setting.help}")
@@ -330,6 +479,10 @@ class Settings:
     def run_lease(self) -> timedelta:
         """How long the run lock of a run that stopped renewing it (killed) still holds."""
         return timedelta(seconds=self.run_lease_seconds)
+
+    def lock_wait(self) -> timedelta:
+        """How long a run waits for the merchant's run lock before it stops."""
+        return timedelta(seconds=self.lock_wait_seconds)
 
     def state_url(self) -> str:
         """The state store URL, password included: STATE_DB_URL, or a SQLite file in the user data folder."""

@@ -148,8 +148,8 @@ class ChunkOutcome:
 
 
 def order_filter_of(settings: Settings) -> OrderFilter:
-    """Which orders are SeQura orders, from the settings."""
-    return OrderFilter(settings.payment_modules, settings.shop_id)
+    """Which orders are the merchant's SeQura orders, from the settings."""
+    return OrderFilter(settings.payment_modules, settings.shop_id, settings.delivery_countries)
 
 
 def plan_delivery(

@@ -125,10 +125,11 @@ def reading_the_shop(tables: ShopTables) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class OrderFilter:
-    """Which orders are SeQura orders: payment modules and, in a multistore, one shop."""
+    """Which orders are the merchant's SeQura orders: payment modules, one shop, delivery countries."""
 
     payment_modules: tuple[str, ...]
     shop_id: int | None = None
+    delivery_countries: tuple[str, ...] = ()  # ISO codes; empty: every country
 
 
 def _state_id(value: str | None) -> int | None:
@@ -225,6 +226,15 @@ def _sequra_order(order_filter: OrderFilter, tables: ShopTables) -> list:
     clauses = [o.c.module.in_(order_filter.payment_modules), o.c.reference.is_not(None)]
     if order_filter.shop_id is not None:
         clauses.append(o.c.id_shop == order_filter.shop_id)
+    if order_filter.delivery_countries:
+        a, c = tables.address, tables.country
+        clauses.append(
+            o.c.id_address_delivery.in_(
+                select(a.c.id_address)
+                .join(c, c.c.id_country == a.c.id_country)
+                .where(c.c.iso_code.in_(order_filter.delivery_countries))
+            )
+        )
     return clauses
 
 

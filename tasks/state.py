@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -375,6 +376,42 @@ def free_lock(engine: Engine, merchant: str) -> str:
     )
 
 
+LOCK_POLL_SECONDS = 5.0  # how often a run waiting for the merchant's lock tries again
+
+
+def _wait_for_lock(
+    engine: Engine,
+    merchant: str,
+    run_id: str,
+    lease: timedelta,
+    wait: timedelta,
+    waiting: Callable[[str], None],
+) -> str | None:
+    """Take the merchant's run lock, trying again for up to `wait` while another run holds it.
+
+    `waiting` is told once, in words, which run it waits for. Raises RunInProgressError when the wait is
+    over and the other run still holds the lock.
+    """
+    deadline = time.monotonic() + wait.total_seconds()
+    told = False
+    while True:
+        try:
+            return _take_lock(engine, merchant, run_id, lease)
+        except RunInProgressError as busy:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if wait <= timedelta(0):
+                    raise
+                raise RunInProgressError(
+                    f"this run waited {wait.total_seconds():g} s (SEQURA_LOCK_WAIT_SECONDS) for the lock of "
+                    f"merchant {merchant} and stops without sending anything: {busy}"
+                ) from None
+            if not told:
+                waiting(f"waiting up to {wait.total_seconds():g} s for the lock: {busy}")
+                told = True
+            time.sleep(min(LOCK_POLL_SECONDS, left))
+
+
 def start_run(
     engine: Engine,
     run_id: str,
@@ -384,12 +421,15 @@ def start_run(
     dry_run: bool,
     flow_run_id: str | None,
     lease: timedelta = RUN_LEASE,
+    wait: timedelta = timedelta(0),
+    waiting: Callable[[str], None] = LOG.info,
 ) -> str | None:
-    """Take the merchant's run lock and record that the run started (one runs row).
+    """Take the merchant's run lock, waiting up to `wait` for another run, and record the run's start.
 
-    Returns the Prefect flow run id of a run found dead and taken over, for the flow to mark it crashed.
+    Writes one runs row. Returns the Prefect flow run id of a run found dead and taken over, for the flow
+    to mark it crashed.
     """
-    dead = _take_lock(engine, merchant, run_id, lease)
+    dead = _wait_for_lock(engine, merchant, run_id, lease, wait, waiting)
     with engine.begin() as conn:
         conn.execute(
             insert(state.runs).values(

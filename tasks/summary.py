@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -78,6 +79,22 @@ def summarize(
     )
 
 
+def artifact_key(kind: str, merchant: str) -> str:
+    """The key of one of a merchant's artifacts, e.g. delivery-report-sent-shop-es (lowercase, dashes)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", merchant.lower()).strip("-")
+    return f"{kind}-{slug}" if slug else kind
+
+
+COUNT_COLUMNS = ("found", "new", "updated", "already_reported", "quarantined", "sent")
+
+
+def counts_row(summary: DeliverySummary) -> dict[str, int]:
+    """The run's counts as one row: found, new, updated, already reported, quarantined, sent."""
+    counts = summary.counts
+    values = (summary.found, counts.new, counts.updated, counts.unchanged, counts.quarantined, counts.sent)
+    return dict(zip(COUNT_COLUMNS, values, strict=True))
+
+
 def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, str | int]]:
     """One table row per order sent (or, in a dry run, to be sent)."""
     return [
@@ -143,7 +160,7 @@ def summary_markdown(summary: DeliverySummary) -> str:
         f"| {counts.updated} | {summary.update_failed} |",
         "",
         f"{summary.found:,} order references read in {summary.chunks} chunks (found by {read}); "
-        f"SeQura requests: {summary.requests}. State store: `{summary.state_store}`.",
+        f"SeQura requests: {summary.requests}.",
     ]
     if summary.stopped:
         lines.append(

@@ -84,3 +84,29 @@ def resolve_window(
         continues=leaves_no_gap and end <= now.astimezone(UTC),
         follows_last_run=since is None and last_until is not None,
     )
+
+
+MAX_WINDOWS = 1000  # windows one backfill may split into
+
+
+def parse_width(name: str, value: str) -> timedelta:
+    """A window width like 1d, 12h or 30m."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", value or "")
+    if not match or int(match.group(1)) == 0:
+        raise WindowError(f"{name}: '{value}' is not a window width like 1d, 12h or 30m")
+    unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def split_window(since: datetime, until: datetime, width: timedelta) -> list[Window]:
+    """[since, until) cut into consecutive windows of `width` (the last one may be shorter)."""
+    if since >= until:
+        raise WindowError(f"since ({_stamp(since)}) must be before until ({_stamp(until)})")
+    count = -(-(until - since) // width)
+    if count > MAX_WINDOWS:
+        raise WindowError(
+            f"{_stamp(since)} to {_stamp(until)} in windows of {width} makes {count:,} windows, more than "
+            f"{MAX_WINDOWS:,}; give a wider window"
+        )
+    starts = [since + number * width for number in range(count)]
+    return [Window(start, min(start + width, until)) for start in starts]

@@ -142,8 +142,12 @@ def test_the_run_is_named_after_its_window_and_publishes_its_artifacts(pipeline:
         )
     assert run.name == "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z"
     keys = {artifact.key for artifact in artifacts}
-    assert {"delivery-report-summary", "delivery-report-sent", "delivery-report-quarantine"} <= keys
-    summary = next(a for a in artifacts if a.key == "delivery-report-summary")
+    assert {
+        "delivery-report-summary-demo-merchant",
+        "delivery-report-sent-demo-merchant",
+        "delivery-report-quarantine-demo-merchant",
+    } <= keys
+    summary = next(a for a in artifacts if a.key == "delivery-report-summary-demo-merchant")
     assert "| 1 | 0 | 0 | 0 | 1 |" in summary.data
 
 
@@ -161,9 +165,9 @@ def test_order_updates_are_counted_and_listed_with_what_changed_and_the_answer(p
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    summary = next(a for a in artifacts if a.key == "delivery-report-summary")
+    summary = next(a for a in artifacts if a.key == "delivery-report-summary-demo-merchant")
     assert "| 0 | 1 | 0 | 0 | 0 | 1 | 0 |" in summary.data
-    [row] = json.loads(next(a for a in artifacts if a.key == "delivery-report-updates").data)
+    [row] = json.loads(next(a for a in artifacts if a.key == "delivery-report-updates-demo-merchant").data)
     assert row == {
         "order_ref_1": "AAAAAAAAA",
         "id_orders": str(id_order),
@@ -264,7 +268,7 @@ def test_a_run_goes_one_task_per_chunk_and_leaves_no_chunk_behind(
         )
     chunk_tasks = sorted(task.name for task in tasks if task.name.startswith("deliver-chunk"))
     assert chunk_tasks == ["deliver-chunk-0", "deliver-chunk-1", "deliver-chunk-2"]
-    assert "delivery-report-progress" in {artifact.key for artifact in artifacts}
+    assert "delivery-report-progress-demo-merchant" in {artifact.key for artifact in artifacts}
     assert sorted(pipeline.accepted()) == [f"CHUNKED{number:02d}" for number in range(7)]
     engine = create_engine(pipeline.state_url)
     with engine.connect() as conn:
@@ -320,11 +324,11 @@ def test_a_failed_run_still_publishes_what_it_did_and_why_it_stopped(
     state = delivery_report(**WINDOW, return_state=True)
     assert flow_run_of(state).state.type.value == "FAILED"
     artifacts = artifacts_of(state.state_details.flow_run_id)
-    summary = artifacts["delivery-report-summary"].data
+    summary = artifacts["delivery-report-summary-demo-merchant"].data
     assert "The run stopped before its end:** SequraAuthError" in summary
     assert "SEQURA_USERNAME" in summary
     assert "wrong" not in summary
-    assert "delivery-report-quarantine" in artifacts
+    assert "delivery-report-quarantine-demo-merchant" in artifacts
 
 
 def test_a_run_that_quarantined_orders_ends_in_a_state_an_automation_matches(pipeline: Pipeline) -> None:

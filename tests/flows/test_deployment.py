@@ -123,11 +123,13 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
         json={"artifacts": {"flow_run_id": {"any_": [created["id"]]}}},
         timeout=5,
     ).json()
-    summary = next(a for a in artifacts if a["key"] == "delivery-report-summary")
+    summary = next(a for a in artifacts if a["key"] == "delivery-report-summary-demo-merchant")
     assert "| 1 | 0 | 0 | 0 | 1 |" in summary["data"]
     assert [
         row["order_ref_1"]
-        for row in json.loads(next(a for a in artifacts if a["key"] == "delivery-report-sent")["data"])
+        for row in json.loads(
+            next(a for a in artifacts if a["key"] == "delivery-report-sent-demo-merchant")["data"]
+        )
     ] == ["AAAAAAAAA"]
     assert (tmp_path / "state.sqlite").exists()
     assert not (tmp_path / "worker-data").exists()
