@@ -153,7 +153,8 @@ def on_workers() -> bool:
 def run_here(child: ChildRun, dry_run: bool) -> ChildOutcome:
     """Run one child as a subflow of this run and say what it did."""
     state = delivery_report(**child.parameters(dry_run), return_state=True)  # type: ignore[call-overload]
-    run = str(state.state_details.flow_run_id or "")
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id).name
     if state.is_completed():
         return ChildOutcome(
             child.merchant, child.window(), run, str(state.name), **counts_row(state.result())

@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.sorting import ArtifactSort
+from sqlalchemy import create_engine, select
+
+from flows.backfill import backfill
+from flows.cli import main
+from flows.delivery_report import delivery_report
+from flows.every_merchant import every_merchant
+from flows.fan_out import ChildRunsError
+from schemas.state import runs
+from seeding.vocabulary import PORTUGAL
+from tests.flows.conftest import Pipeline
+from tests.shops import MORNING, SINCE
+
+SPAN = {"since": SINCE.isoformat(), "until": (SINCE + timedelta(days=3)).isoformat()}
+ON_MARIADB = pytest.mark.parametrize(
+    "pipeline", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True
+)
+
+
+def ship_one_a_day(pipeline: Pipeline, *references: str) -> None:
+    """Ship the orders one a day from the first day of SPAN, in the morning (shop time)."""
+    for day, reference in enumerate(references):
+        pipeline.shop.shipped_order(reference, at=MORNING + timedelta(days=day))
+
+
+def sent_per_window(outcomes: list[Any]) -> list[tuple[str, int, int]]:
+    """(window, sent, already reported) of each child, in window order."""
+    return sorted((o.window, o.sent, o.already_reported) for o in outcomes)
+
+
+def artifact_data(key: str) -> Any:
+    """The newest version of a keyed artifact."""
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return artifact.data
+
+
+@ON_MARIADB
+def test_the_same_backfill_twice_sends_nothing_the_second_time(pipeline: Pipeline) -> None:
+    ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC")
+    first = backfill(**SPAN, window="1d")
+    assert sent_per_window(first) == [
+        ("2026-11-20T00:00Z-2026-11-21T00:00Z", 1, 0),
+        ("2026-11-21T00:00Z-2026-11-22T00:00Z", 1, 0),
+        ("2026-11-22T00:00Z-2026-11-23T00:00Z", 1, 0),
+    ]
+    again = backfill(**SPAN, window="1d")
+    assert [(o.found, o.new, o.sent, o.already_reported) for o in again] == [(1, 0, 0, 1)] * 3
+    assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC"]
+
+
+@ON_MARIADB
+def test_each_window_is_a_child_run_named_after_it_and_the_backfill_tables_them(pipeline: Pipeline) -> None:
+    ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
+    parent = backfill(**SPAN, window="1d", return_state=True).state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [parent]}))
+        assert client.read_flow_run(parent).name == f"backfill-{SPAN['since']}-{SPAN['until']}"
+    assert sorted(run.name for run in children) == [
+        "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z",
+        "delivery-report-2026-11-21T00:00Z-2026-11-22T00:00Z",
+        "delivery-report-2026-11-22T00:00Z-2026-11-23T00:00Z",
+    ]
+    table = json.loads(artifact_data("backfill-runs"))
+    assert [(row["window"], row["result"], row["found"], row["sent"]) for row in table] == [
+        ("2026-11-20T00:00Z-2026-11-21T00:00Z", "Completed", 1, 1),
+        ("2026-11-21T00:00Z-2026-11-22T00:00Z", "Completed", 1, 1),
+        ("2026-11-22T00:00Z-2026-11-23T00:00Z", "Completed", 0, 0),
+    ]
+    assert set(table[0]) >= {"found", "new", "updated", "already_reported", "quarantined", "sent"}
+
+
+@ON_MARIADB
+def test_a_backfill_and_a_nightly_run_at_once_send_each_order_once(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC")
+    monkeypatch.setenv("DELIVERY_FIRST_RUN_DAYS", str((datetime.now() - SINCE.replace(tzinfo=None)).days + 2))
+    monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.2)
+    pipeline.faults(delay_seconds=1.0)  # every request takes a second: the two runs overlap
+    results: dict[str, Any] = {}
+
+    def run(name: str, flow: Any, **parameters: Any) -> None:
+        results[name] = flow(**parameters, return_state=True)
+
+    both = [
+        threading.Thread(target=run, args=("backfill", backfill), kwargs={**SPAN, "window": "1d"}),
+        threading.Thread(target=run, args=("nightly", delivery_report)),
+    ]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join(timeout=300)
+    assert all(state.is_completed() for state in results.values()), results
+    assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC"]
+    engine = create_engine(pipeline.state_url)
+    with engine.connect() as conn:
+        started = conn.execute(
+            select(runs.c.started_at, runs.c.finished_at).order_by(runs.c.started_at)
+        ).all()
+    engine.dispose()
+    assert len(started) == 4
+    assert all(later.started_at >= earlier.finished_at for earlier, later in itertools.pairwise(started))
+
+
+def test_a_run_that_waited_its_bound_for_the_lock_stops_saying_so(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.state import open_state_store, start_run
+    from tasks.window import Window
+
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    store = open_state_store(pipeline.state_url)
+    start_run(
+        store,
+        "the-nightly-run",
+        "demo_merchant",
+        Window(SINCE, SINCE + timedelta(days=1)),
+        dry_run=False,
+        flow_run_id=None,
+    )
+    store.dispose()
+    monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.5")
+    monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.1)
+    with pytest.raises(ChildRunsError, match="1 of 1 delivery reports did not finish") as stopped:
+        backfill(since=SPAN["since"], until=(SINCE + timedelta(days=1)).isoformat())
+    assert "waited 0.5 s (SEQURA_LOCK_WAIT_SECONDS)" in str(stopped.value)
+    assert "the-nightly-run" in str(stopped.value)
+    assert pipeline.accepted() == []
+
+
+@ON_MARIADB
+def test_two_merchants_of_one_shop_each_get_their_own_orders(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.shop.shipped_order("SPAINONEA")
+    lisbon = pipeline.shop.new_address(city="Lisboa", postcode="1100-148", id_country=PORTUGAL)
+    pipeline.shop.shipped_order("PORTUGALA", id_address_delivery=lisbon)
+    monkeypatch.delenv("SEQURA_MERCHANT_ID")
+    monkeypatch.setenv(
+        "SEQURA_MERCHANTS",
+        json.dumps({"demo_merchant": {"countries": ["ES"]}, "demo_merchant_pt": {"countries": ["PT"]}}),
+    )
+    outcomes = backfill(since=SPAN["since"], until=(SINCE + timedelta(days=1)).isoformat())
+    assert sorted((o.merchant, o.sent) for o in outcomes) == [("demo_merchant", 1), ("demo_merchant_pt", 1)]
+    orders = requests.get(pipeline.sandbox.url + "_sandbox/orders", timeout=5).json()
+    assert sorted((o["merchant"], o["order_ref_1"]) for o in orders) == [
+        ("demo_merchant", "SPAINONEA"),
+        ("demo_merchant_pt", "PORTUGALA"),
+    ]
+    sent_to_portugal = json.loads(artifact_data("delivery-report-sent-demo-merchant-pt"))
+    assert [row["order_ref_1"] for row in sent_to_portugal] == ["PORTUGALA"]
+    with get_client(sync_client=True) as client:
+        named = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(like_="delivery-report-demo_merchant_pt-2026-11-20")
+            )
+        )
+    assert named
+
+
+def test_the_nightly_flow_runs_every_merchant_from_its_own_last_run(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.shop.shipped_order("SPAINONEA")
+    lisbon = pipeline.shop.new_address(city="Lisboa", postcode="1100-148", id_country=PORTUGAL)
+    pipeline.shop.shipped_order("PORTUGALA", id_address_delivery=lisbon)
+    monkeypatch.delenv("SEQURA_MERCHANT_ID")
+    monkeypatch.setenv("DELIVERY_FIRST_RUN_DAYS", str((datetime.now() - SINCE.replace(tzinfo=None)).days + 2))
+    monkeypatch.setenv(
+        "SEQURA_MERCHANTS",
+        json.dumps({"demo_merchant": {"countries": ["ES"]}, "demo_merchant_pt": {"countries": ["PT"]}}),
+    )
+    outcomes = every_merchant()
+    assert sorted((o.merchant, o.window, o.sent) for o in outcomes) == [
+        ("demo_merchant", "since the last run", 1),
+        ("demo_merchant_pt", "since the last run", 1),
+    ]
+    assert [o.sent for o in every_merchant()] == [0, 0]
+    assert sorted(pipeline.accepted()) == ["PORTUGALA", "SPAINONEA"]
+
+
+def test_the_backfill_command_prints_each_window_and_the_totals(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
+    assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"], "--window", "1d"]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "| demo_merchant | 2026-11-21T00:00Z-2026-11-22T00:00Z | Completed | 1 | 1 | 0 | 0 | 0 | 1 |"
+        in printed
+    )
+    assert "| **3 runs** | | | 2 | 2 | 0 | 0 | 0 | 2 |" in printed
+
+
+def test_the_backfill_command_refuses_a_window_width_it_cannot_read(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"], "--window", "daily"]) == 2
+    assert "window: 'daily' is not a window width like 1d, 12h or 30m" in capsys.readouterr().err
