@@ -7,6 +7,8 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from prefect.flows import load_flow_from_entrypoint
 
 from sandbox.server import SandboxServer
 from tests.prefect_servers import BIN, PROJECT, STARTUP, clean_environment, served_prefect
-from tests.shops import sqlite_shop
+from tests.shops import MORNING, sqlite_shop
 
 
 def deployments() -> dict[str, dict]:
@@ -24,8 +26,10 @@ def deployments() -> dict[str, dict]:
     return {deployment["name"]: deployment for deployment in document["deployments"]}
 
 
-def test_the_nightly_delivery_report_deployment_is_declared() -> None:
-    nightly = deployments()["delivery-report"]
+def test_the_nightly_deployment_runs_every_merchant_and_is_the_only_one_with_a_schedule() -> None:
+    declared = deployments()
+    nightly = declared["every-merchant"]
+    assert [name for name, deployment in declared.items() if "schedules" in deployment] == ["every-merchant"]
     (schedule,) = nightly["schedules"]
     assert schedule["cron"] == "30 2 * * *"
     assert schedule["active"] is True
@@ -67,6 +71,46 @@ def wait_for_end(api: str, flow_run_id: str) -> dict:
         time.sleep(1)
 
 
+def deploy(prefect_server: str, tmp_path: Path, state_url: str) -> dict[str, str]:
+    """Create the work pool and deploy every deployment, as the README does; the CLI's environment."""
+    cli = clean_environment(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_API_URL=prefect_server)
+    prefect("work-pool", "create", "local-process", "--type", "process", env=cli)
+    prefect("--no-prompt", "deploy", "--all", env={**cli, "STATE_DB_URL": state_url})
+    return cli
+
+
+def shop_settings(tmp_path: Path, sandbox_server: SandboxServer) -> dict[str, str]:
+    """The settings a worker (and a person's shell) has: the test shop, the sandbox, the demo merchant."""
+    return {
+        "SHOP_DB_URL": f"sqlite:///{tmp_path / 'shop.sqlite'}",
+        "SEQURA_API_URL": sandbox_server.url,
+        "SEQURA_USERNAME": "demo",
+        "SEQURA_PASSWORD": "demo-secret",
+        "SEQURA_MERCHANT_ID": "demo_merchant",
+        "XDG_DATA_HOME": str(tmp_path / "worker-data"),
+    }
+
+
+@contextmanager
+def worker(env: dict[str, str], folder: Path) -> Iterator[None]:
+    """`prefect worker start --pool local-process` while the block runs; its log in `folder`."""
+    log = (folder / "worker.log").open("w")
+    process = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "local-process"],
+        cwd=folder,
+        env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+        log.close()
+
+
 def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
     prefect_server: str, sandbox_server: SandboxServer, tmp_path: Path
 ) -> None:
@@ -75,11 +119,8 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
     shop.engine.dispose()
     requests.post(f"{sandbox_server.url}_sandbox/reset", timeout=5).raise_for_status()
     state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    home = str(tmp_path / "prefect-home")
-    cli = clean_environment(PREFECT_HOME=home, PREFECT_API_URL=prefect_server)
     started = time.monotonic()
-    prefect("work-pool", "create", "local-process", "--type", "process", env=cli)
-    prefect("--no-prompt", "deploy", "--all", env={**cli, "STATE_DB_URL": state_url})
+    cli = deploy(prefect_server, tmp_path, state_url)
     deployment = requests.get(
         f"{prefect_server}/deployments/name/delivery-report/delivery-report", timeout=5
     ).json()
@@ -87,34 +128,13 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
     assert deployment["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT)}}
     ]
-    settings = {
-        "SHOP_DB_URL": f"sqlite:///{tmp_path / 'shop.sqlite'}",
-        "SEQURA_API_URL": sandbox_server.url,
-        "SEQURA_USERNAME": "demo",
-        "SEQURA_PASSWORD": "demo-secret",
-        "SEQURA_MERCHANT_ID": "demo_merchant",
-        "XDG_DATA_HOME": str(tmp_path / "worker-data"),
-    }
-    worker_log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [str(BIN / "prefect"), "worker", "start", "--pool", "local-process"],
-        cwd=tmp_path,
-        env={**cli, **settings, "PREFECT_WORKER_QUERY_SECONDS": "1"},
-        stdout=worker_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with worker({**cli, **shop_settings(tmp_path, sandbox_server)}, tmp_path):
         created = requests.post(
             f"{prefect_server}/deployments/{deployment['id']}/create_flow_run",
             json={"parameters": {"since": "2026-11-20", "until": "2026-11-21"}},
             timeout=5,
         ).json()
         run = wait_for_end(prefect_server, created["id"])
-    finally:
-        os.killpg(worker.pid, 15)
-        worker.wait(timeout=30)
-        worker_log.close()
     seconds = time.monotonic() - started
     assert run["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
     assert run["name"] == "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z"
@@ -136,9 +156,48 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
     print(f"\nwork pool, deploy, worker and one run on a Prefect server: {seconds:.0f} s")
 
 
+def test_the_readme_backfill_runs_each_window_on_the_workers_and_again_creates_no_run(
+    prefect_server: str, sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    shop = sqlite_shop(tmp_path / "shop.sqlite")
+    for day, reference in enumerate(("AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC")):
+        shop.shipped_order(reference, at=MORNING + timedelta(days=day))
+    shop.engine.dispose()
+    requests.post(f"{sandbox_server.url}_sandbox/reset", timeout=5).raise_for_status()
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    cli = deploy(prefect_server, tmp_path, state_url)
+    shell = {**cli, **shop_settings(tmp_path, sandbox_server), "STATE_DB_URL": state_url}
+    command = [str(BIN / "sequra-etl"), "backfill", "--since", "2026-11-20", "--until", "2026-11-23"]
+    printed = []
+    with worker({**cli, **shop_settings(tmp_path, sandbox_server)}, tmp_path):
+        for _ in range(2):
+            done = subprocess.run(
+                command, env=shell, cwd=tmp_path, capture_output=True, text=True, timeout=600
+            )
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            printed.append(done.stdout)
+    assert "| **3 runs** | | | 3 | 3 | 0 | 0 | 0 | 3 |" in printed[0]
+    assert "| **3 runs** | | | 3 | 0 | 0 | 3 | 0 | 0 |" in printed[1]
+    deployment = requests.get(
+        f"{prefect_server}/deployments/name/delivery-report/delivery-report", timeout=5
+    ).json()
+    children = requests.post(
+        f"{prefect_server}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [deployment["id"]]}}},
+        timeout=5,
+    ).json()
+    assert sorted(run["name"] for run in children) == [
+        "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z",
+        "delivery-report-2026-11-21T00:00Z-2026-11-22T00:00Z",
+        "delivery-report-2026-11-22T00:00Z-2026-11-23T00:00Z",
+    ]
+    accepted = requests.get(f"{sandbox_server.url}_sandbox/orders", timeout=5).json()
+    assert sorted(order["order_ref_1"] for order in accepted) == ["AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC"]
+
+
 def test_the_actions_a_person_takes_are_deployments_without_a_schedule() -> None:
     declared = deployments()
-    for name in ("release", "reconciliation"):
+    for name in ("release", "reconciliation", "backfill", "delivery-report"):
         assert "schedules" not in declared[name]
         assert (
             declared[name]["work_pool"]["job_variables"]["env"]["STATE_DB_URL"] == "{{ state-store.stdout }}"
