@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from pathlib import Path
 
@@ -100,3 +101,85 @@ def test_the_default_state_store_is_a_file_in_the_user_data_folder_wherever_the_
 def test_overrides_are_parsed_like_their_variable() -> None:
     settings = Settings.from_env(BASE, merchant_id="other", batch_size="10", shop_id=None)
     assert (settings.merchant_id, settings.batch_size, settings.shop_id) == ("other", 10, None)
+
+
+TWO_MERCHANTS = {
+    "shop_es": {"shop": 1, "countries": ["ES"], "username": "es-user", "password": "es-secret"},
+    "shop_pt": {"shop": 1, "countries": ["pt"]},
+}
+
+
+def with_merchants(merchants: object, **environ: str) -> dict[str, str]:
+    """An environment with SEQURA_MERCHANTS set to `merchants` as JSON."""
+    return {
+        "SEQURA_USERNAME": "main-user",
+        "SEQURA_PASSWORD": "main-secret",
+        **environ,
+        "SEQURA_MERCHANTS": json.dumps(merchants),
+    }
+
+
+def test_a_merchant_of_several_takes_its_shop_countries_and_api_user() -> None:
+    spain = Settings.from_env(with_merchants(TWO_MERCHANTS), merchant_id="shop_es")
+    assert (spain.merchant_id, spain.shop_id, spain.delivery_countries) == ("shop_es", 1, ("ES",))
+    assert (spain.username, spain.password and spain.password.get_secret_value()) == ("es-user", "es-secret")
+
+
+def test_a_merchant_without_credentials_of_its_own_uses_the_main_api_user() -> None:
+    portugal = Settings.from_env(with_merchants(TWO_MERCHANTS), merchant_id="shop_pt")
+    assert (portugal.delivery_countries, portugal.username) == (("PT",), "main-user")
+
+
+def test_several_merchants_without_one_chosen_are_all_run_and_one_is_asked_for_where_one_is_needed() -> None:
+    settings = Settings.from_env(with_merchants(TWO_MERCHANTS))
+    assert settings.merchant_ids() == ("shop_es", "shop_pt")
+    with pytest.raises(SettingError, match=r"SEQURA_MERCHANTS: names several merchants \(shop_es, shop_pt\)"):
+        settings.require("merchant_id")
+
+
+def test_the_only_merchant_configured_is_the_one_runs_use() -> None:
+    settings = Settings.from_env(with_merchants({"shop_es": {"countries": ["ES"]}}))
+    assert (settings.merchant_id, settings.delivery_countries) == ("shop_es", ("ES",))
+
+
+def test_a_merchant_the_setting_does_not_name_is_refused_with_those_it_names() -> None:
+    with pytest.raises(SettingError, match="does not name merchant shop_fr; it names shop_es, shop_pt"):
+        Settings.from_env(with_merchants(TWO_MERCHANTS), merchant_id="shop_fr")
+
+
+@pytest.mark.parametrize(
+    ("merchants", "named"),
+    [
+        (
+            {"a": {"countries": ["ES"]}, "b": {"countries": ["ES", "PT"]}},
+            "merchants a (every shop, delivered to ES)",
+        ),
+        (
+            {"a": {"shop": 1}, "b": {"shop": 1, "countries": ["PT"]}},
+            "and b (shop 1, delivered to PT) could both",
+        ),
+        ({"a": {"shop": 1, "contries": ["ES"]}}, "merchant 'a' has unknown keys contries"),
+        ({"a": {"countries": ["Spain"]}}, "countries must be a list of ISO codes"),
+        ({"a": {"shop": "1"}}, "shop must be an id_shop"),
+        ({}, "must map merchant ids to their orders"),
+        ({"a b": {}}, "merchant 'a b' is not a SeQura merchant id"),
+    ],
+)
+def test_a_merchants_setting_that_could_send_an_order_twice_or_is_malformed_is_named(
+    merchants: object, named: str
+) -> None:
+    with pytest.raises(SettingError, match="SEQURA_MERCHANTS") as refused:
+        Settings.from_env(with_merchants(merchants))
+    assert named in str(refused.value)
+
+
+def test_merchants_of_different_shops_may_share_a_country() -> None:
+    settings = Settings.from_env(
+        with_merchants({"a": {"shop": 1, "countries": ["ES"]}, "b": {"shop": 2, "countries": ["ES"]}})
+    )
+    assert settings.merchant_ids() == ("a", "b")
+
+
+def test_a_merchants_setting_that_is_not_json_says_how_to_write_it() -> None:
+    with pytest.raises(SettingError, match=r'is not JSON .* write it like \{"shop_es"'):
+        Settings.from_env({"SEQURA_MERCHANTS": "shop_es=ES"})
