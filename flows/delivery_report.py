@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from prefect import flow, get_client, get_run_logger, runtime
@@ -23,6 +23,7 @@ from flows.alerts import QUARANTINED
 from flows.history import check_not_lost, run_tags, tag_run
 from schemas.settings import OUTPUT_DIR, SettingError, Settings, safe_url
 from tasks.delivery import (
+    ROWS_SHOWN,
     ChunkJob,
     ChunkOutcome,
     deliver_chunk_task,
@@ -35,6 +36,7 @@ from tasks.state import (
     forget_chunks,
     last_successful_until,
     lease_kept,
+    open_quarantine,
     open_state_store,
     start_run,
 )
@@ -42,6 +44,7 @@ from tasks.summary import (
     DeliverySummary,
     artifact_key,
     counts_row,
+    open_quarantine_rows,
     quarantine_rows,
     sent_rows,
     summarize,
@@ -243,11 +246,13 @@ def deliver_window(
         else lease_kept(settings.state_url(), merchant_id, run_id, settings.run_lease())
     )
     done: list[ChunkOutcome] = []  # each chunk's outcome as it finishes, for a run that fails half-way
+    timezone = "UTC"  # the shop's, once the plan has read it
     try:
         if dead:
             mark_crashed(dead, f"it stopped renewing its run lease; run {run_id} took over")
         with lease:
             plan = plan_delivery_task(settings, run_id, window, dry_run)
+            timezone = plan.config.timezone
             if dry_run_file:
                 start_dry_run_task(dry_run_file, merchant_id)
             first = ChunkJob(run_id, 0, window, plan.config, dry_run, dry_run_file, chunks=plan.chunks)
@@ -266,6 +271,7 @@ def deliver_window(
             chunks=plan.chunks,
             incremental=plan.incremental,
             dry_run_file=dry_run_file,
+            timezone=timezone,
         )
         if not dry_run:
             finish_run(store, run_id, "succeeded", summary.counts)
@@ -285,6 +291,7 @@ def deliver_window(
             incremental=False,
             dry_run_file=dry_run_file,
             stopped=why,
+            timezone=timezone,
         )
         quietly("publish what the run did", lambda: publish(stopped))
         raise RunStoppedError(error) from error
@@ -292,7 +299,34 @@ def deliver_window(
         quietly("forget the run's chunks", lambda: forget_chunks(store, run_id))
         store.dispose()
     publish(summary)
+    if not dry_run:
+        quietly("publish the orders still in quarantine", lambda: publish_open_quarantine(settings, timezone))
     return summary
+
+
+def publish_open_quarantine(settings: Settings, timezone: str) -> None:
+    """Publish the standing open-quarantine artifact: every order still waiting; reads the state store."""
+    merchant = settings.merchant_id or ""
+    store = open_state_store(settings.state_url())
+    try:
+        waiting, total = open_quarantine(store, merchant, ROWS_SHOWN)
+    finally:
+        store.dispose()
+    key = artifact_key("open-quarantine", merchant)
+    if not waiting:
+        create_markdown_artifact(
+            f"# Open quarantine of {merchant}\n\nNo order is waiting: every shipped order has been reported.",
+            key=key,
+            description="Orders still waiting to be reported",
+        )
+        return
+    shown = f"the oldest {len(waiting):,} of {total:,}" if total > len(waiting) else f"{total:,}"
+    create_table_artifact(
+        open_quarantine_rows(waiting, datetime.now(UTC), timezone),
+        key=key,
+        description=f"Orders still waiting to be reported ({shown}), oldest first; times in shop time "
+        f"({timezone}); every run tries them again",
+    )
 
 
 def mark_crashed(flow_run_id: str, why: str) -> None:
@@ -353,7 +387,8 @@ def publish(summary: DeliverySummary) -> None:
     create_table_artifact(
         sent_rows(summary.sent),
         key=artifact_key("delivery-report-sent", merchant),
-        description="Orders to send (dry run)" if summary.dry_run else "Orders sent to SeQura",
+        description=("Orders to send (dry run)" if summary.dry_run else "Orders sent to SeQura")
+        + f"; shipping times in shop time ({summary.timezone})",
     )
     create_table_artifact(
         quarantine_rows(summary.quarantined),

@@ -78,7 +78,7 @@ class SentOrder:
     order_ref_1: str
     id_orders: tuple[int, ...]
     state: str
-    sent_at: str
+    shipped_at: str  # shop time, to the minute
     items: int
     shipped_total: str
     remaining_total: str

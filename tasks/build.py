@@ -250,15 +250,16 @@ def handling_items(sub_order: Row, carrier_name: str) -> list[Item]:
     return items
 
 
-def balanced(items: list[Item], expected_total: int, what: str) -> list[Item]:
+def balanced(items: list[Item], expected_total: int, what: str, currency: str) -> list[Item]:
     """Absorb a rounding gap of at most one cent per line into an adjustment line; refuse a larger one."""
     total = sum(item["total_with_tax"] for item in items)
     gap = expected_total - total
     if gap == 0:
         return items
     if abs(gap) > max(len(items), 1):
+        items_total, order_total = amount_shown(total), amount_shown(expected_total)
         raise UnreportableOrderError(
-            f"totals do not add up: items {total}, order {expected_total} ({what}); "
+            f"totals do not add up: items {items_total} {currency}, order {order_total} {currency} ({what}); "
             "correct the order lines or totals in the back office"
         )
     kind: Literal["handling", "discount"] = "handling" if gap > 0 else "discount"
@@ -286,7 +287,7 @@ def build_cart(sub_orders: Sequence[Row], rows: OrderRows, config: ShopConfig, w
         "currency": sub_orders[0]["currency_iso"],
         "gift": any(bool(sub_order["gift"]) for sub_order in sub_orders),
         "order_total_with_tax": cents(expected),
-        "items": balanced(items, cents(expected), what),
+        "items": balanced(items, cents(expected), what, sub_orders[0]["currency_iso"]),
     }
     if cart["order_total_with_tax"] < 0:
         discounts = ", ".join(

@@ -86,7 +86,7 @@ from tasks.state import (
     start_run,
     store_chunks,
 )
-from tasks.window import Window, WindowError, resolve_window
+from tasks.window import Window, WindowError, resolve_window, shop_minute
 
 ROWS_SHOWN = 1000  # rows of each table a run's artifacts list; the state store keeps them all
 
@@ -193,15 +193,15 @@ def plan_delivery(
     return DeliveryPlan(run_id, count, chunks, marks is not None, config, time.monotonic() - started)
 
 
-def sent_row(built: BuiltReport) -> SentOrder:
-    """The table row of an order sent (or, in a dry run, to be sent)."""
+def sent_row(built: BuiltReport, timezone: str) -> SentOrder:
+    """The table row of an order sent (or, in a dry run, to be sent), its shipping time in shop time."""
     report = built.report
     return SentOrder(
         reference=built.reference,
         order_ref_1=built.order_ref_1,
         id_orders=built.id_orders,
         state=report["state"],
-        sent_at=report["sent_at"],
+        shipped_at=shop_minute(report["sent_at"], timezone),
         items=len(report["cart"]["items"]),
         shipped_total=total_shown(report["cart"]),
         remaining_total=total_shown(report["remaining_cart"]),
@@ -391,7 +391,7 @@ def _deliver(
         add_to_dry_run_file(Path(job.dry_run_file), new)
         outcome = replace(
             outcome,
-            sent_rows=tuple(sent_row(b) for b in new[:ROWS_SHOWN]),
+            sent_rows=tuple(sent_row(b, job.config.timezone) for b in new[:ROWS_SHOWN]),
             update_rows=tuple(updates_to_send(changed[:ROWS_SHOWN], previous)),
         )
     else:
@@ -414,7 +414,7 @@ def _deliver(
             update_failed=len(updates.quarantined) + updates.unanswered,
             requests=shipped.requests + updates.requests,
             statistics_settled=shipped.statistics_settled,
-            sent_rows=tuple(sent_row(b) for b in shipped.sent[:ROWS_SHOWN]),
+            sent_rows=tuple(sent_row(b, job.config.timezone) for b in shipped.sent[:ROWS_SHOWN]),
             update_rows=tuple(updates.rows[:ROWS_SHOWN]),
         )
     clock.lap("load")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Table,
+    and_,
     bindparam,
     create_engine,
     delete,
@@ -1172,3 +1174,42 @@ def settle_shop_corrections(engine: Engine, batch: str, *, committed: bool) -> N
             )
         else:
             conn.execute(delete(table).where(table.c.batch == batch))
+
+
+@dataclass(frozen=True)
+class WaitingOrder:
+    """An order still in quarantine: why, since when, and how many runs have tried it again since."""
+
+    order_ref_1: str
+    id_orders: str
+    stage: Stage
+    reason: str
+    first_seen_at: datetime
+    retried: int
+
+
+def open_quarantine(engine: Engine, merchant: str, limit: int) -> tuple[list[WaitingOrder], int]:
+    """The merchant's orders still in quarantine, oldest first (at most `limit`), and how many there are."""
+    q, r = state.quarantine, state.runs
+    waiting = and_(q.c.merchant == merchant, q.c.resolved_at.is_(None))
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(q).where(waiting)).scalar_one()
+        rows = conn.execute(
+            select(q).where(waiting).order_by(q.c.first_seen_at, q.c.reference).limit(limit)
+        ).all()
+        starts = sorted(
+            conn.execute(
+                select(r.c.started_at).where(r.c.merchant == merchant, r.c.dry_run.is_(False))
+            ).scalars()
+        )
+    return [
+        WaitingOrder(
+            row.order_ref_1,
+            row.id_orders.replace(",", ", "),
+            Stage(row.stage),
+            row.reason,
+            row.first_seen_at,
+            len(starts) - bisect.bisect_right(starts, row.first_seen_at),
+        )
+        for row in rows
+    ], total

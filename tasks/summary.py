@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from schemas.reports import QuarantinedOrder, SentOrder, UpdatedOrder
+from schemas.reports import QuarantinedOrder, SentOrder, Stage, UpdatedOrder
 from tasks.delivery import ROWS_SHOWN, ChunkOutcome
-from tasks.state import RunCounts
-from tasks.window import Window
+from tasks.state import RunCounts, WaitingOrder
+from tasks.window import Window, shop_minute
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class DeliverySummary:
     dry_run_file: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     stopped: str | None = None  # why the run stopped before its end, if it did
+    timezone: str = "UTC"  # the shop's, in which the artifacts show times
 
 
 def summarize(
@@ -48,6 +50,7 @@ def summarize(
     incremental: bool,
     dry_run_file: str | None = None,
     stopped: str | None = None,
+    timezone: str = "UTC",
 ) -> DeliverySummary:
     """The run's outcome from its chunks' outcomes, added up."""
     return DeliverySummary(
@@ -76,6 +79,7 @@ def summarize(
         dry_run_file=dry_run_file,
         seconds=dict(outcome.seconds),
         stopped=stopped,
+        timezone=timezone,
     )
 
 
@@ -102,7 +106,7 @@ def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, str | int]]:
             "order_ref_1": order.order_ref_1,
             "id_orders": ", ".join(map(str, order.id_orders)),
             "state": order.state,
-            "sent_at": order.sent_at,
+            "shipped_at": order.shipped_at,
             "items": order.items,
             "shipped_total": order.shipped_total,
             "remaining_total": order.remaining_total,
@@ -111,17 +115,72 @@ def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, str | int]]:
     ]
 
 
+NEXT_STEP = {
+    Stage.BUILD: "correct the order in the back office; every run tries it again",
+    Stage.LOAD: "correct what SeQura names in the back office; every run tries it again",
+    Stage.UPDATE: "correct what SeQura names; the update goes again when the order changes, or after "
+    "`sequra-etl release ORDER_REF_1`",
+}
+
+
+def what_is_wrong_and_what_to_do(reason: str, stage: Stage) -> tuple[str, str]:
+    """A quarantine reason cut in two: the problem, and the step after its last '; ' (outside brackets).
+
+    SeQura's own refusal of a report names no step of ours: the stage's usual step is added.
+    """
+    depth, cut = 0, -1
+    for at, character in enumerate(reason):
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if depth == 0 and reason.startswith("; ", at):
+            cut = at
+    if cut < 0 or reason.startswith("SeQura refused it ("):
+        return reason, NEXT_STEP[stage]
+    return reason[:cut], reason[cut + 2 :]
+
+
 def quarantine_rows(quarantined: Sequence[QuarantinedOrder]) -> list[dict[str, str]]:
-    """One table row per quarantined order, with the reason to act on."""
-    return [
-        {
-            "reference": entry.reference,
-            "id_orders": ", ".join(map(str, entry.id_orders)),
-            "stage": str(entry.stage),
-            "reason": entry.reason,
-        }
-        for entry in quarantined
-    ]
+    """One table row per quarantined order: what is wrong with it, and what to do."""
+    rows = []
+    for entry in quarantined:
+        wrong, to_do = what_is_wrong_and_what_to_do(entry.reason, entry.stage)
+        rows.append(
+            {
+                "order_ref_1": entry.order_ref_1,
+                "id_orders": ", ".join(map(str, entry.id_orders)),
+                "what_is_wrong": wrong,
+                "what_to_do": to_do,
+            }
+        )
+    return rows
+
+
+def age_in_words(age: timedelta) -> str:
+    """How long an order has waited: 3 days, 5 hours, under an hour."""
+    if age >= timedelta(days=2):
+        return f"{age.days} days"
+    hours = int(age.total_seconds() // 3600)
+    return f"{hours} hours" if hours >= 2 else "1 hour" if hours == 1 else "under an hour"
+
+
+def open_quarantine_rows(
+    waiting: Sequence[WaitingOrder], now: datetime, timezone: str
+) -> list[dict[str, str | int]]:
+    """One table row per order still waiting: what is wrong, what to do, since when, runs that retried it."""
+    rows: list[dict[str, str | int]] = []
+    for order in waiting:
+        wrong, to_do = what_is_wrong_and_what_to_do(order.reason, order.stage)
+        rows.append(
+            {
+                "order_ref_1": order.order_ref_1,
+                "id_orders": order.id_orders,
+                "what_is_wrong": wrong,
+                "what_to_do": to_do,
+                "waiting_since": shop_minute(order.first_seen_at, timezone),
+                "age": age_in_words(now - order.first_seen_at),
+                "runs_retried": order.retried,
+            }
+        )
+    return rows
 
 
 def update_rows(updates: Sequence[UpdatedOrder]) -> list[dict[str, str]]:
@@ -148,11 +207,14 @@ def summary_markdown(summary: DeliverySummary) -> str:
     counts = summary.counts
     mode = "dry run: nothing was sent" if summary.dry_run else "sent to SeQura"
     read = "new rows since the last run" if summary.incremental else "the window's dates"
+    since, until = (
+        shop_minute(moment, summary.timezone) for moment in (summary.window.since, summary.window.until)
+    )
     lines = [
         f"# Delivery report {summary.window.label()}",
         "",
-        f"Merchant **{summary.merchant}**, window `[{summary.window.since.isoformat()}, "
-        f"{summary.window.until.isoformat()})` UTC, {mode}.",
+        f"Merchant **{summary.merchant}**: orders shipped from {since} to {until} ({summary.timezone}), "
+        f"{mode}.",
         "",
         "| new | changed | unchanged | quarantined | sent | updated | update failures |",
         "|---:|---:|---:|---:|---:|---:|---:|",

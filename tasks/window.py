@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 
 class WindowError(ValueError):
@@ -110,3 +111,9 @@ def split_window(since: datetime, until: datetime, width: timedelta) -> list[Win
         )
     starts = [since + number * width for number in range(count)]
     return [Window(start, min(start + width, until)) for start in starts]
+
+
+def shop_minute(moment: datetime | str, timezone: str) -> str:
+    """A moment as the merchant reads it: in the shop's time zone, to the minute (2026-11-20 10:15)."""
+    parsed = parse_moment("moment", moment)
+    return parsed.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
