@@ -17,14 +17,18 @@ def merchants_of(merchant: str | None) -> tuple[str, ...]:
 
 
 def backfill_children(since: Moment, until: Moment, window: str, merchant: str | None) -> list[ChildRun]:
-    """One child per merchant and window of [since, until); raises WindowError or SettingError, named."""
+    """One child per merchant and window of [since, until); raises WindowError or SettingError, named.
+
+    Only a merchant's last window tries its quarantine again: once per backfill, not once per window.
+    """
     if since is None or until is None:
         raise WindowError("a backfill needs since and until: the span of the past to report again")
     windows = split_window(
         parse_moment("since", since), parse_moment("until", until), parse_width("window", window)
     )
+    last = windows[-1]
     return [
-        ChildRun(name, part.since.isoformat(), part.until.isoformat())
+        ChildRun(name, part.since.isoformat(), part.until.isoformat(), retry_quarantined=part is last)
         for name in merchants_of(merchant)
         for part in windows
     ]
@@ -51,6 +55,6 @@ def backfill(
         dry_run: build and diff only; each child writes the report it would send.
         merchant: one SeQura merchant; default every configured merchant.
     """
-    check_parameters(since=since, until=until, dry_run=dry_run, merchant=merchant)
+    check_parameters(since=since, until=until, window=window, dry_run=dry_run, merchant=merchant)
     children = backfill_children(since, until, window, merchant)
     return run_children(children, dry_run=bool(dry_run), kind="backfill", scope="backfill")

@@ -109,6 +109,7 @@ def delivery_report(
     dry_run: bool = False,
     merchant: str | None = None,
     out: str | None = None,
+    retry_quarantined: bool = True,
 ) -> DeliverySummary:
     """Send SeQura the SeQura orders shipped in [since, until), each once, and record what was sent.
 
@@ -119,11 +120,22 @@ def delivery_report(
         dry_run: build and diff only; write the report that would be sent to `out`; send and record nothing.
         merchant: SeQura merchant id; default SEQURA_MERCHANT_ID.
         out: where a dry run writes its report; default .sequra-etl/dry-run-{window}.json.
+        retry_quarantined: also try again the merchant's orders waiting in quarantine (or without an answer)
+            that the window does not find; a backfill does it in its last window only.
     """
     logger = get_run_logger()
-    check_parameters(since=since, until=until, dry_run=dry_run, merchant=merchant, out=out)
+    check_parameters(
+        since=since,
+        until=until,
+        dry_run=dry_run,
+        merchant=merchant,
+        out=out,
+        retry_quarantined=retry_quarantined,
+    )
     try:
-        summary = deliver_window(since, until, bool(dry_run), merchant, out)
+        summary = deliver_window(
+            since, until, bool(dry_run), merchant, out, retry_quarantined=retry_quarantined
+        )
     except RunStoppedError as stopped:
         raise stopped.cause from None
     except Exception as error:
@@ -177,6 +189,8 @@ PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
     "dry_run": (bool,),
     "merchant": (str, type(None)),
     "out": (str, type(None)),
+    "retry_quarantined": (bool,),
+    "window": (str,),
 }
 
 
@@ -193,6 +207,8 @@ PARAMETER_HELP = {
     "dry_run": "true or false",
     "merchant": "a SeQura merchant id in quotes",
     "out": "a file path in quotes",
+    "retry_quarantined": "true or false",
+    "window": "a window width in quotes, like 1d, 12h or 30m",
 }
 
 
@@ -205,7 +221,13 @@ def quietly(what: str, step: Callable[[], object]) -> None:
 
 
 def deliver_window(
-    since: Moment, until: Moment, dry_run: bool, merchant: str | None, out: str | None
+    since: Moment,
+    until: Moment,
+    dry_run: bool,
+    merchant: str | None,
+    out: str | None,
+    *,
+    retry_quarantined: bool = True,
 ) -> DeliverySummary:
     """The run itself: resolve the window, take the lock, deliver every chunk, record and publish the outcome.
 
@@ -251,7 +273,7 @@ def deliver_window(
         if dead:
             mark_crashed(dead, f"it stopped renewing its run lease; run {run_id} took over")
         with lease:
-            plan = plan_delivery_task(settings, run_id, window, dry_run)
+            plan = plan_delivery_task(settings, run_id, window, dry_run, retry_quarantined)
             timezone = plan.config.timezone
             if dry_run_file:
                 start_dry_run_task(dry_run_file, merchant_id)

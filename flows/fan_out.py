@@ -48,6 +48,7 @@ class ChildRun:
     merchant: str
     since: str | None = None
     until: str | None = None
+    retry_quarantined: bool = True  # a backfill's last window of the merchant tries its quarantine again
 
     def window(self) -> str:
         """The window as run names show it, e.g. 2026-11-05T00:00Z-2026-11-06T00:00Z."""
@@ -57,7 +58,13 @@ class ChildRun:
 
     def parameters(self, dry_run: bool) -> dict[str, object]:
         """The delivery-report flow's parameters for this child."""
-        return {"since": self.since, "until": self.until, "dry_run": dry_run, "merchant": self.merchant}
+        return {
+            "since": self.since,
+            "until": self.until,
+            "dry_run": dry_run,
+            "merchant": self.merchant,
+            "retry_quarantined": self.retry_quarantined,
+        }
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,13 @@ def order_filter_of(settings: Settings) -> OrderFilter:
 
 
 def plan_delivery(
-    settings: Settings, store: Engine, run_id: str, window: Window, *, dry_run: bool
+    settings: Settings,
+    store: Engine,
+    run_id: str,
+    window: Window,
+    *,
+    dry_run: bool,
+    retry_quarantined: bool = True,
 ) -> DeliveryPlan:
     """Find the references the run must read and keep them in chunks; reads the shop, writes run_chunks.
 
@@ -176,7 +182,7 @@ def plan_delivery(
             *shop_local_bounds(window.since, window.until, config.timezone),
             marks=marks,
         )
-        retried = set(references_to_retry(store, merchant))
+        retried = set(references_to_retry(store, merchant)) if retry_quarantined else set()
 
         def references() -> Iterator[Sequence[str]]:
             for found in candidate_references(engine, search, settings.chunk_size):
@@ -475,11 +481,15 @@ def _outcome(
 
 
 @task(name="plan-delivery-report", cache_policy=NO_CACHE)
-def plan_delivery_task(settings: Settings, run_id: str, window: Window, dry_run: bool) -> DeliveryPlan:
+def plan_delivery_task(
+    settings: Settings, run_id: str, window: Window, dry_run: bool, retry_quarantined: bool = True
+) -> DeliveryPlan:
     """Find the run's references and keep them in chunks in the state store; reads the shop."""
     store = connect_state_store(settings.state_url())
     try:
-        plan = plan_delivery(settings, store, run_id, window, dry_run=dry_run)
+        plan = plan_delivery(
+            settings, store, run_id, window, dry_run=dry_run, retry_quarantined=retry_quarantined
+        )
     finally:
         store.dispose()
     get_run_logger().info(

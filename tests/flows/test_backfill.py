@@ -4,6 +4,7 @@ import itertools
 import json
 import threading
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -214,3 +215,14 @@ def test_the_backfill_command_refuses_a_window_width_it_cannot_read(
 ) -> None:
     assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"], "--window", "daily"]) == 2
     assert "window: 'daily' is not a window width like 1d, 12h or 30m" in capsys.readouterr().err
+
+
+def test_a_backfill_tries_the_quarantine_again_in_its_last_window_only(pipeline: Pipeline) -> None:
+    id_order = pipeline.shop.shipped_order("AAAAAAAAA")
+    pipeline.shop.set_order(id_order, total_paid_tax_incl=Decimal("99.00"))
+    outcomes = backfill(**SPAN, window="1d")
+    assert [(o.window[:10], o.quarantined) for o in outcomes] == [
+        ("2026-11-20", 1),
+        ("2026-11-21", 0),
+        ("2026-11-22", 1),
+    ]

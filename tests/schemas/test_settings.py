@@ -183,3 +183,10 @@ def test_merchants_of_different_shops_may_share_a_country() -> None:
 def test_a_merchants_setting_that_is_not_json_says_how_to_write_it() -> None:
     with pytest.raises(SettingError, match=r'is not JSON .* write it like \{"shop_es"'):
         Settings.from_env({"SEQURA_MERCHANTS": "shop_es=ES"})
+
+
+def test_the_readme_lists_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert [
+        s.env for s in SETTINGS.values() if f"| `{s.env}`" not in readme and f"`{s.env}`, " not in readme
+    ] == []
