@@ -240,9 +240,13 @@ def deliver_window(
     window = window_for(settings, since, until)
     tag_run(run_tags(settings, dry_run))
     store = open_state_store(settings.state_url())
-    shown_store = safe_url(settings.state_url())
     run_id = str(uuid.uuid4())
-    logger.info("Window %s for merchant %s; state store %s", window.label(), merchant_id, shown_store)
+    logger.info(
+        "Window %s for merchant %s; state store %s",
+        window.label(),
+        merchant_id,
+        safe_url(settings.state_url()),
+    )
     dead: str | None = None  # the Prefect flow run of a run found dead, whose lock this one took over
     if not dry_run:
         try:
@@ -287,7 +291,6 @@ def deliver_window(
             run_id,
             merchant_id,
             window,
-            shown_store,
             total,
             dry_run=dry_run,
             chunks=plan.chunks,
@@ -306,7 +309,6 @@ def deliver_window(
             run_id,
             merchant_id,
             window,
-            shown_store,
             partial,
             dry_run=dry_run,
             chunks=len(done),

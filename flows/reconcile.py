@@ -28,6 +28,7 @@ from tasks.reconcile import (
     start_output,
     stopped_markdown,
 )
+from tasks.summary import artifact_key
 
 
 def run_label() -> str:
@@ -61,6 +62,7 @@ def reconciliation(
     settings = Settings.from_env(merchant_id=merchant)
     settings.require("shop_db_url", "merchant_id")
     run_id = str(uuid.uuid4())
+    logger.info("Merchant %s; state store %s", settings.merchant_id, safe_url(settings.state_url()))
     folder = tempfile.mkdtemp(prefix="sequra-etl-corrections-")
     total = ReconcileOutcome()
     try:
@@ -92,12 +94,11 @@ def reconciliation(
             changes=str(Path(changes).resolve()),
             outcome=total,
             malformed=staged_malformed(folder, ROWS_SHOWN),
-            state_store=safe_url(settings.state_url()),
         )
     except Exception as error:
         create_markdown_artifact(
             stopped_markdown(source_label(corrections), total, f"{type(error).__name__}: {error}"),
-            key="reconciliation-summary",
+            key=artifact_key("reconciliation-summary", settings.merchant_id or ""),
             description="Why the reconciliation stopped, and what it did before",
         )
         raise
@@ -122,17 +123,17 @@ def publish(summary: ReconciliationSummary) -> None:
     """Show the reconciliation in the Prefect UI: its summary, its differences and what was not reconciled."""
     create_markdown_artifact(
         reconciliation_markdown(summary),
-        key="reconciliation-summary",
+        key=artifact_key("reconciliation-summary", summary.merchant),
         description="Records read, orders matched, differences by field, and what was fixed",
     )
     create_markdown_artifact(
         changes_markdown(summary),
-        key="reconciliation-changes",
+        key=artifact_key("reconciliation-changes", summary.merchant),
         description="What --apply changed in the shop, or would change",
     )
     create_table_artifact(
         difference_rows(summary.outcome.differences),
-        key="reconciliation-differences",
+        key=artifact_key("reconciliation-differences", summary.merchant),
         description=f"Shop values that differ from SeQura's corrections (the first {ROWS_SHOWN:,}), and "
         "where to fix them",
     )
@@ -146,7 +147,7 @@ def publish(summary: ReconciliationSummary) -> None:
     if not_reconciled:
         create_table_artifact(
             not_reconciled[:ROWS_SHOWN],
-            key="reconciliation-not-reconciled",
+            key=artifact_key("reconciliation-not-reconciled", summary.merchant),
             description="Unknown references and malformed records",
         )
 

@@ -7,6 +7,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from schemas.settings import SettingError, Settings, safe_url
 from tasks.state import open_state_store, release_orders
+from tasks.summary import artifact_key
 
 
 def run_name() -> str:
@@ -52,12 +53,10 @@ def release(
                 f"# Release for merchant {settings.merchant_id}",
                 "",
                 *(f"- {line}" for line in lines),
-                "",
-                f"State store: `{safe_url(settings.state_url())}`.",
             ]
         ),
-        key="release-result",
+        key=artifact_key("release-result", settings.merchant_id or ""),
         description="What the release did",
     )
-    get_run_logger().info("; ".join(lines))
+    get_run_logger().info("%s (state store %s)", "; ".join(lines), safe_url(settings.state_url()))
     return lines

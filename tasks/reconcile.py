@@ -231,7 +231,6 @@ class ReconciliationSummary:
     changes: str
     outcome: ReconcileOutcome
     malformed: list[MalformedRecord]
-    state_store: str = ""  # its URL without a password
 
 
 def difference_rows(differences: list[Difference]) -> list[dict[str, object]]:
@@ -302,7 +301,7 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
         [f"{s.order_reference} (order {s.id_order}): {s.reason}" for s in summary.outcome.skipped],
         counts.skipped_orders,
     )
-    lines += ["", f"Every difference: {summary.out}. State store: `{summary.state_store}`."]
+    lines += ["", f"Every difference: {summary.out}."]
     return "\n".join(lines)
 
 

@@ -22,7 +22,6 @@ class DeliverySummary:
     window: Window
     dry_run: bool
     counts: RunCounts
-    state_store: str
     found: int = 0
     chunks: int = 0
     incremental: bool = False
@@ -42,7 +41,6 @@ def summarize(
     run_id: str,
     merchant: str,
     window: Window,
-    state_store: str,
     outcome: ChunkOutcome,
     *,
     dry_run: bool,
@@ -66,7 +64,6 @@ def summarize(
             sent=outcome.sent,
             updated=outcome.updated,
         ),
-        state_store=state_store,
         found=outcome.found,
         chunks=chunks,
         incremental=incremental,

@@ -340,7 +340,7 @@ def test_release_from_the_ui_settles_a_held_order_and_says_so_in_an_artifact(pip
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
         )
     assert run.name == "release-AAAAAAAAA"
-    [result] = [a for a in artifacts if a.key == "release-result"]
+    [result] = [a for a in artifacts if a.key == "release-result-demo-merchant"]
     assert "AAAAAAAAA" in result.data
     store = open_state_store(pipeline.state_url)
     assert uncertain_deliveries(store, "demo_merchant", ["AAAAAAAAA"]) == {}

@@ -111,15 +111,15 @@ def test_the_run_is_named_after_its_source_and_publishes_its_artifacts(
         )
     assert run.name.startswith("reconciliation-corrections.jsonl-")
     by_key = {artifact.key: artifact for artifact in artifacts}
-    [row] = json.loads(by_key["reconciliation-differences"].data)
+    [row] = json.loads(by_key["reconciliation-differences-demo-merchant"].data)
     assert row["fix_in"] == (
         f"[Customers > Customers > customer {pipeline.shop.customer} > Edit: Email]"
         f"(https://shop.example/admin123/index.php/sell/customers/{pipeline.shop.customer}/edit)"
     )
     assert (row["id_order"], row["repeats_in"]) == (id_order, "delivery report")
-    assert "| customer.email | 1 |" in by_key["reconciliation-summary"].data
+    assert "| customer.email | 1 |" in by_key["reconciliation-summary-demo-merchant"].data
     assert "NOTINSHOP" in by_key["reconciliation-not-reconciled"].data
-    assert "customer 1, in place: email" in by_key["reconciliation-changes"].data
+    assert "customer 1, in place: email" in by_key["reconciliation-changes-demo-merchant"].data
 
 
 def test_corrections_are_read_from_a_url_with_basic_auth(pipeline: Pipeline, tmp_path: Path) -> None:
@@ -169,6 +169,6 @@ def test_a_reconciliation_that_cannot_read_its_source_still_says_why_in_its_summ
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
         )
     assert run.state.type.value == "FAILED"
-    [summary] = [a for a in artifacts if a.key == "reconciliation-summary"]
+    [summary] = [a for a in artifacts if a.key == "reconciliation-summary-demo-merchant"]
     assert "stopped before its end:** CorrectionsSourceError" in summary.data
     assert "answered 404" in summary.data
