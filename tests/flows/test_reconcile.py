@@ -118,7 +118,7 @@ def test_the_run_is_named_after_its_source_and_publishes_its_artifacts(
     )
     assert (row["id_order"], row["repeats_in"]) == (id_order, "delivery report")
     assert "| customer.email | 1 |" in by_key["reconciliation-summary-demo-merchant"].data
-    assert "NOTINSHOP" in by_key["reconciliation-not-reconciled"].data
+    assert "NOTINSHOP" in by_key["reconciliation-not-reconciled-demo-merchant"].data
     assert "customer 1, in place: email" in by_key["reconciliation-changes-demo-merchant"].data
 
 
