@@ -149,12 +149,18 @@ def main() -> int:
                 result[attempt] = backfill({**cli, **settings}, work)
                 result[attempt]["runs_of_delivery_report"] = runs_of_delivery_report(api)
                 result[attempt]["sandbox_accepted"], result[attempt]["sandbox_distinct"] = accepted(sandbox)
+                print(attempt, json.dumps(result[attempt]), flush=True)
         finally:
             worker.terminate()
             worker.wait(60)
             log.close()
         get_json(f"{sandbox}_sandbox/reset", {})
-        in_process = {**env, **settings, "STATE_DB_URL": f"sqlite:///{work / 'state-in-process.sqlite'}"}
+        in_process = {
+            **env,
+            **settings,
+            "PREFECT_HOME": str(work / "prefect-home-in-process"),  # a temporary server that saw no run
+            "STATE_DB_URL": f"sqlite:///{work / 'state-in-process.sqlite'}",
+        }
         result["in_process"] = backfill(in_process, work)
         result["in_process"]["sandbox_accepted"], result["in_process"]["sandbox_distinct"] = accepted(sandbox)
     (HERE / "backfill.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
