@@ -83,5 +83,8 @@ def test_the_flow_run_page_shows_the_summary_and_the_sent_table_with_their_count
             browser.close()
     assert "2\t0\t0\t0\t2\t0\t0" in summary  # new, changed, unchanged, quarantined, sent, updated, failures
     assert "sent to SeQura" in summary
+    assert "orders shipped from 2026-11-20 01:00 to 2026-11-21 01:00 (Europe/Madrid)" in summary
+    assert "shipped_at" in sent[0]
     assert [row.split("\t")[0].strip() for row in sent[1:]] == ["AAAAAAAAA", "BBBBBBBBB"]
+    assert all("2026-11-20 10:00" in row and "17.45 EUR" in row for row in sent[1:])
     assert (tmp_path / "flow-run-summary.png").stat().st_size > 10_000
