@@ -58,6 +58,19 @@ def test_a_missing_setting_gives_one_line_naming_it_and_exit_code_2(
 
 
 @pytest.mark.usefixtures("configured")
+def test_deliver_with_several_merchants_and_none_chosen_asks_which_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SEQURA_MERCHANT_ID")
+    monkeypatch.setenv(
+        "SEQURA_MERCHANTS", '{"shop_es": {"countries": ["ES"]}, "shop_pt": {"countries": ["PT"]}}'
+    )
+    code, err = run(["deliver"], capsys)
+    assert (code, err.count("\n")) == (EXIT_SETTING, 1)
+    assert "SEQURA_MERCHANTS: names several merchants (shop_es, shop_pt): say which one" in err
+
+
+@pytest.mark.usefixtures("configured")
 def test_a_malformed_setting_gives_one_line_naming_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
