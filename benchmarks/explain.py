@@ -74,7 +74,7 @@ def explain_queries(engine: Engine) -> list[dict[str, Any]]:
         "chunk: trackings": order_trackings_query(tables, ranges),
         "plan: shipped in the window": shipped_in_window_query(dated),
         "plan: shipped at any time, of references": shipped_among_query(dated, references),
-        "statistics: recent orders": recent_orders_query(tables, None, window[0]),
+        "statistics: recent orders": recent_orders_query(tables, order_filter, window[0]),
         "statistics: ever shipped": ever_shipped_query(tables, config, ranges),
     }
     queries |= {f"plan: changed by date ({n + 1})": q for n, q in enumerate(changed_queries(dated))}

@@ -154,15 +154,20 @@ class MerchantAccount:
     def claims(self) -> str:
         """The orders it takes, in words."""
         shop = f"shop {self.shop_id}" if self.shop_id is not None else "every shop"
-        return f"{shop}, delivered to {', '.join(self.countries) if self.countries else 'any country'}"
+        countries = ", ".join(self.countries) if self.countries else "any country no other merchant lists"
+        return f"{shop}, delivered to {countries}"
+
+    def shares_shops(self, other: MerchantAccount) -> bool:
+        """Whether both take orders of one shop (the same id_shop, or either every shop)."""
+        return self.shop_id is None or other.shop_id is None or self.shop_id == other.shop_id
 
     def overlaps(self, other: MerchantAccount) -> bool:
-        """Whether an order could belong to both: same shop (or either any) and a common country (or any)."""
-        shops = self.shop_id is None or other.shop_id is None or self.shop_id == other.shop_id
-        countries = (
-            not self.countries or not other.countries or bool(set(self.countries) & set(other.countries))
-        )
-        return shops and countries
+        """Whether an order could belong to both: a shared shop and a common country, or both the rest."""
+        if not self.shares_shops(other):
+            return False
+        if not self.countries or not other.countries:
+            return not self.countries and not other.countries
+        return bool(set(self.countries) & set(other.countries))
 
 
 MERCHANTS_EXAMPLE = (
@@ -196,6 +201,11 @@ def _merchant_account(name: str, merchant: str, entry: object) -> MerchantAccoun
     for key, value in credentials.items():
         if value is not None and not isinstance(value, str):
             raise SettingError(name, f"{where}: {key} must be text (or block:NAME, a Prefect Secret block)")
+    if (credentials["username"] is None) != (credentials["password"] is None):
+        raise SettingError(
+            name,
+            f"{where} has a username or a password, not both: give both, or neither to use SEQURA_USERNAME",
+        )
     return MerchantAccount(merchant, shop, tuple(code.upper() for code in countries), **credentials)
 
 
@@ -391,6 +401,7 @@ class Settings:
     merchants: tuple[MerchantAccount, ...]
     lock_wait_seconds: float
     delivery_countries: tuple[str, ...] = ()  # the merchant's delivery countries (SEQURA_MERCHANTS)
+    claimed_elsewhere: tuple[tuple[int | None, tuple[str, ...]], ...] = ()  # (shop, countries) of the others
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -405,8 +416,20 @@ class Settings:
         for secret in SECRETS:
             if values[secret] is not None:
                 values[secret] = SecretStr(values[secret])
-        settings = cls(**values)
-        return settings.with_overrides(**overrides).of_merchant()
+        settings = cls(**values).with_overrides(**overrides)
+        if settings.merchants and settings.shop_id is not None:
+            raise SettingError(
+                SETTINGS["shop_id"].env,
+                "is set with SEQURA_MERCHANTS: give each merchant its shop there instead",
+            )
+        if not settings.merchants and values["merchant_id"] not in (None, settings.merchant_id):
+            raise SettingError(
+                SETTINGS["merchant_id"].env,
+                f"is {values['merchant_id']} here, and the run is for merchant {settings.merchant_id}: "
+                "without SEQURA_MERCHANTS this machine cannot tell that merchant's orders from the others; "
+                "set SEQURA_MERCHANTS (on every worker)",
+            )
+        return settings.of_merchant()
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given attributes replaced, each parsed like its variable."""
@@ -446,11 +469,15 @@ class Settings:
             for attr, value in (("username", account.username), ("password", account.password))
             if value is not None
         }
+        others = [other for other in self.merchants if other is not account and other.shares_shops(account)]
         return replace(
             self,
             merchant_id=merchant,
-            shop_id=account.shop_id if account.shop_id is not None else self.shop_id,
+            shop_id=account.shop_id,
             delivery_countries=account.countries,
+            claimed_elsewhere=()
+            if account.countries
+            else tuple((other.shop_id, other.countries) for other in others if other.countries),
             username=credentials.get("username", self.username),
             password=SecretStr(credentials["password"]) if "password" in credentials else self.password,
         )

@@ -149,7 +149,9 @@ class ChunkOutcome:
 
 def order_filter_of(settings: Settings) -> OrderFilter:
     """Which orders are the merchant's SeQura orders, from the settings."""
-    return OrderFilter(settings.payment_modules, settings.shop_id, settings.delivery_countries)
+    return OrderFilter(
+        settings.payment_modules, settings.shop_id, settings.delivery_countries, settings.claimed_elsewhere
+    )
 
 
 def plan_delivery(
@@ -223,7 +225,7 @@ def statistics_for(settings: Settings, config: ShopConfig, window: Window) -> St
             engine,
             shop_tables(settings.shop_table_prefix),
             config,
-            settings.shop_id,
+            order_filter_of(settings),
             window.until - STATISTICS_PERIOD,
         )
     finally:

@@ -33,11 +33,13 @@ from sqlalchemy import (
     false,
     func,
     inspect,
+    not_,
     or_,
     select,
 )
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.sql.elements import ColumnElement
 
 from schemas import frames
 from schemas.prestashop import ShopTables
@@ -129,7 +131,10 @@ class OrderFilter:
 
     payment_modules: tuple[str, ...]
     shop_id: int | None = None
-    delivery_countries: tuple[str, ...] = ()  # ISO codes; empty: every country
+    delivery_countries: tuple[str, ...] = ()  # ISO codes; empty: every country not claimed elsewhere
+    claimed_elsewhere: tuple[
+        tuple[int | None, tuple[str, ...]], ...
+    ] = ()  # other merchants' (shop, countries)
 
 
 def _state_id(value: str | None) -> int | None:
@@ -221,21 +226,35 @@ def shop_local_bounds(since: datetime, until: datetime, timezone: str) -> tuple[
 
 
 def _sequra_order(order_filter: OrderFilter, tables: ShopTables) -> list:
-    """The WHERE clauses that make an order a SeQura order of the configured shop."""
+    """The WHERE clauses that make an order a SeQura order of the merchant."""
     o = tables.orders
-    clauses = [o.c.module.in_(order_filter.payment_modules), o.c.reference.is_not(None)]
+    return [
+        o.c.module.in_(order_filter.payment_modules),
+        o.c.reference.is_not(None),
+        *_merchant_scope(order_filter, tables),
+    ]
+
+
+def _merchant_scope(order_filter: OrderFilter, tables: ShopTables) -> list[ColumnElement[bool]]:
+    """The WHERE clauses that make an order one of the merchant's, whatever its payment: shop, countries."""
+    o = tables.orders
+    clauses: list[ColumnElement[bool]] = []
     if order_filter.shop_id is not None:
         clauses.append(o.c.id_shop == order_filter.shop_id)
     if order_filter.delivery_countries:
-        a, c = tables.address, tables.country
-        clauses.append(
-            o.c.id_address_delivery.in_(
-                select(a.c.id_address)
-                .join(c, c.c.id_country == a.c.id_country)
-                .where(c.c.iso_code.in_(order_filter.delivery_countries))
-            )
-        )
+        clauses.append(_delivered_to(tables, order_filter.delivery_countries))
+    for shop_id, countries in order_filter.claimed_elsewhere:
+        claimed = _delivered_to(tables, countries)
+        clauses.append(not_(and_(o.c.id_shop == shop_id, claimed) if shop_id is not None else claimed))
     return clauses
+
+
+def _delivered_to(tables: ShopTables, countries: tuple[str, ...]) -> ColumnElement[bool]:
+    """The clause: the order's delivery address is in one of `countries` (ISO codes)."""
+    a, c = tables.address, tables.country
+    return tables.orders.c.id_address_delivery.in_(
+        select(a.c.id_address).join(c, c.c.id_country == a.c.id_country).where(c.c.iso_code.in_(countries))
+    )
 
 
 @dataclass(frozen=True)
@@ -823,13 +842,13 @@ def unreadable_references(orders: pd.DataFrame, broken: Mapping[str, Mapping[int
     return unreadable
 
 
-def recent_orders_query(tables: ShopTables, shop_id: int | None, placed_since_local: datetime) -> Select:
-    """Every order placed since `placed_since_local`, any payment method (by the index on date_add)."""
+def recent_orders_query(
+    tables: ShopTables, order_filter: OrderFilter, placed_since_local: datetime
+) -> Select:
+    """Every order of the merchant placed since `placed_since_local`, any payment (date_add is indexed)."""
     o, osl = tables.orders, tables.order_state_lang
     cur, a, country = tables.currency, tables.address, tables.country
-    clauses = [o.c.date_add >= placed_since_local]
-    if shop_id is not None:
-        clauses.append(o.c.id_shop == shop_id)
+    clauses = [o.c.date_add >= placed_since_local, *_merchant_scope(order_filter, tables)]
     return (
         select(
             o.c.id_order,
@@ -864,11 +883,16 @@ def ever_shipped_query(tables: ShopTables, config: frames.ShopConfig, ranges: Se
 
 
 def extract_recent_orders(
-    engine: Engine, tables: ShopTables, config: frames.ShopConfig, shop_id: int | None, placed_since: datetime
+    engine: Engine,
+    tables: ShopTables,
+    config: frames.ShopConfig,
+    order_filter: OrderFilter,
+    placed_since: datetime,
 ) -> pd.DataFrame:
-    """The checked frame of every order placed since `placed_since` (UTC), for the statistics block."""
+    """The checked frame of every order of the merchant placed since `placed_since` (UTC), for statistics."""
+    placed_since_local = shop_local(placed_since, config.timezone)
     with reading_the_shop(tables), engine.connect() as conn:
-        recent = _frame(conn, recent_orders_query(tables, shop_id, shop_local(placed_since, config.timezone)))
+        recent = _frame(conn, recent_orders_query(tables, order_filter, placed_since_local))
         ids = [int(value) for value in recent["id_order"]]
         shipped = set(
             _frame_of_ids(

@@ -20,7 +20,7 @@ from flows.delivery_report import delivery_report
 from flows.every_merchant import every_merchant
 from flows.fan_out import ChildRunsError
 from schemas.state import runs
-from seeding.vocabulary import PORTUGAL
+from seeding.vocabulary import FRANCE, PORTUGAL
 from tests.flows.conftest import Pipeline
 from tests.shops import MORNING, SINCE
 
@@ -153,15 +153,17 @@ def test_two_merchants_of_one_shop_each_get_their_own_orders(
     pipeline.shop.shipped_order("SPAINONEA")
     lisbon = pipeline.shop.new_address(city="Lisboa", postcode="1100-148", id_country=PORTUGAL)
     pipeline.shop.shipped_order("PORTUGALA", id_address_delivery=lisbon)
+    paris = pipeline.shop.new_address(city="Paris", postcode="75001", id_country=FRANCE)
+    pipeline.shop.shipped_order("FRANCEONE", id_address_delivery=paris)
     monkeypatch.delenv("SEQURA_MERCHANT_ID")
-    monkeypatch.setenv(
-        "SEQURA_MERCHANTS",
-        json.dumps({"demo_merchant": {"countries": ["ES"]}, "demo_merchant_pt": {"countries": ["PT"]}}),
+    monkeypatch.setenv(  # demo_merchant lists no country: it takes every one demo_merchant_pt does not
+        "SEQURA_MERCHANTS", json.dumps({"demo_merchant": {}, "demo_merchant_pt": {"countries": ["PT"]}})
     )
     outcomes = backfill(since=SPAN["since"], until=(SINCE + timedelta(days=1)).isoformat())
-    assert sorted((o.merchant, o.sent) for o in outcomes) == [("demo_merchant", 1), ("demo_merchant_pt", 1)]
+    assert sorted((o.merchant, o.sent) for o in outcomes) == [("demo_merchant", 2), ("demo_merchant_pt", 1)]
     orders = requests.get(pipeline.sandbox.url + "_sandbox/orders", timeout=5).json()
     assert sorted((o["merchant"], o["order_ref_1"]) for o in orders) == [
+        ("demo_merchant", "FRANCEONE"),
         ("demo_merchant", "SPAINONEA"),
         ("demo_merchant_pt", "PORTUGALA"),
     ]

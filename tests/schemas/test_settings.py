@@ -17,7 +17,7 @@ BASE = {
 
 
 def test_every_setting_has_one_attribute_and_one_variable() -> None:
-    derived_from_the_merchants_setting = {"delivery_countries"}
+    derived_from_the_merchants_setting = {"delivery_countries", "claimed_elsewhere"}
     assert {f.name for f in fields(Settings)} == set(SETTINGS) | derived_from_the_merchants_setting
     assert len({s.env for s in SETTINGS.values()}) == len(SETTINGS)
 
@@ -99,8 +99,8 @@ def test_the_default_state_store_is_a_file_in_the_user_data_folder_wherever_the_
 
 
 def test_overrides_are_parsed_like_their_variable() -> None:
-    settings = Settings.from_env(BASE, merchant_id="other", batch_size="10", shop_id=None)
-    assert (settings.merchant_id, settings.batch_size, settings.shop_id) == ("other", 10, None)
+    settings = Settings.from_env(BASE, api_url="http://127.0.0.1:8765", batch_size="10", shop_id=None)
+    assert (settings.api_url, settings.batch_size, settings.shop_id) == ("http://127.0.0.1:8765/", 10, None)
 
 
 TWO_MERCHANTS = {
@@ -155,9 +155,10 @@ def test_a_merchant_the_setting_does_not_name_is_refused_with_those_it_names() -
             "merchants a (every shop, delivered to ES)",
         ),
         (
-            {"a": {"shop": 1}, "b": {"shop": 1, "countries": ["PT"]}},
-            "and b (shop 1, delivered to PT) could both",
+            {"a": {"shop": 1}, "b": {}},
+            "and b (every shop, delivered to any country no other merchant lists) could",
         ),
+        ({"a": {"username": "a-user"}}, "merchant 'a' has a username or a password, not both"),
         ({"a": {"shop": 1, "contries": ["ES"]}}, "merchant 'a' has unknown keys contries"),
         ({"a": {"countries": ["Spain"]}}, "countries must be a list of ISO codes"),
         ({"a": {"shop": "1"}}, "shop must be an id_shop"),
@@ -189,3 +190,24 @@ def test_the_readme_lists_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     rows = [line for line in readme.splitlines() if line.startswith("| `")]
     assert [s.env for s in SETTINGS.values() if not any(f"`{s.env}`" in row for row in rows)] == []
+
+
+def test_a_merchant_without_countries_takes_every_country_the_others_of_its_shops_do_not() -> None:
+    merchants = {"shop_es": {"shop": 1, "countries": ["ES"]}, "rest": {"shop": 1}, "other_shop": {"shop": 2}}
+    rest = Settings.from_env(with_merchants(merchants), merchant_id="rest")
+    assert (rest.delivery_countries, rest.claimed_elsewhere) == ((), ((1, ("ES",)),))
+    assert Settings.from_env(with_merchants(merchants), merchant_id="shop_es").claimed_elsewhere == ()
+
+
+def test_shop_id_with_several_merchants_is_refused_for_each_merchant_names_its_shop() -> None:
+    with pytest.raises(SettingError, match="SHOP_ID: is set with SEQURA_MERCHANTS"):
+        Settings.from_env(with_merchants(TWO_MERCHANTS, SHOP_ID="1"), merchant_id="shop_es")
+
+
+def test_a_run_for_another_merchant_than_the_configured_one_is_refused_without_the_merchants_setting() -> (
+    None
+):
+    with pytest.raises(
+        SettingError, match="SEQURA_MERCHANT_ID: is acme here, and the run is for merchant other"
+    ):
+        Settings.from_env(BASE, merchant_id="other")

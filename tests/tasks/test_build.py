@@ -12,7 +12,7 @@ from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
 from seeding.vocabulary import GBP, Discount, Line
 from tasks.build import ADJUSTMENT_NAME, build_statistics, quarantine_reason, serialised
-from tasks.extract import extract_recent_orders, read_config
+from tasks.extract import OrderFilter, extract_recent_orders, read_config
 from tests.shops import CANCELED, DELIVERED, MORNING, PLACED, PREPARATION, SHIPPED, SINCE, Shop, new_address
 
 
@@ -360,7 +360,9 @@ def test_statistics_list_every_recent_order_with_payment_method_and_status(shop:
     cancelled = shop.order("CANCELLED", module="paypal")
     shop.writer.set_state(cancelled, CANCELED, at=MORNING)
     config = read_config(shop.engine, shop.tables, None)
-    recent = extract_recent_orders(shop.engine, shop.tables, config, None, SINCE - timedelta(days=7))
+    recent = extract_recent_orders(
+        shop.engine, shop.tables, config, OrderFilter(()), SINCE - timedelta(days=7)
+    )
     statistics = build_statistics(recent, config, ("sequrapayment",))
     by_method = {o["payment_method"]: o for o in statistics["orders"]}
     assert set(by_method) == {"SQ", "TR", "PP"}
