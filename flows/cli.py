@@ -266,25 +266,43 @@ def deliver(args: argparse.Namespace) -> int:
 
 
 def backfill(args: argparse.Namespace) -> int:
-    """Check the window, every merchant's shop and the state store, then run the backfill flow once."""
+    """Check the window, every merchant's shop and the state store, then run the backfill flow once.
+
+    Prints what each window did, also when some failed.
+    """
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import backfill_children
-    from flows.fan_out import outcomes_markdown
+    from flows.fan_out import ChildRunsError, not_on_workers, outcomes_markdown
     from tasks.delivery import check_ready
 
     export_options(args)
     children = backfill_children(args.since, args.until, args.window, args.merchant_id)
+    given = [
+        option
+        for attr, option in OPTION_SETTINGS.items()
+        if attr != "merchant_id" and getattr(args, attr, None) is not None
+    ]
+    if given and not_on_workers() is None:
+        raise SettingError(
+            ", ".join(given),
+            "the windows run on the work pool's workers, with the settings of the workers' environment (and "
+            "the deployment's STATE_DB_URL): set it there, or unset PREFECT_API_URL to run the windows here",
+        )
     for merchant in dict.fromkeys(child.merchant for child in children):
         settings = Settings.from_env(merchant_id=merchant)
         settings.require("shop_db_url", "username", "password")
         check_ready(settings)
-    outcomes = backfill_flow(
-        since=args.since,
-        until=args.until,
-        window=args.window,
-        dry_run=args.dry_run,
-        merchant=args.merchant_id,
-    )
+    try:
+        outcomes = backfill_flow(
+            since=args.since,
+            until=args.until,
+            window=args.window,
+            dry_run=args.dry_run,
+            merchant=args.merchant_id,
+        )
+    except ChildRunsError as error:
+        print(outcomes_markdown(error.outcomes))
+        raise
     print(outcomes_markdown(outcomes))
     return 0
 

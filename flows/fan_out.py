@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+import httpx
 from prefect import get_client, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import SyncPrefectClient
@@ -26,9 +27,12 @@ from prefect.client.schemas.sorting import ArtifactSort
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
-from prefect.states import Scheduled
+from prefect.states import Crashed, Scheduled
+from sqlalchemy import Engine
 
 from flows.delivery_report import delivery_report
+from schemas.settings import SettingError, Settings
+from tasks.state import lapsed_run, open_state_store
 from tasks.summary import COUNT_COLUMNS, artifact_key, counts_row
 from tasks.window import Window, parse_moment
 
@@ -39,6 +43,10 @@ START_WAIT = timedelta(minutes=10)  # how long children may wait for a worker be
 
 class ChildRunsError(RuntimeError):
     """Some child runs failed, or no worker took them; the message names them and what to do."""
+
+    def __init__(self, message: str, outcomes: Sequence[ChildOutcome] = ()) -> None:
+        super().__init__(message)
+        self.outcomes = list(outcomes)  # what every child that finished did, failed or not
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,9 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
 
     def finished(outcome: ChildOutcome) -> None:
         outcomes.append(outcome)
+        counts = ", ".join(
+            f"{column.replace('_', ' ')} {getattr(outcome, column)}" for column in COUNT_COLUMNS
+        )
         logger.info(
             "%d/%d %s %s: %s; %s",
             len(outcomes),
@@ -109,21 +120,27 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
             outcome.merchant,
             outcome.window,
             outcome.result,
-            outcome.problem
-            or ", ".join(f"{c.replace('_', ' ')} {getattr(outcome, c)}" for c in COUNT_COLUMNS),
+            outcome.problem or counts,
         )
         update_progress_artifact(progress, 100.0 * len(outcomes) / len(children))
 
+    why_here = not_on_workers()
     try:
-        if on_workers():
+        if why_here is None:
             logger.info(
-                "%d delivery reports, run by the work pool's workers (%s)", len(children), DELIVERY_DEPLOYMENT
+                "%d delivery reports, run by the work pool's workers (%s) with the workers' settings",
+                len(children),
+                DELIVERY_DEPLOYMENT,
             )
             run_on_workers(children, dry_run, kind, scope, finished)
         else:
-            logger.info("%d delivery reports, run here one after the other", len(children))
+            logger.info("%d delivery reports, run here one after the other: %s", len(children), why_here)
+            stopped: set[str] = set()  # merchants with a failed window: their later windows are not run
             for child in children:
-                finished(run_here(child, dry_run))
+                outcome = not_run(child) if child.merchant in stopped else run_here(child, dry_run)
+                finished(outcome)
+                if outcome.failed:
+                    stopped.add(child.merchant)
     finally:
         create_table_artifact(
             [asdict(outcome) for outcome in outcomes],
@@ -135,26 +152,32 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
         raise ChildRunsError(
             f"{len(failed)} of {len(children)} delivery reports did not finish: "
             + "; ".join(f"{o.merchant} {o.window} ({o.run}): {o.problem or o.result}" for o in failed[:5])
-            + ". Each says why in its run; start the same command again to run them again."
+            + ". Each says why in its run; start the same command again to run them again.",
+            outcomes,
         )
     return outcomes
 
 
-def on_workers() -> bool:
-    """Whether a Prefect server is configured and has the delivery-report deployment."""
-    if not get_current_settings().api.url:
-        return False
-    with get_client(sync_client=True) as client:
-        try:
+def not_on_workers() -> str | None:
+    """Why the children cannot go to the work pool (no server, no deployment), or None when they can.
+
+    Raises SettingError naming PREFECT_API_URL when the server it names does not answer.
+    """
+    api = get_current_settings().api.url
+    if not api:
+        return "no Prefect server is configured (PREFECT_API_URL)"
+    try:
+        with get_client(sync_client=True) as client:
             client.read_deployment_by_name(DELIVERY_DEPLOYMENT)
-        except ObjectNotFound:
-            get_run_logger().info(
-                "the Prefect server has no deployment %s (`prefect deploy --all` creates it): the delivery "
-                "reports run here",
-                DELIVERY_DEPLOYMENT,
-            )
-            return False
-    return True
+    except ObjectNotFound:
+        return (
+            f"the Prefect server has no deployment {DELIVERY_DEPLOYMENT} (`prefect deploy --all` creates it)"
+        )
+    except httpx.HTTPError as error:
+        raise SettingError(
+            "PREFECT_API_URL", f"the Prefect server at {api} does not answer ({error}); start it, or unset it"
+        ) from None
+    return None
 
 
 def run_here(child: ChildRun, dry_run: bool) -> ChildOutcome:
@@ -171,9 +194,22 @@ def run_here(child: ChildRun, dry_run: bool) -> ChildOutcome:
     )
 
 
+def not_run(child: ChildRun) -> ChildOutcome:
+    """The outcome of a window left alone because an earlier window of its merchant failed."""
+    return ChildOutcome(
+        child.merchant,
+        child.window(),
+        "",
+        "Not run",
+        problem="an earlier window of this merchant failed; the same command runs it after that one",
+    )
+
+
 def idempotency_key(scope: str, child: ChildRun, dry_run: bool) -> str:
     """The key that makes a repeated fan-out find the child it created before."""
-    return f"{scope}:{child.merchant}:{child.since}:{child.until}:{'dry-run' if dry_run else 'send'}"
+    mode = "dry-run" if dry_run else "send"
+    retry = "retry" if child.retry_quarantined else "no-retry"
+    return f"{scope}:{child.merchant}:{child.since}:{child.until}:{mode}:{retry}"
 
 
 def submit(client: SyncPrefectClient, child: ChildRun, dry_run: bool, kind: str, scope: str) -> uuid.UUID:
@@ -185,7 +221,8 @@ def submit(client: SyncPrefectClient, child: ChildRun, dry_run: bool, kind: str,
         tags=[kind],
         timeout=0,
     )
-    if run.state is not None and run.state.is_final():
+    latest = client.read_flow_run(run.id).state  # another fan-out may have started it again meanwhile
+    if latest is not None and latest.is_final():
         client.set_flow_run_state(run.id, Scheduled(message="run again by a repeated fan-out"), force=True)
     return run.id
 
@@ -199,38 +236,67 @@ def run_on_workers(
 ) -> None:
     """Hand the children to the work pool, a merchant's windows one at a time, and wait for every one.
 
-    Raises ChildRunsError when no child has started for START_WAIT: no worker is taking the pool's runs.
+    A child whose run stopped renewing its lease in the state store (its machine died) is marked Crashed and
+    the merchant's next window goes on. Raises ChildRunsError when no child has started for START_WAIT: no
+    worker is taking the pool's runs.
     """
     waiting: dict[str, deque[ChildRun]] = {}
     for child in children:
         waiting.setdefault(child.merchant, deque()).append(child)
-    with get_client(sync_client=True) as client:
-        active: dict[uuid.UUID, ChildRun] = {}
-        for queue in waiting.values():
-            first = queue.popleft()
-            active[submit(client, first, dry_run, kind, scope)] = first
-        moved = time.monotonic()
-        while active:
-            time.sleep(POLL_SECONDS)
-            for run_id, child in list(active.items()):
-                run = client.read_flow_run(run_id)
-                if run.state is None or not run.state.is_final():
-                    if run.state is not None and not run.state.is_scheduled() and not run.state.is_pending():
-                        moved = time.monotonic()
-                    continue
-                moved = time.monotonic()
-                del active[run_id]
-                finished(outcome_of(client, child, run))
-                if waiting[child.merchant]:
-                    following = waiting[child.merchant].popleft()
-                    active[submit(client, following, dry_run, kind, scope)] = following
-            if active and time.monotonic() - moved > START_WAIT.total_seconds():
-                raise ChildRunsError(
-                    f"no worker has taken a delivery report run in {START_WAIT.total_seconds() / 60:g} "
-                    f"minutes ({len(active)} waiting, like {next(iter(active))}); start one with `prefect "
-                    "worker start --pool local-process`: the runs stay queued, and the same command finds "
-                    "them again"
-                )
+    settings = Settings.from_env()
+    store = open_state_store(settings.state_url())
+    try:
+        with get_client(sync_client=True) as client:
+            active = {
+                submit(client, queue[0], dry_run, kind, scope): queue.popleft() for queue in waiting.values()
+            }
+            moved = time.monotonic()
+            while active:
+                time.sleep(POLL_SECONDS)
+                for run_id, child in list(active.items()):
+                    run = ended(client, store, client.read_flow_run(run_id), settings.run_lease())
+                    if run.state is None or not run.state.is_final():
+                        if (
+                            run.state is not None
+                            and not run.state.is_scheduled()
+                            and not run.state.is_pending()
+                        ):
+                            moved = time.monotonic()
+                        continue
+                    moved = time.monotonic()
+                    del active[run_id]
+                    outcome = outcome_of(client, child, run)
+                    finished(outcome)
+                    while outcome.failed and waiting[child.merchant]:
+                        finished(not_run(waiting[child.merchant].popleft()))
+                    if waiting[child.merchant]:
+                        following = waiting[child.merchant].popleft()
+                        active[submit(client, following, dry_run, kind, scope)] = following
+                if active and time.monotonic() - moved > START_WAIT.total_seconds():
+                    raise no_worker_error(len(active), next(iter(active)))
+    finally:
+        store.dispose()
+
+
+def no_worker_error(waiting: int, example: uuid.UUID) -> ChildRunsError:
+    """The error of a fan-out whose children no worker takes."""
+    return ChildRunsError(
+        f"no worker has taken a delivery report run in {START_WAIT.total_seconds() / 60:g} minutes "
+        f"({waiting} waiting, like {example}); start one with `prefect worker start --pool local-process` "
+        "(a backfill run takes a place of its own: give a worker a --limit of 2 or more): the runs stay "
+        "queued, and the same command finds them again"
+    )
+
+
+def ended(client: SyncPrefectClient, store: Engine, run: FlowRun, lease: timedelta) -> FlowRun:
+    """The child run, marked Crashed in Prefect first if it is Running but its lease in the store lapsed."""
+    if run.state is None or not run.state.is_running():
+        return run
+    dead = lapsed_run(store, str(run.id), lease)
+    if dead is None:
+        return run
+    client.set_flow_run_state(run.id, Crashed(message=dead), force=True)
+    return client.read_flow_run(run.id)
 
 
 def outcome_of(client: SyncPrefectClient, child: ChildRun, run: FlowRun) -> ChildOutcome:

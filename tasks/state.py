@@ -1213,3 +1213,24 @@ def open_quarantine(engine: Engine, merchant: str, limit: int) -> tuple[list[Wai
         )
         for row in rows
     ], total
+
+
+def lapsed_run(engine: Engine, flow_run_id: str, lease: timedelta) -> str | None:
+    """Why the run of a Prefect flow run is dead (it stopped renewing its lease), or None if it may be alive.
+
+    A run the store does not know yet (waiting for the lock, or reading the shop first) may be alive.
+    """
+    runs, locks = state.runs, state.run_locks
+    with engine.connect() as conn:
+        run = conn.execute(
+            select(runs.c.run_id, runs.c.merchant, runs.c.status).where(runs.c.flow_run_id == flow_run_id)
+        ).first()
+        if run is None or run.status not in ("running", "crashed"):
+            return None
+        renewed = conn.execute(
+            select(locks.c.renewed_at).where(locks.c.merchant == run.merchant, locks.c.run_id == run.run_id)
+        ).scalar()
+    if run.status == "crashed" or renewed is None or renewed < now() - lease:
+        last = f"last seen {renewed:%Y-%m-%d %H:%M} UTC" if renewed is not None else "its lock taken over"
+        return f"it stopped renewing its run lease ({last}): its process or machine died"
+    return None

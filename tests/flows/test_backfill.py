@@ -228,3 +228,46 @@ def test_a_backfill_tries_the_quarantine_again_in_its_last_window_only(pipeline:
         ("2026-11-21", 0),
         ("2026-11-22", 1),
     ]
+
+
+def test_a_failed_window_stops_its_merchants_later_ones_and_the_command_still_prints_them_all(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tasks.state import open_state_store, start_run
+    from tasks.window import Window
+
+    ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
+    store = open_state_store(pipeline.state_url)
+    start_run(
+        store,
+        "holder",
+        "demo_merchant",
+        Window(SINCE, SINCE + timedelta(days=1)),
+        dry_run=False,
+        flow_run_id=None,
+    )
+    store.dispose()
+    monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.2")
+    monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.05)
+    assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"]]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("| demo_merchant |") == 3
+    assert captured.out.count("| Failed |") == 1 and captured.out.count("| Not run |") == 2
+    assert "3 of 3 delivery reports did not finish" in captured.err
+
+
+def test_an_unreachable_prefect_server_is_named_before_any_window_runs() -> None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from flows.fan_out import not_on_workers
+    from schemas.settings import SettingError
+
+    with (
+        temporary_settings(
+            updates={PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}
+        ),
+        pytest.raises(
+            SettingError, match=r"PREFECT_API_URL: the Prefect server at http://127.0.0.1:9/api does not"
+        ),
+    ):
+        not_on_workers()

@@ -22,6 +22,7 @@ from tasks.state import (
     finish_run,
     free_lock,
     in_flight_of_run,
+    lapsed_run,
     last_marks,
     last_successful_until,
     lease_kept,
@@ -424,4 +425,39 @@ def test_a_run_that_lost_its_lock_notes_nothing_and_stops_before_sending(state_u
         StateLedger(engine, "run-1", MERCHANT).sending([built_report("AAA")])
 
     assert uncertain_deliveries(engine, MERCHANT, ["AAA"]) == {}
+    engine.dispose()
+
+
+def test_a_run_whose_lease_lapsed_is_dead_and_one_renewing_it_or_not_started_may_be_alive(
+    state_url: str,
+) -> None:
+    engine = open_state_store(state_url)
+    start_run(engine, "alive", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id="flow-run-alive")
+    assert lapsed_run(engine, "flow-run-alive", RUN_LEASE) is None
+    assert lapsed_run(engine, "flow-run-not-started", RUN_LEASE) is None
+    with engine.begin() as conn:
+        conn.execute(
+            update(state.run_locks).values(renewed_at=datetime.now(UTC) - RUN_LEASE - timedelta(minutes=1))
+        )
+    assert "stopped renewing its run lease (last seen" in str(lapsed_run(engine, "flow-run-alive", RUN_LEASE))
+    finish_run(engine, "alive", "succeeded", RunCounts())
+    assert lapsed_run(engine, "flow-run-alive", RUN_LEASE) is None
+    engine.dispose()
+
+
+def test_a_run_waits_for_the_lock_until_the_other_run_ends(
+    state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.05)
+    engine = open_state_store(state_url)
+    start_run(engine, "first", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    told: list[str] = []
+    ending = threading.Timer(0.3, lambda: finish_run(engine, "first", "succeeded", RunCounts()))
+    ending.start()
+    start_run(
+        engine, "second", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None,
+        wait=timedelta(seconds=10), waiting=told.append,
+    )  # fmt: skip
+    ending.join()
+    assert told == [told[0]] and "run first for merchant" in told[0] and "waiting up to 10 s" in told[0]
     engine.dispose()
