@@ -21,7 +21,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 4
+STATE_SCHEMA_VERSION = 5
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
@@ -128,6 +128,8 @@ quarantine = Table(
     Column("last_seen_at", UtcDateTime, nullable=False),
     Column("run_id", String(36), nullable=False),
     Column("resolved_at", UtcDateTime),
+    # version 5: how many runs have tried the order, the first included (shown by open-quarantine)
+    Column("attempts", Integer, nullable=False, default=1, server_default="1"),
 )
 
 run_chunks = Table(

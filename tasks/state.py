@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import threading
@@ -122,11 +121,17 @@ def _create_version_4(conn: Connection) -> None:
     state.metadata.create_all(conn, tables=[state.shop_corrections])
 
 
+def _create_version_5(conn: Connection) -> None:
+    """Version 5: each quarantined order counts the runs that tried it."""
+    _add_missing_columns(conn, state.quarantine, "attempts")
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _create_version_1,
     2: _create_version_2,
     3: _create_version_3,
     4: _create_version_4,
+    5: _create_version_5,
 }
 
 
@@ -567,7 +572,15 @@ def _quarantine(
         }
         for entry in quarantined
     ]
-    _upsert(conn, state.quarantine, merchant, "reference", rows, {"first_seen_at": moment})
+    q = state.quarantine
+    tried_before = _existing_keys(conn, q, merchant, "reference", [row["reference"] for row in rows])
+    _upsert(conn, q, merchant, "reference", rows, {"first_seen_at": moment})
+    for batch in in_chunks(sorted(tried_before), 1000):
+        conn.execute(
+            update(q)
+            .where(q.c.merchant == merchant, q.c.reference.in_(batch))
+            .values(attempts=q.c.attempts + 1)
+        )
 
 
 def record_changes(
@@ -1190,18 +1203,13 @@ class WaitingOrder:
 
 def open_quarantine(engine: Engine, merchant: str, limit: int) -> tuple[list[WaitingOrder], int]:
     """The merchant's orders still in quarantine, oldest first (at most `limit`), and how many there are."""
-    q, r = state.quarantine, state.runs
+    q = state.quarantine
     waiting = and_(q.c.merchant == merchant, q.c.resolved_at.is_(None))
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(q).where(waiting)).scalar_one()
         rows = conn.execute(
             select(q).where(waiting).order_by(q.c.first_seen_at, q.c.reference).limit(limit)
         ).all()
-        starts = sorted(
-            conn.execute(
-                select(r.c.started_at).where(r.c.merchant == merchant, r.c.dry_run.is_(False))
-            ).scalars()
-        )
     return [
         WaitingOrder(
             row.order_ref_1,
@@ -1209,7 +1217,7 @@ def open_quarantine(engine: Engine, merchant: str, limit: int) -> tuple[list[Wai
             Stage(row.stage),
             row.reason,
             row.first_seen_at,
-            len(starts) - bisect.bisect_right(starts, row.first_seen_at),
+            row.attempts - 1,
         )
         for row in rows
     ], total
