@@ -82,6 +82,7 @@ from tasks.state import (
     record_marks,
     record_quarantine,
     references_to_retry,
+    reported_under,
     snapshot_payloads,
     start_run,
     store_chunks,
@@ -388,12 +389,14 @@ def _deliver(
     clock.lap("extract")
     built = build_reports(extract, merchant, settings.order_ref_field)
     clock.lap("build")
-    classified = diff_against_last_report(store, merchant, built.reports)
+    classified, elsewhere = left_to_other_merchants(
+        settings, store, diff_against_last_report(store, merchant, built.reports)
+    )
     new = [item.built for item in of_kind(classified, Change.NEW)]
     changed = of_kind(classified, Change.CHANGED)
     previous = snapshot_payloads(store, merchant, [item.built.order_ref_1 for item in changed])
     clock.lap("diff")
-    outcome = _outcome(references, built.quarantined, classified, built.other_merchant)
+    outcome = _outcome(references, built.quarantined, classified, [*built.other_merchant, *elsewhere])
     if job.dry_run:
         assert job.dry_run_file is not None
         add_to_dry_run_file(Path(job.dry_run_file), new)
@@ -427,6 +430,30 @@ def _deliver(
         )
     clock.lap("load")
     return replace(outcome, seconds=clock.seconds)
+
+
+def left_to_other_merchants(
+    settings: Settings, store: Engine, classified: list[ClassifiedReport]
+) -> tuple[list[ClassifiedReport], list[str]]:
+    """The diff without the new orders SeQura has under another configured merchant; their references.
+
+    An order stays with the merchant it was reported under: one whose delivery country changed, or that an
+    earlier merchant split reported, is left to that merchant and never reported twice. Reads the store.
+    """
+    others = [
+        account.merchant_id for account in settings.merchants if account.merchant_id != settings.merchant_id
+    ]
+    new = [item.built.order_ref_1 for item in of_kind(classified, Change.NEW)]
+    owners = reported_under(store, others, new) if others and new else {}
+    if not owners:
+        return classified, []
+    kept = [item for item in classified if item.built.order_ref_1 not in owners]
+    left = [
+        f"{item.built.reference} (reported under {owners[item.built.order_ref_1]})"
+        for item in classified
+        if item.built.order_ref_1 in owners
+    ]
+    return kept, left
 
 
 def ship_new_orders(

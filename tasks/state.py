@@ -1242,3 +1242,16 @@ def lapsed_run(engine: Engine, flow_run_id: str, lease: timedelta) -> str | None
         last = f"last seen {renewed:%Y-%m-%d %H:%M} UTC" if renewed is not None else "its lock taken over"
         return f"it stopped renewing its run lease ({last}): its process or machine died"
     return None
+
+
+def reported_under(engine: Engine, merchants: Sequence[str], order_refs: Sequence[str]) -> dict[str, str]:
+    """Which of `order_refs` SeQura has under one of `merchants` (a snapshot), and under which one."""
+    snapshots = state.order_snapshots
+    owners: dict[str, str] = {}
+    with engine.connect() as conn:
+        for batch in in_chunks(list(order_refs), 1000):
+            query = select(snapshots.c.order_ref_1, snapshots.c.merchant).where(
+                snapshots.c.merchant.in_(merchants), snapshots.c.order_ref_1.in_(batch)
+            )
+            owners.update({row.order_ref_1: row.merchant for row in conn.execute(query)})
+    return owners

@@ -236,7 +236,9 @@ def summary_markdown(summary: DeliverySummary) -> str:
         )
     if summary.other_merchant:
         lines.append(
-            "Left to another SeQura merchant (ps_sequra_order): " + ", ".join(summary.other_merchant) + "."
+            "Left to another SeQura merchant (named in ps_sequra_order, or that reported it first): "
+            + ", ".join(summary.other_merchant)
+            + "."
         )
     if summary.quarantined:
         lines.append("Quarantined orders are retried by every run until they can be reported; see the table.")

@@ -271,3 +271,25 @@ def test_an_unreachable_prefect_server_is_named_before_any_window_runs() -> None
         ),
     ):
         not_on_workers()
+
+
+def test_an_order_reported_under_one_merchant_is_never_reported_again_under_another(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lisbon = pipeline.shop.new_address(city="Lisboa", postcode="1100-148", id_country=PORTUGAL)
+    id_order = pipeline.shop.shipped_order("PORTUGALA", id_address_delivery=lisbon)
+    monkeypatch.delenv("SEQURA_MERCHANT_ID")
+    monkeypatch.setenv(
+        "SEQURA_MERCHANTS", json.dumps({"demo_merchant": {}, "demo_merchant_pt": {"countries": ["PT"]}})
+    )
+    day = {"since": SPAN["since"], "until": (SINCE + timedelta(days=1)).isoformat()}
+    assert sorted((o.merchant, o.sent) for o in backfill(**day)) == [
+        ("demo_merchant", 0),
+        ("demo_merchant_pt", 1),
+    ]
+    pipeline.shop.set_order(id_order, id_address_delivery=pipeline.shop.address)  # now delivered to Spain
+    again = delivery_report(**day, merchant="demo_merchant")
+    assert (again.counts.new, again.counts.sent) == (0, 0)
+    assert again.other_merchant == ["PORTUGALA (reported under demo_merchant_pt)"]
+    orders = requests.get(pipeline.sandbox.url + "_sandbox/orders", timeout=5).json()
+    assert [(o["merchant"], o["order_ref_1"]) for o in orders] == [("demo_merchant_pt", "PORTUGALA")]
