@@ -16,7 +16,7 @@ ALERT_EVENTS = (
     "prefect.flow-run.Late",
     f"prefect.flow-run.{QUARANTINED}",
 )
-ALERTED_FLOWS = ("delivery-report", "reconciliation")
+ALERTED_FLOWS = ("delivery-report", "reconciliation", "every-merchant", "backfill")
 
 
 def block_name(env: str) -> str:

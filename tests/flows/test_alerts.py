@@ -57,7 +57,12 @@ def test_configure_notify_creates_the_automation_for_failed_crashed_late_and_qua
     automation = Automation.read(name=ALERT_AUTOMATION)
     assert set(automation.trigger.expect) == set(ALERT_EVENTS)
     assert "prefect.flow-run.Quarantined" in automation.trigger.expect
-    assert automation.trigger.match_related["prefect.resource.name"] == ["delivery-report", "reconciliation"]
+    assert automation.trigger.match_related["prefect.resource.name"] == [
+        "delivery-report",
+        "reconciliation",
+        "every-merchant",
+        "backfill",
+    ]
     [action] = automation.actions
     assert action.type == "send-notification"
 
