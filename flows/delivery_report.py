@@ -274,7 +274,7 @@ def deliver_window(
     done: list[ChunkOutcome] = []  # each chunk's outcome as it finishes, for a run that fails half-way
     timezone = "UTC"  # the shop's, once the plan has read it
     try:
-        if dead:
+        if dead and dead != str(runtime.flow_run.id):  # not this flow run's own earlier attempt
             mark_crashed(dead, f"it stopped renewing its run lease; run {run_id} took over")
         with lease:
             plan = plan_delivery_task(settings, run_id, window, dry_run, retry_quarantined)

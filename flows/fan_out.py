@@ -10,12 +10,13 @@ go side by side. A progress artifact moves as children finish, and a table says 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from prefect import get_client, get_run_logger
@@ -31,7 +32,7 @@ from prefect.states import Crashed, Scheduled
 from sqlalchemy import Engine
 
 from flows.delivery_report import delivery_report
-from schemas.settings import SettingError, Settings
+from schemas.settings import SettingError, Settings, uncovered_shops
 from tasks.state import lapsed_run, open_state_store
 from tasks.summary import COUNT_COLUMNS, artifact_key, counts_row
 from tasks.window import Window, parse_moment
@@ -124,23 +125,18 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
         )
         update_progress_artifact(progress, 100.0 * len(outcomes) / len(children))
 
+    uncovered = uncovered_shops(Settings.from_env().merchants)
+    if uncovered:
+        logger.warning(
+            "SEQURA_MERCHANTS: no merchant takes the orders of %s delivered to other countries; they are "
+            "reported by none (leave out `countries` on one merchant of the shop to give it the rest)",
+            "; ".join(uncovered),
+        )
     why_here = not_on_workers()
     try:
-        if why_here is None:
-            logger.info(
-                "%d delivery reports, run by the work pool's workers (%s) with the workers' settings",
-                len(children),
-                DELIVERY_DEPLOYMENT,
-            )
-            run_on_workers(children, dry_run, kind, scope, finished)
-        else:
-            logger.info("%d delivery reports, run here one after the other: %s", len(children), why_here)
-            stopped: set[str] = set()  # merchants with a failed window: their later windows are not run
-            for child in children:
-                outcome = not_run(child) if child.merchant in stopped else run_here(child, dry_run)
-                finished(outcome)
-                if outcome.failed:
-                    stopped.add(child.merchant)
+        run_all(children, dry_run, kind, scope, why_here, finished)
+    except ChildRunsError as error:
+        raise ChildRunsError(str(error), outcomes) from None
     finally:
         create_table_artifact(
             [asdict(outcome) for outcome in outcomes],
@@ -156,6 +152,33 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
             outcomes,
         )
     return outcomes
+
+
+def run_all(
+    children: Sequence[ChildRun],
+    dry_run: bool,
+    kind: str,
+    scope: str,
+    why_here: str | None,
+    finished: Callable[[ChildOutcome], None],
+) -> None:
+    """Run the children on the work pool, or here (`why_here` says why), telling `finished` each outcome."""
+    logger = get_run_logger()
+    if why_here is None:
+        logger.info(
+            "%d delivery reports, run by the work pool's workers (%s) with the workers' settings",
+            len(children),
+            DELIVERY_DEPLOYMENT,
+        )
+        run_on_workers(children, dry_run, kind, scope, finished)
+        return
+    logger.info("%d delivery reports, run here one after the other: %s", len(children), why_here)
+    stopped: set[str] = set()  # merchants with a failed window: their later windows are not run
+    for child in children:
+        outcome = not_run(child) if child.merchant in stopped else run_here(child, dry_run)
+        finished(outcome)
+        if outcome.failed:
+            stopped.add(child.merchant)
 
 
 def not_on_workers() -> str | None:
@@ -236,17 +259,21 @@ def run_on_workers(
 ) -> None:
     """Hand the children to the work pool, a merchant's windows one at a time, and wait for every one.
 
-    A child whose run stopped renewing its lease in the state store (its machine died) is marked Crashed and
-    the merchant's next window goes on. Raises ChildRunsError when no child has started for START_WAIT: no
+    A child whose run stopped renewing its lease in the deployment's state store (its machine died) is
+    marked Crashed, like a failed one. Raises ChildRunsError when no child has started for START_WAIT: no
     worker is taking the pool's runs.
     """
     waiting: dict[str, deque[ChildRun]] = {}
     for child in children:
         waiting.setdefault(child.merchant, deque()).append(child)
-    settings = Settings.from_env()
-    store = open_state_store(settings.state_url())
-    try:
-        with get_client(sync_client=True) as client:
+    with get_client(sync_client=True) as client:
+        settings = deployment_settings(client)
+        liveness = Liveness(
+            open_state_store(settings.state_url()),
+            settings.run_lease(),
+            None if dry_run else settings.lock_wait() + 2 * settings.run_lease(),
+        )
+        try:
             active = {
                 submit(client, queue[0], dry_run, kind, scope): queue.popleft() for queue in waiting.values()
             }
@@ -254,7 +281,7 @@ def run_on_workers(
             while active:
                 time.sleep(POLL_SECONDS)
                 for run_id, child in list(active.items()):
-                    run = ended(client, store, client.read_flow_run(run_id), settings.run_lease())
+                    run = liveness.ended(client, client.read_flow_run(run_id))
                     if run.state is None or not run.state.is_final():
                         if (
                             run.state is not None
@@ -274,8 +301,36 @@ def run_on_workers(
                         active[submit(client, following, dry_run, kind, scope)] = following
                 if active and time.monotonic() - moved > START_WAIT.total_seconds():
                     raise no_worker_error(len(active), next(iter(active)))
-    finally:
-        store.dispose()
+        finally:
+            liveness.store.dispose()
+
+
+def deployment_settings(client: SyncPrefectClient) -> Settings:
+    """The settings here, with the STATE_DB_URL the delivery-report deployment gives its runs, if any."""
+    deployment = client.read_deployment_by_name(DELIVERY_DEPLOYMENT)
+    given = (deployment.job_variables or {}).get("env", {}).get("STATE_DB_URL")
+    environ = {**os.environ, "STATE_DB_URL": given} if given else None
+    return Settings.from_env(environ)
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """How the fan-out tells a Running child is dead: the state store its runs write, and how long to wait."""
+
+    store: Engine
+    lease: timedelta
+    patience: timedelta | None  # how long a child may run without taking its merchant's lock (None: for ever)
+
+    def ended(self, client: SyncPrefectClient, run: FlowRun) -> FlowRun:
+        """The child run, marked Crashed in Prefect first if it is Running but dead; reads the store."""
+        if run.state is None or not run.state.is_running():
+            return run
+        running_for = datetime.now(UTC) - (run.start_time or run.state.timestamp)
+        dead = lapsed_run(self.store, str(run.id), self.lease, running_for, self.patience)
+        if dead is None:
+            return run
+        client.set_flow_run_state(run.id, Crashed(message=dead), force=True)
+        return client.read_flow_run(run.id)
 
 
 def no_worker_error(waiting: int, example: uuid.UUID) -> ChildRunsError:
@@ -286,17 +341,6 @@ def no_worker_error(waiting: int, example: uuid.UUID) -> ChildRunsError:
         "(a backfill run takes a place of its own: give a worker a --limit of 2 or more): the runs stay "
         "queued, and the same command finds them again"
     )
-
-
-def ended(client: SyncPrefectClient, store: Engine, run: FlowRun, lease: timedelta) -> FlowRun:
-    """The child run, marked Crashed in Prefect first if it is Running but its lease in the store lapsed."""
-    if run.state is None or not run.state.is_running():
-        return run
-    dead = lapsed_run(store, str(run.id), lease)
-    if dead is None:
-        return run
-    client.set_flow_run_state(run.id, Crashed(message=dead), force=True)
-    return client.read_flow_run(run.id)
 
 
 def outcome_of(client: SyncPrefectClient, child: ChildRun, run: FlowRun) -> ChildOutcome:

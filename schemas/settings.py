@@ -170,6 +170,17 @@ class MerchantAccount:
         return bool(set(self.countries) & set(other.countries))
 
 
+def uncovered_shops(accounts: tuple[MerchantAccount, ...]) -> list[str]:
+    """The shops whose merchants all list countries, with those countries: orders elsewhere go to none."""
+    notes = []
+    for shop_id in dict.fromkeys(account.shop_id for account in accounts):
+        sharing = [a for a in accounts if a.shop_id is None or shop_id is None or a.shop_id == shop_id]
+        if all(a.countries for a in sharing):
+            shop = f"shop {shop_id}" if shop_id is not None else "every shop"
+            notes.append(f"{shop} ({', '.join(sorted({c for a in sharing for c in a.countries}))})")
+    return notes
+
+
 MERCHANTS_EXAMPLE = (
     '{"shop_es": {"shop": 1, "countries": ["ES"], "username": "…", "password": "block:sequra-es"}, '
     '"shop_pt": {"shop": 1, "countries": ["PT"], "username": "…", "password": "block:sequra-pt"}}'
@@ -422,12 +433,14 @@ class Settings:
                 SETTINGS["shop_id"].env,
                 "is set with SEQURA_MERCHANTS: give each merchant its shop there instead",
             )
-        if not settings.merchants and values["merchant_id"] not in (None, settings.merchant_id):
+        asked = overrides.get("merchant_id")
+        if not settings.merchants and asked is not None and asked != values["merchant_id"]:
+            configured = f"is {values['merchant_id']} here" if values["merchant_id"] else "is not set here"
             raise SettingError(
                 SETTINGS["merchant_id"].env,
-                f"is {values['merchant_id']} here, and the run is for merchant {settings.merchant_id}: "
-                "without SEQURA_MERCHANTS this machine cannot tell that merchant's orders from the others; "
-                "set SEQURA_MERCHANTS (on every worker)",
+                f"{configured}, and the run is for merchant {asked}: without SEQURA_MERCHANTS this machine "
+                "cannot tell that merchant's orders from others; set SEQURA_MERCHANT_ID (one merchant) or "
+                "SEQURA_MERCHANTS (several) here, and on every worker",
             )
         return settings.of_merchant()
 

@@ -1223,17 +1223,28 @@ def open_quarantine(engine: Engine, merchant: str, limit: int) -> tuple[list[Wai
     ], total
 
 
-def lapsed_run(engine: Engine, flow_run_id: str, lease: timedelta) -> str | None:
-    """Why the run of a Prefect flow run is dead (it stopped renewing its lease), or None if it may be alive.
+def lapsed_run(
+    engine: Engine, flow_run_id: str, lease: timedelta, running_for: timedelta, patience: timedelta | None
+) -> str | None:
+    """Why the run of a Prefect flow run is dead, or None if it may be alive; reads the store.
 
-    A run the store does not know yet (waiting for the lock, or reading the shop first) may be alive.
+    Dead: its newest run stopped renewing its lease, or it has been running longer than `patience` (None:
+    for ever) without taking its merchant's lock. A flow run run again has a row per attempt.
     """
     runs, locks = state.runs, state.run_locks
     with engine.connect() as conn:
         run = conn.execute(
-            select(runs.c.run_id, runs.c.merchant, runs.c.status).where(runs.c.flow_run_id == flow_run_id)
+            select(runs.c.run_id, runs.c.merchant, runs.c.status)
+            .where(runs.c.flow_run_id == flow_run_id)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
         ).first()
-        if run is None or run.status not in ("running", "crashed"):
+        if run is None:
+            if patience is not None and running_for > patience:
+                minutes = running_for.total_seconds() / 60
+                return f"it ran {minutes:.0f} minutes without taking its merchant's lock"
+            return None
+        if run.status not in ("running", "crashed"):
             return None
         renewed = conn.execute(
             select(locks.c.renewed_at).where(locks.c.merchant == run.merchant, locks.c.run_id == run.run_id)
@@ -1245,13 +1256,16 @@ def lapsed_run(engine: Engine, flow_run_id: str, lease: timedelta) -> str | None
 
 
 def reported_under(engine: Engine, merchants: Sequence[str], order_refs: Sequence[str]) -> dict[str, str]:
-    """Which of `order_refs` SeQura has under one of `merchants` (a snapshot), and under which one."""
-    snapshots = state.order_snapshots
+    """Which of `order_refs` SeQura has, or may have, under one of `merchants`, and under which one.
+
+    Has: a snapshot; may have: a report sent without an answer (in flight).
+    """
     owners: dict[str, str] = {}
     with engine.connect() as conn:
-        for batch in in_chunks(list(order_refs), 1000):
-            query = select(snapshots.c.order_ref_1, snapshots.c.merchant).where(
-                snapshots.c.merchant.in_(merchants), snapshots.c.order_ref_1.in_(batch)
-            )
-            owners.update({row.order_ref_1: row.merchant for row in conn.execute(query)})
+        for table in (state.order_snapshots, state.in_flight):
+            for batch in in_chunks(list(order_refs), 1000):
+                query = select(table.c.order_ref_1, table.c.merchant).where(
+                    table.c.merchant.in_(merchants), table.c.order_ref_1.in_(batch)
+                )
+                owners.update({row.order_ref_1: row.merchant for row in conn.execute(query)})
     return owners

@@ -211,3 +211,14 @@ def test_a_run_for_another_merchant_than_the_configured_one_is_refused_without_t
         SettingError, match="SEQURA_MERCHANT_ID: is acme here, and the run is for merchant other"
     ):
         Settings.from_env(BASE, merchant_id="other")
+
+
+def test_a_shop_whose_merchants_all_list_countries_is_named_as_leaving_orders_to_none() -> None:
+    from schemas.settings import uncovered_shops
+
+    spain_and_portugal = Settings.from_env(with_merchants(TWO_MERCHANTS), merchant_id="shop_es").merchants
+    assert uncovered_shops(spain_and_portugal) == ["shop 1 (ES, PT)"]
+    with_the_rest = Settings.from_env(
+        with_merchants({**TWO_MERCHANTS, "rest": {"shop": 1}}), merchant_id="rest"
+    )
+    assert uncovered_shops(with_the_rest.merchants) == []

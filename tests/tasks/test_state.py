@@ -432,16 +432,36 @@ def test_a_run_whose_lease_lapsed_is_dead_and_one_renewing_it_or_not_started_may
     state_url: str,
 ) -> None:
     engine = open_state_store(state_url)
+    minute, hour = timedelta(minutes=1), timedelta(hours=1)
     start_run(engine, "alive", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id="flow-run-alive")
-    assert lapsed_run(engine, "flow-run-alive", RUN_LEASE) is None
-    assert lapsed_run(engine, "flow-run-not-started", RUN_LEASE) is None
+    assert lapsed_run(engine, "flow-run-alive", RUN_LEASE, minute, hour) is None
+    assert lapsed_run(engine, "flow-run-not-started", RUN_LEASE, minute, hour) is None
+    assert "ran 120 minutes without taking" in str(
+        lapsed_run(engine, "flow-run-not-started", RUN_LEASE, 2 * hour, hour)
+    )
+    assert lapsed_run(engine, "flow-run-not-started", RUN_LEASE, 2 * hour, None) is None
+    with engine.begin() as conn:
+        conn.execute(update(state.run_locks).values(renewed_at=datetime.now(UTC) - RUN_LEASE - minute))
+    assert "stopped renewing its run lease (last seen" in str(
+        lapsed_run(engine, "flow-run-alive", RUN_LEASE, minute, hour)
+    )
+    finish_run(engine, "alive", "succeeded", RunCounts())
+    assert lapsed_run(engine, "flow-run-alive", RUN_LEASE, minute, hour) is None
+    engine.dispose()
+
+
+def test_a_flow_run_run_again_is_judged_by_its_newest_attempt(state_url: str) -> None:
+    engine = open_state_store(state_url)
+    window = Window(SINCE, UNTIL)
+    start_run(engine, "first", MERCHANT, window, dry_run=False, flow_run_id="flow-run")
     with engine.begin() as conn:
         conn.execute(
             update(state.run_locks).values(renewed_at=datetime.now(UTC) - RUN_LEASE - timedelta(minutes=1))
         )
-    assert "stopped renewing its run lease (last seen" in str(lapsed_run(engine, "flow-run-alive", RUN_LEASE))
-    finish_run(engine, "alive", "succeeded", RunCounts())
-    assert lapsed_run(engine, "flow-run-alive", RUN_LEASE) is None
+    start_run(
+        engine, "again", MERCHANT, window, dry_run=False, flow_run_id="flow-run"
+    )  # takes the lapsed lock over
+    assert lapsed_run(engine, "flow-run", RUN_LEASE, timedelta(minutes=1), None) is None
     engine.dispose()
 
 
