@@ -410,7 +410,8 @@ def _state_store_of(args: argparse.Namespace) -> tuple[str, Engine]:
     """The merchant and the opened state store the command's settings name."""
     from tasks.state import open_state_store
 
-    settings = Settings.from_env(merchant_id=args.merchant_id, state_db_url=args.state_db_url)
+    export_options(args)
+    settings = Settings.from_env()
     settings.require("merchant_id")
     return settings.merchant_id or "", open_state_store(settings.state_url())
 
