@@ -5,7 +5,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact
 
+from flows.delivery_report import publish_open_quarantine, quietly
 from schemas.settings import SettingError, Settings, safe_url
+from tasks.delivery import shop_timezone
 from tasks.state import open_state_store, release_orders
 from tasks.summary import artifact_key
 
@@ -59,4 +61,8 @@ def release(
         description="What the release did",
     )
     get_run_logger().info("%s (state store %s)", "; ".join(lines), safe_url(settings.state_url()))
+    quietly(
+        "publish the orders still in quarantine",
+        lambda: publish_open_quarantine(settings, shop_timezone(settings)),
+    )
     return lines

@@ -253,6 +253,17 @@ def check_ready(settings: Settings) -> None:
         engine.dispose()
 
 
+def shop_timezone(settings: Settings) -> str:
+    """The shop's time zone, or UTC when SHOP_DB_URL is not set here; reads the shop."""
+    if settings.shop_db_url is None:
+        return "UTC"
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    try:
+        return read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id).timezone
+    finally:
+        engine.dispose()
+
+
 @dataclass(frozen=True)
 class ChunkJob:
     """One chunk of a run to deliver: whose, which, and how."""

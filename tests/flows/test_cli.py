@@ -12,12 +12,14 @@ from sqlalchemy.engine import make_url
 
 from flows.cli import EXIT_SETTING, main, parser
 from flows.release import release
+from schemas.reports import QuarantinedOrder, Stage
 from schemas.settings import safe_url
 from schemas.state import runs
 from tasks.state import (
     StateLedger,
     StateStoreError,
     open_state_store,
+    record_quarantine,
     sent_fingerprints,
     start_run,
     uncertain_deliveries,
@@ -345,6 +347,10 @@ def test_release_from_the_ui_settles_a_held_order_and_says_so_in_an_artifact(pip
     store = open_state_store(pipeline.state_url)
     start_run(store, "run-1", "demo_merchant", Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     StateLedger(store, "run-1", "demo_merchant").sending([built_report("AAAAAAAAA")])
+    held = QuarantinedOrder(
+        "AAAAAAAAA", "AAAAAAAAA", (1,), Stage.LOAD, "no answer; check in SeQura's back office"
+    )
+    record_quarantine(store, "run-1", "demo_merchant", [held])
     store.dispose()
     state = release(order_refs=["AAAAAAAAA"], return_state=True)
     with get_client(sync_client=True) as client:
@@ -355,6 +361,8 @@ def test_release_from_the_ui_settles_a_held_order_and_says_so_in_an_artifact(pip
     assert run.name == "release-AAAAAAAAA"
     [result] = [a for a in artifacts if a.key == "release-result-demo-merchant"]
     assert "AAAAAAAAA" in result.data
+    [waiting] = [a for a in artifacts if a.key == "open-quarantine-demo-merchant"]
+    assert "No order is waiting" in waiting.data
     store = open_state_store(pipeline.state_url)
     assert uncertain_deliveries(store, "demo_merchant", ["AAAAAAAAA"]) == {}
     store.dispose()
