@@ -381,6 +381,13 @@ def secret_block_value(env: str, name: str) -> str:
     return str(value)
 
 
+def unblocked(env: str, value: str) -> str:
+    """The value itself, or, for block:NAME, the one kept in the Prefect Secret block NAME."""
+    return (
+        secret_block_value(env, value.removeprefix(BLOCK_PREFIX)) if value.startswith(BLOCK_PREFIX) else value
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """The checked settings of one run; the password never shows in a repr."""
@@ -421,8 +428,8 @@ class Settings:
         values: dict[str, Any] = {}
         for attr, setting in SETTINGS.items():
             raw = environ.get(setting.env, setting.default)
-            if raw is not None and attr in FROM_BLOCKS and raw.startswith(BLOCK_PREFIX):
-                raw = secret_block_value(setting.env, raw.removeprefix(BLOCK_PREFIX))
+            if raw is not None and attr in FROM_BLOCKS:
+                raw = unblocked(setting.env, raw)
             values[attr] = None if raw is None else setting.parse(setting.env, raw)
         for secret in SECRETS:
             if values[secret] is not None:
@@ -476,9 +483,7 @@ class Settings:
             )
         account = accounts[merchant]
         credentials = {
-            attr: secret_block_value(SETTINGS["merchants"].env, value.removeprefix(BLOCK_PREFIX))
-            if value.startswith(BLOCK_PREFIX)
-            else value
+            attr: unblocked(SETTINGS["merchants"].env, value)
             for attr, value in (("username", account.username), ("password", account.password))
             if value is not None
         }

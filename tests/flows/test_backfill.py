@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,15 +12,20 @@ import requests
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.sorting import ArtifactSort
-from sqlalchemy import create_engine, select
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.states import Running
+from sqlalchemy import create_engine, select, update
 
 from flows.backfill import backfill
 from flows.cli import main
 from flows.delivery_report import delivery_report
 from flows.every_merchant import every_merchant
-from flows.fan_out import ChildRunsError
-from schemas.state import runs
+from flows.fan_out import ChildRunsError, Liveness, not_on_workers
+from schemas.settings import SettingError
+from schemas.state import run_locks, runs
 from seeding.vocabulary import FRANCE, PORTUGAL
+from tasks.state import open_state_store, start_run
+from tasks.window import Window
 from tests.flows.conftest import Pipeline
 from tests.shops import MORNING, SINCE
 
@@ -39,6 +44,14 @@ def ship_one_a_day(pipeline: Pipeline, *references: str) -> None:
 def sent_per_window(outcomes: list[Any]) -> list[tuple[str, int, int]]:
     """(window, sent, already reported) of each child, in window order."""
     return sorted((o.window, o.sent, o.already_reported) for o in outcomes)
+
+
+def hold_the_lock(pipeline: Pipeline, run_id: str, flow_run_id: str | None = None) -> None:
+    """Let a run `run_id` (of the Prefect flow run `flow_run_id`, if any) hold demo_merchant's lock."""
+    store = open_state_store(pipeline.state_url)
+    window = Window(SINCE, SINCE + timedelta(days=1))
+    start_run(store, run_id, "demo_merchant", window, dry_run=False, flow_run_id=flow_run_id)
+    store.dispose()
 
 
 def artifact_data(key: str) -> Any:
@@ -123,20 +136,8 @@ def test_a_backfill_and_a_nightly_run_at_once_send_each_order_once(
 def test_a_run_that_waited_its_bound_for_the_lock_stops_saying_so(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tasks.state import open_state_store, start_run
-    from tasks.window import Window
-
     pipeline.shop.shipped_order("AAAAAAAAA")
-    store = open_state_store(pipeline.state_url)
-    start_run(
-        store,
-        "the-nightly-run",
-        "demo_merchant",
-        Window(SINCE, SINCE + timedelta(days=1)),
-        dry_run=False,
-        flow_run_id=None,
-    )
-    store.dispose()
+    hold_the_lock(pipeline, "the-nightly-run")
     monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.5")
     monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.1)
     with pytest.raises(ChildRunsError, match="1 of 1 delivery reports did not finish") as stopped:
@@ -233,20 +234,8 @@ def test_a_backfill_tries_the_quarantine_again_in_its_last_window_only(pipeline:
 def test_a_failed_window_stops_its_merchants_later_ones_and_the_command_still_prints_them_all(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tasks.state import open_state_store, start_run
-    from tasks.window import Window
-
     ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
-    store = open_state_store(pipeline.state_url)
-    start_run(
-        store,
-        "holder",
-        "demo_merchant",
-        Window(SINCE, SINCE + timedelta(days=1)),
-        dry_run=False,
-        flow_run_id=None,
-    )
-    store.dispose()
+    hold_the_lock(pipeline, "holder")
     monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.2")
     monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.05)
     assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"]]) == 1
@@ -257,11 +246,6 @@ def test_a_failed_window_stops_its_merchants_later_ones_and_the_command_still_pr
 
 
 def test_an_unreachable_prefect_server_is_named_before_any_window_runs() -> None:
-    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-
-    from flows.fan_out import not_on_workers
-    from schemas.settings import SettingError
-
     with (
         temporary_settings(
             updates={PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}
@@ -293,3 +277,22 @@ def test_an_order_reported_under_one_merchant_is_never_reported_again_under_anot
     assert again.other_merchant == ["PORTUGALA (reported under demo_merchant_pt)"]
     orders = requests.get(pipeline.sandbox.url + "_sandbox/orders", timeout=5).json()
     assert [(o["merchant"], o["order_ref_1"]) for o in orders] == [("demo_merchant_pt", "PORTUGALA")]
+
+
+def test_a_running_child_whose_lease_lapsed_is_marked_crashed_and_a_live_one_is_left_running(
+    pipeline: Pipeline,
+) -> None:
+    with get_client(sync_client=True) as client:
+        child = client.create_flow_run(
+            delivery_report, parameters={"merchant": "demo_merchant"}, state=Running()
+        )
+        hold_the_lock(pipeline, "child-run", flow_run_id=str(child.id))
+        store = open_state_store(pipeline.state_url)
+        liveness = Liveness(store, timedelta(minutes=10), None)
+        assert liveness.ended(client, client.read_flow_run(child.id)).state.type.value == "RUNNING"
+        with store.begin() as conn:
+            conn.execute(update(run_locks).values(renewed_at=datetime.now(UTC) - timedelta(minutes=11)))
+        ended = liveness.ended(client, client.read_flow_run(child.id))
+        store.dispose()
+    assert ended.state.type.value == "CRASHED"
+    assert "stopped renewing its run lease" in ended.state.message
