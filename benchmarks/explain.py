@@ -14,24 +14,25 @@ from sqlalchemy import Select, select
 from sqlalchemy.engine import Engine
 
 from schemas.prestashop import shop_tables
-from tasks.extract import (
+from tasks.extract.candidates import (
     CandidateSearch,
-    OrderFilter,
     changed_queries,
-    ever_shipped_query,
-    id_ranges,
+    shipped_among_query,
+    shipped_in_window_query,
+)
+from tasks.extract.configuration import read_config
+from tasks.extract.connection import id_ranges
+from tasks.extract.scope import OrderFilter
+from tasks.extract.shipped_orders import (
     order_addresses_query,
     order_discounts_query,
     order_ids_query,
     order_lines_query,
     order_trackings_query,
     orders_query,
-    read_config,
-    recent_orders_query,
-    shipped_among_query,
-    shipped_in_window_query,
     shipping_query,
 )
+from tasks.extract.statistics import ever_shipped_query, recent_orders_query
 
 BIG_TABLES = ("orders", "order_history", "order_detail", "order_carrier", "customer", "address")
 

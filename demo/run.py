@@ -122,7 +122,7 @@ def reconcile_demo(sandbox_url: str, held: Mapping[str, Mapping[str, object]], d
     """Steps 4 to 7: SeQura's corrections listed, applied, sent as order updates, then nothing left."""
     from flows.delivery_report import delivery_report
     from flows.reconcile import reconciliation
-    from tasks.reconcile import changes_markdown, reconciliation_markdown
+    from tasks.reconciliation.summary import changes_markdown, reconciliation_markdown
 
     requests.post(f"{sandbox_url}_sandbox/corrections", json=demo_corrections(held, demo), timeout=10)
     corrections = f"{sandbox_url}_sandbox/corrections"

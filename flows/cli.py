@@ -254,8 +254,8 @@ def apply_options(args: argparse.Namespace) -> Settings:
 def deliver(args: argparse.Namespace) -> int:
     """Check the shop and the state store, run the delivery-report flow once and print what it did."""
     from flows.delivery_report import delivery_report
-    from tasks.delivery import check_ready
-    from tasks.summary import summary_markdown
+    from tasks.delivery.run import check_ready
+    from tasks.delivery.summary import summary_markdown
 
     settings = Settings.from_env()
     settings.require("shop_db_url", "merchant_id")
@@ -273,7 +273,7 @@ def backfill(args: argparse.Namespace) -> int:
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import backfill_children
     from flows.fan_out import ChildRunsError, not_on_workers, outcomes_markdown
-    from tasks.delivery import check_ready
+    from tasks.delivery.run import check_ready
 
     export_options(args)
     children = backfill_children(args.since, args.until, args.window, args.merchant_id)
@@ -310,9 +310,9 @@ def backfill(args: argparse.Namespace) -> int:
 def reconcile(args: argparse.Namespace) -> int:
     """Check the settings, the source, the shop and the state store, then run the reconciliation flow once."""
     from flows.reconcile import reconciliation
-    from tasks.corrections import is_url, refuse_credentials_in
-    from tasks.delivery import check_ready
-    from tasks.reconcile import changes_markdown, reconciliation_markdown
+    from tasks.delivery.run import check_ready
+    from tasks.reconciliation.source import is_url, refuse_credentials_in
+    from tasks.reconciliation.summary import changes_markdown, reconciliation_markdown
 
     export_options(args)
     settings = Settings.from_env()
@@ -333,7 +333,7 @@ def reconcile(args: argparse.Namespace) -> int:
 
 def release(args: argparse.Namespace) -> int:
     """Settle held orders (maybe delivered, or with a refused update) and say what happens next."""
-    from tasks.state import release_orders
+    from tasks.state.releases import release_orders
 
     merchant, store = _state_store_of(args)
     try:
@@ -380,7 +380,7 @@ def configure(args: argparse.Namespace) -> int:
 
 def adopt(args: argparse.Namespace) -> int:
     """Record the orders shipped in a window as already reported, without sending them; say how many."""
-    from tasks.delivery import adopt_window, check_ready
+    from tasks.delivery.run import adopt_window, check_ready
 
     export_options(args)
     if args.since is None or args.until is None:
@@ -396,7 +396,7 @@ def adopt(args: argparse.Namespace) -> int:
 
 def unlock(args: argparse.Namespace) -> int:
     """Free the merchant's run lock, for a run that died without its lease running out; says what it freed."""
-    from tasks.state import free_lock
+    from tasks.state.locks import free_lock
 
     merchant, store = _state_store_of(args)
     try:
@@ -408,7 +408,7 @@ def unlock(args: argparse.Namespace) -> int:
 
 def _state_store_of(args: argparse.Namespace) -> tuple[str, Engine]:
     """The merchant and the opened state store the command's settings name."""
-    from tasks.state import open_state_store
+    from tasks.state.store import open_state_store
 
     export_options(args)
     settings = Settings.from_env()

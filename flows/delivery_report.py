@@ -22,25 +22,9 @@ from prefect.states import Completed, Crashed
 from flows.alerts import QUARANTINED
 from flows.history import check_not_lost, run_tags, tag_run
 from schemas.settings import OUTPUT_DIR, SettingError, Settings, safe_url
-from tasks.delivery import (
-    ROWS_SHOWN,
-    ChunkJob,
-    ChunkOutcome,
-    deliver_chunk_task,
-    finish_dry_run_task,
-    plan_delivery_task,
-    start_dry_run_task,
-)
-from tasks.state import (
-    finish_run,
-    forget_chunks,
-    last_successful_until,
-    lease_kept,
-    open_quarantine,
-    open_state_store,
-    start_run,
-)
-from tasks.summary import (
+from tasks.delivery.chunk import ROWS_SHOWN, ChunkJob, ChunkOutcome
+from tasks.delivery.run import deliver_chunk_task, finish_dry_run_task, plan_delivery_task, start_dry_run_task
+from tasks.delivery.summary import (
     DeliverySummary,
     artifact_key,
     counts_row,
@@ -51,6 +35,10 @@ from tasks.summary import (
     summary_markdown,
     update_rows,
 )
+from tasks.state.locks import lease_kept
+from tasks.state.quarantine import open_quarantine
+from tasks.state.runs import finish_run, forget_chunks, last_successful_until, start_run
+from tasks.state.store import open_state_store
 from tasks.window import Window, resolve_window
 
 Moment = datetime | date | str | None

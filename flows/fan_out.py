@@ -33,8 +33,9 @@ from sqlalchemy import Engine
 
 from flows.delivery_report import delivery_report
 from schemas.settings import SettingError, Settings, uncovered_shops
-from tasks.state import lapsed_run, open_state_store
-from tasks.summary import COUNT_COLUMNS, artifact_key, counts_row
+from tasks.delivery.summary import COUNT_COLUMNS, artifact_key, counts_row
+from tasks.state.runs import lapsed_run
+from tasks.state.store import open_state_store
 from tasks.window import Window, parse_moment
 
 DELIVERY_DEPLOYMENT = "delivery-report/delivery-report"

@@ -22,7 +22,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from schemas.settings import OUTPUT_DIR, Settings, safe_url
-from tasks.state import LostStateStoreError, has_history, recorded_flow_runs
+from tasks.state.errors import LostStateStoreError
+from tasks.state.runs import has_history, recorded_flow_runs
 
 LOG = logging.getLogger(__name__)
 DELIVERS = "delivers"  # the tag of a run that may send (not a dry run)

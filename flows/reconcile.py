@@ -11,24 +11,27 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.delivery_report import run_started_at
 from schemas.settings import OUTPUT_DIR, Settings, safe_url
-from tasks.corrections import remove_staged, source_label, staged_malformed
-from tasks.reconcile import (
+from tasks.delivery.summary import artifact_key
+from tasks.reconciliation.corrections import remove_staged, staged_malformed
+from tasks.reconciliation.run import (
     ROWS_SHOWN,
     ReconcileJob,
     ReconcileOutcome,
-    ReconciliationSummary,
-    changes_markdown,
     check_write_grants_task,
-    difference_rows,
     read_shop_config_task,
     reconcile_chunk_task,
-    reconciliation_markdown,
     stage_corrections_task,
     start_changes,
     start_output,
+)
+from tasks.reconciliation.source import source_label
+from tasks.reconciliation.summary import (
+    ReconciliationSummary,
+    changes_markdown,
+    difference_rows,
+    reconciliation_markdown,
     stopped_markdown,
 )
-from tasks.summary import artifact_key
 
 
 def run_label() -> str:

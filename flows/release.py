@@ -7,9 +7,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.delivery_report import publish_open_quarantine, quietly
 from schemas.settings import SettingError, Settings, safe_url
-from tasks.delivery import shop_timezone
-from tasks.state import open_state_store, release_orders
-from tasks.summary import artifact_key
+from tasks.delivery.run import shop_timezone
+from tasks.delivery.summary import artifact_key
+from tasks.state.releases import release_orders
+from tasks.state.store import open_state_store
 
 
 def run_name() -> str:

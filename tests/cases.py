@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.reports import BuiltReport
 from schemas.sequra import Address, OrderReport, Platform
-from tasks.build import serialised
+from tasks.delivery.build import serialised
 
 PLATFORM: Platform = {
     "name": "PrestaShop",

@@ -8,8 +8,10 @@ import uuid
 from sqlalchemy import Engine
 
 from schemas.settings import Settings
-from tasks.delivery import ChunkJob, ChunkOutcome, DeliveryPlan, deliver_chunk, plan_delivery
-from tasks.state import RunCounts, finish_run, open_state_store, start_run
+from tasks.delivery.chunk import ChunkJob, ChunkOutcome, deliver_chunk
+from tasks.delivery.plan import DeliveryPlan, plan_delivery
+from tasks.state.runs import RunCounts, finish_run, start_run
+from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.shops import MERCHANT
 

@@ -14,16 +14,13 @@ from schemas.prestashop import ShopTables, create_shop_schema, shop_tables
 from schemas.reports import BuildResult, BuiltReport
 from seeding.vocabulary import Line
 from seeding.writer import ShopWriter
-from tasks.build import OrderRefField, build_reports
-from tasks.chunks import in_chunks
-from tasks.extract import (
-    CandidateSearch,
-    OrderFilter,
-    extract_chunk,
-    find_candidate_references,
-    read_config,
-    shop_local_bounds,
-)
+from tasks.delivery.build import build_reports
+from tasks.delivery.order_rows import OrderRefField
+from tasks.extract.candidates import CandidateSearch, find_candidate_references
+from tasks.extract.configuration import read_config, shop_local_bounds
+from tasks.extract.scope import OrderFilter
+from tasks.extract.shipped_orders import extract_chunk
+from tasks.rows import in_chunks
 
 MERCHANT = "demo_merchant"
 SINCE = datetime(2026, 11, 20, tzinfo=UTC)

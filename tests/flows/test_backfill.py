@@ -24,7 +24,8 @@ from flows.fan_out import ChildRunsError, Liveness, not_on_workers
 from schemas.settings import SettingError
 from schemas.state import run_locks, runs
 from seeding.vocabulary import FRANCE, PORTUGAL
-from tasks.state import open_state_store, start_run
+from tasks.state.runs import start_run
+from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.flows.conftest import Pipeline
 from tests.shops import MORNING, SINCE
@@ -106,7 +107,7 @@ def test_a_backfill_and_a_nightly_run_at_once_send_each_order_once(
 ) -> None:
     ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC")
     monkeypatch.setenv("DELIVERY_FIRST_RUN_DAYS", str((datetime.now() - SINCE.replace(tzinfo=None)).days + 2))
-    monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.2)
+    monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.2)
     pipeline.faults(delay_seconds=1.0)  # every request takes a second: the two runs overlap
     results: dict[str, Any] = {}
 
@@ -139,7 +140,7 @@ def test_a_run_that_waited_its_bound_for_the_lock_stops_saying_so(
     pipeline.shop.shipped_order("AAAAAAAAA")
     hold_the_lock(pipeline, "the-nightly-run")
     monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.5")
-    monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.1)
+    monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.1)
     with pytest.raises(ChildRunsError, match="1 of 1 delivery reports did not finish") as stopped:
         backfill(since=SPAN["since"], until=(SINCE + timedelta(days=1)).isoformat())
     assert "waited 0.5 s (SEQURA_LOCK_WAIT_SECONDS)" in str(stopped.value)
@@ -237,7 +238,7 @@ def test_a_failed_window_stops_its_merchants_later_ones_and_the_command_still_pr
     ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
     hold_the_lock(pipeline, "holder")
     monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.2")
-    monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.05)
+    monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.05)
     assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"]]) == 1
     captured = capsys.readouterr()
     assert captured.out.count("| demo_merchant |") == 3

@@ -15,15 +15,12 @@ from flows.release import release
 from schemas.reports import QuarantinedOrder, Stage
 from schemas.settings import safe_url
 from schemas.state import runs
-from tasks.state import (
-    StateLedger,
-    StateStoreError,
-    open_state_store,
-    record_quarantine,
-    sent_fingerprints,
-    start_run,
-    uncertain_deliveries,
-)
+from tasks.state.errors import StateStoreError
+from tasks.state.in_flight import StateLedger, uncertain_deliveries
+from tasks.state.quarantine import record_quarantine
+from tasks.state.runs import start_run
+from tasks.state.snapshots import sent_fingerprints
+from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.cases import built_report
 from tests.flows.conftest import Pipeline

@@ -35,7 +35,9 @@ from sandbox.server import SandboxServer
 from schemas.prestashop import shop_tables
 from schemas.state import runs
 from seeding.vocabulary import Line
-from tasks.state import open_state_store, references_to_retry, uncertain_deliveries
+from tasks.state.in_flight import uncertain_deliveries
+from tasks.state.quarantine import references_to_retry
+from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.shops import MERCHANT, Shop, seeded_shop
 

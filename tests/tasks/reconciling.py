@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from schemas.corrections import AppliedFix, Correction, SkippedFix
-from tasks.compare import ChunkReconciliation, read_shop_records, reconcile_corrections
-from tasks.extract import OrderFilter
-from tasks.shop_fixes import FixSession, apply_fixes
+from tasks.extract.scope import OrderFilter
+from tasks.reconciliation.compare import ChunkReconciliation, reconcile_corrections
+from tasks.reconciliation.shop_fixes import FixSession, apply_fixes
+from tasks.reconciliation.shop_records import read_shop_records
 from tests.shops import Shop
 
 FIXED_AT = datetime(2026, 11, 27, 12, 0, 0, 250_000)  # shop-local, stored to the second

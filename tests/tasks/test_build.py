@@ -11,8 +11,12 @@ from sqlalchemy import String, literal, update
 from schemas.prestashop import ZERO_DATETIME
 from schemas.reports import Stage
 from seeding.vocabulary import GBP, Discount, Line
-from tasks.build import ADJUSTMENT_NAME, build_statistics, quarantine_reason, serialised
-from tasks.extract import OrderFilter, extract_recent_orders, read_config
+from tasks.delivery.build import quarantine_reason, serialised
+from tasks.delivery.cart import ADJUSTMENT_NAME
+from tasks.delivery.statistics import build_statistics
+from tasks.extract.configuration import read_config
+from tasks.extract.scope import OrderFilter
+from tasks.extract.statistics import extract_recent_orders
 from tests.shops import CANCELED, DELIVERED, MORNING, PLACED, PREPARATION, SHIPPED, SINCE, Shop, new_address
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tasks.chunks import in_chunks
+from tasks.rows import in_chunks
 
 
 def test_chunks_hold_at_most_their_size_and_keep_the_order() -> None:

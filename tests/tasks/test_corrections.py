@@ -15,18 +15,17 @@ import requests
 from sandbox.server import SandboxServer
 from schemas.corrections import Correction, MalformedRecord
 from schemas.settings import SettingError, Settings
-from tasks.corrections import (
+from tasks.reconciliation.corrections import (
     MALFORMED_FILE,
-    CorrectionsSourceError,
     StagedCorrections,
     check_record,
     chunk_path,
     read_corrections,
-    source_label,
     stage_corrections,
     staged_chunk,
     staged_malformed,
 )
+from tasks.reconciliation.source import CorrectionsSourceError, source_label
 
 RECORDS: list[dict[str, Any]] = [
     {

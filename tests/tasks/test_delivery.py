@@ -17,27 +17,15 @@ from sqlalchemy import Engine, create_engine
 from sandbox.server import SandboxServer
 from schemas.prestashop import create_shop_schema, shop_tables
 from seeding.demo_shop import DemoShop, seed_demo_shop
-from tasks.build import platform_block
-from tasks.delivery import (
-    ROWS_SHOWN,
-    ChunkJob,
-    ChunkOutcome,
-    ChunkRows,
-    ReadAhead,
-    deliver_chunk,
-    plan_delivery,
-    statistics_for,
-)
-from tasks.extract import ShopReadError
-from tasks.load import finish_dry_run_file, start_dry_run_file
-from tasks.state import (
-    chunk_references,
-    finish_run,
-    last_marks,
-    open_state_store,
-    sent_fingerprints,
-    start_run,
-)
+from tasks.delivery.build import platform_block
+from tasks.delivery.chunk import ROWS_SHOWN, ChunkJob, ChunkOutcome, ChunkRows, deliver_chunk, statistics_for
+from tasks.delivery.dry_run import finish_dry_run_file, start_dry_run_file
+from tasks.delivery.plan import plan_delivery
+from tasks.delivery.read_ahead import ReadAhead
+from tasks.extract.connection import ShopReadError
+from tasks.state.runs import chunk_references, finish_run, last_marks, start_run
+from tasks.state.snapshots import sent_fingerprints
+from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.runs import deliver_all, run_once, settings_for
 from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from schemas.reports import Change
-from tasks.diff import classify, of_kind
+from tasks.delivery.diff import classify, of_kind
 from tests.cases import built_report
 
 

@@ -12,18 +12,12 @@ from schemas.prestashop import create_shop_schema, shop_tables
 from schemas.reports import BuildResult
 from seeding.demo_shop import seed_demo_shop
 from seeding.prestashop_ddl import PRESTASHOP_VERSIONS
-from tasks.build import build_reports
-from tasks.extract import (
-    OrderFilter,
-    ShopReadError,
-    extract_chunk,
-    fastest_driver,
-    high_water_marks,
-    id_ranges,
-    read_config,
-    read_shop_config,
-    shop_engine,
-)
+from tasks.delivery.build import build_reports
+from tasks.extract.candidates import high_water_marks
+from tasks.extract.configuration import read_config, read_shop_config
+from tasks.extract.connection import ShopReadError, fastest_driver, id_ranges, shop_engine
+from tasks.extract.scope import OrderFilter
+from tasks.extract.shipped_orders import extract_chunk
 from tests.shops import CANCELED, MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window, candidates
 
 DEMO_NOW = datetime(2026, 11, 24, 12, 0)  # shop-local

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from sandbox.server import SandboxServer
 from schemas.reports import BuiltReport, Stage
 from schemas.sequra import Statistics
-from tasks.load import DeliveryReportLoader, delivery_report_body, errors_naming
+from tasks.delivery.load import DeliveryReportLoader, delivery_report_body, errors_naming
 from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError, SequraUnavailableError
 from tests.cases import PLATFORM, built_report
 

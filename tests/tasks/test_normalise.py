@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from tasks.normalise import code, normalised, phone_number, plain_text, same
+from tasks.reconciliation.normalise import code, normalised, phone_number, plain_text, same
 
 
 @pytest.mark.parametrize(

@@ -20,12 +20,13 @@ from schemas.prestashop import shop_tables
 from schemas.settings import Settings
 from schemas.state import order_changes, quarantine
 from seeding.vocabulary import Discount, Line
-from tasks.delivery import ChunkOutcome
-from tasks.extract import OrderFilter
-from tasks.load import start_dry_run_file
-from tasks.order_updates import describe_change
+from tasks.delivery.chunk import ChunkOutcome
+from tasks.delivery.dry_run import start_dry_run_file
+from tasks.delivery.order_updates import describe_change
+from tasks.extract.scope import OrderFilter
 from tasks.sequra_client import SequraUnavailableError
-from tasks.state import open_state_store, references_to_retry
+from tasks.state.quarantine import references_to_retry
+from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.cases import order_report
 from tests.runs import deliver_all, run_once, settings_for

@@ -34,7 +34,8 @@ from sandbox.server import SandboxServer
 from schemas.prestashop import shop_tables
 from seeding.vocabulary import Line
 from tasks.sequra_client import SequraUnavailableError
-from tasks.state import last_successful_until, open_state_store
+from tasks.state.runs import last_successful_until
+from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.runs import run_once, settings_for
 from tests.shops import CANCELED, DELIVERED, MERCHANT, SHIPPED, Shop, new_address, seeded_shop

@@ -15,8 +15,14 @@ from sqlalchemy import Engine, event
 
 from schemas.corrections import ReconciliationCounts
 from schemas.prestashop import shop_tables
-from tasks.corrections import stage_corrections
-from tasks.reconcile import ReconcileJob, ReconcileOutcome, reconcile_chunk, start_changes, start_output
+from tasks.reconciliation.corrections import stage_corrections
+from tasks.reconciliation.run import (
+    ReconcileJob,
+    ReconcileOutcome,
+    reconcile_chunk,
+    start_changes,
+    start_output,
+)
 from tests.runs import settings_for
 from tests.shops import Shop, seeded_shop
 

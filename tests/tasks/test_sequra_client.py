@@ -8,9 +8,9 @@ import requests
 from pydantic import SecretStr
 
 from sandbox.server import SandboxServer
-from tasks.build import serialised
-from tasks.load import delivery_report_body
-from tasks.order_updates import order_update_body
+from tasks.delivery.build import serialised
+from tasks.delivery.load import delivery_report_body
+from tasks.delivery.order_updates import order_update_body
 from tasks.sequra_client import (
     MAX_RETRY_AFTER_SECONDS,
     HttpSequraClient,

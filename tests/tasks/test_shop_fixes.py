@@ -10,7 +10,8 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 
 from schemas.prestashop import shop_tables
-from tasks.shop_fixes import MissingGrantsError, check_write_grants, planned_changes
+from tasks.reconciliation.shop_fixes import planned_changes
+from tasks.reconciliation.shop_rules import MissingGrantsError, check_write_grants
 from tests.shops import MORNING, Shop, seeded_shop
 from tests.tasks.reconciling import (
     FIXED_AT,

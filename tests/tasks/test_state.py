@@ -13,35 +13,29 @@ from sqlalchemy.pool import NullPool
 
 from schemas import state
 from schemas.reports import BuildResult, Change, ClassifiedReport, QuarantinedOrder, Stage
-from tasks.state import (
-    RUN_LEASE,
+from tasks.state.errors import RunInProgressError, StateStoreError
+from tasks.state.in_flight import StateLedger, in_flight_of_run, record_sent, uncertain_deliveries
+from tasks.state.locks import RUN_LEASE, free_lock, lease_kept
+from tasks.state.order_changes import (
+    record_changes,
+    record_findings,
+    record_update_refused,
+    record_updated,
+    release_refused_updates,
+)
+from tasks.state.quarantine import record_quarantine, references_to_retry
+from tasks.state.releases import release_in_flight
+from tasks.state.runs import (
     RunCounts,
-    RunInProgressError,
-    StateLedger,
-    StateStoreError,
     finish_run,
-    free_lock,
-    in_flight_of_run,
     lapsed_run,
     last_marks,
     last_successful_until,
-    lease_kept,
-    open_state_store,
-    record_changes,
-    record_findings,
     record_marks,
-    record_quarantine,
-    record_sent,
-    record_update_refused,
-    record_updated,
-    references_to_retry,
-    release_in_flight,
-    release_refused_updates,
-    sent_fingerprints,
     start_run,
-    state_tables,
-    uncertain_deliveries,
 )
+from tasks.state.snapshots import sent_fingerprints
+from tasks.state.store import open_state_store, state_tables
 from tasks.window import Window
 from tests.cases import built_report
 
@@ -468,7 +462,7 @@ def test_a_flow_run_run_again_is_judged_by_its_newest_attempt(state_url: str) ->
 def test_a_run_waits_for_the_lock_until_the_other_run_ends(
     state_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tasks.state.LOCK_POLL_SECONDS", 0.05)
+    monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.05)
     engine = open_state_store(state_url)
     start_run(engine, "first", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     told: list[str] = []

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from schemas.reports import Stage
-from tasks.summary import age_in_words, artifact_key, what_is_wrong_and_what_to_do
+from tasks.delivery.summary import age_in_words, artifact_key, what_is_wrong_and_what_to_do
 
 
 def test_a_reason_is_cut_at_its_last_step_outside_brackets() -> None:

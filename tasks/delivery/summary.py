@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from schemas.reports import QuarantinedOrder, SentOrder, Stage, UpdatedOrder
-from tasks.delivery import ROWS_SHOWN, ChunkOutcome
-from tasks.state import RunCounts, WaitingOrder
+from tasks.delivery.chunk import ROWS_SHOWN, ChunkOutcome
+from tasks.state.quarantine import WaitingOrder
+from tasks.state.runs import RunCounts
 from tasks.window import Window, shop_minute
 
 

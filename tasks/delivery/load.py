@@ -3,7 +3,7 @@
 Which failures are retried: a request that cannot have been processed (no connection made, a 5xx, a 429)
 is sent again after a backoff. One that may have been processed without an answer (a timeout or a dropped
 connection after it was sent) is never POSTed again: its orders stay noted in flight and are settled by
-order updates (tasks/order_updates.py), which carry the same state whether or not the report arrived.
+order updates (tasks/delivery/settle.py), which carry the same state whether or not the report arrived.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import orjson
@@ -21,7 +20,7 @@ from sqlalchemy import Engine
 from schemas.reports import BuiltReport, QuarantinedOrder, Stage
 from schemas.sequra import Platform, Statistics
 from schemas.settings import Settings
-from tasks.chunks import in_chunks
+from tasks.rows import in_chunks
 from tasks.sequra_client import (
     LOG,
     HttpSequraClient,
@@ -30,7 +29,7 @@ from tasks.sequra_client import (
     SequraRejectedError,
     SequraUnavailableError,
 )
-from tasks.state import StateLedger, uncertain_deliveries
+from tasks.state.in_flight import StateLedger, uncertain_deliveries
 
 
 class DeliveryLedger(Protocol):
@@ -250,31 +249,3 @@ def shipped_by_update(loader: DeliveryReportLoader, reports: Sequence[BuiltRepor
         except SequraError as refused:  # statistics are a courtesy: never let them hold back a shipment
             LOG.warning("SeQura did not take the statistics block: %s", refused)
     return result
-
-
-def start_dry_run_file(path: Path, merchant_id: str) -> None:
-    """Begin the delivery report a dry run writes: the merchant and an open list of orders; creates it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b'{"delivery_report":{"merchant":' + orjson.dumps({"id": merchant_id}) + b',"orders":[')
-
-
-def add_to_dry_run_file(path: Path, reports: Sequence[BuiltReport]) -> None:
-    """Append orders to a dry run's report, one a line, as SeQura would receive them; writes the file."""
-    with path.open("ab") as report:
-        for built in reports:
-            report.write(b"\n" + built.payload + b",")
-
-
-def finish_dry_run_file(path: Path, statistics: Statistics | None, platform: Platform) -> Path:
-    """Close a dry run's report with the statistics and platform blocks; the file is then valid JSON."""
-    with path.open("r+b") as report:
-        report.seek(-1, 2)
-        if report.read(1) == b",":
-            report.seek(-1, 2)
-            report.truncate()
-        report.seek(0, 2)
-        tail = b"\n]"
-        if statistics is not None:
-            tail += b',"statistics":' + orjson.dumps(statistics)
-        report.write(tail + b',"platform":' + orjson.dumps(platform) + b"}}\n")
-    return path

@@ -1,4 +1,4 @@
-"""Reconcile: take one chunk of SeQura's corrections through compare, output and, when asked, the shop fix.
+"""A reconciliation run: one chunk of SeQura's corrections through compare, output and the shop fix.
 
 Prefect sees a staging folder and a chunk number go in and a few counts (and the first rows of each table)
 come out; the differences themselves go to the reconciliation's CSV as each chunk is compared.
@@ -16,28 +16,20 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
-from schemas.corrections import (
-    DIFFERENCE_COLUMNS,
-    AppliedFix,
-    Difference,
-    MalformedRecord,
-    ReconciliationCounts,
-    SkippedFix,
-)
+from schemas.corrections import DIFFERENCE_COLUMNS, AppliedFix, Difference, ReconciliationCounts, SkippedFix
 from schemas.frames import ShopConfig
 from schemas.prestashop import shop_tables
 from schemas.settings import Settings
-from tasks.compare import read_shop_records, reconcile_corrections
-from tasks.corrections import StagedCorrections, stage_corrections, staged_chunk
-from tasks.delivery import order_filter_of
-from tasks.extract import read_config, reading_the_shop, shop_engine, shop_local
-from tasks.shop_fixes import FixSession, applied_changes, apply_fixes, check_write_grants, planned_changes
-from tasks.state import (
-    open_state_store,
-    record_shop_corrections,
-    reporting_outlook,
-    settle_shop_corrections,
-)
+from tasks.delivery.plan import order_filter_of
+from tasks.extract.configuration import read_config, shop_local
+from tasks.extract.connection import reading_the_shop, shop_engine
+from tasks.reconciliation.compare import reconcile_corrections
+from tasks.reconciliation.corrections import StagedCorrections, stage_corrections, staged_chunk
+from tasks.reconciliation.shop_fixes import FixSession, applied_changes, apply_fixes, planned_changes
+from tasks.reconciliation.shop_records import read_shop_records
+from tasks.reconciliation.shop_rules import check_write_grants
+from tasks.state.shop_corrections import record_shop_corrections, reporting_outlook, settle_shop_corrections
+from tasks.state.store import open_state_store
 
 ROWS_SHOWN = 1000  # rows of each table a reconciliation's artifacts list; the CSV holds them all
 
@@ -217,118 +209,3 @@ def check_write_grants_task(settings: Settings) -> None:
 def reconcile_chunk_task(settings: Settings, job: ReconcileJob) -> ReconcileOutcome:
     """reconcile_chunk as a Prefect task: one per chunk."""
     return reconcile_chunk(settings, job, get_run_logger())
-
-
-@dataclass(frozen=True)
-class ReconciliationSummary:
-    """What one reconciliation read, found and did; its lists hold at most ROWS_SHOWN rows each."""
-
-    run_id: str
-    source: str
-    merchant: str
-    apply: bool
-    out: str
-    changes: str
-    outcome: ReconcileOutcome
-    malformed: list[MalformedRecord]
-
-
-def difference_rows(differences: list[Difference]) -> list[dict[str, object]]:
-    """The differences as the rows of the Prefect table artifact, with a link to the back-office page."""
-    return [
-        {
-            "order_reference": d.order_reference,
-            "id_order": d.id_order,
-            "record": d.record,
-            "field": d.field,
-            "shop_value": d.shop_value or "",
-            "sequra_value": d.sequra_value,
-            "fix_in": f"[{d.fix_in}]({d.link})" if d.link else d.fix_in,
-            "repeats_in": d.repeats_in or "",
-        }
-        for d in differences
-    ]
-
-
-def _listed(title: str, lines: list[str], total: int) -> list[str]:
-    """A markdown section listing `lines` (at most 20 of `total`)."""
-    if not total:
-        return []
-    shown = [f"- {line}" for line in lines[:20]]
-    more = [f"- … and {total - len(shown):,} more (the run's table artifacts list {ROWS_SHOWN:,})"]
-    return ["", f"**{title}** ({total:,})", *shown, *(more if total > len(shown) else [])]
-
-
-def reconciliation_markdown(summary: ReconciliationSummary) -> str:
-    """The reconciliation's summary: what was read, matched and found, by field, and what was fixed."""
-    counts = summary.outcome.counts
-    lines = [
-        f"# Reconciliation of {summary.source}",
-        "",
-        f"Merchant {summary.merchant}; "
-        + ("corrections written to the shop." if summary.apply else "read only: nothing was written."),
-        "",
-        "| | |",
-        "|---|---|",
-        f"| records read | {counts.read:,} |",
-        f"| malformed records | {counts.malformed:,} |",
-        f"| orders matched | {counts.matched:,} |",
-        f"| unknown references | {counts.unknown:,} |",
-        f"| orders with differences | {counts.orders_with_differences:,} |",
-        f"| differences | {counts.differences:,} |",
-        f"| already fixed in a new address (--apply points the order to it) | {counts.already_fixed:,} |",
-        f"| next report or update would repeat the error | {counts.repeating:,} |",
-    ]
-    if summary.apply:
-        lines += [
-            f"| orders fixed | {counts.fixed_orders:,} |",
-            f"| values changed | {summary.outcome.applied_values:,} |",
-            f"| orders skipped | {counts.skipped_orders:,} |",
-        ]
-    if counts.by_field:
-        lines += ["", "**Differences by field**", "", "| field | differences |", "|---|---|"]
-        lines += [f"| {key} | {count:,} |" for key, count in sorted(counts.by_field.items())]
-    lines += _listed(
-        "Unknown references: no SeQura order of the shop has them",
-        [f"line {line}: {ref}" for line, ref in summary.outcome.unknown],
-        counts.unknown,
-    )
-    lines += _listed(
-        "Malformed records, not reconciled", [str(m) for m in summary.malformed], counts.malformed
-    )
-    lines += _listed(
-        "Skipped, nothing written" if summary.apply else "",
-        [f"{s.order_reference} (order {s.id_order}): {s.reason}" for s in summary.outcome.skipped],
-        counts.skipped_orders,
-    )
-    lines += ["", f"Every difference: {summary.out}."]
-    return "\n".join(lines)
-
-
-def stopped_markdown(source: str, outcome: ReconcileOutcome, why: str) -> str:
-    """The summary of a reconciliation that stopped: why, and what it had done."""
-    counts = outcome.counts
-    return "\n".join(
-        [
-            f"# Reconciliation of {source}",
-            "",
-            f"**The reconciliation stopped before its end:** {why}.",
-            "",
-            f"Before it stopped: {counts.matched:,} orders matched, {counts.differences:,} differences "
-            f"found, {counts.fixed_orders:,} orders fixed, {counts.skipped_orders:,} skipped.",
-        ]
-    )
-
-
-def changes_markdown(summary: ReconciliationSummary, lines: list[str] | None = None) -> str:
-    """The changes --apply made to the shop (or would make), one line per shop row.
-
-    `lines` are all of them (the CLI reads them from the changes file); else the first ROWS_SHOWN.
-    """
-    title = (
-        "Changes made to the shop" if summary.apply else "Changes --apply would make (nothing was written)"
-    )
-    shown = summary.outcome.planned if lines is None else lines
-    total = summary.outcome.counts.change_lines
-    more = [f"- … and {total - len(shown):,} more, all in {summary.changes}"] if total > len(shown) else []
-    return "\n".join([f"**{title}**", "", *(f"- {line}" for line in shown or ["none"]), *more])

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import Engine
 
 from schemas.reports import BuiltReport, Change, ClassifiedReport
-from tasks.state import sent_fingerprints
+from tasks.state.snapshots import sent_fingerprints
 
 
 def classify(reports: Sequence[BuiltReport], sent_fingerprints: Mapping[str, str]) -> list[ClassifiedReport]:

@@ -1,0 +1,89 @@
+"""Migrations: each version of the state store's schema, applied in order on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine, Table, func, insert, inspect, select, text
+from sqlalchemy.engine import Connection
+
+from schemas import state
+from tasks.state.errors import StateStoreError
+
+
+def _create_version_1(conn: Connection) -> None:
+    """Version 1: runs and their locks, snapshots, orders in flight, quarantine and changes."""
+    state.metadata.create_all(
+        conn,
+        tables=[
+            state.runs,
+            state.run_locks,
+            state.order_snapshots,
+            state.quarantine,
+            state.order_changes,
+            state.in_flight,
+        ],
+    )
+
+
+def _create_version_2(conn: Connection) -> None:
+    """Version 2: runs keep their high-water marks; a run's chunks of order references."""
+    _add_missing_columns(conn, state.runs, "marks")
+    state.metadata.create_all(conn, tables=[state.run_chunks])
+
+
+def _create_version_3(conn: Connection) -> None:
+    """Version 3: runs count their order updates; each change keeps what became of it."""
+    _add_missing_columns(conn, state.runs, "updated_count")
+    _add_missing_columns(conn, state.order_changes, "outcome", "answered_at")
+    for index in state.order_changes.indexes:
+        index.create(conn, checkfirst=True)
+
+
+def _add_missing_columns(conn: Connection, table: Table, *names: str) -> None:
+    """ALTER TABLE ... ADD COLUMN for each of the declared columns `names` that the table lacks."""
+    present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name in present:
+            continue
+        column = table.c[name]
+        definition = f"{name} {column.type.compile(dialect=conn.dialect)}"
+        if column.server_default is not None:
+            definition += f" NOT NULL DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))
+
+
+def _create_version_4(conn: Connection) -> None:
+    """Version 4: the audit trail of the shop values reconciliations corrected."""
+    state.metadata.create_all(conn, tables=[state.shop_corrections])
+
+
+def _create_version_5(conn: Connection) -> None:
+    """Version 5: each quarantined order counts the runs that tried it."""
+    _add_missing_columns(conn, state.quarantine, "attempts")
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _create_version_1,
+    2: _create_version_2,
+    3: _create_version_3,
+    4: _create_version_4,
+    5: _create_version_5,
+}
+
+
+def migrate(engine: Engine, applied_at: datetime) -> int:
+    """Apply the migrations the store has not had yet, in order, and return its version; writes the schema."""
+    with engine.begin() as conn:
+        state.metadata.create_all(conn, tables=[state.schema_version])
+        current = conn.execute(select(func.max(state.schema_version.c.version))).scalar() or 0
+        if current > state.STATE_SCHEMA_VERSION:
+            raise StateStoreError(
+                f"the state store is at version {current}, newer than this code "
+                f"({state.STATE_SCHEMA_VERSION}); upgrade sequra-etl"
+            )
+        for version in sorted(v for v in MIGRATIONS if v > current):
+            MIGRATIONS[version](conn)
+            conn.execute(insert(state.schema_version).values(version=version, applied_at=applied_at))
+    return max(current, state.STATE_SCHEMA_VERSION)

@@ -1,0 +1,126 @@
+"""The state store: opened (and migrated) once, checked writable, and the row helpers its tables share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, create_engine, false, insert, inspect, select, update
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from schemas import state
+from schemas.reports import BuiltReport
+from tasks.rows import in_chunks
+from tasks.state.errors import StateStoreError
+from tasks.state.migrations import migrate
+
+KEYS_PER_QUERY = 500
+
+
+def now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def open_state_store(url: str) -> Engine:
+    """Connect to the state store, creating and migrating it on first use (a SQLite file and its folder)."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    try:
+        migrate(engine, now())
+    except SQLAlchemyError as error:
+        raise StateStoreError(
+            f"cannot open the state store: {error.orig or error}; check STATE_DB_URL"
+        ) from None
+    return engine
+
+
+def check_writable(engine: Engine) -> None:
+    """Raise StateStoreError naming STATE_DB_URL if the store cannot be written; writes nothing.
+
+    An UPDATE that matches no row, rolled back, needs the same right as a real write.
+    """
+    version = state.schema_version
+    try:
+        with engine.connect() as conn, conn.begin() as transaction:
+            conn.execute(update(version).where(false()).values(version=version.c.version))
+            transaction.rollback()
+    except SQLAlchemyError as error:
+        raise StateStoreError(
+            f"the state store cannot be written: {getattr(error, 'orig', None) or error}; check STATE_DB_URL "
+            "(a run records there what it sends, so it does not start)"
+        ) from None
+
+
+def connect_state_store(url: str) -> Engine:
+    """Connect to a state store the run has already opened (and migrated) with open_state_store."""
+    return create_engine(url, pool_pre_ping=True)
+
+
+def state_tables(engine: Engine) -> list[str]:
+    """Names of the tables in the store, for checks and the README."""
+    return sorted(inspect(engine).get_table_names())
+
+
+def rows_of(
+    conn: Connection, table: Table, merchant: str, key: str, keys: Sequence[str], *columns: str
+) -> list[Any]:
+    """The rows of `merchant` in `table` whose `key` is one of `keys`, with `key` and `columns`."""
+    rows: list[Any] = []
+    for chunk in in_chunks(sorted(set(keys)), KEYS_PER_QUERY):
+        rows += conn.execute(
+            select(table.c[key], *(table.c[name] for name in columns)).where(
+                table.c.merchant == merchant, table.c[key].in_(chunk)
+            )
+        ).all()
+    return rows
+
+
+def payload_json(built: BuiltReport) -> str:
+    """The report as stored: the JSON that was (or would be) sent."""
+    return built.payload.decode("utf-8")
+
+
+def existing_keys(conn: Connection, table: Table, merchant: str, key: str, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` already have a row of `merchant` in `table`."""
+    return {row[0] for row in rows_of(conn, table, merchant, key, keys)}
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    merchant: str,
+    key: str,
+    rows: Sequence[dict[str, Any]],
+    on_insert: dict[str, Any],
+) -> None:
+    """Update the rows of `merchant` whose `key` exists, insert the others with `on_insert` added.
+
+    Two statements whatever the number of rows (executemany), so a chunk of thousands costs two round trips.
+    """
+    existing = existing_keys(conn, table, merchant, key, [row[key] for row in rows])
+    updates = [{**row, "upsert_key": row[key]} for row in rows if row[key] in existing]
+    inserts = [{"merchant": merchant, **on_insert, **row} for row in rows if row[key] not in existing]
+    if updates:
+        columns = {name: bindparam(name) for name in rows[0]}
+        conn.execute(
+            update(table)
+            .where(table.c.merchant == merchant, table.c[key] == bindparam("upsert_key"))
+            .values(columns),
+            updates,
+        )
+    if inserts:
+        conn.execute(insert(table), inserts)
