@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import create_engine
 
 from benchmarks.run import BIN, SERVER, background, database_url, free_port, measured
+from schemas.outcomes import COUNT_COLUMNS
 
 HERE = Path(__file__).parent
 PROJECT = HERE.parent
@@ -62,11 +63,10 @@ def backfill(env: dict[str, str], cwd: Path) -> dict[str, Any]:
         )
     totals = next(line for line in done.stdout.splitlines() if line.startswith("| **"))
     cells = [cell.strip() for cell in totals.strip("|").split("|")]
-    names = ("found", "new", "updated", "already_reported", "quarantined", "sent")
     return {
         "seconds": seconds,
         "windows": int(cells[0].strip("* ").split()[0]),
-        **dict(zip(names, map(int, cells[3:]), strict=True)),
+        **dict(zip(COUNT_COLUMNS, map(int, cells[3:]), strict=True)),
     }
 
 

@@ -30,16 +30,16 @@ def main() -> None:
         json.dumps(
             {
                 "flow_seconds": flow_seconds,
-                "stage_seconds": summary.seconds,
-                "found": summary.found,
+                "stage_seconds": dict(summary.outcome.seconds),
+                "found": summary.counts.found,
                 "chunks": summary.chunks,
                 "incremental": summary.incremental,
                 "new": summary.counts.new,
                 "changed": summary.counts.changed,
-                "unchanged": summary.counts.unchanged,
+                "unchanged": summary.counts.already_reported,
                 "quarantined": summary.counts.quarantined,
                 "sent": summary.counts.sent,
-                "requests": summary.requests,
+                "requests": summary.outcome.requests,
                 "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )

@@ -141,7 +141,7 @@ def reconcile_demo(sandbox_url: str, held: Mapping[str, Mapping[str, object]], d
 
     _say("6. The next delivery report sends the fixed orders to SeQura as order updates")
     after = delivery_report()
-    for update in after.updates:
+    for update in after.outcome.update_rows:
         print(f"  {update.order_ref_1}: {update.changes} -> {update.result}")
 
     _say("7. A second reconciliation finds nothing left to fix")
@@ -188,19 +188,19 @@ def run_demo() -> int:
         print(
             f"The sandbox accepted {len(accepted)} orders: " + ", ".join(o["order_ref_1"] for o in accepted)
         )
-        for entry in first.quarantined:
+        for entry in first.outcome.quarantined_rows:
             print(f"  quarantined {entry.reference}: {entry.reason}")
 
         _say("2. The same window again: nothing is sent twice")
         second = delivery_report(since=first.window.since, until=first.window.until)
         print(
-            f"Sent {second.counts.sent}; unchanged {second.counts.unchanged}; the sandbox still holds "
-            f"{len(sandbox.state.orders())} orders"
+            f"Sent {second.counts.sent}; already reported {second.counts.already_reported}; the sandbox "
+            f"still holds {len(sandbox.state.orders())} orders"
         )
 
         corrected_ref = next(
             order.reference
-            for order in first.sent
+            for order in first.outcome.sent_rows
             if order.reference not in (demo.split_partial_ref, demo.partial_refund_ref)
         )
         _say("3. After shipment, the merchant changes three reported orders in the back office")
@@ -208,9 +208,9 @@ def run_demo() -> int:
             print("  " + change)
         third = delivery_report()
         print(f"Order updates sent: {third.counts.updated}")
-        for update in third.updates:
+        for update in third.outcome.update_rows:
             print(f"  {update.order_ref_1}: {update.changes} -> {update.result}")
-        for update in third.updates:
+        for update in third.outcome.update_rows:
             held = sandbox.state.held_order(None, update.order_ref_1) or {}
             shipped, unshipped = held.get("shipped_cart", {}), held.get("unshipped_cart", {})
             print(

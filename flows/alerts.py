@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from schemas.settings import BLOCK_PREFIX, FROM_BLOCKS, SETTINGS, SettingError
+from schemas.errors import SettingError
+from schemas.settings import BLOCK_PREFIX, FROM_BLOCKS, SETTINGS
 
 ALERT_AUTOMATION = "sequra-etl: runs that need a person"
 QUARANTINED = "Quarantined"

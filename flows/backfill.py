@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.delivery_report import Moment, check_parameters
 from flows.fan_out import ChildOutcome, ChildRun, run_children
+from flows.parameters import Moment, check_parameters
 from schemas.settings import Settings
 from tasks.window import WindowError, parse_moment, parse_width, split_window
 

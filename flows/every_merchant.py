@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow, runtime
 
-from flows.delivery_report import check_parameters, run_started_at
 from flows.fan_out import ChildOutcome, ChildRun, run_children
+from flows.parameters import check_parameters, run_started_at
 from schemas.settings import Settings
 
 

@@ -15,8 +15,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 from prefect import get_client, get_run_logger
@@ -29,13 +29,15 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 from prefect.states import Crashed, Scheduled
-from sqlalchemy import Engine
 
 from flows.delivery_report import delivery_report
-from schemas.settings import SettingError, Settings, uncovered_shops
-from tasks.delivery.summary import COUNT_COLUMNS, artifact_key, counts_row
+from schemas.errors import SettingError, TerminalError
+from schemas.merchants import uncovered_shops
+from schemas.outcomes import COUNT_COLUMNS, DeliveryCounts
+from schemas.settings import Settings
+from tasks.delivery.summary import DeliverySummary, artifact_key
 from tasks.state.runs import lapsed_run
-from tasks.state.store import open_state_store
+from tasks.state.store import StateStore, open_state_store
 from tasks.window import Window, parse_moment
 
 DELIVERY_DEPLOYMENT = "delivery-report/delivery-report"
@@ -43,7 +45,7 @@ POLL_SECONDS = 2.0
 START_WAIT = timedelta(minutes=10)  # how long children may wait for a worker before the fan-out gives up
 
 
-class ChildRunsError(RuntimeError):
+class ChildRunsError(TerminalError):
     """Some child runs failed, or no worker took them; the message names them and what to do."""
 
     def __init__(self, message: str, outcomes: Sequence[ChildOutcome] = ()) -> None:
@@ -85,18 +87,24 @@ class ChildOutcome:
     window: str
     run: str
     result: str
-    found: int = 0
-    new: int = 0
-    updated: int = 0
-    already_reported: int = 0
-    quarantined: int = 0
-    sent: int = 0
+    counts: DeliveryCounts = field(default_factory=DeliveryCounts)
     problem: str = ""
 
     @property
     def failed(self) -> bool:
         """Whether the child ended without doing its work."""
         return self.result not in ("Completed", "Quarantined")
+
+    def row(self) -> dict[str, object]:
+        """The child as one row of the backfill's table: merchant, window, run, result, counts, problem."""
+        return {
+            "merchant": self.merchant,
+            "window": self.window,
+            "run": self.run,
+            "result": self.result,
+            **self.counts.row(),
+            "problem": self.problem,
+        }
 
 
 def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scope: str) -> list[ChildOutcome]:
@@ -113,7 +121,7 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
     def finished(outcome: ChildOutcome) -> None:
         outcomes.append(outcome)
         counts = ", ".join(
-            f"{column.replace('_', ' ')} {getattr(outcome, column)}" for column in COUNT_COLUMNS
+            f"{name.replace('_', ' ')} {value}" for name, value in outcome.counts.row().items()
         )
         logger.info(
             "%d/%d %s %s: %s; %s",
@@ -140,7 +148,7 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
         raise ChildRunsError(str(error), outcomes) from None
     finally:
         create_table_artifact(
-            [asdict(outcome) for outcome in outcomes],
+            [outcome.row() for outcome in outcomes],
             key=f"{kind}-runs",
             description="What each delivery report run did: per merchant and window",
         )
@@ -210,9 +218,8 @@ def run_here(child: ChildRun, dry_run: bool) -> ChildOutcome:
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id).name
     if state.is_completed():
-        return ChildOutcome(
-            child.merchant, child.window(), run, str(state.name), **counts_row(state.result())
-        )
+        summary: DeliverySummary = state.result()
+        return ChildOutcome(child.merchant, child.window(), run, str(state.name), summary.counts)
     return ChildOutcome(
         child.merchant, child.window(), run, str(state.name), problem=str(state.message or "")
     )
@@ -318,7 +325,7 @@ def deployment_settings(client: SyncPrefectClient) -> Settings:
 class Liveness:
     """How the fan-out tells a Running child is dead: the state store its runs write, and how long to wait."""
 
-    store: Engine
+    store: StateStore
     lease: timedelta
     patience: timedelta | None  # how long a child may run without taking its merchant's lock (None: for ever)
 
@@ -326,7 +333,7 @@ class Liveness:
         """The child run, marked Crashed in Prefect first if it is Running but dead; reads the store."""
         if run.state is None or not run.state.is_running():
             return run
-        running_for = datetime.now(UTC) - (run.start_time or run.state.timestamp)
+        running_for = self.store.now() - (run.start_time or run.state.timestamp)
         dead = lapsed_run(self.store, str(run.id), self.lease, running_for, self.patience)
         if dead is None:
             return run
@@ -360,10 +367,8 @@ def outcome_of(client: SyncPrefectClient, child: ChildRun, run: FlowRun) -> Chil
     )
     if not artifacts:
         return ChildOutcome(child.merchant, child.window(), run.name, result, problem="published no counts")
-    counts = json.loads(str(artifacts[0].data))[0]
-    return ChildOutcome(
-        child.merchant, child.window(), run.name, result, **{c: int(counts[c]) for c in COUNT_COLUMNS}
-    )
+    counts = DeliveryCounts.from_row(json.loads(str(artifacts[0].data))[0])
+    return ChildOutcome(child.merchant, child.window(), run.name, result, counts)
 
 
 def outcomes_markdown(outcomes: Sequence[ChildOutcome]) -> str:
@@ -373,7 +378,8 @@ def outcomes_markdown(outcomes: Sequence[ChildOutcome]) -> str:
         "| " + " | ".join(column.replace("_", " ") for column in columns) + " |",
         "|" + "---|" * 3 + "---:|" * len(COUNT_COLUMNS),
     ]
-    lines += ["| " + " | ".join(str(getattr(o, column)) for column in columns) + " |" for o in outcomes]
-    totals = [str(sum(getattr(o, column) for o in outcomes)) for column in COUNT_COLUMNS]
+    lines += ["| " + " | ".join(str(o.row()[column]) for column in columns) + " |" for o in outcomes]
+    total = sum((o.counts for o in outcomes), DeliveryCounts()).row()
+    totals = [str(total[column]) for column in COUNT_COLUMNS]
     lines.append(f"| **{len(outcomes)} runs** | | | " + " | ".join(totals) + " |")
     return "\n".join(lines)

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import tempfile
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-from prefect import flow, get_run_logger, runtime
+from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
-from flows.delivery_report import run_started_at
+from flows.parameters import run_started_at
+from schemas.corrections import ReconcileOutcome
+from schemas.errors import RunStoppedError
+from schemas.outcomes import ROWS_SHOWN
 from schemas.settings import OUTPUT_DIR, Settings, safe_url
 from tasks.delivery.summary import artifact_key
-from tasks.reconciliation.corrections import remove_staged, staged_malformed
-from tasks.reconciliation.run import (
-    ROWS_SHOWN,
-    ReconcileJob,
-    ReconcileOutcome,
-    check_write_grants_task,
-    read_shop_config_task,
-    reconcile_chunk_task,
-    stage_corrections_task,
-    start_changes,
-    start_output,
-)
+from tasks.reconciliation.corrections import StagedCorrections
+from tasks.reconciliation.run import Log, ReconcileSteps, ReconciliationRun
 from tasks.reconciliation.source import source_label
 from tasks.reconciliation.summary import (
     ReconciliationSummary,
@@ -32,6 +25,7 @@ from tasks.reconciliation.summary import (
     reconciliation_markdown,
     stopped_markdown,
 )
+from tasks.resources import RunResources
 
 
 def run_label() -> str:
@@ -64,49 +58,18 @@ def reconciliation(
     logger = get_run_logger()
     settings = Settings.from_env(merchant_id=merchant)
     settings.require("shop_db_url", "merchant_id")
-    run_id = str(uuid.uuid4())
     logger.info("Merchant %s; state store %s", settings.merchant_id, safe_url(settings.state_url()))
-    folder = tempfile.mkdtemp(prefix="sequra-etl-corrections-")
-    total = ReconcileOutcome()
-    try:
-        config = read_shop_config_task(settings)
-        if apply:
-            check_write_grants_task(settings)
-        staged = stage_corrections_task(corrections, settings, folder)
-        output = start_output(out or str(OUTPUT_DIR / f"reconciliation-{run_label()}.csv"))
-        changes = start_changes(output)
-        logger.info(
-            "%d records in %s, %d malformed, in %d chunks",
-            staged.records,
-            source_label(corrections),
-            staged.malformed,
-            staged.chunks,
-        )
-        for chunk in range(staged.chunks):
-            job = ReconcileJob(
-                run_id, folder, chunk, output, changes, apply, config.timezone, config.module_table
+    out_file = Path(out or OUTPUT_DIR / f"reconciliation-{run_label()}.csv")
+    with RunResources.open(settings, log=logger) as resources:
+        try:
+            summary = ReconciliationRun(resources, corrections, out_file, apply).run(PrefectSteps())
+        except RunStoppedError as stopped:
+            create_markdown_artifact(
+                stopped_markdown(source_label(corrections), stopped.done, _said(stopped.cause)),
+                key=artifact_key("reconciliation-summary", resources.merchant),
+                description="Why the reconciliation stopped, and what it did before",
             )
-            total.add(reconcile_chunk_task(settings, job))
-        total.counts.read, total.counts.malformed = staged.records, staged.malformed
-        summary = ReconciliationSummary(
-            run_id=run_id,
-            source=source_label(corrections),
-            merchant=settings.merchant_id or "",
-            apply=apply,
-            out=str(Path(output).resolve()),
-            changes=str(Path(changes).resolve()),
-            outcome=total,
-            malformed=staged_malformed(folder, ROWS_SHOWN),
-        )
-    except Exception as error:
-        create_markdown_artifact(
-            stopped_markdown(source_label(corrections), total, f"{type(error).__name__}: {error}"),
-            key=artifact_key("reconciliation-summary", settings.merchant_id or ""),
-            description="Why the reconciliation stopped, and what it did before",
-        )
-        raise
-    finally:
-        remove_staged(folder)
+            raise stopped.cause from None
     publish(summary)
     counts = summary.outcome.counts
     logger.info(
@@ -120,6 +83,30 @@ def reconciliation(
         f"; {counts.fixed_orders} fixed, {counts.skipped_orders} skipped" if apply else "",
     )
     return summary
+
+
+@task(name="stage-corrections", cache_policy=NO_CACHE)
+def stage_task(step: Callable[[], StagedCorrections]) -> StagedCorrections:
+    """Fetch and check the corrections into chunk files (a task: a download is a step worth seeing)."""
+    return step()
+
+
+@task(name="reconcile-chunk", task_run_name="reconcile-chunk-{number}", cache_policy=NO_CACHE)
+def chunk_task(number: int, step: Callable[[Log], ReconcileOutcome]) -> ReconcileOutcome:
+    """One chunk of corrections compared with the shop (and fixed, with --apply)."""
+    return step(get_run_logger())
+
+
+class PrefectSteps(ReconcileSteps):
+    """A reconciliation's steps as Prefect tasks: the staging, and one task per chunk."""
+
+    def stage(self, step: Callable[[], StagedCorrections]) -> StagedCorrections:
+        """The staging as a task."""
+        return stage_task(step)
+
+    def chunk(self, number: int, step: Callable[[Log], ReconcileOutcome]) -> ReconcileOutcome:
+        """A chunk as a task of its own, reconcile-chunk-N."""
+        return chunk_task(number, step)
 
 
 def publish(summary: ReconciliationSummary) -> None:
@@ -153,6 +140,11 @@ def publish(summary: ReconciliationSummary) -> None:
             key=artifact_key("reconciliation-not-reconciled", summary.merchant),
             description="Unknown references and malformed records",
         )
+
+
+def _said(error: Exception) -> str:
+    """An error as a summary says it."""
+    return f"{type(error).__name__}: {error}"
 
 
 if __name__ == "__main__":

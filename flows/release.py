@@ -5,12 +5,13 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact
 
-from flows.delivery_report import publish_open_quarantine, quietly
-from schemas.settings import SettingError, Settings, safe_url
-from tasks.delivery.run import shop_timezone
+from flows.artifacts import publish_open_quarantine
+from schemas.errors import SettingError
+from schemas.settings import Settings, safe_url
+from tasks.delivery.run import quietly
 from tasks.delivery.summary import artifact_key
+from tasks.resources import RunResources
 from tasks.state.releases import release_orders
-from tasks.state.store import open_state_store
 
 
 def run_name() -> str:
@@ -43,27 +44,19 @@ def release(
         raise SettingError("order_refs", 'is not a list of order references in quotes, like ["AAAAAAAAA"]')
     settings = Settings.from_env(merchant_id=merchant)
     settings.require("merchant_id")
-    store = open_state_store(settings.state_url())
-    try:
+    with RunResources.open(settings) as resources:
+        merchant_id = resources.merchant
         lines = release_orders(
-            store, settings.merchant_id or "", order_refs or [], run_id=run, resend=bool(resend)
+            resources.store, merchant_id, order_refs or [], run_id=run, resend=bool(resend)
         )
-    finally:
-        store.dispose()
-    create_markdown_artifact(
-        "\n".join(
-            [
-                f"# Release for merchant {settings.merchant_id}",
-                "",
-                *(f"- {line}" for line in lines),
-            ]
-        ),
-        key=artifact_key("release-result", settings.merchant_id or ""),
-        description="What the release did",
-    )
-    get_run_logger().info("%s (state store %s)", "; ".join(lines), safe_url(settings.state_url()))
-    quietly(
-        "publish the orders still in quarantine",
-        lambda: publish_open_quarantine(settings, shop_timezone(settings)),
-    )
+        create_markdown_artifact(
+            "\n".join([f"# Release for merchant {merchant_id}", "", *(f"- {line}" for line in lines)]),
+            key=artifact_key("release-result", merchant_id),
+            description="What the release did",
+        )
+        get_run_logger().info("%s (state store %s)", "; ".join(lines), safe_url(settings.state_url()))
+        quietly(
+            "publish the orders still in quarantine",
+            lambda: publish_open_quarantine(resources.store, merchant_id, resources.shop_timezone()),
+        )
     return lines

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from schemas.outcomes import ROWS_SHOWN
 from schemas.sequra import Address
 
 RecordName = Literal["customer", "delivery_address", "invoice_address"]
@@ -211,3 +212,24 @@ class ReconciliationCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for key, count in other.by_field.items():
             self.by_field[key] = self.by_field.get(key, 0) + count
+
+
+@dataclass
+class ReconcileOutcome:
+    """What chunks found and did, added up; each list keeps at most ROWS_SHOWN rows."""
+
+    counts: ReconciliationCounts = field(default_factory=ReconciliationCounts)
+    differences: list[Difference] = field(default_factory=list)
+    unknown: list[tuple[int, str]] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)  # the changes --apply makes (or would make)
+    applied_values: int = 0
+    skipped: list[SkippedFix] = field(default_factory=list)
+
+    def add(self, later: ReconcileOutcome) -> None:
+        """Add a later chunk's outcome to this one."""
+        self.counts.add(later.counts)
+        self.differences = (self.differences + later.differences)[:ROWS_SHOWN]
+        self.unknown = (self.unknown + later.unknown)[:ROWS_SHOWN]
+        self.planned = (self.planned + later.planned)[:ROWS_SHOWN]
+        self.applied_values += later.applied_values
+        self.skipped = (self.skipped + later.skipped)[:ROWS_SHOWN]

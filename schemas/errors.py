@@ -8,7 +8,9 @@ Messages say what was wrong, with which order, field or setting, and what to do.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
+
+Done = TypeVar("Done")
 
 
 class SequraEtlError(Exception):
@@ -33,3 +35,12 @@ class SettingError(TerminalError, ValueError):
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"{name}: {problem}")
         self.name = name
+
+
+class RunStoppedError(SequraEtlError, Generic[Done]):
+    """A run stopped after it began: `cause` says why, `done` what it did before it stopped."""
+
+    def __init__(self, cause: Exception, done: Done) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.done = done

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -15,9 +13,27 @@ from typing import Any, Literal
 import platformdirs
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
-DEFAULT_SEQURA_API_URL = "https://sandbox.sequrapi.com/"
+from schemas.errors import SettingError
+from schemas.merchants import MerchantAccount, parse_merchants
+from schemas.setting_values import (
+    DEFAULT_SEQURA_API_URL,
+    parse_admin_url,
+    parse_api_url,
+    parse_database_url,
+    parse_flag,
+    parse_modules,
+    parse_optional_database_url,
+    parse_optional_int,
+    parse_order_ref_field,
+    parse_overlap_minutes,
+    parse_positive_int,
+    parse_seconds,
+    parse_shipment_channel,
+    parse_table_prefix,
+    parse_text,
+)
+
 OUTPUT_DIR = Path(".sequra-etl")
 """Where dry runs and reconciliations write their files by default, in the working directory (git-ignored)."""
 
@@ -31,220 +47,6 @@ def default_state_store() -> Path:
     return Path(platformdirs.user_data_dir("sequra-etl", appauthor=False)) / "state.sqlite"
 
 
-class SettingError(ValueError):
-    """A setting is missing or malformed; the message names it and says what to do."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"{name}: {problem}")
-        self.name = name
-
-
-def _url(name: str, value: str) -> URL:
-    """Parse a SQLAlchemy database URL or raise a SettingError naming the setting (never its value)."""
-    try:
-        return make_url(value)
-    except ArgumentError:
-        raise SettingError(
-            name,
-            "is not a database URL (value not shown: it may hold a password); "
-            "use e.g. mysql+pymysql://user:pass@host:3306/shop",
-        ) from None
-
-
-def _optional_url(name: str, value: str) -> URL | None:
-    """Parse an optional database URL (empty means unset)."""
-    return _url(name, value) if value.strip() else None
-
-
-def _positive_int(name: str, value: str) -> int:
-    """Parse a whole number above zero or raise a SettingError naming the setting."""
-    if not re.fullmatch(r"\d+", value.strip()) or int(value) <= 0:
-        raise SettingError(name, f"'{value}' is not a whole number above zero")
-    return int(value)
-
-
-def _positive_float(name: str, value: str) -> float:
-    """Parse a number of seconds above zero or raise a SettingError naming the setting."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if number <= 0:
-        raise SettingError(name, f"'{value}' is not a number of seconds above zero")
-    return number
-
-
-def _modules(name: str, value: str) -> tuple[str, ...]:
-    """Parse a comma-separated list of PrestaShop module technical names."""
-    modules = tuple(part.strip() for part in value.split(",") if part.strip())
-    if not modules or any(not re.fullmatch(r"[A-Za-z0-9_]+", m) for m in modules):
-        raise SettingError(
-            name, f"'{value}' is not a comma-separated list of module names like sequrapayment"
-        )
-    return modules
-
-
-def _prefix(name: str, value: str) -> str:
-    """Check a PrestaShop table prefix (letters, digits, underscore)."""
-    if not re.fullmatch(r"[A-Za-z0-9_]*", value):
-        raise SettingError(name, f"'{value}' is not a table prefix; use letters, digits and _ like ps_")
-    return value
-
-
-def _api_url(name: str, value: str) -> str:
-    """Check the SeQura base URL and give it its trailing slash."""
-    if not re.match(r"https?://[^/\s]+", value):
-        raise SettingError(name, f"'{value}' is not an http(s) URL like {DEFAULT_SEQURA_API_URL}")
-    return value if value.endswith("/") else value + "/"
-
-
-def _order_ref_field(name: str, value: str) -> Literal["reference", "id_order"]:
-    """Check which shop field becomes merchant_reference.order_ref_1."""
-    if value not in ("reference", "id_order"):
-        raise SettingError(name, f"'{value}' must be 'reference' (the default) or 'id_order'")
-    return value  # type: ignore[return-value]
-
-
-def _overlap_minutes(name: str, value: str) -> int:
-    """Parse the overlap: at least an hour, so the hour repeated when clocks go back is never skipped."""
-    minutes = _positive_int(name, value)
-    if minutes < 60:
-        raise SettingError(name, f"'{value}' is under 60; the overlap must cover a daylight-saving change")
-    return minutes
-
-
-def _optional_int(name: str, value: str) -> int | None:
-    """Parse an optional whole number (empty means unset)."""
-    return _positive_int(name, value) if value.strip() else None
-
-
-def _flag(name: str, value: str) -> bool:
-    """Parse a yes/no setting."""
-    if value.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.strip().lower() in ("0", "false", "no", "off"):
-        return False
-    raise SettingError(name, f"'{value}' is not true or false")
-
-
-def _admin_url(name: str, value: str) -> str | None:
-    """Check the back office's base URL (empty means unset) and give it its trailing slash."""
-    if not value.strip():
-        return None
-    if not re.match(r"https?://[^/\s]+", value):
-        raise SettingError(name, f"'{value}' is not an http(s) URL like https://shop.example/admin123/")
-    return value if value.endswith("/") else value + "/"
-
-
-def _text(name: str, value: str) -> str:
-    """Keep a plain text setting as given."""
-    return value
-
-
-@dataclass(frozen=True)
-class MerchantAccount:
-    """One SeQura merchant of the shop: the orders it takes (a shop, delivery countries) and its API user."""
-
-    merchant_id: str
-    shop_id: int | None = None
-    countries: tuple[str, ...] = ()  # ISO codes of delivery countries; empty: every country
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    def claims(self) -> str:
-        """The orders it takes, in words."""
-        shop = f"shop {self.shop_id}" if self.shop_id is not None else "every shop"
-        countries = ", ".join(self.countries) if self.countries else "any country no other merchant lists"
-        return f"{shop}, delivered to {countries}"
-
-    def shares_shops(self, other: MerchantAccount) -> bool:
-        """Whether both take orders of one shop (the same id_shop, or either every shop)."""
-        return self.shop_id is None or other.shop_id is None or self.shop_id == other.shop_id
-
-    def overlaps(self, other: MerchantAccount) -> bool:
-        """Whether an order could belong to both: a shared shop and a common country, or both the rest."""
-        if not self.shares_shops(other):
-            return False
-        if not self.countries or not other.countries:
-            return not self.countries and not other.countries
-        return bool(set(self.countries) & set(other.countries))
-
-
-def uncovered_shops(accounts: tuple[MerchantAccount, ...]) -> list[str]:
-    """The shops whose merchants all list countries, with those countries: orders elsewhere go to none."""
-    notes = []
-    for shop_id in dict.fromkeys(account.shop_id for account in accounts):
-        sharing = [a for a in accounts if a.shop_id is None or shop_id is None or a.shop_id == shop_id]
-        if all(a.countries for a in sharing):
-            shop = f"shop {shop_id}" if shop_id is not None else "every shop"
-            notes.append(f"{shop} ({', '.join(sorted({c for a in sharing for c in a.countries}))})")
-    return notes
-
-
-MERCHANTS_EXAMPLE = (
-    '{"shop_es": {"shop": 1, "countries": ["ES"], "username": "…", "password": "block:sequra-es"}, '
-    '"shop_pt": {"shop": 1, "countries": ["PT"], "username": "…", "password": "block:sequra-pt"}}'
-)
-MERCHANT_KEYS = ("shop", "countries", "username", "password")
-
-
-def _merchant_account(name: str, merchant: str, entry: object) -> MerchantAccount:
-    """Check one merchant's entry of SEQURA_MERCHANTS; the error names the merchant and the key."""
-    where = f"merchant '{merchant}'"
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", merchant):
-        raise SettingError(name, f"{where} is not a SeQura merchant id (letters, digits, _ . -)")
-    if not isinstance(entry, dict):
-        raise SettingError(name, f'{where} must map to an object like {{"shop": 1, "countries": ["ES"]}}')
-    unknown = sorted(set(entry) - set(MERCHANT_KEYS))
-    if unknown:
-        raise SettingError(
-            name, f"{where} has unknown keys {', '.join(unknown)}; use {', '.join(MERCHANT_KEYS)}"
-        )
-    shop = entry.get("shop")
-    if shop is not None and (not isinstance(shop, int) or isinstance(shop, bool) or shop <= 0):
-        raise SettingError(name, f"{where}: shop must be an id_shop, a whole number above zero")
-    countries = entry.get("countries") or []
-    if not isinstance(countries, list) or any(
-        not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{2}", code) for code in countries
-    ):
-        raise SettingError(name, f'{where}: countries must be a list of ISO codes like ["ES", "PT"]')
-    credentials = {key: entry.get(key) for key in ("username", "password")}
-    for key, value in credentials.items():
-        if value is not None and not isinstance(value, str):
-            raise SettingError(name, f"{where}: {key} must be text (or block:NAME, a Prefect Secret block)")
-    if (credentials["username"] is None) != (credentials["password"] is None):
-        raise SettingError(
-            name,
-            f"{where} has a username or a password, not both: give both, or neither to use SEQURA_USERNAME",
-        )
-    return MerchantAccount(merchant, shop, tuple(code.upper() for code in countries), **credentials)
-
-
-def _merchants(name: str, value: str) -> tuple[MerchantAccount, ...]:
-    """Parse the merchants of a shop with several (JSON); no order may belong to two of them."""
-    if not value.strip():
-        return ()
-    try:
-        raw = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise SettingError(
-            name, f"is not JSON ({error.msg} at character {error.pos}); write it like {MERCHANTS_EXAMPLE}"
-        ) from None
-    if not isinstance(raw, dict) or not raw:
-        raise SettingError(name, f"must map merchant ids to their orders, like {MERCHANTS_EXAMPLE}")
-    accounts = [_merchant_account(name, merchant, entry) for merchant, entry in raw.items()]
-    for number, account in enumerate(accounts):
-        for other in accounts[number + 1 :]:
-            if account.overlaps(other):
-                raise SettingError(
-                    name,
-                    f"merchants {account.merchant_id} ({account.claims()}) and {other.merchant_id} "
-                    f"({other.claims()}) could both take one order; give each shop and country to one "
-                    "merchant",
-                )
-    return tuple(accounts)
-
-
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its name, default and parser."""
@@ -255,104 +57,114 @@ class Setting:
     help: str
 
 
-def _shipment_channel(name: str, value: str) -> str:
-    """delivery_report or order_update."""
-    if value not in ("delivery_report", "order_update"):
-        raise SettingError(name, f"'{value}' is neither delivery_report nor order_update")
-    return value
-
-
 SETTINGS: dict[str, Setting] = {
     "shop_db_url": Setting(
-        "SHOP_DB_URL", None, _url, "SQLAlchemy URL of the PrestaShop database (mysql+pymysql://…)"
+        "SHOP_DB_URL",
+        None,
+        parse_database_url,
+        "SQLAlchemy URL of the PrestaShop database (mysql+pymysql://…)",
     ),
-    "shop_table_prefix": Setting("SHOP_TABLE_PREFIX", "ps_", _prefix, "PrestaShop table prefix"),
-    "shop_id": Setting("SHOP_ID", "", _optional_int, "multistore: only orders of this id_shop"),
+    "shop_table_prefix": Setting("SHOP_TABLE_PREFIX", "ps_", parse_table_prefix, "PrestaShop table prefix"),
+    "shop_id": Setting("SHOP_ID", "", parse_optional_int, "multistore: only orders of this id_shop"),
     "payment_modules": Setting(
-        "SEQURA_PAYMENT_MODULES", "sequrapayment", _modules, "orders.module values that are SeQura orders"
+        "SEQURA_PAYMENT_MODULES",
+        "sequrapayment",
+        parse_modules,
+        "orders.module values that are SeQura orders",
     ),
     "order_ref_field": Setting(
-        "SEQURA_ORDER_REF_FIELD", "reference", _order_ref_field, "shop field sent as order_ref_1"
+        "SEQURA_ORDER_REF_FIELD", "reference", parse_order_ref_field, "shop field sent as order_ref_1"
     ),
-    "api_url": Setting("SEQURA_API_URL", DEFAULT_SEQURA_API_URL, _api_url, "SeQura API base URL"),
-    "username": Setting("SEQURA_USERNAME", None, _text, "SeQura API user"),
-    "password": Setting("SEQURA_PASSWORD", None, _text, "SeQura API password"),
-    "merchant_id": Setting("SEQURA_MERCHANT_ID", None, _text, "SeQura merchant id (Sequra-Merchant-Id)"),
+    "api_url": Setting("SEQURA_API_URL", DEFAULT_SEQURA_API_URL, parse_api_url, "SeQura API base URL"),
+    "username": Setting("SEQURA_USERNAME", None, parse_text, "SeQura API user"),
+    "password": Setting("SEQURA_PASSWORD", None, parse_text, "SeQura API password"),
+    "merchant_id": Setting("SEQURA_MERCHANT_ID", None, parse_text, "SeQura merchant id (Sequra-Merchant-Id)"),
     "state_db_url": Setting(
-        "STATE_DB_URL", "", _optional_url, "state store URL; default a SQLite file in the user's data folder"
+        "STATE_DB_URL",
+        "",
+        parse_optional_database_url,
+        "state store URL; default a SQLite file in the user's data folder",
     ),
-    "batch_size": Setting("SEQURA_BATCH_SIZE", "5000", _positive_int, "orders per delivery report request"),
-    "timeout_seconds": Setting("SEQURA_TIMEOUT_SECONDS", "30", _positive_float, "timeout of one request"),
-    "max_attempts": Setting("SEQURA_MAX_ATTEMPTS", "5", _positive_int, "attempts per request on 5xx/429"),
+    "batch_size": Setting(
+        "SEQURA_BATCH_SIZE", "5000", parse_positive_int, "orders per delivery report request"
+    ),
+    "timeout_seconds": Setting("SEQURA_TIMEOUT_SECONDS", "30", parse_seconds, "timeout of one request"),
+    "max_attempts": Setting(
+        "SEQURA_MAX_ATTEMPTS", "5", parse_positive_int, "attempts per request on 5xx/429"
+    ),
     "backoff_seconds": Setting(
-        "SEQURA_BACKOFF_SECONDS", "1", _positive_float, "first retry delay, doubled each time"
+        "SEQURA_BACKOFF_SECONDS", "1", parse_seconds, "first retry delay, doubled each time"
     ),
     "chunk_size": Setting(
         "SHOP_CHUNK_SIZE",
         "5000",
-        _positive_int,
+        parse_positive_int,
         "order references per chunk: read, built, sent and committed together",
     ),
     "fast_reader": Setting(
         "SHOP_FAST_READER",
         "true",
-        _flag,
+        parse_flag,
         "read MySQL/MariaDB with mysqlclient when it is installed (pip install -e '.[fast]')",
     ),
     "overlap_minutes": Setting(
         "DELIVERY_OVERLAP_MINUTES",
         "360",
-        _overlap_minutes,
+        parse_overlap_minutes,
         "scheduled runs start this long before the last until",
     ),
     "first_run_days": Setting(
-        "DELIVERY_FIRST_RUN_DAYS", "7", _positive_int, "window of the very first run, in days"
+        "DELIVERY_FIRST_RUN_DAYS", "7", parse_positive_int, "window of the very first run, in days"
     ),
     "shipment_channel": Setting(
         "SEQURA_SHIPMENT_CHANNEL",
         "delivery_report",
-        _shipment_channel,
+        parse_shipment_channel,
         "how shipments reach SeQura: delivery_report (as the PrestaShop module) or order_update",
     ),
     "run_lease_seconds": Setting(
         "SEQURA_RUN_LEASE_SECONDS",
         "600",
-        _positive_float,
+        parse_seconds,
         "how long a run that stopped renewing its lock (killed) still blocks the next one",
     ),
     "shop_admin_url": Setting(
         "SHOP_ADMIN_URL",
         "",
-        _admin_url,
+        parse_admin_url,
         "the back office's address (https://shop.example/admin123/): reconciliations link to its pages",
     ),
     "corrections_username": Setting(
         "CORRECTIONS_USERNAME",
         None,
-        _text,
+        parse_text,
         "user for the corrections URL (Basic auth); on SEQURA_API_URL's host SEQURA_USERNAME is used",
     ),
-    "corrections_password": Setting("CORRECTIONS_PASSWORD", None, _text, "password for the corrections URL"),
+    "corrections_password": Setting(
+        "CORRECTIONS_PASSWORD", None, parse_text, "password for the corrections URL"
+    ),
     "corrections_timeout_seconds": Setting(
-        "CORRECTIONS_TIMEOUT_SECONDS", "60", _positive_float, "timeout of the corrections download"
+        "CORRECTIONS_TIMEOUT_SECONDS", "60", parse_seconds, "timeout of the corrections download"
     ),
     "merchants": Setting(
         "SEQURA_MERCHANTS",
         "",
-        _merchants,
+        parse_merchants,
         "several SeQura merchants: JSON mapping each merchant id to its shop (id_shop), delivery countries "
         "and API user (README, 'Several merchants'); or block:NAME",
     ),
     "lock_wait_seconds": Setting(
         "SEQURA_LOCK_WAIT_SECONDS",
         "1800",
-        _positive_float,
+        parse_seconds,
         "how long a run waits for another run of its merchant to finish before it stops",
     ),
 }
 
-REQUIRED_TO_SEND = ("shop_db_url", "username", "password", "merchant_id")
+
 SECRETS = ("password", "corrections_password")
+
+
 FROM_BLOCKS = (  # settings that may name a Prefect Secret block instead of holding the value
     "shop_db_url",
     "state_db_url",
@@ -362,6 +174,8 @@ FROM_BLOCKS = (  # settings that may name a Prefect Secret block instead of hold
     "corrections_password",
     "merchants",
 )
+
+
 BLOCK_PREFIX = "block:"
 
 

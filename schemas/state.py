@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,15 @@ STATE_SCHEMA_VERSION = 5
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
+
+
+class RunStatus(enum.StrEnum):
+    """What became of a run (runs.status)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CRASHED = "crashed"  # it stopped renewing its lease (killed) and another run took its lock over
 
 
 class UtcDateTime(TypeDecorator):

@@ -25,7 +25,9 @@ from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.engine import URL, Connection, Engine, create_engine
 from sqlalchemy.exc import OperationalError
 
-from schemas.prestashop import ZERO_DATETIME, ShopTables
+from schemas.errors import TerminalError
+from schemas.prestashop import ShopTables
+from schemas.prestashop_types import ZERO_DATETIME
 from seeding.prestashop_ddl import create_prestashop_schema
 from seeding.vocabulary import (
     BUYERS,
@@ -71,7 +73,7 @@ PACKAGE_TAX_RATE = 21
 WRAPPING_CENTS = 250
 
 
-class BigShopError(ValueError):
+class BigShopError(TerminalError, ValueError):
     """The database cannot take a generated shop; the message says what to change."""
 
 

@@ -16,7 +16,8 @@ from typing import Any, Literal
 from sqlalchemy import Column, String, Table, func, insert, select, type_coerce, update
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.prestashop import ZERO_DATETIME, ShopTables
+from schemas.prestashop import ShopTables
+from schemas.prestashop_types import ZERO_DATETIME
 from seeding.vocabulary import (
     CANCELED,
     CARRIER_TAX_RATE,

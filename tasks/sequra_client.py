@@ -5,15 +5,16 @@ from __future__ import annotations
 import abc
 import logging
 import random
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import requests
 import urllib3
 from pydantic import SecretStr
+
+from schemas.errors import SequraEtlError, TerminalError, TransientError
+from tasks.clock import RUN_CLOCK, Clock
 
 LOG = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -24,15 +25,15 @@ REFUSED_STATUS = frozenset({400, 409, 413, 422})
 MAX_RETRY_AFTER_SECONDS = 300.0
 
 
-class SequraError(RuntimeError):
+class SequraError(SequraEtlError):
     """Base of every error the SeQura client raises."""
 
 
-class SequraAuthError(SequraError):
+class SequraAuthError(SequraError, TerminalError):
     """SeQura refused the credentials (401) or the merchant (403); nothing was accepted."""
 
 
-class SequraRejectedError(SequraError):
+class SequraRejectedError(SequraError, TerminalError):
     """SeQura refused the payload (409, or 400/413/422): orders it will not accept; `errors` says why."""
 
     def __init__(self, status: int, errors: list[str], *, maybe_delivered: bool = False) -> None:
@@ -42,7 +43,7 @@ class SequraRejectedError(SequraError):
         self.maybe_delivered = maybe_delivered
 
 
-class SequraUnavailableError(SequraError):
+class SequraUnavailableError(SequraError, TransientError):
     """SeQura kept failing (5xx, 429, timeouts, dropped connections) after every retry.
 
     `maybe_delivered` is true when an attempt timed out or lost its connection after the request left:
@@ -62,14 +63,14 @@ def _never_left(error: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
-class SequraNotSequraError(SequraError):
+class SequraNotSequraError(SequraError, TerminalError):
     """The answer did not come from SeQura's API: a redirect, or a page that is not SeQura's JSON.
 
     Nothing is marked as sent: SEQURA_API_URL most likely points at a proxy, a login page or another host.
     """
 
 
-class SequraRequestError(SequraError):
+class SequraRequestError(SequraError, TerminalError):
     """SeQura answered another 4xx (404, 405…): the URL or method is wrong; retrying would not help."""
 
     def __init__(self, status: int, errors: list[str]) -> None:
@@ -106,7 +107,7 @@ def _errors(response: requests.Response) -> list[str]:
     return [item.get("title", str(item)) if isinstance(item, dict) else str(item) for item in items]
 
 
-def _retry_after(response: requests.Response | None) -> float | None:
+def _retry_after(response: requests.Response | None, now: datetime) -> float | None:
     """Seconds a 429 or 503 asks us to wait (Retry-After in seconds or as an HTTP date), capped."""
     value = response.headers.get("Retry-After", "").strip() if response is not None else ""
     if not value:
@@ -115,7 +116,7 @@ def _retry_after(response: requests.Response | None) -> float | None:
         seconds = float(value)
     except ValueError:
         try:
-            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+            seconds = (parsedate_to_datetime(value) - now).total_seconds()
         except (TypeError, ValueError):
             return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
@@ -134,7 +135,7 @@ class HttpSequraClient(SequraClient):
         timeout_seconds: float = 30.0,
         max_attempts: int = 5,
         backoff_seconds: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = RUN_CLOCK,
         log: logging.Logger | logging.LoggerAdapter = LOG,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
@@ -142,7 +143,7 @@ class HttpSequraClient(SequraClient):
         self.timeout_seconds = timeout_seconds
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
-        self._sleep = sleep
+        self._clock = clock
         self._log = log
         self._session = requests.Session()
         self._session.auth = (username, password.get_secret_value())
@@ -156,6 +157,10 @@ class HttpSequraClient(SequraClient):
 
     def __repr__(self) -> str:
         return f"HttpSequraClient(base_url={self.base_url!r}, merchant_id={self.merchant_id!r})"
+
+    def close(self) -> None:
+        """Close the client's HTTP session and its connections."""
+        self._session.close()
 
     def send_delivery_report(self, body: bytes) -> None:
         """POST orders/delivery_reports; 2xx returns, 409 raises SequraRejectedError with SeQura's errors.
@@ -183,7 +188,7 @@ class HttpSequraClient(SequraClient):
 
     def backoff(self, attempt: int, response: requests.Response | None) -> float:
         """Seconds to wait before the next attempt: Retry-After if given, else exponential with jitter."""
-        asked = _retry_after(response)
+        asked = _retry_after(response, self._clock.now())
         if asked is not None:
             return asked
         return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
@@ -229,7 +234,7 @@ class HttpSequraClient(SequraClient):
                 self._log.warning(
                     "SeQura %s %s: %s; retry %d in %.1fs", method, path, problem, attempt, delay
                 )
-                self._sleep(delay)
+                self._clock.sleep(delay)
         raise SequraUnavailableError(
             f"SeQura did not answer {method} {url} (last: {problem}); "
             + (

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from schemas.errors import TerminalError
 
-class WindowError(ValueError):
+
+class WindowError(TerminalError, ValueError):
     """A window bound is malformed or the window is empty; the message names the parameter."""
 
 

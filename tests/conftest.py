@@ -138,7 +138,7 @@ def sandbox_server() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
+def prefect_harness() -> Iterator[None]:
     """A real Prefect API (SQLite-backed, on a free port) for every flow run of the session."""
     with prefect_test_harness(server_startup_timeout=120):
         yield

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -29,6 +30,32 @@ def clean_environment(**values: str) -> dict[str, str]:
     project = ("PREFECT_", "SHOP_", "SEQURA_", "STATE_DB_URL", "CORRECTIONS_")
     kept = {name: value for name, value in os.environ.items() if not name.startswith(project)}
     return {**kept, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **values}
+
+
+def prefect_api(api: str, method: str, path: str, body: object = None, *, seconds: float = STARTUP) -> Any:
+    """The JSON answer of a call to a Prefect server's API, once the server gives one.
+
+    A busy server may answer 5xx (its SQLite database locked) or not in time: the call is made again until
+    `seconds` have passed; the test then fails saying what the server last answered. Any other error fails
+    it at once, naming the call and the answer.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            response = requests.request(method, f"{api}{path}", json=body, timeout=30)
+        except requests.RequestException as error:
+            problem = f"no answer ({type(error).__name__}: {error})"
+        else:
+            if response.ok:
+                return response.json()
+            problem = f"{response.status_code} {response.text[:500]}"
+            if response.status_code < 500:
+                raise AssertionError(f"{method} {path} was answered {problem}")
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{method} {path}: the Prefect server gave no answer in {seconds:g} s: {problem}"
+            )
+        time.sleep(1)
 
 
 def _healthy(api: str) -> bool:

@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
-from sqlalchemy import Engine
 
 from schemas.reports import BuiltReport, QuarantinedOrder, Stage
 from schemas.sequra import Platform, Statistics
-from schemas.settings import Settings
+from tasks.delivery.statistics import StatisticsBlock
+from tasks.resources import RunResources
 from tasks.rows import in_chunks
 from tasks.sequra_client import (
     LOG,
-    HttpSequraClient,
     SequraClient,
     SequraError,
     SequraRejectedError,
@@ -54,7 +53,6 @@ class LoadResult:
     # reported without an answer, now or by an earlier run: still in flight, to be settled by order updates
     unanswered: list[BuiltReport] = field(default_factory=list)
     requests: int = 0
-    statistics_settled: bool = False  # the statistics block went with an accepted request, or was refused
 
 
 def errors_naming(order_ref_1: str, errors: Sequence[str]) -> list[str]:
@@ -77,7 +75,7 @@ class DeliveryReportLoader:
     platform: Platform
     ledger: DeliveryLedger
     batch_size: int = 5000
-    statistics: Statistics | None = None  # rides on the first request SeQura accepts
+    statistics: StatisticsBlock | None = None  # the run's, carried by the first request SeQura accepts
     log: logging.Logger | logging.LoggerAdapter = LOG
 
     def load(self, reports: Sequence[BuiltReport]) -> LoadResult:
@@ -104,7 +102,8 @@ class DeliveryReportLoader:
         """Send `batch`; on a refusal set aside the refused orders and send the others again."""
         if not batch:
             return
-        statistics = self.statistics
+        block = self.statistics
+        statistics = block.due() if block is not None else None
         try:
             result.requests += 1
             self.ledger.sending(batch)
@@ -120,8 +119,8 @@ class DeliveryReportLoader:
             self.ledger.not_sent(batch)
             named = {built.order_ref_1: errors_naming(built.order_ref_1, rejected.errors) for built in batch}
             refused = [built for built in batch if named[built.order_ref_1]]
-            if statistics is not None and not refused:
-                self.statistics = None  # statistics are a courtesy: never let them hold back a shipment
+            if block is not None and statistics is not None and not refused:
+                block.settle()  # statistics are a courtesy: never let them hold back a shipment
                 self._send_isolating(batch, result)
             elif refused:
                 result.quarantined += [
@@ -145,7 +144,8 @@ class DeliveryReportLoader:
             self.ledger.not_sent(batch)
             raise
         self.ledger.sent(batch)
-        self.statistics = None
+        if block is not None and statistics is not None:
+            block.settle()
         result.sent += batch
 
     @staticmethod
@@ -158,24 +158,6 @@ class DeliveryReportLoader:
             Stage.LOAD,
             f"SeQura refused it ({status}): " + "; ".join(errors),
         )
-
-
-def sequra_client(settings: Settings, log: logging.Logger | logging.LoggerAdapter = LOG) -> HttpSequraClient:
-    """The real SeQura client from the settings, logging its retries to `log`; SettingError if unset."""
-    settings.require("username", "password", "merchant_id")
-    assert (
-        settings.username is not None and settings.password is not None and settings.merchant_id is not None
-    )
-    return HttpSequraClient(
-        settings.api_url,
-        settings.username,
-        settings.password,
-        settings.merchant_id,
-        timeout_seconds=settings.timeout_seconds,
-        max_attempts=settings.max_attempts,
-        backoff_seconds=settings.backoff_seconds,
-        log=log,
-    )
 
 
 def delivery_report_body(
@@ -191,12 +173,11 @@ def delivery_report_body(
 
 
 def send_delivery_reports(
-    settings: Settings,
-    store: Engine,
+    resources: RunResources,
     run_id: str,
     platform: Platform,
     reports: Sequence[BuiltReport],
-    statistics: Statistics | None = None,
+    statistics: StatisticsBlock | None = None,
     log: logging.Logger | logging.LoggerAdapter = LOG,
     *,
     absent: bool = False,
@@ -208,12 +189,11 @@ def send_delivery_reports(
     of them (`absent`: a 404 to the settling update). With SEQURA_SHIPMENT_CHANNEL order_update, every new
     order goes that way (see shipped_by_update).
     """
-    client = sequra_client(settings, log)
-    merchant = client.merchant_id
+    settings, store, merchant = resources.settings, resources.store, resources.merchant
     uncertain = {} if absent else uncertain_deliveries(store, merchant, [b.order_ref_1 for b in reports])
     sendable = [built for built in reports if built.order_ref_1 not in uncertain]
     loader = DeliveryReportLoader(
-        client=client,
+        client=resources.sequra(),
         merchant_id=merchant,
         platform=platform,
         ledger=StateLedger(store, run_id, merchant),
@@ -226,7 +206,6 @@ def send_delivery_reports(
     else:
         result = loader.load(sendable)
     result.unanswered += [built for built in reports if built.order_ref_1 in uncertain]
-    result.statistics_settled = statistics is not None and loader.statistics is None
     return result
 
 
@@ -239,13 +218,15 @@ def shipped_by_update(loader: DeliveryReportLoader, reports: Sequence[BuiltRepor
     result = LoadResult(unanswered=list(reports))
     if reports:
         loader.ledger.sending(reports)
-    if loader.statistics is not None:
+    block = loader.statistics
+    statistics = block.due() if block is not None else None
+    if block is not None and statistics is not None:
         try:
             result.requests += 1
             loader.client.send_delivery_report(
-                delivery_report_body(loader.merchant_id, [], loader.statistics, loader.platform)
+                delivery_report_body(loader.merchant_id, [], statistics, loader.platform)
             )
-            loader.statistics = None
+            block.settle()
         except SequraError as refused:  # statistics are a courtesy: never let them hold back a shipment
             LOG.warning("SeQura did not take the statistics block: %s", refused)
     return result

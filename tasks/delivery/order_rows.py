@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from schemas.errors import TerminalError
 from schemas.sequra import Address, Item, MerchantReference, Tracking
 from tasks.rows import Row
 
 OrderRefField = Literal["reference", "id_order"]
 
 
-class UnreportableOrderError(ValueError):
+class UnreportableOrderError(TerminalError, ValueError):
     """An order cannot be reported as it is; the message says what to fix in the shop."""
 
 

@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
 
 from schemas.reports import Change, ClassifiedReport, QuarantinedOrder, Stage, UpdatedOrder
 from schemas.sequra import Cart, OrderReport, OrderUpdate, Platform, total_shown
-from schemas.settings import Settings
-from tasks.delivery.load import sequra_client
+from tasks.resources import RunResources
 from tasks.sequra_client import (
     LOG,
     SequraClient,
@@ -31,6 +29,7 @@ from tasks.sequra_client import (
 )
 from tasks.state.locks import renew_lock
 from tasks.state.order_changes import UPDATE_REFUSED, UPDATE_UNKNOWN, record_update_refused, record_updated
+from tasks.state.store import StateStore
 
 UNANSWERED_IN_A_ROW = 3  # order updates without an answer, one after the other, that stop a run
 
@@ -144,7 +143,7 @@ class OrderUpdateLoader:
     """
 
     client: SequraClient
-    store: Engine
+    store: StateStore
     run_id: str
     merchant: str
     platform: Platform
@@ -236,8 +235,7 @@ def update_row(item: ClassifiedReport, changes: str, result: str) -> UpdatedOrde
 
 
 def send_order_updates(
-    settings: Settings,
-    store: Engine,
+    resources: RunResources,
     run_id: str,
     platform: Platform,
     changed: Sequence[ClassifiedReport],
@@ -246,8 +244,7 @@ def send_order_updates(
     log: logging.Logger | logging.LoggerAdapter = LOG,
 ) -> UpdateResult:
     """PUT the changed orders' updates to SeQura; records each answer in the state store."""
-    client = sequra_client(settings, log)
-    loader = OrderUpdateLoader(client, store, run_id, client.merchant_id, platform, log)
+    loader = OrderUpdateLoader(resources.sequra(), resources.store, run_id, resources.merchant, platform, log)
     return loader.load(changed, previous, held)
 
 

@@ -10,14 +10,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
-ChunkKey = tuple[str, int]
+ChunkKey = int  # a chunk's number in its run
 
 
 Rows = TypeVar("Rows")
 
 
 class ReadAhead(Generic[Rows]):
-    """Reads a run's next chunk in a background thread while the current one is built and sent.
+    """Reads a run's next chunk in a background thread of its own while the current one is built and sent.
 
     A run's chunks go one after the other in one process: while Python builds chunk n, the database and
     the driver, mostly waiting on the network, get chunk n+1 ready. It holds one chunk at most; a chunk
@@ -42,8 +42,11 @@ class ReadAhead(Generic[Rows]):
         with self._lock:
             self._next = (key, self._reader.submit(read))
 
-
-READ_AHEAD = ReadAhead()
+    def close(self) -> None:
+        """Wait for a read still going (its rows or error are dropped) and stop the reading thread."""
+        with self._lock:
+            self._next = None
+        self._reader.shutdown(wait=True)
 
 
 @contextmanager

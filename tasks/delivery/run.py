@@ -1,171 +1,220 @@
-"""A delivery run: its Prefect steps, the checks before it, and adopt."""
+"""A delivery run from start to end: window, the merchant's lock and lease, plan, chunks, finish.
+
+The one owner of a run's lifecycle, free of Prefect: the delivery-report flow, `sequra-etl adopt` and the
+tests all run through DeliveryRun. It works with the run's resources (one state store, one shop engine, one
+SeQura client) and hands them to the stages. What Prefect adds (a task per step, a progress bar, marking a
+dead run Crashed) reaches it only through Steps.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-
-from schemas.frames import ShopConfig
-from schemas.prestashop import shop_tables
-from schemas.reports import Change
-from schemas.settings import Settings, safe_url
-from tasks.delivery.build import build_reports, platform_block
-from tasks.delivery.chunk import ChunkJob, ChunkOutcome, deliver_chunk, read_chunk, statistics_for
-from tasks.delivery.diff import diff_against_last_report, of_kind
+from schemas.errors import RunStoppedError
+from schemas.outcomes import DeliveryOutcome
+from schemas.settings import Settings
+from schemas.state import RunStatus
+from tasks.delivery.build import platform_block
+from tasks.delivery.chunk import ChunkRows, ChunkWork, RunContext, deliver_chunk
 from tasks.delivery.dry_run import finish_dry_run_file, start_dry_run_file
 from tasks.delivery.plan import DeliveryPlan, plan_delivery
-from tasks.extract.configuration import read_config
-from tasks.extract.connection import shop_engine
-from tasks.state.errors import StateStoreError
+from tasks.delivery.read_ahead import ReadAhead
+from tasks.delivery.statistics import StatisticsBlock, statistics_of_run
+from tasks.delivery.summary import DeliverySummary
+from tasks.resources import RunResources
 from tasks.state.locks import lease_kept
-from tasks.state.runs import RunCounts, finish_run, forget_chunks, has_history, start_run
-from tasks.state.snapshots import record_adopted
-from tasks.state.store import check_writable, connect_state_store, open_state_store
-from tasks.window import Window, WindowError, resolve_window
+from tasks.state.quarantine import references_to_retry
+from tasks.state.runs import finish_run, forget_chunks, last_successful_until, start_run
+from tasks.state.store import StateStore
+from tasks.window import Window, resolve_window
+
+LOG = logging.getLogger(__name__)
+Log = logging.Logger | logging.LoggerAdapter
+Moment = datetime | date | str | None
 
 
-def check_ready(settings: Settings) -> None:
-    """Open the state store and read the shop's configuration before any run starts; reads both.
+class Steps:
+    """How a run's steps are carried out: here, one after the other. The flow makes each a Prefect task."""
 
-    A wrong password, an unreachable server, a missing table, a damaged or read-only state store is one error
-    naming the setting to check (ShopReadError, StateStoreError), with no run begun and nothing marked.
+    def plan(self, step: Callable[[], DeliveryPlan]) -> DeliveryPlan:
+        """Carry out the plan step."""
+        return step()
+
+    def chunk(self, number: int, step: Callable[[Log], DeliveryOutcome]) -> DeliveryOutcome:
+        """Carry out one chunk's step, giving it a logger."""
+        return step(LOG)
+
+    def chunk_done(self, done: int, chunks: int) -> None:
+        """Say that `done` of the run's `chunks` are done."""
+
+    def waiting(self, message: str) -> None:
+        """Say that the run waits for its merchant's lock, and for which run."""
+        LOG.info(message)
+
+    def took_over(self, flow_run_id: str, why: str) -> None:
+        """Say that the run took the lock of a dead run, whose flow run this was."""
+
+
+def run_window(store: StateStore, settings: Settings, since: Moment, until: Moment, now: datetime) -> Window:
+    """The run's window: its bounds, or the last successful run's end less the overlap to `now`; reads."""
+    return resolve_window(
+        since,
+        until,
+        last_until=last_successful_until(store, settings.merchant_id or ""),
+        now=now,
+        overlap=timedelta(minutes=settings.overlap_minutes),
+        first_run=timedelta(days=settings.first_run_days),
+    )
+
+
+@dataclass
+class DeliveryRun:
+    """One run over one window for one merchant: lock, plan, chunks and finish, with the run's resources.
+
+    `dry_run_file` makes it a dry run (built and diffed, written there, nothing sent or recorded); `work` is
+    what it does with each chunk (deliver it, or adopt it). `retry_quarantined` also reads the merchant's
+    orders waiting in quarantine, in flight or owed an update that the window does not find.
     """
-    assert settings.shop_db_url is not None
-    store = open_state_store(settings.state_url())
-    try:
-        check_writable(store)
-    finally:
-        store.dispose()
-    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
-    try:
-        read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id)
-    finally:
-        engine.dispose()
 
+    resources: RunResources
+    window: Window
+    dry_run_file: Path | None = None
+    retry_quarantined: bool = True
+    flow_run_id: str | None = None
+    work: ChunkWork = deliver_chunk
 
-def shop_timezone(settings: Settings) -> str:
-    """The shop's time zone, or UTC when SHOP_DB_URL is not set here; reads the shop."""
-    if settings.shop_db_url is None:
-        return "UTC"
-    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
-    try:
-        return read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id).timezone
-    finally:
-        engine.dispose()
+    def __post_init__(self) -> None:
+        self.run_id = str(uuid.uuid4())
 
+    @property
+    def dry_run(self) -> bool:
+        """Whether the run only builds and diffs."""
+        return self.dry_run_file is not None
 
-@task(name="plan-delivery-report", cache_policy=NO_CACHE)
-def plan_delivery_task(
-    settings: Settings, run_id: str, window: Window, dry_run: bool, retry_quarantined: bool = True
-) -> DeliveryPlan:
-    """Find the run's references and keep them in chunks in the state store; reads the shop."""
-    store = connect_state_store(settings.state_url())
-    try:
-        plan = plan_delivery(
-            settings, store, run_id, window, dry_run=dry_run, retry_quarantined=retry_quarantined
+    def run(self, steps: Steps | None = None) -> DeliverySummary:
+        """Take the merchant's lock, plan, deliver every chunk, and record the run; what it did.
+
+        Writes the state store (a dry run only its chunks of references, forgotten at the end). An error
+        before the run began (the lock held past SEQURA_LOCK_WAIT_SECONDS) is raised as it is; one after is
+        raised as RunStoppedError, with the summary of what the run did before it stopped.
+        """
+        steps = steps or Steps()
+        resources = self.resources
+        dead = self._begin(steps)
+        plan: DeliveryPlan | None = None
+        done, chunks_done = DeliveryOutcome(), 0
+        try:
+            if dead and dead != self.flow_run_id:  # not this flow run's own earlier attempt
+                steps.took_over(dead, f"it stopped renewing its run lease; run {self.run_id} took over")
+            with self._lease():
+                plan = steps.plan(self._plan)
+                context = self._context(plan)
+                try:
+                    for number in range(plan.chunks):
+                        done += steps.chunk(number, partial(self.work, context, number))
+                        chunks_done += 1
+                        steps.chunk_done(chunks_done, plan.chunks)
+                finally:
+                    context.read_ahead.close()
+            if self.dry_run_file is not None:
+                finish_dry_run_file(self.dry_run_file, context.statistics.block(), context.platform)
+            summary = self._summary(done, plan, plan.chunks)
+            if not self.dry_run:
+                finish_run(resources.store, self.run_id, RunStatus.SUCCEEDED, done.counts)
+            return summary
+        except Exception as error:
+            why = f"{type(error).__name__}: {error}"
+            if not self.dry_run:
+                quietly(
+                    "record the run as failed",
+                    lambda: finish_run(resources.store, self.run_id, RunStatus.FAILED, message=why),
+                )
+            raise RunStoppedError(error, self._summary(done, plan, chunks_done, stopped=why)) from error
+        finally:
+            quietly("forget the run's chunks", lambda: forget_chunks(resources.store, self.run_id))
+
+    def _begin(self, steps: Steps) -> str | None:
+        """Take the lock and record the start of a real run; returns the flow run of a dead one taken over."""
+        if self.dry_run:
+            return None
+        settings = self.resources.settings
+        return start_run(
+            self.resources.store,
+            self.run_id,
+            self.resources.merchant,
+            self.window,
+            dry_run=False,
+            flow_run_id=self.flow_run_id,
+            lease=settings.run_lease(),
+            wait=settings.lock_wait(),
+            waiting=steps.waiting,
         )
-    finally:
-        store.dispose()
-    get_run_logger().info(
-        "%d order references to read in %d chunks (%s) in %.1f s",
-        plan.references,
-        plan.chunks,
-        "new rows above the last run's marks" if plan.incremental else "by date",
-        plan.seconds,
-    )
-    return plan
 
-
-@task(name="deliver-chunk", task_run_name="deliver-chunk-{job.chunk}", cache_policy=NO_CACHE)
-def deliver_chunk_task(settings: Settings, job: ChunkJob) -> ChunkOutcome:
-    """One chunk through extract, build, diff, send and commit; reads the shop, writes the state store."""
-    logger = get_run_logger()
-    outcome = deliver_chunk(settings, job, logger)
-    logger.info(
-        "chunk %d: %d references, %d new, %d changed, %d unchanged, %d quarantined, %d sent and %d "
-        "updated in %d requests",
-        job.chunk + 1,
-        outcome.found,
-        outcome.new,
-        outcome.changed,
-        outcome.unchanged,
-        outcome.quarantined,
-        outcome.sent,
-        outcome.updated,
-        outcome.requests,
-    )
-    return outcome
-
-
-@task(name="start-dry-run-file", cache_policy=NO_CACHE)
-def start_dry_run_task(path: str, merchant_id: str) -> None:
-    """Begin the report a dry run writes; creates the file."""
-    start_dry_run_file(Path(path), merchant_id)
-
-
-@task(name="finish-dry-run-file", cache_policy=NO_CACHE)
-def finish_dry_run_task(settings: Settings, path: str, config: ShopConfig, window: Window) -> str:
-    """Close the report a dry run wrote with the statistics and platform blocks; reads the shop."""
-    return str(
-        finish_dry_run_file(Path(path), statistics_for(settings, config, window), platform_block(config))
-    )
-
-
-def adopt_window(settings: Settings, since: datetime, until: datetime, *, force: bool = False) -> str:
-    """Record the orders shipped in [since, until) as already reported, without sending; says how many.
-
-    For a state store that was lost while SeQura had the orders: each order built from the shop becomes
-    the baseline a later change is compared with, as the PHP module's orders are. A store that already
-    holds the merchant's history is refused (`force` to go on: it then also adopts orders it was still
-    waiting to send). Orders that cannot be built are listed, not recorded. Takes the merchant's run lock
-    and keeps it alive, and records a run the schedule goes on from. Reads the shop; writes the state store.
-    """
-    merchant = settings.merchant_id or ""
-    now = datetime.now(UTC)
-    window = resolve_window(
-        since, until, last_until=None, now=now, overlap=timedelta(0), first_run=timedelta(0)
-    )
-    if window.until > now:
-        raise WindowError(
-            f"--until ({until:%Y-%m-%dT%H:%MZ}) is in the future; SeQura cannot have those orders yet"
+    def _lease(self) -> AbstractContextManager[None]:
+        """Keep the run's lease alive while the block runs (a real run)."""
+        if self.dry_run:
+            return nullcontext()
+        return lease_kept(
+            self.resources.store, self.resources.merchant, self.run_id, self.resources.settings.run_lease()
         )
-    store = open_state_store(settings.state_url())
-    if has_history(store, merchant) and not force:
-        store.dispose()
-        raise StateStoreError(
-            f"the state store {safe_url(settings.state_url())} already holds runs or orders of merchant "
-            f"{merchant}: adopt is for a store that lost them; with --force it records the window anyway, "
-            "including orders it was still waiting to send"
+
+    def _plan(self) -> DeliveryPlan:
+        """Read what to retry, find the window's references and keep them in chunks; reads both databases."""
+        resources = self.resources
+        self._retried = frozenset(references_to_retry(resources.store, resources.merchant))
+        return plan_delivery(
+            resources,
+            self.run_id,
+            self.window,
+            dry_run=self.dry_run,
+            retried=self._retried if self.retry_quarantined else (),
         )
-    run_id = str(uuid.uuid4())
-    start_run(store, run_id, merchant, window, dry_run=False, flow_run_id=None, lease=settings.run_lease())
-    adopted, unbuilt = 0, []
-    finished = False
+
+    def _context(self, plan: DeliveryPlan) -> RunContext:
+        """What every chunk of the run shares; begins the dry-run file."""
+        resources = self.resources
+        if self.dry_run_file is not None:
+            start_dry_run_file(self.dry_run_file, resources.merchant)
+        return RunContext(
+            resources=resources,
+            run_id=self.run_id,
+            window=self.window,
+            plan=plan,
+            platform=platform_block(plan.config),
+            statistics=StatisticsBlock(partial(statistics_of_run, resources, plan.config, self.window)),
+            retried=self._retried,
+            read_ahead=ReadAhead[ChunkRows](),
+            dry_run_file=self.dry_run_file,
+        )
+
+    def _summary(
+        self, done: DeliveryOutcome, plan: DeliveryPlan | None, chunks: int, stopped: str | None = None
+    ) -> DeliverySummary:
+        """What the run did."""
+        return DeliverySummary(
+            run_id=self.run_id,
+            merchant=self.resources.merchant,
+            window=self.window,
+            dry_run=self.dry_run,
+            outcome=done if plan is None else done + DeliveryOutcome(seconds={"plan": plan.seconds}),
+            chunks=chunks,
+            incremental=plan is not None and plan.incremental and stopped is None,
+            dry_run_file=str(self.dry_run_file) if self.dry_run_file is not None else None,
+            stopped=stopped,
+            timezone=plan.config.timezone if plan is not None else "UTC",
+        )
+
+
+def quietly(what: str, step: Callable[[], object]) -> None:
+    """Run a step of a failing run's cleanup; its own error is logged, never raised over the run's."""
     try:
-        with lease_kept(settings.state_url(), merchant, run_id, settings.run_lease()):
-            plan = plan_delivery(settings, store, run_id, window, dry_run=False)
-            for chunk in range(plan.chunks):
-                extract = read_chunk(settings, run_id, chunk, plan.config).extract
-                built = build_reports(extract, merchant, settings.order_ref_field)
-                classified = diff_against_last_report(store, merchant, built.reports)
-                new = [item.built for item in of_kind(classified, Change.NEW)]
-                record_adopted(store, run_id, merchant, new)
-                adopted += len(new)
-                unbuilt += [entry.reference for entry in built.quarantined]
-        finish_run(store, run_id, "succeeded", RunCounts(new=adopted))
-        finished = True
-    finally:
-        if not finished:
-            finish_run(store, run_id, "failed", message="adopt stopped before its end")
-        forget_chunks(store, run_id)
-        store.dispose()
-    listed = f": {', '.join(unbuilt[:20])}{' …' if len(unbuilt) > 20 else ''}" if unbuilt else ""
-    return (
-        f"Recorded {adopted:,} orders shipped in {window.label()} as already reported to SeQura (sent "
-        f"nothing). {len(unbuilt):,} could not be built and were not recorded{listed}; check whether "
-        f"SeQura has them. State store: {safe_url(settings.state_url())}"
-    )
+        step()
+    except Exception as error:
+        LOG.warning("could not %s: %s: %s", what, type(error).__name__, error)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import Engine
+from datetime import datetime, timedelta
 
 from schemas.reports import BuiltReport, QuarantinedOrder, Stage
 from schemas.sequra import Platform
-from schemas.settings import Settings
-from tasks.delivery.load import sequra_client
 from tasks.delivery.order_updates import Unanswered, order_update_body
+from tasks.resources import RunResources
 from tasks.sequra_client import (
     LOG,
     SequraClient,
@@ -59,10 +56,10 @@ class ReportSettler:
         """Send each report's order as an update and record what its answer settles."""
         result = SettleResult()
         ledger = self.ledger
-        out_since = in_flight_since(ledger.engine, ledger.merchant, [built.order_ref_1 for built in reports])
+        out_since = in_flight_since(ledger.store, ledger.merchant, [built.order_ref_1 for built in reports])
         for built in reports:
             result.requests += 1
-            renew_lock(ledger.engine, ledger.merchant, ledger.run_id)
+            renew_lock(ledger.store, ledger.merchant, ledger.run_id)
             self._settle(built, out_since.get(built.order_ref_1), result)
         return result
 
@@ -73,7 +70,7 @@ class ReportSettler:
         try:
             self.client.update_order(built.order_ref_1, body)
         except SequraUnknownOrderError:
-            if out_since is not None and datetime.now(UTC) - out_since < self.patience:
+            if out_since is not None and ledger.store.now() - out_since < self.patience:
                 self.log.info(
                     "order %s: SeQura has not got its report yet; the next run asks again", built.order_ref_1
                 )
@@ -122,8 +119,7 @@ def _held(built: BuiltReport, reason: str) -> QuarantinedOrder:
 
 
 def settle_unanswered_reports(
-    settings: Settings,
-    store: Engine,
+    resources: RunResources,
     run_id: str,
     platform: Platform,
     reports: Sequence[BuiltReport],
@@ -132,11 +128,11 @@ def settle_unanswered_reports(
     """Settle by order updates the reports SeQura may have received unanswered; writes the state store."""
     if not reports:
         return SettleResult()
-    client = sequra_client(settings, log)
+    settings = resources.settings
     # A report not answered in four timeouts is not being processed any more; with the order_update
     # channel no report went out, so a 404 to the update is final at once.
     patience = timedelta(seconds=4 * settings.timeout_seconds)
     if settings.shipment_channel == "order_update":
         patience = timedelta(0)
-    ledger = StateLedger(store, run_id, client.merchant_id)
-    return ReportSettler(client, ledger, platform, patience, log).settle(reports)
+    ledger = StateLedger(resources.store, run_id, resources.merchant)
+    return ReportSettler(resources.sequra(), ledger, platform, patience, log).settle(reports)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import pandas as pd
@@ -10,7 +10,10 @@ import pandas as pd
 from schemas.frames import ShopConfig
 from schemas.sequra import OrderStatistics, Statistics, cents
 from tasks.delivery.order_rows import OrderRefField, merchant_reference
+from tasks.extract.statistics import STATISTICS_PERIOD, extract_recent_orders
+from tasks.resources import RunResources
 from tasks.rows import Row, records, text_or_none, with_optional
+from tasks.window import Window
 
 PAYMENT_METHODS = {
     "ps_checkpayment": "TR",
@@ -68,3 +71,39 @@ def build_statistics(
             )
         )
     return {"orders": orders}
+
+
+def statistics_of_run(resources: RunResources, config: ShopConfig, window: Window) -> Statistics:
+    """The statistics block of a run: the orders placed in the 7 days before its end; reads the shop."""
+    settings = resources.settings
+    recent = extract_recent_orders(
+        resources.shop, resources.tables, config, resources.order_filter, window.until - STATISTICS_PERIOD
+    )
+    return build_statistics(recent, config, settings.payment_modules, settings.order_ref_field)
+
+
+class StatisticsBlock:
+    """A run's statistics block: read once, when a request may first carry it, then carried until settled.
+
+    The first request SeQura accepts carries it; one SeQura refuses with it settles it too (statistics are a
+    courtesy, never worth holding a shipment back), and the orders go again without it.
+    """
+
+    def __init__(self, read: Callable[[], Statistics]) -> None:
+        self._read = read
+        self._block: Statistics | None = None
+        self.settled = False
+
+    def block(self) -> Statistics:
+        """The block, read from the shop the first time it is asked for."""
+        if self._block is None:
+            self._block = self._read()
+        return self._block
+
+    def due(self) -> Statistics | None:
+        """The block while no request has settled it, else None."""
+        return None if self.settled else self.block()
+
+    def settle(self) -> None:
+        """Stop carrying the block: a request SeQura accepted (or refused) carried it."""
+        self.settled = True

@@ -4,97 +4,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from schemas.outcomes import COUNT_COLUMNS, ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.reports import QuarantinedOrder, SentOrder, Stage, UpdatedOrder
-from tasks.delivery.chunk import ROWS_SHOWN, ChunkOutcome
 from tasks.state.quarantine import WaitingOrder
-from tasks.state.runs import RunCounts
 from tasks.window import Window, shop_minute
 
 
 @dataclass(frozen=True)
 class DeliverySummary:
-    """The outcome of one delivery report run; its tables list at most ROWS_SHOWN rows each."""
+    """One delivery report run: what it covered, and what it came to (its tables at most ROWS_SHOWN rows)."""
 
     run_id: str
     merchant: str
     window: Window
     dry_run: bool
-    counts: RunCounts
-    found: int = 0
+    outcome: DeliveryOutcome
     chunks: int = 0
     incremental: bool = False
-    sent: list[SentOrder] = field(default_factory=list)  # in a dry run: what would have been sent
-    updates: list[UpdatedOrder] = field(default_factory=list)  # in a dry run: what would have been sent
-    update_failed: int = 0
-    quarantined: list[QuarantinedOrder] = field(default_factory=list)
-    other_merchant: list[str] = field(default_factory=list)
-    requests: int = 0
     dry_run_file: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
     stopped: str | None = None  # why the run stopped before its end, if it did
     timezone: str = "UTC"  # the shop's, in which the artifacts show times
 
-
-def summarize(
-    run_id: str,
-    merchant: str,
-    window: Window,
-    outcome: ChunkOutcome,
-    *,
-    dry_run: bool,
-    chunks: int,
-    incremental: bool,
-    dry_run_file: str | None = None,
-    stopped: str | None = None,
-    timezone: str = "UTC",
-) -> DeliverySummary:
-    """The run's outcome from its chunks' outcomes, added up."""
-    return DeliverySummary(
-        run_id=run_id,
-        merchant=merchant,
-        window=window,
-        dry_run=dry_run,
-        counts=RunCounts(
-            new=outcome.new,
-            changed=outcome.changed,
-            unchanged=outcome.unchanged,
-            quarantined=outcome.quarantined,
-            sent=outcome.sent,
-            updated=outcome.updated,
-        ),
-        found=outcome.found,
-        chunks=chunks,
-        incremental=incremental,
-        sent=list(outcome.sent_rows),
-        updates=list(outcome.update_rows),
-        update_failed=outcome.update_failed,
-        quarantined=list(outcome.quarantined_rows),
-        other_merchant=list(outcome.other_merchant),
-        requests=outcome.requests,
-        dry_run_file=dry_run_file,
-        seconds=dict(outcome.seconds),
-        stopped=stopped,
-        timezone=timezone,
-    )
+    @property
+    def counts(self) -> DeliveryCounts:
+        """The run's counts."""
+        return self.outcome.counts
 
 
 def artifact_key(kind: str, merchant: str) -> str:
     """The key of one of a merchant's artifacts, e.g. delivery-report-sent-shop-es (lowercase, dashes)."""
     slug = re.sub(r"[^a-z0-9]+", "-", merchant.lower()).strip("-")
     return f"{kind}-{slug}" if slug else kind
-
-
-COUNT_COLUMNS = ("found", "new", "updated", "already_reported", "quarantined", "sent")
-
-
-def counts_row(summary: DeliverySummary) -> dict[str, int]:
-    """The run's counts as one row: found, new, updated, already reported, quarantined, sent."""
-    counts = summary.counts
-    values = (summary.found, counts.new, counts.updated, counts.unchanged, counts.quarantined, counts.sent)
-    return dict(zip(COUNT_COLUMNS, values, strict=True))
 
 
 def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, str | int]]:
@@ -200,6 +143,17 @@ def _listed(names: Sequence[str], total: int) -> str:
     return ", ".join(names) + (f" and {more:,} more" if more > 0 else "")
 
 
+def counts_table(counts: DeliveryCounts) -> list[str]:
+    """The counts as a markdown table of one row, under the names the counts artifact gives them."""
+    shown = [name for name in COUNT_COLUMNS if name != "found"]
+    row = counts.row()
+    return [
+        "| " + " | ".join(name.replace("_", " ") for name in shown) + " |",
+        "|" + "---:|" * len(shown),
+        "| " + " | ".join(str(row[name]) for name in shown) + " |",
+    ]
+
+
 def summary_markdown(summary: DeliverySummary) -> str:
     """The run summary: window, merchant, counts, and where the details are."""
     counts = summary.counts
@@ -214,13 +168,10 @@ def summary_markdown(summary: DeliverySummary) -> str:
         f"Merchant **{summary.merchant}**: orders shipped from {since} to {until} ({summary.timezone}), "
         f"{mode}.",
         "",
-        "| new | changed | unchanged | quarantined | sent | updated | update failures |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {counts.new} | {counts.changed} | {counts.unchanged} | {counts.quarantined} | {counts.sent} "
-        f"| {counts.updated} | {summary.update_failed} |",
+        *counts_table(counts),
         "",
-        f"{summary.found:,} order references read in {summary.chunks} chunks (found by {read}); "
-        f"SeQura requests: {summary.requests}.",
+        f"{counts.found:,} order references read in {summary.chunks} chunks (found by {read}); "
+        f"SeQura requests: {summary.outcome.requests}.",
     ]
     if summary.stopped:
         lines.append(
@@ -229,21 +180,22 @@ def summary_markdown(summary: DeliverySummary) -> str:
         )
     if summary.dry_run_file:
         lines.append(f"The report that would have been sent: `{summary.dry_run_file}`.")
-    if summary.updates:
+    outcome = summary.outcome
+    if outcome.update_rows:
         lines.append(
             ("Would be sent as order updates: " if summary.dry_run else "Changed after they were reported: ")
-            + _listed([order.order_ref_1 for order in summary.updates], counts.changed)
+            + _listed([order.order_ref_1 for order in outcome.update_rows], counts.changed)
             + "; see the table of order updates."
         )
-    if summary.other_merchant:
+    if outcome.other_merchant:
         lines.append(
             "Left to another SeQura merchant (named in ps_sequra_order, or that reported it first): "
-            + ", ".join(summary.other_merchant)
+            + ", ".join(outcome.other_merchant)
             + "."
         )
-    if summary.quarantined:
+    if outcome.quarantined_rows:
         lines.append("Quarantined orders are retried by every run until they can be reported; see the table.")
-    if counts.sent > len(summary.sent) or counts.new > len(summary.sent):
+    if counts.sent > len(outcome.sent_rows) or counts.new > len(outcome.sent_rows):
         lines.append(
             f"The tables list the first {ROWS_SHOWN:,} orders of each kind; the state store has them all."
         )

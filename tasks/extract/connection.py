@@ -12,6 +12,7 @@ from sqlalchemy import Column, Engine, Select, create_engine, event, false, or_
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from schemas.errors import TerminalError
 from schemas.prestashop import ShopTables
 from tasks.rows import in_chunks
 
@@ -67,7 +68,7 @@ def in_ranges(column: Column[int], ranges: Sequence[IdRange]) -> Any:
     return or_(*clauses) if clauses else false()
 
 
-class ShopReadError(RuntimeError):
+class ShopReadError(TerminalError):
     """The shop database could not be read as a PrestaShop database; the message says what to check."""
 
 

@@ -23,13 +23,14 @@ from schemas.corrections import (
     Role,
     SkippedFix,
 )
+from schemas.errors import TerminalError
 from schemas.prestashop import ShopTables
 from tasks.reconciliation.compare import OrderFix
 from tasks.reconciliation.normalise import plain_text, same
 from tasks.reconciliation.shop_rules import PRESTASHOP_RULES, Places, read_places, refusal
 
 
-class FixSkippedError(Exception):
+class FixSkippedError(TerminalError):
     """One order's corrections cannot be written as they are; the message says why and what to do."""
 
 

@@ -12,13 +12,14 @@ from sqlalchemy import Engine, Table, false, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from schemas.errors import TerminalError
 from schemas.prestashop import ShopTables
 from tasks.reconciliation.normalise import plain_text
 
 ACCESS_DENIED = (1142, 1143)  # MySQL's table and column access denied
 
 
-class MissingGrantsError(RuntimeError):
+class MissingGrantsError(TerminalError):
     """The shop's database user cannot write what --apply writes; the message gives the GRANT to run."""
 
 

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from schemas.settings import SettingError, Settings
+from schemas.errors import SettingError, TerminalError
+from schemas.settings import Settings
 
 DOWNLOAD_BLOCK = 1 << 16
 
@@ -16,7 +17,7 @@ DOWNLOAD_BLOCK = 1 << 16
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class CorrectionsSourceError(RuntimeError):
+class CorrectionsSourceError(TerminalError):
     """The corrections could not be fetched; the message names the source (no password) and what to do."""
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.corrections import Difference, MalformedRecord
-from tasks.reconciliation.run import ROWS_SHOWN, ReconcileOutcome
+from schemas.corrections import Difference, MalformedRecord, ReconcileOutcome
+from schemas.outcomes import ROWS_SHOWN
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from schemas.errors import TerminalError, TransientError
 
-class StateStoreError(RuntimeError):
+
+class StateStoreError(TerminalError):
     """The state store cannot be opened or is newer than this code; the message says what to do."""
 
 
@@ -11,5 +13,5 @@ class LostStateStoreError(StateStoreError):
     """The state store holds nothing of a merchant that earlier runs delivered for: sending could repeat."""
 
 
-class RunInProgressError(StateStoreError):
+class RunInProgressError(TransientError):
     """Another run for the same merchant is sending; two at once could send the same orders twice."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from schemas import state
@@ -15,17 +15,17 @@ from tasks.rows import in_chunks
 from tasks.state.locks import renew_lock
 from tasks.state.quarantine import resolve_quarantine
 from tasks.state.snapshots import SENT_BY_US, keep_snapshots
-from tasks.state.store import KEYS_PER_QUERY, now, payload_json, rows_of, upsert
+from tasks.state.store import KEYS_PER_QUERY, StateStore, payload_json, rows_of, upsert
 
 
-def record_sent(engine: Engine, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
+def record_sent(store: StateStore, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
     """Keep what SeQura acknowledged, in one transaction.
 
     Upserts the snapshots, clears them from in_flight, resolves their quarantine and counts them on the run.
     """
     runs = state.runs
-    moment = now()
-    with engine.begin() as conn:
+    moment = store.now()
+    with store.engine.begin() as conn:
         keep_snapshots(conn, run_id, merchant, sent, moment, SENT_BY_US)
         forget_in_flight(conn, merchant, [built.order_ref_1 for built in sent])
         resolve_quarantine(conn, merchant, [built.reference for built in sent], moment)
@@ -45,7 +45,7 @@ def forget_in_flight(conn: Connection, merchant: str, order_refs: Sequence[str])
 class StateLedger:
     """The loader's ledger in the state store: in_flight before a POST, snapshots after its 2xx."""
 
-    engine: Engine
+    store: StateStore
     run_id: str
     merchant: str
 
@@ -54,8 +54,8 @@ class StateLedger:
 
         Raises RunInProgressError, noting nothing, if the run no longer holds its lock.
         """
-        renew_lock(self.engine, self.merchant, self.run_id)
-        moment = now()
+        renew_lock(self.store, self.merchant, self.run_id)
+        moment = self.store.now()
         rows = [
             {
                 "order_ref_1": built.order_ref_1,
@@ -67,39 +67,39 @@ class StateLedger:
             }
             for built in batch
         ]
-        with self.engine.begin() as conn:
+        with self.store.engine.begin() as conn:
             upsert(conn, state.in_flight, self.merchant, "order_ref_1", rows, {})
 
     def sent(self, batch: Sequence[BuiltReport]) -> None:
         """Record the acknowledged batch (snapshots, in one transaction with the run count)."""
-        record_sent(self.engine, self.run_id, self.merchant, batch)
+        record_sent(self.store, self.run_id, self.merchant, batch)
 
     def not_sent(self, batch: Sequence[BuiltReport]) -> None:
         """Forget the batch SeQura answered without accepting."""
-        with self.engine.begin() as conn:
+        with self.store.engine.begin() as conn:
             forget_in_flight(conn, self.merchant, [built.order_ref_1 for built in batch])
 
 
-def uncertain_deliveries(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
+def uncertain_deliveries(store: StateStore, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
     """Orders an earlier run POSTed without hearing back, each with when and by which run."""
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         rows = rows_of(conn, state.in_flight, merchant, "order_ref_1", order_refs, "run_id", "sending_at")
     return {
         row.order_ref_1: f"run {row.run_id} sent it at {row.sending_at:%Y-%m-%d %H:%M} UTC" for row in rows
     }
 
 
-def in_flight_since(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, datetime]:
+def in_flight_since(store: StateStore, merchant: str, order_refs: Sequence[str]) -> dict[str, datetime]:
     """When each of `order_refs` that is in flight was last sent."""
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         rows = rows_of(conn, state.in_flight, merchant, "order_ref_1", order_refs, "sending_at")
     return {row.order_ref_1: row.sending_at for row in rows}
 
 
-def in_flight_of_run(engine: Engine, merchant: str, run_id: str) -> list[str]:
+def in_flight_of_run(store: StateStore, merchant: str, run_id: str) -> list[str]:
     """The orders a given run left in flight (sent without a clear answer)."""
     flight = state.in_flight
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         return sorted(
             conn.execute(
                 select(flight.c.order_ref_1).where(flight.c.merchant == merchant, flight.c.run_id == run_id)

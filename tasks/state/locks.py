@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from schemas import state
+from schemas.state import RunStatus
 from tasks.state.errors import RunInProgressError
-from tasks.state.store import connect_state_store, now
+from tasks.state.store import StateStore
 
 LOG = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ LOG = logging.getLogger(__name__)
 RUN_LEASE = timedelta(minutes=10)  # how long a run that stopped renewing its lease still blocks others
 
 
-def take_lock(engine: Engine, merchant: str, run_id: str, lease: timedelta) -> str | None:
+def take_lock(store: StateStore, merchant: str, run_id: str, lease: timedelta) -> str | None:
     """Take the merchant's run lock, or raise RunInProgressError naming the run that holds it.
 
     Taking it is one INSERT on a primary key, or one UPDATE of a lease that expired, so two runs starting
@@ -30,14 +30,14 @@ def take_lock(engine: Engine, merchant: str, run_id: str, lease: timedelta) -> s
     lapsed lease marks the run that held it crashed, and returns its Prefect flow run id, if any.
     """
     locks, runs = state.run_locks, state.runs
-    moment = now()
+    moment = store.now()
     try:
-        with engine.begin() as conn:
+        with store.engine.begin() as conn:
             conn.execute(insert(locks).values(merchant=merchant, run_id=run_id, renewed_at=moment))
         return None
     except IntegrityError:
         pass
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         holder = conn.execute(
             select(locks.c.run_id, locks.c.renewed_at).where(locks.c.merchant == merchant)
         ).one()
@@ -53,9 +53,9 @@ def take_lock(engine: Engine, merchant: str, run_id: str, lease: timedelta) -> s
         if taken_over == 1:
             conn.execute(
                 update(runs)
-                .where(runs.c.run_id == holder.run_id, runs.c.status == "running")
+                .where(runs.c.run_id == holder.run_id, runs.c.status == RunStatus.RUNNING)
                 .values(
-                    status="crashed",
+                    status=RunStatus.CRASHED,
                     finished_at=moment,
                     message=f"stopped renewing its lease at {holder.renewed_at:%Y-%m-%d %H:%M} UTC; "
                     f"run {run_id} took over",
@@ -70,18 +70,18 @@ def take_lock(engine: Engine, merchant: str, run_id: str, lease: timedelta) -> s
     )
 
 
-def renew_lock(engine: Engine, merchant: str, run_id: str) -> None:
+def renew_lock(store: StateStore, merchant: str, run_id: str) -> None:
     """Tell other runs this one is alive: push its lease forward; writes the run_locks row.
 
     Raises RunInProgressError when the run no longer holds the lock (its lease lapsed and another run took
     over, or `sequra-etl unlock` freed it): it must stop before it sends anything more.
     """
     locks = state.run_locks
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         held = conn.execute(
             update(locks)
             .where(locks.c.merchant == merchant, locks.c.run_id == run_id)
-            .values(renewed_at=now())
+            .values(renewed_at=store.now())
         ).rowcount
     if held == 0:
         raise RunInProgressError(
@@ -91,7 +91,7 @@ def renew_lock(engine: Engine, merchant: str, run_id: str) -> None:
 
 
 @contextmanager
-def lease_kept(url: str, merchant: str, run_id: str, lease: timedelta = RUN_LEASE) -> Iterator[None]:
+def lease_kept(store: StateStore, merchant: str, run_id: str, lease: timedelta = RUN_LEASE) -> Iterator[None]:
     """Renew the run's lease ten times a `lease` from a thread of its own while the block runs; writes.
 
     A long extract is covered too; a run killed stops renewing, so its lock lapses a `lease` later.
@@ -100,17 +100,13 @@ def lease_kept(url: str, merchant: str, run_id: str, lease: timedelta = RUN_LEAS
     every = lease / 10
 
     def beat() -> None:
-        engine = connect_state_store(url)
-        try:
-            while not stop.wait(every.total_seconds()):
-                try:
-                    renew_lock(engine, merchant, run_id)
-                except RunInProgressError:
-                    return  # lost: the run's next request says so and stops it
-                except SQLAlchemyError as error:  # a busy or flaky store: try again at the next beat
-                    LOG.warning("could not renew the run lease: %s", error)
-        finally:
-            engine.dispose()
+        while not stop.wait(every.total_seconds()):
+            try:
+                renew_lock(store, merchant, run_id)
+            except RunInProgressError:
+                return  # lost: the run's next request says so and stops it
+            except SQLAlchemyError as error:  # a busy or flaky store: try again at the next beat
+                LOG.warning("could not renew the run lease: %s", error)
 
     heart = threading.Thread(target=beat, name="run-lease", daemon=True)
     heart.start()
@@ -121,10 +117,10 @@ def lease_kept(url: str, merchant: str, run_id: str, lease: timedelta = RUN_LEAS
         heart.join(timeout=every.total_seconds() + 5)
 
 
-def free_lock(engine: Engine, merchant: str) -> str:
+def free_lock(store: StateStore, merchant: str) -> str:
     """Delete the merchant's run lock whoever holds it; says which run it freed, in words."""
     locks = state.run_locks
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         holder = conn.execute(select(locks).where(locks.c.merchant == merchant)).first()
         if holder is None:
             return f"no run holds the lock of merchant {merchant}; nothing was changed"
@@ -139,7 +135,7 @@ LOCK_POLL_SECONDS = 5.0  # how often a run waiting for the merchant's lock tries
 
 
 def wait_for_lock(
-    engine: Engine,
+    store: StateStore,
     merchant: str,
     run_id: str,
     lease: timedelta,
@@ -151,13 +147,14 @@ def wait_for_lock(
     `waiting` is told once, in words, which run it waits for. Raises RunInProgressError when the wait is
     over and the other run still holds the lock.
     """
-    deadline = time.monotonic() + wait.total_seconds()
+    clock = store.clock
+    deadline = clock.monotonic() + wait.total_seconds()
     told = False
     while True:
         try:
-            return take_lock(engine, merchant, run_id, lease)
+            return take_lock(store, merchant, run_id, lease)
         except RunInProgressError as busy:
-            left = deadline - time.monotonic()
+            left = deadline - clock.monotonic()
             if left <= 0:
                 if wait <= timedelta(0):
                     raise
@@ -168,4 +165,4 @@ def wait_for_lock(
             if not told:
                 waiting(f"waiting up to {wait.total_seconds():g} s for the lock: {busy}")
                 told = True
-            time.sleep(min(LOCK_POLL_SECONDS, left))
+            clock.sleep(min(LOCK_POLL_SECONDS, left))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, delete, insert, or_, update
+from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlalchemy.engine import Connection
 
 from schemas import state
@@ -14,7 +14,7 @@ from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, 
 from tasks.rows import in_chunks
 from tasks.state.quarantine import quarantine_within, record_quarantine, resolve_quarantine
 from tasks.state.snapshots import SENT_BY_US, adopt_module_reports, keep_snapshots
-from tasks.state.store import KEYS_PER_QUERY, now, payload_json, rows_of
+from tasks.state.store import KEYS_PER_QUERY, StateStore, payload_json, rows_of
 
 # What became of a change (order_changes.outcome); NULL means its update is still to be sent.
 UPDATE_SENT, UPDATE_SUPERSEDED, UPDATE_REFUSED, UPDATE_UNKNOWN = "sent", "superseded", "refused", "unknown"
@@ -24,7 +24,7 @@ HELD_OUTCOMES = (UPDATE_REFUSED, UPDATE_UNKNOWN)
 
 
 def record_changes(
-    engine: Engine, run_id: str, merchant: str, changed: Sequence[ClassifiedReport]
+    store: StateStore, run_id: str, merchant: str, changed: Sequence[ClassifiedReport]
 ) -> set[str]:
     """Keep each change of a reported order as an update to send; returns the orders to hold back.
 
@@ -33,8 +33,8 @@ def record_changes(
     snapshot, is held back: sending it again would meet the same answer.
     """
     changes = state.order_changes
-    moment = now()
-    with engine.begin() as conn:
+    moment = store.now()
+    with store.engine.begin() as conn:
         rows = rows_of(
             conn,
             changes,
@@ -106,14 +106,14 @@ def settle_changes(
         )
 
 
-def record_updated(engine: Engine, run_id: str, merchant: str, updated: Sequence[BuiltReport]) -> None:
+def record_updated(store: StateStore, run_id: str, merchant: str, updated: Sequence[BuiltReport]) -> None:
     """Keep what SeQura accepted as order updates, in one transaction with the run's count.
 
     Replaces the snapshots, settles the orders' pending changes as sent and resolves their quarantine.
     """
     runs = state.runs
-    moment = now()
-    with engine.begin() as conn:
+    moment = store.now()
+    with store.engine.begin() as conn:
         keep_snapshots(conn, run_id, merchant, updated, moment, SENT_BY_US)
         settle_changes(conn, merchant, [built.reference for built in updated], UPDATE_SENT, moment)
         resolve_quarantine(conn, merchant, [built.reference for built in updated], moment)
@@ -125,23 +125,23 @@ def record_updated(engine: Engine, run_id: str, merchant: str, updated: Sequence
 
 
 def record_update_refused(
-    engine: Engine, run_id: str, merchant: str, refused: QuarantinedOrder, outcome: str
+    store: StateStore, run_id: str, merchant: str, refused: QuarantinedOrder, outcome: str
 ) -> None:
     """Keep an update SeQura refused (409) or could not place (404): change held, order quarantined."""
-    moment = now()
-    with engine.begin() as conn:
+    moment = store.now()
+    with store.engine.begin() as conn:
         settle_changes(conn, merchant, [refused.reference], outcome, moment)
         quarantine_within(conn, run_id, merchant, [refused], moment)
 
 
-def report_again(engine: Engine, merchant: str, order_refs: Sequence[str]) -> list[str]:
+def report_again(store: StateStore, merchant: str, order_refs: Sequence[str]) -> list[str]:
     """Forget, for orders SeQura said it does not know (404), that it holds them; writes the store.
 
     The next run then reports them as new. Returns the orders it applied to.
     """
     changes, q = state.order_changes, state.quarantine
-    moment = now()
-    with engine.begin() as conn:
+    moment = store.now()
+    with store.engine.begin() as conn:
         rows = rows_of(conn, changes, merchant, "order_ref_1", order_refs, "reference", "outcome")
         unknown = {row.order_ref_1: row.reference for row in rows if row.outcome == UPDATE_UNKNOWN}
         for chunk in in_chunks(sorted(unknown), KEYS_PER_QUERY):
@@ -161,10 +161,10 @@ def report_again(engine: Engine, merchant: str, order_refs: Sequence[str]) -> li
     return sorted(unknown)
 
 
-def release_refused_updates(engine: Engine, merchant: str, order_refs: Sequence[str]) -> list[str]:
+def release_refused_updates(store: StateStore, merchant: str, order_refs: Sequence[str]) -> list[str]:
     """Let the next run send again the updates SeQura refused for `order_refs`; returns those released."""
     changes = state.order_changes
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         released = sorted(
             {
                 row.order_ref_1
@@ -194,7 +194,7 @@ class Findings:
 
 
 def record_findings(
-    engine: Engine,
+    store: StateStore,
     run_id: str,
     merchant: str,
     built: BuildResult,
@@ -210,17 +210,17 @@ def record_findings(
     answer, so the order is sent again as it stands (`repeat`). Orders the PHP module reported get their
     first snapshot, so later changes to them show as CHANGED.
     """
-    record_quarantine(engine, run_id, merchant, built.quarantined)
+    record_quarantine(store, run_id, merchant, built.quarantined)
     held = record_changes(
-        engine, run_id, merchant, [item for item in classified if item.change is Change.CHANGED]
+        store, run_id, merchant, [item for item in classified if item.change is Change.CHANGED]
     )
-    adopt_module_reports(engine, run_id, merchant, classified)
+    adopt_module_reports(store, run_id, merchant, classified)
     unchanged = {item.built.reference: item.built for item in classified if item.change is Change.UNCHANGED}
     still_open = {entry.reference for entry in built.quarantined} | {
         item.built.reference for item in classified if item.change is not Change.UNCHANGED
     }
-    moment = now()
-    with engine.begin() as conn:
+    moment = store.now()
+    with store.engine.begin() as conn:
         changes = rows_of(conn, state.order_changes, merchant, "reference", list(unchanged), "outcome")
         waiting = {row.reference for row in changes if row.outcome is None}
         unknown = {row.reference for row in changes if row.outcome == UPDATE_UNKNOWN}  # SeQura holds nothing

@@ -6,23 +6,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from schemas import state
 from schemas.reports import QuarantinedOrder, Stage
 from tasks.rows import in_chunks
-from tasks.state.store import KEYS_PER_QUERY, existing_keys, now, upsert
+from tasks.state.store import KEYS_PER_QUERY, StateStore, existing_keys, upsert
 
 
-def references_to_retry(engine: Engine, merchant: str) -> list[str]:
+def references_to_retry(store: StateStore, merchant: str) -> list[str]:
     """Shop references to read again whatever the window.
 
     Quarantined and not resolved (except updates SeQura refused, which wait for the order to change or to
     be released), still in flight, or changed with an update not yet sent.
     """
     q, flight, changes = state.quarantine, state.in_flight, state.order_changes
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         quarantined = conn.execute(
             select(q.c.reference).where(
                 q.c.merchant == merchant, q.c.resolved_at.is_(None), q.c.stage != str(Stage.UPDATE)
@@ -47,11 +47,11 @@ def resolve_quarantine(conn: Connection, merchant: str, references: Sequence[str
 
 
 def record_quarantine(
-    engine: Engine, run_id: str, merchant: str, quarantined: Sequence[QuarantinedOrder]
+    store: StateStore, run_id: str, merchant: str, quarantined: Sequence[QuarantinedOrder]
 ) -> None:
     """Upsert the quarantined orders with their latest reason; reopens an entry resolved before."""
-    with engine.begin() as conn:
-        quarantine_within(conn, run_id, merchant, quarantined, now())
+    with store.engine.begin() as conn:
+        quarantine_within(conn, run_id, merchant, quarantined, store.now())
 
 
 def quarantine_within(
@@ -94,11 +94,11 @@ class WaitingOrder:
     retried: int
 
 
-def open_quarantine(engine: Engine, merchant: str, limit: int) -> tuple[list[WaitingOrder], int]:
+def open_quarantine(store: StateStore, merchant: str, limit: int) -> tuple[list[WaitingOrder], int]:
     """The merchant's orders still in quarantine, oldest first (at most `limit`), and how many there are."""
     q = state.quarantine
     waiting = and_(q.c.merchant == merchant, q.c.resolved_at.is_(None))
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(q).where(waiting)).scalar_one()
         rows = conn.execute(
             select(q).where(waiting).order_by(q.c.first_seen_at, q.c.reference).limit(limit)

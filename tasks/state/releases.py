@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection
 
 from schemas import state
@@ -14,13 +15,13 @@ from tasks.state.in_flight import forget_in_flight, in_flight_of_run
 from tasks.state.order_changes import release_refused_updates, report_again
 from tasks.state.quarantine import resolve_quarantine
 from tasks.state.snapshots import SENT_BY_US
-from tasks.state.store import now, rows_of, upsert
+from tasks.state.store import StateStore, rows_of, upsert
 
 
-def release_in_flight(engine: Engine, merchant: str, order_refs: Sequence[str], *, delivered: bool) -> str:
+def release_in_flight(store: StateStore, merchant: str, order_refs: Sequence[str], *, delivered: bool) -> str:
     """Settle orders held as maybe delivered: keep them as sent, or let the next run send them; writes."""
     flight = state.in_flight
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         rows = rows_of(
             conn,
             flight,
@@ -58,8 +59,8 @@ def release_in_flight(engine: Engine, merchant: str, order_refs: Sequence[str], 
                     [snapshot],
                     {"first_sent_at": row.sending_at},
                 )
-                _confirm_by_update(conn, merchant, row)
-            resolve_quarantine(conn, merchant, [row.reference for row in rows], now())
+                _confirm_by_update(conn, merchant, row, store.now())
+            resolve_quarantine(conn, merchant, [row.reference for row in rows], store.now())
         forget_in_flight(conn, merchant, order_refs)
     settled = ", ".join(sorted(row.order_ref_1 for row in rows))
     if delivered:
@@ -70,7 +71,7 @@ def release_in_flight(engine: Engine, merchant: str, order_refs: Sequence[str], 
     return f"released, the next run sends them: {settled}"
 
 
-def _confirm_by_update(conn: Connection, merchant: str, held: Any) -> None:
+def _confirm_by_update(conn: Connection, merchant: str, held: Any, moment: datetime) -> None:
     """Leave an order held in flight waiting as a change, so the next run sends it as an order update.
 
     While it was held its changes were not recorded; an update carries the order as the shop shows it
@@ -92,14 +93,14 @@ def _confirm_by_update(conn: Connection, merchant: str, held: Any) -> None:
             previous_fingerprint=held.fingerprint,
             fingerprint=held.fingerprint,
             payload=held.payload,
-            detected_at=now(),
+            detected_at=moment,
             run_id=held.run_id,
         )
     )
 
 
 def release_orders(
-    engine: Engine,
+    store: StateStore,
     merchant: str,
     order_refs: Sequence[str],
     *,
@@ -113,16 +114,16 @@ def release_orders(
     """
     lines = []
     if resend:
-        updates = report_again(engine, merchant, order_refs)
+        updates = report_again(store, merchant, order_refs)
         if updates:
             lines.append(f"released, the next run reports them again as new: {', '.join(updates)}")
     else:
-        updates = release_refused_updates(engine, merchant, order_refs)
+        updates = release_refused_updates(store, merchant, order_refs)
         if updates:
             lines.append(f"released, the next run sends their order updates again: {', '.join(updates)}")
     held = [ref for ref in order_refs if ref not in updates] + (
-        in_flight_of_run(engine, merchant, run_id) if run_id else []
+        in_flight_of_run(store, merchant, run_id) if run_id else []
     )
     if held or not updates:
-        lines.append(release_in_flight(engine, merchant, held, delivered=not resend))
+        lines.append(release_in_flight(store, merchant, held, delivered=not resend))
     return lines

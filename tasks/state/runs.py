@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from schemas import state
-from schemas.state import Marks
+from schemas.outcomes import DeliveryCounts
+from schemas.state import Marks, RunStatus
 from tasks.state.locks import LOG, RUN_LEASE, wait_for_lock
-from tasks.state.store import now
+from tasks.state.store import StateStore
 from tasks.window import Window
 
 
-@dataclass(frozen=True)
-class RunCounts:
-    """How many orders fell in each bucket of one run."""
-
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    sent: int = 0
-    updated: int = 0
-
-
-def last_successful_until(engine: Engine, merchant: str) -> datetime | None:
+def last_successful_until(store: StateStore, merchant: str) -> datetime | None:
     """Where scheduled runs go on from: the newest until of a successful run that left no gap behind it.
 
     A backfill of some past or later window that starts after that point does not move it.
@@ -36,16 +24,16 @@ def last_successful_until(engine: Engine, merchant: str) -> datetime | None:
     runs = state.runs
     query = select(func.max(runs.c.until)).where(
         runs.c.merchant == merchant,
-        runs.c.status == "succeeded",
+        runs.c.status == RunStatus.SUCCEEDED,
         runs.c.dry_run.is_(False),
         runs.c.continues.is_(True),
     )
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         return conn.execute(query).scalar()
 
 
 def start_run(
-    engine: Engine,
+    store: StateStore,
     run_id: str,
     merchant: str,
     window: Window,
@@ -61,8 +49,8 @@ def start_run(
     Writes one runs row. Returns the Prefect flow run id of a run found dead and taken over, for the flow
     to mark it crashed.
     """
-    dead = wait_for_lock(engine, merchant, run_id, lease, wait, waiting)
-    with engine.begin() as conn:
+    dead = wait_for_lock(store, merchant, run_id, lease, wait, waiting)
+    with store.engine.begin() as conn:
         conn.execute(
             insert(state.runs).values(
                 run_id=run_id,
@@ -72,8 +60,8 @@ def start_run(
                 until=window.until,
                 continues=window.continues,
                 dry_run=dry_run,
-                status="running",
-                started_at=now(),
+                status=RunStatus.RUNNING,
+                started_at=store.now(),
                 new_count=0,
                 changed_count=0,
                 unchanged_count=0,
@@ -85,21 +73,25 @@ def start_run(
 
 
 def finish_run(
-    engine: Engine, run_id: str, status: str, counts: RunCounts | None = None, message: str | None = None
+    store: StateStore,
+    run_id: str,
+    status: RunStatus,
+    counts: DeliveryCounts | None = None,
+    message: str | None = None,
 ) -> None:
     """Close the run record with its outcome and counts (`sent` as record_sent counted it); free the lock."""
     runs = state.runs
-    counts = counts or RunCounts()
-    with engine.begin() as conn:
+    counts = counts or DeliveryCounts()
+    with store.engine.begin() as conn:
         conn.execute(
             update(runs)
             .where(runs.c.run_id == run_id)
             .values(
                 status=status,
-                finished_at=now(),
+                finished_at=store.now(),
                 new_count=counts.new,
                 changed_count=counts.changed,
-                unchanged_count=counts.unchanged,
+                unchanged_count=counts.already_reported,
                 quarantined_count=counts.quarantined,
                 message=message,
             )
@@ -107,12 +99,14 @@ def finish_run(
         conn.execute(delete(state.run_locks).where(state.run_locks.c.run_id == run_id))
 
 
-def has_history(engine: Engine, merchant: str) -> bool:
+def has_history(store: StateStore, merchant: str) -> bool:
     """Whether the store holds a snapshot of the merchant, or a run of it that succeeded."""
     runs = state.runs
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         run = conn.execute(
-            select(runs.c.run_id).where(runs.c.merchant == merchant, runs.c.status == "succeeded").limit(1)
+            select(runs.c.run_id)
+            .where(runs.c.merchant == merchant, runs.c.status == RunStatus.SUCCEEDED)
+            .limit(1)
         )
         if run.first() is not None:
             return True
@@ -124,10 +118,10 @@ def has_history(engine: Engine, merchant: str) -> bool:
         return snapshot.first() is not None
 
 
-def recorded_flow_runs(engine: Engine, merchant: str) -> set[str]:
+def recorded_flow_runs(store: StateStore, merchant: str) -> set[str]:
     """The Prefect flow runs of the merchant's runs this store recorded, whatever became of them."""
     runs = state.runs
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         found = conn.execute(
             select(runs.c.flow_run_id).where(runs.c.merchant == merchant, runs.c.flow_run_id.is_not(None))
         ).scalars()
@@ -135,7 +129,7 @@ def recorded_flow_runs(engine: Engine, merchant: str) -> set[str]:
 
 
 def store_chunks(
-    engine: Engine, run_id: str, references: Iterable[Sequence[str]], chunk_size: int
+    store: StateStore, run_id: str, references: Iterable[Sequence[str]], chunk_size: int
 ) -> tuple[int, int]:
     """Keep the run's order references in chunks of `chunk_size` as they come; returns (chunks, references).
 
@@ -147,7 +141,7 @@ def store_chunks(
 
     def write(chunk: Sequence[str]) -> None:
         nonlocal chunks
-        with engine.begin() as conn:
+        with store.engine.begin() as conn:
             conn.execute(
                 insert(state.run_chunks).values(
                     run_id=run_id, chunk=chunks, order_references="\n".join(chunk)
@@ -166,52 +160,52 @@ def store_chunks(
     return chunks, count
 
 
-def chunk_references(engine: Engine, run_id: str, chunk: int) -> list[str]:
+def chunk_references(store: StateStore, run_id: str, chunk: int) -> list[str]:
     """The order references of one chunk of a run."""
     chunks = state.run_chunks
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         stored = conn.execute(
             select(chunks.c.order_references).where(chunks.c.run_id == run_id, chunks.c.chunk == chunk)
         ).scalar_one()
     return stored.split("\n")
 
 
-def forget_chunks(engine: Engine, run_id: str) -> None:
+def forget_chunks(store: StateStore, run_id: str) -> None:
     """Delete a finished run's chunks of references."""
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         conn.execute(delete(state.run_chunks).where(state.run_chunks.c.run_id == run_id))
 
 
-def record_marks(engine: Engine, run_id: str, marks: Marks) -> None:
+def record_marks(store: StateStore, run_id: str, marks: Marks) -> None:
     """Keep on the run the high-water marks the next scheduled run reads above, once this one succeeds."""
     runs = state.runs
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         conn.execute(
             update(runs).where(runs.c.run_id == run_id).values(marks=json.dumps(marks, sort_keys=True))
         )
 
 
-def last_marks(engine: Engine, merchant: str) -> Marks | None:
+def last_marks(store: StateStore, merchant: str) -> Marks | None:
     """The high-water marks of the run scheduled runs go on from (as last_successful_until), if any."""
     runs = state.runs
     query = (
         select(runs.c.marks)
         .where(
             runs.c.merchant == merchant,
-            runs.c.status == "succeeded",
+            runs.c.status == RunStatus.SUCCEEDED,
             runs.c.dry_run.is_(False),
             runs.c.continues.is_(True),
         )
         .order_by(runs.c.until.desc(), runs.c.finished_at.desc())
         .limit(1)
     )
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         stored = conn.execute(query).scalar()
     return {str(name): int(mark) for name, mark in json.loads(stored).items()} if stored else None
 
 
 def lapsed_run(
-    engine: Engine, flow_run_id: str, lease: timedelta, running_for: timedelta, patience: timedelta | None
+    store: StateStore, flow_run_id: str, lease: timedelta, running_for: timedelta, patience: timedelta | None
 ) -> str | None:
     """Why the run of a Prefect flow run is dead, or None if it may be alive; reads the store.
 
@@ -219,7 +213,7 @@ def lapsed_run(
     for ever) without taking its merchant's lock. A flow run run again has a row per attempt.
     """
     runs, locks = state.runs, state.run_locks
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         run = conn.execute(
             select(runs.c.run_id, runs.c.merchant, runs.c.status)
             .where(runs.c.flow_run_id == flow_run_id)
@@ -231,12 +225,12 @@ def lapsed_run(
                 minutes = running_for.total_seconds() / 60
                 return f"it ran {minutes:.0f} minutes without taking its merchant's lock"
             return None
-        if run.status not in ("running", "crashed"):
+        if run.status not in (RunStatus.RUNNING, RunStatus.CRASHED):
             return None
         renewed = conn.execute(
             select(locks.c.renewed_at).where(locks.c.merchant == run.merchant, locks.c.run_id == run.run_id)
         ).scalar()
-    if run.status == "crashed" or renewed is None or renewed < now() - lease:
+    if run.status == RunStatus.CRASHED or renewed is None or renewed < store.now() - lease:
         last = f"last seen {renewed:%Y-%m-%d %H:%M} UTC" if renewed is not None else "its lock taken over"
         return f"it stopped renewing its run lease ({last}): its process or machine died"
     return None

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy import delete, insert, update
 
 from schemas import state
 from schemas.corrections import AppliedFix
-from tasks.state.store import now, rows_of
+from tasks.state.store import StateStore, rows_of
 
 
-def reporting_outlook(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
+def reporting_outlook(store: StateStore, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
     """What would next send each order's shop data to SeQura: its delivery report, or a waiting order update.
 
     Orders reported with nothing waiting are left out: only a later change in the shop would send them.
     """
     changes = state.order_changes
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         reported = {
             row[0] for row in rows_of(conn, state.order_snapshots, merchant, "order_ref_1", order_refs)
         }
@@ -32,13 +32,13 @@ def reporting_outlook(engine: Engine, merchant: str, order_refs: Sequence[str]) 
 
 
 def record_shop_corrections(
-    engine: Engine, run_id: str, merchant: str, batch: str, applied: Sequence[AppliedFix]
+    store: StateStore, run_id: str, merchant: str, batch: str, applied: Sequence[AppliedFix]
 ) -> None:
     """Keep, as pending, what one order's --apply transaction is about to change; writes shop_corrections."""
     if not applied:
         return
-    moment = now()
-    with engine.begin() as conn:
+    moment = store.now()
+    with store.engine.begin() as conn:
         conn.execute(
             insert(state.shop_corrections),
             [
@@ -63,13 +63,13 @@ def record_shop_corrections(
         )
 
 
-def settle_shop_corrections(engine: Engine, batch: str, *, committed: bool) -> None:
+def settle_shop_corrections(store: StateStore, batch: str, *, committed: bool) -> None:
     """Mark a batch of shop corrections applied once the shop committed it, or delete it; writes the store."""
     table = state.shop_corrections
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         if committed:
             conn.execute(
-                update(table).where(table.c.batch == batch).values(status="applied", applied_at=now())
+                update(table).where(table.c.batch == batch).values(status="applied", applied_at=store.now())
             )
         else:
             conn.execute(delete(table).where(table.c.batch == batch))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from schemas import state
 from schemas.reports import BuiltReport, ClassifiedReport
 from tasks.rows import in_chunks
-from tasks.state.store import now, payload_json, rows_of, upsert
+from tasks.state.store import StateStore, payload_json, rows_of, upsert
 
 SENT_BY_US = "sequra-etl"
 
@@ -22,16 +22,16 @@ SENT_BY_MODULE = "php-module"
 SENT_BY_ADOPTION = "adopted"  # recorded by `sequra-etl adopt` as SeQura's already, without sending
 
 
-def sent_fingerprints(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
+def sent_fingerprints(store: StateStore, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
     """The fingerprint last acknowledged by SeQura for each of `order_refs` that has one."""
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         rows = rows_of(conn, state.order_snapshots, merchant, "order_ref_1", order_refs, "fingerprint")
     return {row.order_ref_1: row.fingerprint for row in rows}
 
 
-def snapshot_payloads(engine: Engine, merchant: str, order_refs: Sequence[str]) -> dict[str, bytes]:
+def snapshot_payloads(store: StateStore, merchant: str, order_refs: Sequence[str]) -> dict[str, bytes]:
     """The report last acknowledged by SeQura (or kept as the PHP module's baseline) per order_ref_1."""
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         rows = rows_of(conn, state.order_snapshots, merchant, "order_ref_1", order_refs, "payload")
     return {row.order_ref_1: row.payload.encode("utf-8") for row in rows}
 
@@ -61,7 +61,7 @@ def keep_snapshots(
 
 
 def adopt_module_reports(
-    engine: Engine, run_id: str, merchant: str, classified: Sequence[ClassifiedReport]
+    store: StateStore, run_id: str, merchant: str, classified: Sequence[ClassifiedReport]
 ) -> None:
     """Keep, as their baseline, the orders the PHP module reported that have no snapshot yet; writes them."""
     adopted = [
@@ -71,25 +71,25 @@ def adopt_module_reports(
     ]
     if not adopted:
         return
-    moment = now()
-    with engine.begin() as conn:
+    moment = store.now()
+    with store.engine.begin() as conn:
         keep_snapshots(conn, run_id, merchant, adopted, moment, SENT_BY_MODULE)
 
 
-def record_adopted(engine: Engine, run_id: str, merchant: str, reports: Sequence[BuiltReport]) -> None:
+def record_adopted(store: StateStore, run_id: str, merchant: str, reports: Sequence[BuiltReport]) -> None:
     """Keep, as their baseline, orders SeQura already has although the store lost them; writes snapshots."""
     if reports:
-        with engine.begin() as conn:
-            keep_snapshots(conn, run_id, merchant, reports, now(), SENT_BY_ADOPTION)
+        with store.engine.begin() as conn:
+            keep_snapshots(conn, run_id, merchant, reports, store.now(), SENT_BY_ADOPTION)
 
 
-def reported_under(engine: Engine, merchants: Sequence[str], order_refs: Sequence[str]) -> dict[str, str]:
+def reported_under(store: StateStore, merchants: Sequence[str], order_refs: Sequence[str]) -> dict[str, str]:
     """Which of `order_refs` SeQura has, or may have, under one of `merchants`, and under which one.
 
     Has: a snapshot; may have: a report sent without an answer (in flight).
     """
     owners: dict[str, str] = {}
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         for table in (state.order_snapshots, state.in_flight):
             for batch in in_chunks(list(order_refs), 1000):
                 query = select(table.c.order_ref_1, table.c.merchant).where(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from schemas import state
 from schemas.reports import BuiltReport
+from tasks import clock as clocks
+from tasks.clock import Clock
 from tasks.rows import in_chunks
 from tasks.state.errors import StateStoreError
 from tasks.state.migrations import migrate
@@ -20,9 +23,20 @@ from tasks.state.migrations import migrate
 KEYS_PER_QUERY = 500
 
 
-def now() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class StateStore:
+    """The state store one run works with: one engine, opened (and migrated) once, and the run's clock."""
+
+    engine: Engine
+    clock: Clock
+
+    def now(self) -> datetime:
+        """The moment to stamp a row with, from the run's clock."""
+        return self.clock.now()
+
+    def dispose(self) -> None:
+        """Close the engine's connections."""
+        self.engine.dispose()
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -33,29 +47,33 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_state_store(url: str) -> Engine:
-    """Connect to the state store, creating and migrating it on first use (a SQLite file and its folder)."""
+def open_state_store(url: str, clock: Clock | None = None) -> StateStore:
+    """Connect to the state store, creating and migrating it on first use (a SQLite file and its folder).
+
+    Its rows are stamped with `clock`, by default the clock runs read time from (tasks.clock.RUN_CLOCK).
+    """
+    clock = clock if clock is not None else clocks.RUN_CLOCK
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, pool_pre_ping=True)
     try:
-        migrate(engine, now())
+        migrate(engine, clock.now())
     except SQLAlchemyError as error:
         raise StateStoreError(
             f"cannot open the state store: {error.orig or error}; check STATE_DB_URL"
         ) from None
-    return engine
+    return StateStore(engine, clock)
 
 
-def check_writable(engine: Engine) -> None:
+def check_writable(store: StateStore) -> None:
     """Raise StateStoreError naming STATE_DB_URL if the store cannot be written; writes nothing.
 
     An UPDATE that matches no row, rolled back, needs the same right as a real write.
     """
     version = state.schema_version
     try:
-        with engine.connect() as conn, conn.begin() as transaction:
+        with store.engine.connect() as conn, conn.begin() as transaction:
             conn.execute(update(version).where(false()).values(version=version.c.version))
             transaction.rollback()
     except SQLAlchemyError as error:
@@ -65,14 +83,9 @@ def check_writable(engine: Engine) -> None:
         ) from None
 
 
-def connect_state_store(url: str) -> Engine:
-    """Connect to a state store the run has already opened (and migrated) with open_state_store."""
-    return create_engine(url, pool_pre_ping=True)
-
-
-def state_tables(engine: Engine) -> list[str]:
+def state_tables(store: StateStore) -> list[str]:
     """Names of the tables in the store, for checks and the README."""
-    return sorted(inspect(engine).get_table_names())
+    return sorted(inspect(store.engine).get_table_names())
 
 
 def rows_of(

@@ -7,7 +7,7 @@ import pytest
 from demo.run import run_demo
 
 
-@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.usefixtures("prefect_harness")
 def test_the_demo_sends_the_shop_once_sees_a_change_and_reconciles_sequras_corrections(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -27,7 +27,7 @@ def test_the_demo_sends_the_shop_once_sees_a_change_and_reconciles_sequras_corre
     assert run_demo() == 0
     out = capsys.readouterr().out
     assert "The sandbox accepted 31 orders" in out
-    assert "Sent 0; unchanged 32; the sandbox still holds 31 orders" in out
+    assert "Sent 0; already reported 32; the sandbox still holds 31 orders" in out
     assert "| differences | 2 |" in out
     assert "Orders fixed: 3; skipped: 0" in out
     assert "YKZHQIALY: buyer -> accepted (200)" in out

@@ -17,8 +17,13 @@ from tests.shops import Shop, seeded_shop, sqlite_shop
 
 
 @pytest.fixture(autouse=True)
-def _flows_run_on_the_test_server(prefect_server: None) -> None:
-    """Every flow test runs against the session's Prefect test server."""
+def _flows_run_on_the_test_server(request: pytest.FixtureRequest) -> None:
+    """A test that runs a flow (it uses the pipeline, or is marked `flow`) runs it on the test server.
+
+    A test that only parses or checks starts none.
+    """
+    if "pipeline" in request.fixturenames or request.node.get_closest_marker("flow") is not None:
+        request.getfixturevalue("prefect_harness")
 
 
 @dataclass

@@ -8,12 +8,12 @@ from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.settings import PREFECT_API_URL
 
 from flows.alerts import ALERT_AUTOMATION, ALERT_EVENTS
-from flows.cli import main
+from flows.cli.main import main
 from schemas.settings import Settings, secret_block_value
 
 
 @pytest.fixture(autouse=True)
-def _on_the_test_server(prefect_server: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def _on_the_test_server(prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks and automations go to the session's Prefect test server, named as a user would."""
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
 

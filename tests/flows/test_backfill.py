@@ -17,11 +17,11 @@ from prefect.states import Running
 from sqlalchemy import create_engine, select, update
 
 from flows.backfill import backfill
-from flows.cli import main
+from flows.cli.main import main
 from flows.delivery_report import delivery_report
 from flows.every_merchant import every_merchant
 from flows.fan_out import ChildRunsError, Liveness, not_on_workers
-from schemas.settings import SettingError
+from schemas.errors import SettingError
 from schemas.state import run_locks, runs
 from seeding.vocabulary import FRANCE, PORTUGAL
 from tasks.state.runs import start_run
@@ -44,7 +44,7 @@ def ship_one_a_day(pipeline: Pipeline, *references: str) -> None:
 
 def sent_per_window(outcomes: list[Any]) -> list[tuple[str, int, int]]:
     """(window, sent, already reported) of each child, in window order."""
-    return sorted((o.window, o.sent, o.already_reported) for o in outcomes)
+    return sorted((o.window, o.counts.sent, o.counts.already_reported) for o in outcomes)
 
 
 def hold_the_lock(pipeline: Pipeline, run_id: str, flow_run_id: str | None = None) -> None:
@@ -76,7 +76,9 @@ def test_the_same_backfill_twice_sends_nothing_the_second_time(pipeline: Pipelin
         ("2026-11-22T00:00Z-2026-11-23T00:00Z", 1, 0),
     ]
     again = backfill(**SPAN, window="1d")
-    assert [(o.found, o.new, o.sent, o.already_reported) for o in again] == [(1, 0, 0, 1)] * 3
+    assert [(o.counts.found, o.counts.new, o.counts.sent, o.counts.already_reported) for o in again] == [
+        (1, 0, 0, 1)
+    ] * 3
     assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC"]
 
 
@@ -162,7 +164,10 @@ def test_two_merchants_of_one_shop_each_get_their_own_orders(
         "SEQURA_MERCHANTS", json.dumps({"demo_merchant": {}, "demo_merchant_pt": {"countries": ["PT"]}})
     )
     outcomes = backfill(since=SPAN["since"], until=(SINCE + timedelta(days=1)).isoformat())
-    assert sorted((o.merchant, o.sent) for o in outcomes) == [("demo_merchant", 2), ("demo_merchant_pt", 1)]
+    assert sorted((o.merchant, o.counts.sent) for o in outcomes) == [
+        ("demo_merchant", 2),
+        ("demo_merchant_pt", 1),
+    ]
     orders = requests.get(pipeline.sandbox.url + "_sandbox/orders", timeout=5).json()
     assert sorted((o["merchant"], o["order_ref_1"]) for o in orders) == [
         ("demo_merchant", "FRANCEONE"),
@@ -193,11 +198,11 @@ def test_the_nightly_flow_runs_every_merchant_from_its_own_last_run(
         json.dumps({"demo_merchant": {"countries": ["ES"]}, "demo_merchant_pt": {"countries": ["PT"]}}),
     )
     outcomes = every_merchant()
-    assert sorted((o.merchant, o.window, o.sent) for o in outcomes) == [
+    assert sorted((o.merchant, o.window, o.counts.sent) for o in outcomes) == [
         ("demo_merchant", "since the last run", 1),
         ("demo_merchant_pt", "since the last run", 1),
     ]
-    assert [o.sent for o in every_merchant()] == [0, 0]
+    assert [o.counts.sent for o in every_merchant()] == [0, 0]
     assert sorted(pipeline.accepted()) == ["PORTUGALA", "SPAINONEA"]
 
 
@@ -225,7 +230,7 @@ def test_a_backfill_tries_the_quarantine_again_in_its_last_window_only(pipeline:
     id_order = pipeline.shop.shipped_order("AAAAAAAAA")
     pipeline.shop.set_order(id_order, total_paid_tax_incl=Decimal("99.00"))
     outcomes = backfill(**SPAN, window="1d")
-    assert [(o.window[:10], o.quarantined) for o in outcomes] == [
+    assert [(o.window[:10], o.counts.quarantined) for o in outcomes] == [
         ("2026-11-20", 1),
         ("2026-11-21", 0),
         ("2026-11-22", 1),
@@ -268,14 +273,14 @@ def test_an_order_reported_under_one_merchant_is_never_reported_again_under_anot
         "SEQURA_MERCHANTS", json.dumps({"demo_merchant": {}, "demo_merchant_pt": {"countries": ["PT"]}})
     )
     day = {"since": SPAN["since"], "until": (SINCE + timedelta(days=1)).isoformat()}
-    assert sorted((o.merchant, o.sent) for o in backfill(**day)) == [
+    assert sorted((o.merchant, o.counts.sent) for o in backfill(**day)) == [
         ("demo_merchant", 0),
         ("demo_merchant_pt", 1),
     ]
     pipeline.shop.set_order(id_order, id_address_delivery=pipeline.shop.address)  # now delivered to Spain
     again = delivery_report(**day, merchant="demo_merchant")
     assert (again.counts.new, again.counts.sent) == (0, 0)
-    assert again.other_merchant == ["PORTUGALA (reported under demo_merchant_pt)"]
+    assert again.outcome.other_merchant == ("PORTUGALA (reported under demo_merchant_pt)",)
     orders = requests.get(pipeline.sandbox.url + "_sandbox/orders", timeout=5).json()
     assert [(o["merchant"], o["order_ref_1"]) for o in orders] == [("demo_merchant_pt", "PORTUGALA")]
 
@@ -291,7 +296,7 @@ def test_a_running_child_whose_lease_lapsed_is_marked_crashed_and_a_live_one_is_
         store = open_state_store(pipeline.state_url)
         liveness = Liveness(store, timedelta(minutes=10), None)
         assert liveness.ended(client, client.read_flow_run(child.id)).state.type.value == "RUNNING"
-        with store.begin() as conn:
+        with store.engine.begin() as conn:
             conn.execute(update(run_locks).values(renewed_at=datetime.now(UTC) - timedelta(minutes=11)))
         ended = liveness.ended(client, client.read_flow_run(child.id))
         store.dispose()

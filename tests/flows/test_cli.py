@@ -10,7 +10,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from flows.cli import EXIT_SETTING, main, parser
+from flows.cli.main import EXIT_SETTING, main, parser
 from flows.release import release
 from schemas.reports import QuarantinedOrder, Stage
 from schemas.settings import safe_url
@@ -193,7 +193,7 @@ def test_a_shop_that_cannot_be_read_ends_in_one_line_before_any_run(
     assert err.count("\n") == 1 and named in err and "check SHOP_DB_URL" in err
     assert "not-the-password" not in err
     store = open_state_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    with store.connect() as conn:
+    with store.engine.connect() as conn:
         assert conn.execute(select(runs.c.run_id)).all() == []  # no run begun, nothing marked
     store.dispose()
 

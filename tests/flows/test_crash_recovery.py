@@ -2,8 +2,8 @@
 
 Each trial ships its own orders, starts `sequra-etl deliver` as a process of its own against the session's
 Prefect server and the sandbox (a few requests slowed, answered late or lost after processing, so that a
-kill often lands while a report is out), kills it at a random moment, waits one run lease, and lets a
-clean run follow. Then SeQura must hold every shipped order of the trial, each reported exactly once, and
+kill often lands while a report is out), kills it at a random moment, moves the clock one run lease on,
+and lets a clean run follow. Then SeQura must hold every shipped order of the trial, each reported once, and
 the state store none held back. A kill that lands after SeQura accepted a report and before the store
 recorded it is counted: the order was noted in flight before it left, so it is settled by an order update,
 never reported again. `make test` runs 10 trials; `make reliability` runs CRASH_TRIALS=50.
@@ -35,13 +35,15 @@ from sandbox.server import SandboxServer
 from schemas.prestashop import shop_tables
 from schemas.state import runs
 from seeding.vocabulary import Line
+from tasks import clock as clocks
 from tasks.state.in_flight import uncertain_deliveries
 from tasks.state.quarantine import references_to_retry
 from tasks.state.store import open_state_store
 from tasks.window import Window
+from tests.clocks import MovedClock
 from tests.shops import MERCHANT, Shop, seeded_shop
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.flow]
 
 TRIALS = int(os.environ.get("CRASH_TRIALS", "10"))
 ORDERS = 30
@@ -172,7 +174,8 @@ def test_a_run_killed_at_any_moment_loses_and_doubles_nothing(
         tally["orders SeQura had that the store had not recorded at the kill"] += sum(
             1 for ref in in_flight if at_sequra[ref]
         )
-        time.sleep(LEASE_SECONDS)
+        lapsed = MovedClock(ahead=timedelta(seconds=LEASE_SECONDS + 0.5))  # the killed run's lease lapsed
+        monkeypatch.setattr(clocks, "RUN_CLOCK", lapsed)
         for name, value in env.items():
             if name in SEQURA or name in ("SHOP_DB_URL", "STATE_DB_URL", "SEQURA_API_URL"):
                 monkeypatch.setenv(name, value)

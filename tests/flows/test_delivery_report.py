@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,11 +18,13 @@ from prefect.client.schemas.filters import (
 )
 from sqlalchemy import create_engine, func, select
 
-from flows.cli import main
+from flows.cli.main import main
 from flows.delivery_report import delivery_report
 from schemas.state import run_chunks, runs
 from seeding.vocabulary import Line
+from tasks import clock as clocks
 from tasks.sequra_client import SequraAuthError, SequraNotSequraError
+from tests.clocks import MovedClock
 from tests.flows.conftest import Pipeline
 from tests.not_sequra import LOGIN_PAGE, REDIRECT, not_sequra
 from tests.shops import MORNING, SINCE, UNTIL
@@ -54,7 +55,7 @@ def test_a_second_run_over_the_same_window_sends_nothing_again(pipeline: Pipelin
     pipeline.shop.shipped_order("AAAAAAAAA")
     delivery_report(**WINDOW)
     again = delivery_report(**WINDOW)
-    assert (again.counts.new, again.counts.unchanged, again.counts.sent) == (0, 1, 0)
+    assert (again.counts.new, again.counts.already_reported, again.counts.sent) == (0, 1, 0)
     assert pipeline.accepted() == ["AAAAAAAAA"]
 
 
@@ -68,7 +69,7 @@ def test_an_order_changed_after_it_was_reported_goes_out_as_an_order_update(pipe
     moved = pipeline.shop.writer.edit_address(pipeline.shop.address, at=later, address1="Calle Nueva 2")
     pipeline.shop.writer.repoint_order_address(id_order, "delivery", moved, at=later)
     summary = delivery_report(**WINDOW)
-    [update] = summary.updates
+    [update] = summary.outcome.update_rows
     assert (update.order_ref_1, update.changes, update.result) == (
         "AAAAAAAAA",
         "delivery address",
@@ -109,7 +110,7 @@ def test_one_order_refused_by_sequra_does_not_block_the_others(pipeline: Pipelin
         pipeline.shop.shipped_order(reference)
     pipeline.faults(reject_refs=["BBBBBBBBB"], name_rejected_orders=False)
     summary = delivery_report(**WINDOW)
-    assert [q.reference for q in summary.quarantined] == ["BBBBBBBBB"]
+    assert [q.reference for q in summary.outcome.quarantined_rows] == ["BBBBBBBBB"]
     assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "CCCCCCCCC"]
 
 
@@ -117,10 +118,10 @@ def test_a_quarantined_order_is_retried_by_the_next_run_and_sent_once_fixed(pipe
     id_order = pipeline.shop.shipped_order("BROKENSUM")
     pipeline.shop.set_order(id_order, total_paid_tax_incl="99.000000")
     first = delivery_report(**WINDOW)
-    assert [q.reference for q in first.quarantined] == ["BROKENSUM"]
+    assert [q.reference for q in first.outcome.quarantined_rows] == ["BROKENSUM"]
     pipeline.shop.set_order(id_order, total_paid_tax_incl="17.450000")
     later = delivery_report(since="2026-11-25", until="2026-11-26")
-    assert [b.reference for b in later.sent] == ["BROKENSUM"]
+    assert [b.reference for b in later.outcome.sent_rows] == ["BROKENSUM"]
     assert pipeline.accepted() == ["BROKENSUM"]
 
 
@@ -209,7 +210,7 @@ def test_a_report_dropped_before_sequra_had_it_is_reported_again_once_it_is_clea
     pipeline.faults(drop_next=1)
 
     first = delivery_report(**WINDOW)  # the settling update gets 404 at once: SeQura may still be busy
-    time.sleep(1.0)
+    monkeypatch.setattr(clocks, "RUN_CLOCK", MovedClock(ahead=timedelta(seconds=1)))  # four timeouts on
     later = delivery_report(since="2026-11-25", until="2026-11-26")
 
     assert (first.counts.sent, later.counts.sent) == (0, 1)
@@ -224,12 +225,12 @@ def test_an_order_the_php_module_reported_is_not_resent_but_its_later_changes_ar
     pipeline.shop.writer.mark_sent_by_module(id_order, merchant_id="demo_merchant", sent=True)
     pipeline.reported_by_module("MODULESNT")
     first = delivery_report(**WINDOW)
-    assert (first.counts.new, first.counts.unchanged, first.counts.sent) == (0, 1, 0)
+    assert (first.counts.new, first.counts.already_reported, first.counts.sent) == (0, 1, 0)
     later = MORNING.replace(hour=15)
     moved = pipeline.shop.writer.edit_address(pipeline.shop.address, at=later, address1="Calle Nueva 2")
     pipeline.shop.writer.repoint_order_address(id_order, "delivery", moved, at=later)
     second = delivery_report(**WINDOW)
-    assert [(order.order_ref_1, order.result) for order in second.updates] == [
+    assert [(order.order_ref_1, order.result) for order in second.outcome.update_rows] == [
         ("MODULESNT", "accepted (200)")
     ]
     assert pipeline.accepted() == ["MODULESNT"]  # the module's own report, never a second one
@@ -249,7 +250,7 @@ def test_a_scheduled_run_after_a_successful_one_reads_only_the_rows_added_since(
     assert (first.incremental, first.counts.sent) == (False, 1)
     pipeline.shop.shipped_order("SCHEDULE2", at=shop_time(1))
     second = delivery_report()
-    assert (second.incremental, second.found, second.counts.sent) == (True, 1, 1)
+    assert (second.incremental, second.counts.found, second.counts.sent) == (True, 1, 1)
     assert pipeline.accepted() == ["SCHEDULE1", "SCHEDULE2"]
 
 
@@ -370,7 +371,7 @@ def test_an_empty_state_store_where_prefect_saw_deliveries_stops_before_sending_
     assert main(["adopt", "--since", WINDOW["since"], "--until", WINDOW["until"]]) == 0
     assert "Recorded 1 orders shipped in 2026-11-20T00:00Z-2026-11-21T00:00Z" in capsys.readouterr().out
     again = delivery_report(**WINDOW)
-    assert (again.counts.sent, again.counts.unchanged) == (0, 1)
+    assert (again.counts.sent, again.counts.already_reported) == (0, 1)
     assert pipeline.accepted() == ["AAAAAAAAA"]
     assert main(["adopt", "--since", WINDOW["since"], "--until", WINDOW["until"]]) == 1
     assert "already holds runs or orders of merchant demo_merchant" in capsys.readouterr().err

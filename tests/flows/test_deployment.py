@@ -17,7 +17,7 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from sandbox.server import SandboxServer
-from tests.prefect_servers import BIN, PROJECT, STARTUP, clean_environment, served_prefect
+from tests.prefect_servers import BIN, PROJECT, STARTUP, clean_environment, prefect_api, served_prefect
 from tests.shops import MORNING, sqlite_shop
 
 
@@ -63,13 +63,13 @@ def prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 def wait_for_end(api: str, flow_run_id: str) -> dict:
-    """Poll a flow run until it reaches a final state; its JSON."""
+    """Ask for a flow run until it reaches a final state (or STARTUP seconds pass); its JSON."""
     deadline = time.monotonic() + STARTUP
     while True:
-        run = requests.get(f"{api}/flow_runs/{flow_run_id}", timeout=5).json()
+        run = prefect_api(api, "GET", f"/flow_runs/{flow_run_id}")
         if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return run
-        assert time.monotonic() < deadline, f"run still {run['state']['name']}"
+        assert time.monotonic() < deadline, f"run still {run['state']['name']} after {STARTUP} s"
         time.sleep(1)
 
 
@@ -123,28 +123,25 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
     state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
     started = time.monotonic()
     cli = deploy(prefect_server, tmp_path, state_url)
-    deployment = requests.get(
-        f"{prefect_server}/deployments/name/delivery-report/delivery-report", timeout=5
-    ).json()
+    deployment = prefect_api(prefect_server, "GET", "/deployments/name/delivery-report/delivery-report")
     assert deployment["job_variables"]["env"]["STATE_DB_URL"] == state_url
     assert deployment["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT)}}
     ]
     with worker({**cli, **shop_settings(tmp_path, sandbox_server)}, tmp_path):
-        created = requests.post(
-            f"{prefect_server}/deployments/{deployment['id']}/create_flow_run",
-            json={"parameters": {"since": "2026-11-20", "until": "2026-11-21"}},
-            timeout=5,
-        ).json()
+        created = prefect_api(
+            prefect_server,
+            "POST",
+            f"/deployments/{deployment['id']}/create_flow_run",
+            {"parameters": {"since": "2026-11-20", "until": "2026-11-21"}, "idempotency_key": "one-run"},
+        )
         run = wait_for_end(prefect_server, created["id"])
     seconds = time.monotonic() - started
     assert run["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
     assert run["name"] == "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z"
-    artifacts = requests.post(
-        f"{prefect_server}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [created["id"]]}}},
-        timeout=5,
-    ).json()
+    artifacts = prefect_api(
+        prefect_server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [created["id"]]}}}
+    )
     summary = next(a for a in artifacts if a["key"] == "delivery-report-summary-demo-merchant")
     assert "| 1 | 0 | 0 | 0 | 1 |" in summary["data"]
     assert [
@@ -178,16 +175,13 @@ def test_the_readme_backfill_runs_each_window_on_the_workers_and_again_creates_n
             )
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
             printed.append(done.stdout)
-    assert "| **3 runs** | | | 3 | 3 | 0 | 0 | 0 | 3 |" in printed[0]
-    assert "| **3 runs** | | | 3 | 0 | 0 | 3 | 0 | 0 |" in printed[1]
-    deployment = requests.get(
-        f"{prefect_server}/deployments/name/delivery-report/delivery-report", timeout=5
-    ).json()
-    children = requests.post(
-        f"{prefect_server}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [deployment["id"]]}}},
-        timeout=5,
-    ).json()
+    # found, new, changed, already reported, quarantined, sent, updated, update failed
+    assert "| **3 runs** | | | 3 | 3 | 0 | 0 | 0 | 3 | 0 | 0 |" in printed[0]
+    assert "| **3 runs** | | | 3 | 0 | 0 | 3 | 0 | 0 | 0 | 0 |" in printed[1]
+    deployment = prefect_api(prefect_server, "GET", "/deployments/name/delivery-report/delivery-report")
+    children = prefect_api(
+        prefect_server, "POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment["id"]]}}}
+    )
     assert sorted(run["name"] for run in children) == [
         "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z",
         "delivery-report-2026-11-21T00:00Z-2026-11-22T00:00Z",

@@ -12,7 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from sqlalchemy import create_engine, select
 
-from flows.cli import EXIT_SETTING, main
+from flows.cli.main import EXIT_SETTING, main
 from flows.delivery_report import delivery_report
 from flows.reconcile import reconciliation
 from schemas.corrections import DIFFERENCE_COLUMNS

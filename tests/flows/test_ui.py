@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from sandbox.server import SandboxServer
-from tests.prefect_servers import BIN, STARTUP, clean_environment, served_prefect
+from tests.prefect_servers import BIN, STARTUP, clean_environment, prefect_api, served_prefect
 from tests.shops import sqlite_shop
 
 
@@ -56,7 +56,7 @@ def test_the_flow_run_page_shows_the_summary_and_the_sent_table_with_their_count
             timeout=STARTUP,
         )
         assert delivered.returncode == 0, delivered.stderr[-2000:]
-        [flow_run] = requests.post(f"{api}/flow_runs/filter", json={}, timeout=5).json()
+        [flow_run] = prefect_api(api, "POST", "/flow_runs/filter", {})
         ui = api.removesuffix("/api")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -81,7 +81,9 @@ def test_the_flow_run_page_shows_the_summary_and_the_sent_table_with_their_count
             sent = [row.inner_text() for row in page.locator("table tr").all()]
             page.screenshot(path=str(tmp_path / "flow-run-sent.png"), full_page=True)
             browser.close()
-    assert "2\t0\t0\t0\t2\t0\t0" in summary  # new, changed, unchanged, quarantined, sent, updated, failures
+    assert (
+        "2\t0\t0\t0\t2\t0\t0" in summary
+    )  # new, changed, already reported, quarantined, sent, updated, failed
     assert "sent to SeQura" in summary
     assert "orders shipped from 2026-11-20 01:00 to 2026-11-21 01:00 (Europe/Madrid)" in summary
     assert "shipped_at" in sent[0]

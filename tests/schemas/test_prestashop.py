@@ -16,15 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import StatementError
 from sqlalchemy.sql.elements import TextClause
 
-from schemas.prestashop import (
-    ZERO_DATETIME,
-    Money,
-    ShopDate,
-    ShopDateTime,
-    ShopTables,
-    create_shop_schema,
-    shop_tables,
-)
+from schemas.prestashop import ShopTables, create_shop_schema, shop_tables
+from schemas.prestashop_types import ZERO_DATETIME, Money, ShopDate, ShopDateTime
 from seeding.prestashop_ddl import PRESTASHOP_VERSIONS, prestashop_ddl
 
 TABLES = shop_tables()

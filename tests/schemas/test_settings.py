@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from schemas.settings import DEFAULT_SEQURA_API_URL, SETTINGS, SettingError, Settings
+from schemas.errors import SettingError
+from schemas.setting_values import DEFAULT_SEQURA_API_URL
+from schemas.settings import SETTINGS, Settings
 
 BASE = {
     "SHOP_DB_URL": "mysql+pymysql://shop:pw@db:3306/prestashop",
@@ -214,7 +216,7 @@ def test_a_run_for_another_merchant_than_the_configured_one_is_refused_without_t
 
 
 def test_a_shop_whose_merchants_all_list_countries_is_named_as_leaving_orders_to_none() -> None:
-    from schemas.settings import uncovered_shops
+    from schemas.merchants import uncovered_shops
 
     spain_and_portugal = Settings.from_env(with_merchants(TWO_MERCHANTS), merchant_id="shop_es").merchants
     assert uncovered_shops(spain_and_portugal) == ["shop 1 (ES, PT)"]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from flows.cli import main
+from flows.cli.main import main
 from schemas.prestashop import shop_tables
 from seeding.big_shop import BigShop, BigShopError, loading_engine, seed_big_shop
 from tests.shops import build_window

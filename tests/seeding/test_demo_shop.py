@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Row, Table, create_engine, func, select
 from sqlalchemy.engine import Engine
 
-from schemas.prestashop import ZERO_DATETIME, ShopTables, create_shop_schema, shop_tables
+from schemas.prestashop import ShopTables, create_shop_schema, shop_tables
+from schemas.prestashop_types import ZERO_DATETIME
 from seeding.demo_shop import DemoShop, seed_demo_shop
 from seeding.prestashop_ddl import PRESTASHOP_VERSIONS
 from seeding.vocabulary import (

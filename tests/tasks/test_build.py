@@ -8,7 +8,7 @@ import orjson
 import pytest
 from sqlalchemy import String, literal, update
 
-from schemas.prestashop import ZERO_DATETIME
+from schemas.prestashop_types import ZERO_DATETIME
 from schemas.reports import Stage
 from seeding.vocabulary import GBP, Discount, Line
 from tasks.delivery.build import quarantine_reason, serialised

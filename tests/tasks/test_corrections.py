@@ -14,7 +14,8 @@ import requests
 
 from sandbox.server import SandboxServer
 from schemas.corrections import Correction, MalformedRecord
-from schemas.settings import SettingError, Settings
+from schemas.errors import SettingError
+from schemas.settings import Settings
 from tasks.reconciliation.corrections import (
     MALFORMED_FILE,
     StagedCorrections,

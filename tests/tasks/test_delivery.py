@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,25 +12,25 @@ import requests
 from sqlalchemy import Engine, create_engine
 
 from sandbox.server import SandboxServer
+from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.prestashop import create_shop_schema, shop_tables
 from seeding.demo_shop import DemoShop, seed_demo_shop
-from tasks.delivery.build import platform_block
-from tasks.delivery.chunk import ROWS_SHOWN, ChunkJob, ChunkOutcome, ChunkRows, deliver_chunk, statistics_for
-from tasks.delivery.dry_run import finish_dry_run_file, start_dry_run_file
-from tasks.delivery.plan import plan_delivery
+from tasks.delivery.chunk import ChunkRows
 from tasks.delivery.read_ahead import ReadAhead
+from tasks.delivery.run import Steps
 from tasks.extract.connection import ShopReadError
-from tasks.state.runs import chunk_references, finish_run, last_marks, start_run
+from tasks.state.errors import RunInProgressError
+from tasks.state.runs import last_marks
 from tasks.state.snapshots import sent_fingerprints
 from tasks.state.store import open_state_store
 from tasks.window import Window
-from tests.runs import deliver_all, run_once, settings_for
+from tests.clocks import MovedClock
+from tests.runs import dry_run, run_once, settings_for
 from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 DEMO_NOW = datetime(2026, 11, 24, 12, 0)  # shop-local; the golden files were made from this demo shop
 DEMO_WINDOW = Window(datetime(2026, 11, 14, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC), continues=False)
-LOG = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +73,15 @@ def test_a_dry_run_writes_the_golden_orders_and_statistics_chunk_by_chunk(
     engine, shop = demo
     settings = settings_for(engine, f"sqlite:///{tmp_path / 'state.sqlite'}", SHOP_CHUNK_SIZE="4")
     out = tmp_path / "dry-run.json"
-    start_dry_run_file(out, MERCHANT)
-    plan, total = deliver_all(settings, DEMO_WINDOW, dry_run=True, dry_run_file=str(out))
-    statistics = statistics_for(settings, plan.config, DEMO_WINDOW)
-    finish_dry_run_file(out, statistics, platform_block(plan.config))
+    summary = dry_run(settings, DEMO_WINDOW, out)
     report = json.loads(out.read_bytes())["delivery_report"]
     orders = sorted(out.read_bytes().splitlines()[1:-1], key=order_ref_1)
-    assert plan.chunks == 9  # 35 references in chunks of four
+    assert summary.chunks == 9  # 35 references in chunks of four
     new = [line for line in golden_orders() if order_ref_1(line) not in shop.module_sent_refs]
     assert [line.rstrip(b",") for line in orders] == new
     assert report["statistics"] == golden_outcome()["statistics"]
-    assert (total.new, total.unchanged, total.quarantined) == (31, 1, 3)
+    counts = summary.counts
+    assert (counts.new, counts.already_reported, counts.quarantined) == (31, 1, 3)
 
 
 def test_a_split_order_is_never_cut_by_a_chunk_boundary(shop: Shop, tmp_path: Path) -> None:
@@ -113,60 +108,68 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
     return sandbox_server
 
 
+class Killed(BaseException):
+    """The process running a run is killed: nothing of the run's own cleanup runs after it."""
+
+
+class DiesAfterFirstChunk(Steps):
+    """A run's steps, in a process that is killed once the run's first chunk is committed."""
+
+    def chunk_done(self, done: int, chunks: int) -> None:
+        raise Killed
+
+
 def test_chunks_sent_before_a_crash_are_kept_and_the_next_run_sends_only_the_rest(
     shop: Shop, tmp_path: Path, sandbox: SandboxServer
 ) -> None:
     for number in range(5):
         shop.shipped_order(f"CRASH{number:04d}")
     state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    settings = settings_for(
-        shop.engine,
-        state_url,
-        SHOP_CHUNK_SIZE="2",
-        SEQURA_API_URL=sandbox.url,
-        SEQURA_RUN_LEASE_SECONDS="0.1",
-    )
+    settings = settings_for(shop.engine, state_url, SHOP_CHUNK_SIZE="2", SEQURA_API_URL=sandbox.url)
     window = Window(SINCE, UNTIL, continues=False)
+    with pytest.raises(Killed):
+        run_once(settings, window, steps=DiesAfterFirstChunk())
     store = open_state_store(state_url)
-    run_id = str(uuid.uuid4())
-    start_run(store, run_id, MERCHANT, window, dry_run=False, flow_run_id=None, lease=settings.run_lease())
-    plan = plan_delivery(settings, store, run_id, window, dry_run=False)
-    first = deliver_chunk(settings, ChunkJob(run_id, 0, window, plan.config), LOG)  # then the run dies
-    assert (plan.chunks, first.sent) == (3, 2)
     sent = sent_fingerprints(store, MERCHANT, [f"CRASH{n:04d}" for n in range(5)])
-    assert set(sent) == {"CRASH0000", "CRASH0001"}
     store.dispose()
-    time.sleep(0.2)  # the dead run's lease lapses
-    again = run_once(settings, window)
-    assert (again.new, again.unchanged, again.sent) == (3, 2, 3)
+    assert set(sent) == {"CRASH0000", "CRASH0001"}  # the first of three chunks, committed
+    with pytest.raises(RunInProgressError):  # the dead run's lock holds until its lease lapses
+        run_once(settings.with_overrides(lock_wait_seconds=1.0), window, clock=MovedClock())
+    lapsed = MovedClock(ahead=settings.run_lease() + timedelta(seconds=1))
+    again = run_once(settings, window, clock=lapsed).counts
+    assert (again.new, again.already_reported, again.sent) == (3, 2, 3)
     accepted = [o["order_ref_1"] for o in requests.get(sandbox.url + "_sandbox/orders", timeout=5).json()]
     assert sorted(accepted) == [f"CRASH{n:04d}" for n in range(5)]
 
 
-def test_chunk_outcomes_add_up_their_counts_and_keep_at_most_a_thousand_rows_of_each_table() -> None:
-    outcome = ChunkOutcome(found=1, new=1, sent_rows=()) + ChunkOutcome(found=2, changed=2)
-    assert (outcome.found, outcome.new, outcome.changed) == (3, 1, 2)
-    many = ChunkOutcome(other_merchant=tuple(f"R{n}" for n in range(ROWS_SHOWN)))
+def test_outcomes_add_up_their_counts_and_keep_at_most_a_thousand_rows_of_each_table() -> None:
+    first = DeliveryOutcome(counts=DeliveryCounts(found=1, new=1), requests=1)
+    outcome = first + DeliveryOutcome(counts=DeliveryCounts(found=2, changed=2), requests=2)
+    assert (outcome.counts.found, outcome.counts.new, outcome.counts.changed, outcome.requests) == (
+        3,
+        1,
+        2,
+        3,
+    )
+    many = DeliveryOutcome(other_merchant=tuple(f"R{n}" for n in range(ROWS_SHOWN)))
     assert len((many + many).other_merchant) == ROWS_SHOWN
 
 
 def test_the_run_scheduled_runs_go_on_from_leaves_marks_the_next_one_reads_above(
-    shop: Shop, tmp_path: Path
+    shop: Shop, tmp_path: Path, sandbox: SandboxServer
 ) -> None:
     shop.shipped_order("FIRSTRUN1")
-    settings = settings_for(shop.engine, f"sqlite:///{tmp_path / 'state.sqlite'}")
+    settings = settings_for(shop.engine, f"sqlite:///{tmp_path / 'state.sqlite'}", SEQURA_API_URL=sandbox.url)
+    assert run_once(settings, Window(SINCE, UNTIL)).counts.sent == 1
     store = open_state_store(settings.state_url())
-    first = Window(SINCE, UNTIL)
-    start_run(store, "run-1", MERCHANT, first, dry_run=False, flow_run_id=None)
-    assert plan_delivery(settings, store, "run-1", first, dry_run=False).incremental is False
-    finish_run(store, "run-1", "succeeded")
     assert last_marks(store, MERCHANT) == {"order_history": 2, "order_slip": 0}
+    store.dispose()
     shop.shipped_order("NEXTSHIPS", at=datetime(2026, 11, 21, 8, 0))
     scheduled = Window(UNTIL - timedelta(hours=6), UNTIL + timedelta(days=1), follows_last_run=True)
-    plan = plan_delivery(settings, store, "run-2", scheduled, dry_run=True)
-    assert (plan.incremental, plan.references) == (True, 1)
-    assert chunk_references(store, "run-2", 0) == ["NEXTSHIPS"]
-    store.dispose()
+    out = tmp_path / "scheduled.json"
+    summary = dry_run(settings, scheduled, out)
+    assert (summary.incremental, summary.counts.found, summary.counts.new) == (True, 1, 1)
+    assert [order_ref_1(line) for line in out.read_bytes().splitlines()[1:-1]] == ["NEXTSHIPS"]
 
 
 def rows_of(name: str, reads: list[str]) -> Callable[[], ChunkRows]:
@@ -180,21 +183,23 @@ def rows_of(name: str, reads: list[str]) -> Callable[[], ChunkRows]:
 
 
 def test_read_ahead_hands_over_the_chunk_it_read_and_reads_any_other_when_asked() -> None:
-    ahead, reads = ReadAhead(), []
-    ahead.start(("run", 1), rows_of("chunk 1", reads))
-    assert ahead.take(("run", 1), rows_of("chunk 1 again", reads)).references == ["chunk 1"]
-    assert ahead.take(("run", 2), rows_of("chunk 2", reads)).references == ["chunk 2"]
-    ahead.start(("run", 3), rows_of("chunk 3", reads))
-    assert ahead.take(("another run", 3), rows_of("another chunk 3", reads)).references == ["another chunk 3"]
+    ahead, reads = ReadAhead[ChunkRows](), []
+    ahead.start(1, rows_of("chunk 1", reads))
+    assert ahead.take(1, rows_of("chunk 1 again", reads)).references == ["chunk 1"]
+    assert ahead.take(2, rows_of("chunk 2", reads)).references == ["chunk 2"]
+    ahead.start(3, rows_of("chunk 3", reads))
+    assert ahead.take(4, rows_of("chunk 4", reads)).references == ["chunk 4"]
+    ahead.close()
     assert "chunk 1 again" not in reads
 
 
 def test_a_read_ahead_that_failed_fails_the_chunk_that_takes_it() -> None:
-    ahead = ReadAhead()
+    ahead = ReadAhead[ChunkRows]()
 
     def broken() -> ChunkRows:
         raise ShopReadError("could not read the PrestaShop tables")
 
-    ahead.start(("run", 1), broken)
+    ahead.start(1, broken)
     with pytest.raises(ShopReadError):
-        ahead.take(("run", 1), rows_of("never read", []))
+        ahead.take(1, rows_of("never read", []))
+    ahead.close()

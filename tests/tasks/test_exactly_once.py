@@ -10,7 +10,7 @@ must hold none of them back.
 from __future__ import annotations
 
 import contextlib
-import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from tasks.state.in_flight import uncertain_deliveries
 from tasks.state.quarantine import references_to_retry
 from tasks.state.store import open_state_store
 from tasks.window import Window
+from tests.clocks import MovedClock
 from tests.runs import run_once, settings_for
 from tests.shops import MERCHANT, SINCE, UNTIL, seeded_shop
 
@@ -69,8 +70,8 @@ def test_every_shipped_order_reaches_sequra_exactly_once_through_30_percent_faul
         except SequraUnavailableError:
             failed += 1
     requests.post(sandbox_server.url + "_sandbox/faults", json={}, timeout=5).raise_for_status()
-    time.sleep(1.0)  # four timeouts: a report still unanswered is clearly not coming
-    run_once(settings, Window(SINCE, UNTIL, continues=False))
+    later = MovedClock(ahead=timedelta(seconds=1))  # four timeouts on: an unanswered report is not coming
+    run_once(settings, Window(SINCE, UNTIL, continues=False), clock=later)
 
     held = {ref: requests.get(f"{sandbox_server.url}_sandbox/orders/{ref}", timeout=5) for ref in references}
     lost = sorted(ref for ref, answer in held.items() if answer.status_code == 404)

@@ -11,6 +11,7 @@ from sandbox.server import SandboxServer
 from schemas.reports import BuiltReport, Stage
 from schemas.sequra import Statistics
 from tasks.delivery.load import DeliveryReportLoader, delivery_report_body, errors_naming
+from tasks.delivery.statistics import StatisticsBlock
 from tasks.sequra_client import HttpSequraClient, SequraClient, SequraRejectedError, SequraUnavailableError
 from tests.cases import PLATFORM, built_report
 
@@ -204,21 +205,24 @@ class RefusesStatistics(ReportsOnly):
 
 def test_statistics_refused_by_sequra_never_hold_back_a_shipment() -> None:
     client = RefusesStatistics()
-    statistics = STATISTICS
+    statistics = StatisticsBlock(lambda: STATISTICS)
     loader = DeliveryReportLoader(client, MERCHANT, PLATFORM, ListLedger(), statistics=statistics)
     result = loader.load([built_report("ONE"), built_report("TWO")])
     assert [b.order_ref_1 for b in result.sent] == ["ONE", "TWO"]
     assert result.quarantined == []
     assert len(client.reports) == 1
+    assert statistics.settled  # refused once, the block is not carried again
 
 
-def test_statistics_ride_on_the_first_accepted_request_only(server: SandboxServer) -> None:
-    statistics = STATISTICS
+def test_statistics_are_read_once_and_ride_on_the_first_accepted_request_only(server: SandboxServer) -> None:
+    reads: list[str] = []
+    statistics = StatisticsBlock(lambda: reads.append("read") or STATISTICS)
     http = HttpSequraClient(server.url, "demo", SecretStr("demo-secret"), MERCHANT, backoff_seconds=0.01)
     loader = DeliveryReportLoader(http, MERCHANT, PLATFORM, ListLedger(), batch_size=1, statistics=statistics)
     loader.load([built_report("ONE"), built_report("TWO")])
     reports = requests.get(server.url + "_sandbox/delivery_reports", timeout=5).json()
     assert ["statistics" in r["body"]["delivery_report"] for r in reports] == [True, False]
+    assert reads == ["read"]
 
 
 def test_the_request_body_carries_each_order_as_built_and_the_statistics_before_the_platform() -> None:

@@ -14,14 +14,13 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from flows.cli import main
+from flows.cli.main import main
 from sandbox.server import SandboxServer
+from schemas.outcomes import DeliveryOutcome
 from schemas.prestashop import shop_tables
 from schemas.settings import Settings
 from schemas.state import order_changes, quarantine
 from seeding.vocabulary import Discount, Line
-from tasks.delivery.chunk import ChunkOutcome
-from tasks.delivery.dry_run import start_dry_run_file
 from tasks.delivery.order_updates import describe_change
 from tasks.extract.scope import OrderFilter
 from tasks.sequra_client import SequraUnavailableError
@@ -29,7 +28,7 @@ from tasks.state.quarantine import references_to_retry
 from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.cases import order_report
-from tests.runs import deliver_all, run_once, settings_for
+from tests.runs import dry_run, run_once, settings_for
 from tests.shops import (
     CANCELED,
     DELIVERED,
@@ -64,7 +63,7 @@ class Changes:
         """The run's settings: this shop, this state store, the sandbox, and `overrides`."""
         return settings_for(self.shop.engine, self.state_url, SEQURA_API_URL=self.sandbox.url, **overrides)
 
-    def run(self, window: Window = WINDOW, **overrides: str) -> ChunkOutcome:
+    def run(self, window: Window = WINDOW, **overrides: str) -> DeliveryOutcome:
         """One real run over `window`, with settings `overrides` for this run only."""
         return run_once(self.settings(**overrides), window)
 
@@ -94,7 +93,7 @@ class Changes:
     def reported(self, reference: str, lines: list[Line] | None = None, **fields: object) -> int:
         """An order shipped in the window and reported to SeQura by a first run; returns its id_order."""
         id_order = self.shop.shipped_order(reference, lines=lines or [SHIRT], **fields)
-        assert self.run().sent >= 1
+        assert self.run().counts.sent >= 1
         return id_order
 
 
@@ -129,7 +128,7 @@ def test_second_part_of_a_split_order_shipping_later_moves_it_to_the_shipped_car
     outcome = changes.run()
 
     held = changes.held("SPLITORDR")
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert [ref for ref, _, _ in items(held["shipped_cart"])].count("shipping") == 2
     assert ("SOCKS-1", 1, 200) in items(held["shipped_cart"])
     assert held["unshipped_cart"]["items"] == []
@@ -143,7 +142,7 @@ def test_partial_refund_takes_the_refunded_units_off_the_shipped_cart(changes: C
     outcome = changes.run()
 
     held = changes.held("REFUNDED1")
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert items(held["shipped_cart"]) == [("TSHIRT-1", 2, 2000), ("shipping", None, 495)]
     assert held["shipped_cart"]["order_total_with_tax"] == 2495
     assert outcome.update_rows[0].changes == "shipped_cart 34.95 → 24.95 EUR"
@@ -161,7 +160,7 @@ def test_product_return_takes_the_returned_units_off_the_shipped_cart(
 
     outcome = changes.run()
 
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert items(changes.held("RETURNED1")["shipped_cart"]) == [
         ("TSHIRT-1", 1, 1000),
         ("shipping", None, 495),
@@ -207,7 +206,7 @@ def test_full_refund_or_cancellation_after_shipment_empties_both_carts(changes: 
     outcome = changes.run()
 
     held = changes.held("UNDONE001")
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert (held["shipped_cart"]["items"], held["unshipped_cart"]["items"]) == ([], [])
     assert (held["shipped_cart"]["order_total_with_tax"], held["unshipped_cart"]["order_total_with_tax"]) == (
         0,
@@ -226,7 +225,7 @@ def test_address_corrected_from_the_order_page_is_sent(changes: Changes, kind: s
     outcome = changes.run()
 
     held = changes.held("MOVEDADDR")
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert (held[f"{kind}_address"]["address_line_1"], held[f"{kind}_address"]["postal_code"]) == (
         "Calle Nueva 2",
         "28014",
@@ -241,7 +240,7 @@ def test_discount_added_after_the_report_lowers_the_shipped_cart(changes: Change
     outcome = changes.run()
 
     held = changes.held("DISCOUNTD")["shipped_cart"]
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert held["order_total_with_tax"] == 2995
     assert [item["total_with_tax"] for item in held["items"] if item["type"] == "discount"] == [-500]
 
@@ -252,7 +251,7 @@ def test_shipping_cost_changed_after_the_report_is_sent(changes: Changes) -> Non
 
     outcome = changes.run()
 
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert items(changes.held("SHIPPING1")["shipped_cart"]) == [("TSHIRT-1", 3, 3000)]
 
 
@@ -262,7 +261,7 @@ def test_tracking_number_added_later_is_sent(changes: Changes) -> None:
 
     outcome = changes.run()
 
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert [t["tracking_number"] for t in changes.held("TRACKEDLT")["trackings"]] == ["PK123456789ES"]
     assert outcome.update_rows[0].changes == "tracking"
 
@@ -279,7 +278,7 @@ def test_line_added_in_the_back_office_before_the_rest_shipped_joins_the_unshipp
 
     outcome = changes.run()
 
-    assert outcome.updated == 1
+    assert outcome.counts.updated == 1
     assert items(changes.held("ADDEDLINE")["unshipped_cart"]) == [
         ("SOCKS-1", 1, 200),
         ("CAP-1", 1, 800),
@@ -293,7 +292,7 @@ def test_shipped_to_delivered_with_nothing_else_changed_sends_nothing(changes: C
 
     outcome = changes.run()
 
-    assert (outcome.changed, outcome.updated, outcome.requests) == (0, 0, 0)
+    assert (outcome.counts.changed, outcome.counts.updated, outcome.requests) == (0, 0, 0)
     assert changes.updates() == []
 
 
@@ -309,16 +308,16 @@ def test_refused_update_is_quarantined_with_sequras_words_and_not_resent_until_t
 
     outcome = changes.run()
 
-    assert (outcome.updated, outcome.update_failed) == (1, 1)
+    assert (outcome.counts.updated, outcome.counts.update_failed) == (1, 1)
     [entry] = outcome.quarantined_rows
     assert (entry.reference, entry.stage) == ("REFUSEDUP", "update")
     assert "SeQura refused the update (409)" in entry.reason and "rejected by the sandbox" in entry.reason
     changes.faults()
-    assert changes.run().updated == 0  # the same update, from the same snapshot, is held
+    assert changes.run().counts.updated == 0  # the same update, from the same snapshot, is held
     changes.shop.writer.refund(
         refused, product_reference="TSHIRT-1", quantity=1, at=LATER + timedelta(hours=1)
     )
-    assert changes.run().updated == 1
+    assert changes.run().counts.updated == 1
     assert items(changes.held("REFUSEDUP")["shipped_cart"])[0] == ("TSHIRT-1", 1, 1000)
 
 
@@ -365,7 +364,7 @@ def test_update_that_got_no_answer_is_simply_sent_again_by_the_next_run_whatever
     first = changes.run(SEQURA_MAX_ATTEMPTS="2")
     later = changes.run(Window(UNTIL, UNTIL + timedelta(days=1), continues=False))
 
-    assert (first.updated, first.update_failed, later.updated) == (0, 1, 1)
+    assert (first.counts.updated, first.counts.update_failed, later.counts.updated) == (0, 1, 1)
     assert items(changes.held("NOANSWER1")["shipped_cart"])[0] == ("TSHIRT-1", 2, 2000)
     assert changes.retried() == []
 
@@ -382,24 +381,21 @@ def test_release_lets_a_refused_update_go_again_as_it_stands(changes: Changes, c
     id_order = changes.reported("RELEASED1")
     changes.shop.writer.refund(id_order, product_reference="TSHIRT-1", quantity=1, at=LATER)
     changes.faults(reject_refs=["RELEASED1"])
-    assert changes.run().update_failed == 1
+    assert changes.run().counts.update_failed == 1
     changes.faults()
-    assert changes.run().updated == 0
+    assert changes.run().counts.updated == 0
 
     assert main(["release", "RELEASED1", "--merchant", MERCHANT, "--state-db-url", changes.state_url]) == 0
 
     assert "the next run sends their order updates again: RELEASED1" in capsys.readouterr().out
     assert changes.retried() == ["RELEASED1"]
-    assert changes.run().updated == 1
+    assert changes.run().counts.updated == 1
 
 
 def test_a_dry_run_lists_the_updates_it_would_send_and_sends_none(changes: Changes, tmp_path: Path) -> None:
     id_order = changes.reported("DRYUPDATE")
     changes.shop.writer.set_tracking(id_order, "PK999ES", at=LATER)
-    out = tmp_path / "dry-run.json"
-    start_dry_run_file(out, MERCHANT)
-
-    _, outcome = deliver_all(changes.settings(), WINDOW, dry_run=True, dry_run_file=str(out))
+    outcome = dry_run(changes.settings(), WINDOW, tmp_path / "dry-run.json").outcome
 
     assert [(row.order_ref_1, row.changes, row.result) for row in outcome.update_rows] == [
         ("DRYUPDATE", "tracking", "dry run: not sent")
@@ -411,15 +407,15 @@ def test_a_refused_update_of_an_order_changed_back_is_closed(changes: Changes) -
     id_order = changes.reported("CHANGEDBK")
     changes.shop.writer.set_tracking(id_order, "PK1ES", at=LATER)
     changes.faults(reject_refs=["CHANGEDBK"])
-    assert changes.run().update_failed == 1
+    assert changes.run().counts.update_failed == 1
     changes.faults()
 
     changes.shop.writer.set_tracking(id_order, "", at=LATER + timedelta(hours=1))
     outcome = changes.run()
 
-    assert (outcome.changed, outcome.updated, outcome.quarantined) == (0, 0, 0)
+    assert (outcome.counts.changed, outcome.counts.updated, outcome.counts.quarantined) == (0, 0, 0)
     store = open_state_store(changes.state_url)
-    with store.connect() as conn:
+    with store.engine.connect() as conn:
         assert conn.execute(select(quarantine.c.resolved_at)).scalar_one() is not None
         assert conn.execute(select(order_changes.c.outcome)).scalars().all() == ["superseded"]
     store.dispose()
@@ -433,7 +429,7 @@ def test_an_update_that_may_have_arrived_unanswered_is_sent_again_even_if_the_or
     changes.faults(lose_answer_next=1)  # SeQura applies it, but its answer never arrives
     first = changes.run(SEQURA_MAX_ATTEMPTS="1")
     assert [row.result for row in first.update_rows] == ["no answer from SeQura: the next run sends it again"]
-    assert (first.updated, first.update_failed) == (0, 1)
+    assert (first.counts.updated, first.counts.update_failed) == (0, 1)
     assert [t["tracking_number"] for t in changes.held("UNDONEAGN")["trackings"]] == ["PK1ES"]
 
     changes.shop.writer.set_tracking(id_order, "", at=LATER + timedelta(hours=1))
@@ -457,14 +453,14 @@ def test_one_unanswered_update_does_not_stop_the_others_but_three_in_a_row_stop_
 
     outcome = changes.run(SEQURA_MAX_ATTEMPTS="1")
 
-    assert (outcome.updated, outcome.update_failed) == (3, 1)
+    assert (outcome.counts.updated, outcome.counts.update_failed) == (3, 1)
     for id_order in ids:
         changes.shop.writer.set_tracking(id_order, f"PK{id_order}XX", at=LATER + timedelta(hours=1))
     changes.faults(drop_next=3)
     with pytest.raises(SequraUnavailableError, match="SeQura answered none of 3 order updates in a row"):
         changes.run(SEQURA_MAX_ATTEMPTS="1")
     changes.faults()
-    assert changes.run().updated == 4
+    assert changes.run().counts.updated == 4
 
 
 def test_an_order_sequra_does_not_know_stays_quarantined_until_a_person_has_it_reported_again(
@@ -473,16 +469,16 @@ def test_an_order_sequra_does_not_know_stays_quarantined_until_a_person_has_it_r
     id_order = changes.reported("FORGOTTEN")
     requests.post(changes.sandbox.url + "_sandbox/reset", timeout=5).raise_for_status()  # SeQura lost it
     changes.shop.writer.set_tracking(id_order, "PK1ES", at=LATER)
-    assert changes.run().update_failed == 1
+    assert changes.run().counts.update_failed == 1
     changes.shop.writer.set_tracking(id_order, "", at=LATER + timedelta(hours=1))  # back as reported
     assert changes.run().quarantined_rows == ()
     store = open_state_store(changes.state_url)
-    with store.connect() as conn:
+    with store.engine.connect() as conn:
         assert conn.execute(select(quarantine.c.resolved_at)).scalar_one() is None  # SeQura still has nothing
     store.dispose()
 
     main(["release", "FORGOTTEN", "--resend", "--merchant", MERCHANT, "--state-db-url", changes.state_url])
 
     assert "the next run reports them again as new: FORGOTTEN" in capsys.readouterr().out
-    assert changes.run().sent == 1
+    assert changes.run().counts.sent == 1
     assert changes.held("FORGOTTEN")["delivery_reports"] == 1

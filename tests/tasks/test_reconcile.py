@@ -13,16 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-from schemas.corrections import ReconciliationCounts
+from schemas.corrections import ReconcileOutcome, ReconciliationCounts
 from schemas.prestashop import shop_tables
-from tasks.reconciliation.corrections import stage_corrections
-from tasks.reconciliation.run import (
-    ReconcileJob,
-    ReconcileOutcome,
-    reconcile_chunk,
-    start_changes,
-    start_output,
-)
+from tasks.reconciliation.run import Log, ReconcileSteps, ReconciliationRun
+from tasks.resources import RunResources
 from tests.runs import settings_for
 from tests.shops import Shop, seeded_shop
 
@@ -99,6 +93,22 @@ def counting_queries(database: str) -> Iterator[list[str]]:
         event.remove(Engine, "before_cursor_execute", count)
 
 
+class CountedChunks(ReconcileSteps):
+    """A reconciliation's steps, counting the shop's queries of each chunk."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.queries: list[int] = []
+
+    def chunk(self, number: int, step: Callable[[Log], ReconcileOutcome]) -> ReconcileOutcome:
+        with counting_queries(self.database) as statements:
+            outcome = step(LOG)
+        self.queries.append(
+            sum(1 for s in statements if s.lstrip().upper().startswith("SELECT") and "ps_" in s)
+        )
+        return outcome
+
+
 def test_100000_corrections_are_reconciled_with_four_queries_per_chunk(
     mysql_shop_engine_factory: Callable[..., Engine], tmp_path: Path
 ) -> None:
@@ -106,18 +116,14 @@ def test_100000_corrections_are_reconciled_with_four_queries_per_chunk(
     clone_orders(shop, ORDERS)
     settings = settings_for(shop.engine, f"sqlite:///{tmp_path / 'state.sqlite'}")
     source = corrections(tmp_path / "corrections.jsonl", ORDERS)
+    out = tmp_path / "differences.csv"
+    steps = CountedChunks(shop.engine.url.database or "")
     started = time.perf_counter()
-    staged = stage_corrections(str(source), settings, tmp_path / "staged", settings.chunk_size)
-    out = start_output(str(tmp_path / "differences.csv"))
-    changes = start_changes(out)
-    total = ReconcileOutcome()
-    with counting_queries(shop.engine.url.database or "") as statements:
-        for chunk in range(staged.chunks):
-            job = ReconcileJob("run", staged.folder, chunk, out, changes, False, "Europe/Madrid", False)
-            total.add(reconcile_chunk(settings, job, LOG))
+    with RunResources.open(settings) as resources:
+        total = ReconciliationRun(resources, str(source), out).run(steps).outcome
     seconds = time.perf_counter() - started
     emails, postcodes = ORDERS // 10, ORDERS // 7
-    assert staged.chunks == ORDERS // settings.chunk_size
+    assert len(steps.queries) == ORDERS // settings.chunk_size
     assert total.counts == ReconciliationCounts(
         records=ORDERS,
         matched=ORDERS,
@@ -126,14 +132,14 @@ def test_100000_corrections_are_reconciled_with_four_queries_per_chunk(
         repeating=ORDERS // 10 + ORDERS // 7 - ORDERS // 70,
         by_field={"customer.email": emails, "delivery_address.postal_code": postcodes},
         change_lines=emails + postcodes,
+        read=ORDERS,
     )
-    shop_queries = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "ps_" in s]
-    assert len(shop_queries) == 4 * staged.chunks
+    assert set(steps.queries) == {4}
     assert sum(1 for _ in out_rows(out)) == emails + postcodes
-    print(f"\n{ORDERS:,} corrections reconciled in {seconds:.1f} s with {len(shop_queries)} shop queries")
+    print(f"\n{ORDERS:,} corrections reconciled in {seconds:.1f} s with {sum(steps.queries)} shop queries")
 
 
-def out_rows(path: str) -> Iterator[str]:
+def out_rows(path: Path) -> Iterator[str]:
     """The data rows of a reconciliation CSV."""
     with open(path, encoding="utf-8") as stream:
         next(stream)

@@ -21,6 +21,7 @@ from tasks.sequra_client import (
     _retry_after,
 )
 from tests.cases import PLATFORM, order_report
+from tests.clocks import MovedClock
 from tests.not_sequra import LOGIN_PAGE, REDIRECT, not_sequra
 
 MERCHANT = "demo_merchant"
@@ -35,7 +36,7 @@ def client_for(
     attempts: int = 4,
 ) -> tuple[HttpSequraClient, list[float]]:
     """A client on the sandbox whose waits are recorded instead of slept."""
-    waits: list[float] = []
+    clock = MovedClock()
     client = HttpSequraClient(
         server.url,
         "demo",
@@ -44,9 +45,9 @@ def client_for(
         timeout_seconds=timeout,
         max_attempts=attempts,
         backoff_seconds=0.01,
-        sleep=waits.append,
+        clock=clock,
     )
-    return client, waits
+    return client, clock.slept
 
 
 def report(*refs: str, merchant: str = MERCHANT) -> bytes:
@@ -123,7 +124,7 @@ def test_an_update_whose_connection_dropped_is_simply_sent_again(server: Sandbox
 
 
 def test_a_refused_connection_is_retried_as_nothing_left() -> None:
-    waits: list[float] = []
+    clock = MovedClock()
     closed = HttpSequraClient(
         "http://127.0.0.1:9/",
         "demo",
@@ -131,11 +132,11 @@ def test_a_refused_connection_is_retried_as_nothing_left() -> None:
         MERCHANT,
         max_attempts=3,
         backoff_seconds=0.01,
-        sleep=waits.append,
+        clock=clock,
     )
     with pytest.raises(SequraUnavailableError, match="nothing was marked as sent") as error:
         closed.send_delivery_report(report("NEVERLEFT"))
-    assert (error.value.maybe_delivered, len(waits)) == (False, 2)
+    assert (error.value.maybe_delivered, len(clock.slept)) == (False, 2)
 
 
 @pytest.mark.parametrize(
@@ -191,20 +192,21 @@ def test_retry_after_is_read_in_seconds_or_as_an_http_date() -> None:
         response.headers["Retry-After"] = value
         return response
 
-    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
-    assert _retry_after(answer("7")) == 7.0
-    assert 55 <= (_retry_after(answer(in_a_minute)) or 0) <= 60
-    assert _retry_after(answer("soon")) is None
-    assert _retry_after(answer("99999")) == MAX_RETRY_AFTER_SECONDS
+    now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    in_a_minute = format_datetime(now + timedelta(seconds=60), usegmt=True)
+    assert _retry_after(answer("7"), now) == 7.0
+    assert _retry_after(answer(in_a_minute), now) == 60.0
+    assert _retry_after(answer("soon"), now) is None
+    assert _retry_after(answer("99999"), now) == MAX_RETRY_AFTER_SECONDS
 
 
 @pytest.mark.parametrize("status", ["502 Bad Gateway", "504 Gateway Timeout"])
 def test_a_gateway_that_gave_up_on_a_report_leaves_its_outcome_unknown_and_it_is_not_posted_again(
     status: str,
 ) -> None:
-    waits: list[float] = []
+    clock = MovedClock()
     with not_sequra(status, "text/html", b"<html>gateway</html>") as url:
-        client = HttpSequraClient(url, "demo", SecretStr("x"), MERCHANT, max_attempts=3, sleep=waits.append)
+        client = HttpSequraClient(url, "demo", SecretStr("x"), MERCHANT, max_attempts=3, clock=clock)
         with pytest.raises(SequraUnavailableError) as error:
             client.send_delivery_report(report("GATEWAY01"))
-    assert (error.value.maybe_delivered, waits) == (True, [])
+    assert (error.value.maybe_delivered, clock.slept) == (True, [])

@@ -1,0 +1,74 @@
+"""What a delivery run came to: one type for a chunk and for a whole run, added up chunk by chunk.
+
+The counts carry the names the Prefect UI shows (a run's counts table, a backfill's table of windows, the
+summary); every other view of a run is derived from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+
+from schemas.reports import QuarantinedOrder, SentOrder, UpdatedOrder
+
+ROWS_SHOWN = 1000  # rows of each table a run's artifacts list; the state store keeps them all
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """How many order references a chunk or a run found, and what became of them."""
+
+    found: int = 0  # order references read
+    new: int = 0  # never reported: sent in a delivery report (or, in a dry run, to be sent)
+    changed: int = 0  # reported, and different now: sent as an order update
+    already_reported: int = 0  # SeQura holds them as they are: nothing to send
+    quarantined: int = 0  # could not be reported: what is wrong and what to do is in the quarantine table
+    sent: int = 0  # new orders SeQura accepted (or a settling update confirmed)
+    updated: int = 0  # order updates SeQura accepted
+    update_failed: int = 0  # order updates SeQura refused, or left unanswered
+
+    def __add__(self, later: DeliveryCounts) -> DeliveryCounts:
+        """Both counts added up, name by name."""
+        return DeliveryCounts(
+            **{name.name: getattr(self, name.name) + getattr(later, name.name) for name in fields(self)}
+        )
+
+    def row(self) -> dict[str, int]:
+        """The counts as one table row, as a run's counts artifact and a backfill's table show them."""
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> DeliveryCounts:
+        """The counts of a row that `row()` made (a column it lacks counts 0)."""
+        return cls(**{name.name: int(str(row.get(name.name, 0))) for name in fields(cls)})
+
+
+COUNT_COLUMNS = tuple(name.name for name in fields(DeliveryCounts))
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one chunk, or a whole run, came to: its counts, its requests, and the first rows of each table."""
+
+    counts: DeliveryCounts = field(default_factory=DeliveryCounts)
+    requests: int = 0  # requests made to SeQura
+    sent_rows: tuple[SentOrder, ...] = ()  # in a dry run: what would have been sent
+    update_rows: tuple[UpdatedOrder, ...] = ()  # in a dry run: what would have been sent
+    quarantined_rows: tuple[QuarantinedOrder, ...] = ()
+    other_merchant: tuple[str, ...] = ()  # references left to another SeQura merchant, in words
+    seconds: Mapping[str, float] = field(default_factory=dict)  # time spent per stage
+
+    def __add__(self, later: DeliveryOutcome) -> DeliveryOutcome:
+        """Both outcomes added up, keeping at most ROWS_SHOWN rows of each table."""
+        return DeliveryOutcome(
+            counts=self.counts + later.counts,
+            requests=self.requests + later.requests,
+            sent_rows=(self.sent_rows + later.sent_rows)[:ROWS_SHOWN],
+            update_rows=(self.update_rows + later.update_rows)[:ROWS_SHOWN],
+            quarantined_rows=(self.quarantined_rows + later.quarantined_rows)[:ROWS_SHOWN],
+            other_merchant=(self.other_merchant + later.other_merchant)[:ROWS_SHOWN],
+            seconds={
+                stage: self.seconds.get(stage, 0.0) + later.seconds.get(stage, 0.0)
+                for stage in {*self.seconds, *later.seconds}
+            },
+        )
