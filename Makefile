@@ -39,8 +39,8 @@ bench: $(STAMP)
 ## reliability: 2,000 random sequences of shop events, runs and faults; 50 runs killed at random moments
 reliability: $(STAMP)
 	PROPERTY_SEQUENCES=2000 CRASH_TRIALS=50 PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest \
-		-p no:cacheprovider -s tests/tasks/test_order_updates_property.py tests/flows/test_crash_recovery.py \
-		tests/tasks/test_exactly_once.py --hypothesis-show-statistics
+		-p no:cacheprovider -s tests/tasks/delivery/test_order_updates_property.py tests/flows/test_crash_recovery.py \
+		tests/tasks/delivery/test_exactly_once.py --hypothesis-show-statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,11 +7,11 @@ from pathlib import Path
 
 BACKGROUND = "Thread._bootstrap"  # a thread other than the flow's: Prefect's, or the chunk read-ahead
 STAGES = {
-    "plan": ("find_candidate_references", "plan_delivery"),
+    "plan": ("candidate_references", "plan_delivery"),
     "extract": ("extract_chunk", "read_chunk"),
     "build": ("build_reports",),
     "diff": ("diff_against_last_report",),
-    "write": ("add_to_dry_run_file", "finish_dry_run_file", "statistics_for"),
+    "write": ("add_to_dry_run_file", "finish_dry_run_file", "statistics_of_run"),
 }
 PARTS = {
     "Prefect walking task inputs and results (visit_collection)": ("visit_collection",),

@@ -16,7 +16,7 @@ from seeding.vocabulary import Line
 from seeding.writer import ShopWriter
 from tasks.delivery.build import build_reports
 from tasks.delivery.order_rows import OrderRefField
-from tasks.extract.candidates import CandidateSearch, find_candidate_references
+from tasks.extract.candidates import CandidateSearch, candidate_references
 from tasks.extract.configuration import read_config, shop_local_bounds
 from tasks.extract.scope import OrderFilter
 from tasks.extract.shipped_orders import extract_chunk
@@ -151,7 +151,7 @@ def candidates(
     config = read_config(engine, tables, order_filter.shop_id)
     bounds = shop_local_bounds(since, until, config.timezone)
     search = CandidateSearch(tables, order_filter, config.shipped_states, *bounds, marks=marks)
-    return find_candidate_references(engine, search)
+    return [reference for part in candidate_references(engine, search, 10_000) for reference in part]
 
 
 def build_window(

@@ -8,6 +8,7 @@ from flows.cli.options import (
     OPTION_SETTINGS,
     SHOP_AND_STORE,
     Commands,
+    check_ready,
     check_window_options,
     command,
     export_options,
@@ -75,14 +76,6 @@ def add_commands(commands: Commands) -> None:
         "still waiting to send as SeQura's)",
     )
     setting_options(adopt_command, SHOP_AND_STORE)
-
-
-def check_ready(settings: Settings) -> None:
-    """Check that the state store can be written and the shop read, before any run; reads both."""
-    from tasks.resources import RunResources
-
-    with RunResources.open(settings) as resources:
-        resources.check_ready()
 
 
 def deliver(args: argparse.Namespace) -> int:

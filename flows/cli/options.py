@@ -79,3 +79,11 @@ def check_window_options(since: str | None, until: str | None) -> None:
     end = parse_moment("--until", until) if until is not None else datetime.now(UTC)
     if since is not None and parse_moment("--since", since) >= end:
         raise WindowError(f"--since ({since}) must be before --until ({until or 'now'})")
+
+
+def check_ready(settings: Settings) -> None:
+    """Check that the state store can be written and the shop read, before any run; reads both."""
+    from tasks.resources import RunResources
+
+    with RunResources.open(settings) as resources:
+        resources.check_ready()

@@ -6,8 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from flows.cli.delivery import check_ready
-from flows.cli.options import SHOP_AND_STORE, Commands, command, setting_options, settings_of
+from flows.cli.options import SHOP_AND_STORE, Commands, check_ready, command, setting_options, settings_of
 from schemas.errors import SettingError
 
 

@@ -237,11 +237,6 @@ def candidate_references(engine: Engine, search: CandidateSearch, batch: int) ->
             yield list(part)
 
 
-def find_candidate_references(engine: Engine, search: CandidateSearch) -> list[str]:
-    """Every reference candidate_references finds, in its order (for tests and small windows)."""
-    return [reference for part in candidate_references(engine, search, KEYS_PER_QUERY) for reference in part]
-
-
 def high_water_marks(
     engine: Engine, tables: ShopTables, previous: Mapping[str, int] | None, cutoff_local: datetime
 ) -> Marks:

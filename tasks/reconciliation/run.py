@@ -22,6 +22,7 @@ from schemas.frames import ShopConfig
 from schemas.outcomes import ROWS_SHOWN
 from tasks.extract.configuration import shop_local
 from tasks.extract.connection import reading_the_shop
+from tasks.reconciliation.changes import applied_changes, planned_changes
 from tasks.reconciliation.compare import reconcile_corrections
 from tasks.reconciliation.corrections import (
     StagedCorrections,
@@ -31,7 +32,7 @@ from tasks.reconciliation.corrections import (
     staged_malformed,
 )
 from tasks.reconciliation.output import add_changes, add_to_output, start_changes, start_output
-from tasks.reconciliation.shop_fixes import FixSession, applied_changes, apply_fixes, planned_changes
+from tasks.reconciliation.shop_fixes import FixSession, apply_fixes
 from tasks.reconciliation.shop_records import read_shop_records
 from tasks.reconciliation.shop_rules import check_write_grants
 from tasks.reconciliation.source import source_label

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.shops import MORNING, Shop
-from tests.tasks.reconciling import compare, correction
+from tests.tasks.reconciliation.reconciling import compare, correction
 
 pytestmark = pytest.mark.mysql
 

@@ -28,7 +28,7 @@ from tests.clocks import MovedClock
 from tests.runs import dry_run, run_once, settings_for
 from tests.shops import MERCHANT, MORNING, SINCE, UNTIL, Shop, build_window
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 DEMO_NOW = datetime(2026, 11, 24, 12, 0)  # shop-local; the golden files were made from this demo shop
 DEMO_WINDOW = Window(datetime(2026, 11, 14, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC), continues=False)
 

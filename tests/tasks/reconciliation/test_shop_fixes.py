@@ -10,10 +10,10 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 
 from schemas.prestashop import shop_tables
-from tasks.reconciliation.shop_fixes import planned_changes
+from tasks.reconciliation.changes import planned_changes
 from tasks.reconciliation.shop_rules import MissingGrantsError, check_write_grants
 from tests.shops import MORNING, Shop, seeded_shop
-from tests.tasks.reconciling import (
+from tests.tasks.reconciliation.reconciling import (
     FIXED_AT,
     KeptAudit,
     address_row,
