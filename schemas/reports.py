@@ -1,4 +1,4 @@
-"""Order reports as the pipeline passes them between stages, and what a chunk of them came to."""
+"""Order reports as the pipeline passes them between stages, and the rows of a run's tables."""
 
 from __future__ import annotations
 

@@ -65,3 +65,33 @@ def test_every_module_the_tests_and_benchmarks_import_comes_from_a_declared_depe
         if not names & everything
     }
     assert undeclared == {}
+
+
+def readme_map() -> dict[str, set[str]]:
+    """The README's map: each folder or file it names, with the modules its row lists."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How it works", 1)[1].split("Rules the code keeps", 1)[0]
+    named: dict[str, set[str]] = {}
+    for row in section.splitlines():
+        if not row.startswith("| `"):
+            continue
+        place, meaning = row.strip("|").split(" | ", 1)
+        for path in re.findall(r"`([^`]+)`", place):
+            named[path] = set(re.findall(r"`([\w/]+\.py)`", meaning)) if path.endswith("/") else set()
+    return named
+
+
+def test_the_readme_map_names_every_module_of_flows_tasks_and_schemas_and_only_those_that_exist() -> None:
+    named = readme_map()
+    assert [path for path in named if not (PROJECT / path).exists()] == []
+    listed = {path for path in named if path.endswith(".py")} | {
+        folder + module for folder, modules in named.items() for module in modules
+    }
+    assert [module for module in listed if not (PROJECT / module).is_file()] == []
+    modules = {
+        str(path.relative_to(PROJECT))
+        for folder in ("flows", "tasks", "schemas")
+        for path in (PROJECT / folder).rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    assert sorted(modules - listed) == []
