@@ -71,20 +71,7 @@ def chunk_task(number: int, step: Callable[[Log], DeliveryOutcome]) -> DeliveryO
     """One chunk through extract, build, diff, send and commit; reads the shop, writes the state store."""
     logger = get_run_logger()
     outcome = step(logger)
-    counts = outcome.counts
-    logger.info(
-        "chunk %d: %d references, %d new, %d changed, %d already reported, %d quarantined, %d sent and %d "
-        "updated in %d requests",
-        number + 1,
-        counts.found,
-        counts.new,
-        counts.changed,
-        counts.already_reported,
-        counts.quarantined,
-        counts.sent,
-        counts.updated,
-        outcome.requests,
-    )
+    logger.info("chunk %d: %s; %d requests", number + 1, outcome.counts.in_words(), outcome.requests)
     return outcome
 
 
@@ -170,17 +157,7 @@ def delivery_report(
     with resources:
         summary = deliver(resources, since, until, bool(dry_run), out, retry_quarantined=retry_quarantined)
     counts = summary.counts
-    logger.info(
-        "%s: %d new, %d changed, %d already reported, %d quarantined; %d sent, %d updated, %d update failed",
-        summary.window.label(),
-        counts.new,
-        counts.changed,
-        counts.already_reported,
-        counts.quarantined,
-        counts.sent,
-        counts.updated,
-        counts.update_failed,
-    )
+    logger.info("%s: %s", summary.window.label(), counts.in_words())
     if not dry_run and (counts.quarantined or counts.update_failed):
         return Completed(
             name=QUARANTINED,

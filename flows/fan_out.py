@@ -120,9 +120,6 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
 
     def finished(outcome: ChildOutcome) -> None:
         outcomes.append(outcome)
-        counts = ", ".join(
-            f"{name.replace('_', ' ')} {value}" for name, value in outcome.counts.row().items()
-        )
         logger.info(
             "%d/%d %s %s: %s; %s",
             len(outcomes),
@@ -130,7 +127,7 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
             outcome.merchant,
             outcome.window,
             outcome.result,
-            outcome.problem or counts,
+            outcome.problem or outcome.counts.in_words(),
         )
         update_progress_artifact(progress, 100.0 * len(outcomes) / len(children))
 

@@ -37,6 +37,10 @@ class DeliveryCounts:
         """The counts as one table row, as a run's counts artifact and a backfill's table show them."""
         return asdict(self)
 
+    def in_words(self) -> str:
+        """The counts as a log line says them, like `found 7, new 7, changed 0, already reported 0`."""
+        return ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in self.row().items())
+
     @classmethod
     def from_row(cls, row: Mapping[str, object]) -> DeliveryCounts:
         """The counts of a row that `row()` made (a column it lacks counts 0)."""

@@ -44,13 +44,8 @@ def test_a_run_of_many_chunks_opens_one_engine_each_and_one_http_session(
 ) -> None:
     requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
     orders = [shop.shipped_order(f"CHUNKED{number:02d}") for number in range(7)]
-    settings = settings_for(
-        shop.engine,
-        f"sqlite:///{tmp_path / 'state.sqlite'}",
-        SEQURA_API_URL=sandbox_server.url,
-        SHOP_CHUNK_SIZE="2",
-        SEQURA_BATCH_SIZE="1",
-    )
+    chunks_of_two = {"SEQURA_API_URL": sandbox_server.url, "SHOP_CHUNK_SIZE": "2", "SEQURA_BATCH_SIZE": "1"}
+    settings = settings_for(shop.engine, f"sqlite:///{tmp_path / 'state.sqlite'}", **chunks_of_two)
     opened.clear()
     with RunResources.open(settings) as resources:
         first = DeliveryRun(resources, WINDOW).run()
