@@ -2,17 +2,24 @@
 
 Settings come from the environment, as in production, and the Prefect API from PREFECT_API_URL (the
 benchmark starts one server for all its runs, so no run pays for Prefect's start). Prints one JSON object:
-the run's counts, its seconds per stage, and the seconds the flow call took.
+the run's counts, its seconds per stage, the seconds the flow call took, and a dry run's report digest.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import time
+from pathlib import Path
 
 from flows.delivery_report import delivery_report
+
+
+def report_digest(path: str | None) -> str | None:
+    """The SHA-256 of the report a dry run wrote, or None for a real run."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
 
 
 def main() -> None:
@@ -36,11 +43,13 @@ def main() -> None:
                 "incremental": summary.incremental,
                 "new": summary.counts.new,
                 "changed": summary.counts.changed,
-                "unchanged": summary.counts.already_reported,
+                "already_reported": summary.counts.already_reported,
                 "quarantined": summary.counts.quarantined,
                 "sent": summary.counts.sent,
                 "requests": summary.outcome.requests,
                 "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                # the report a dry run wrote, as a digest: the same bytes as an earlier version's, or not
+                "report_sha256": report_digest(summary.dry_run_file),
             }
         )
     )

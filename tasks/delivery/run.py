@@ -92,6 +92,7 @@ class DeliveryRun:
 
     def __post_init__(self) -> None:
         self.run_id = str(uuid.uuid4())
+        self._retried: frozenset[str] = frozenset()  # read by the plan, once
 
     @property
     def dry_run(self) -> bool:
