@@ -22,7 +22,7 @@ from tasks.extract.scope import OrderFilter
 from tasks.sequra_client import HttpSequraClient
 from tasks.state.store import StateStore, check_writable, open_state_store
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("sequra_etl")  # outside a flow run, the run's logs (SeQura's retries) go here
 
 
 @dataclass
