@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: demo test bench reliability lint venv clean
+.PHONY: demo test bench reliability lint venv fast-reader clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# mysqlclient again, once its build headers are there (a venv made before they were installed lacks it)
+fast-reader: $(STAMP)
+	@$(BIN)/python -c 'import MySQLdb' 2>/dev/null || ! { pkg-config --exists libmariadb || pkg-config --exists mysqlclient; } 2>/dev/null \
+		|| $(BIN)/python -m pip install --quiet -e '.[fast]'
+
 ## demo: seed a demo shop, start the SeQura sandbox, run the delivery-report flow end to end
 demo: $(STAMP)
 	PREFECT_HOME=$(CURDIR)/.demo/prefect $(BIN)/sequra-etl demo
 
 ## test: lint, then the whole suite (MariaDB at TEST_MYSQL_URL, the sandbox, real Prefect runs)
-test: $(STAMP)
+test: $(STAMP) fast-reader
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest
