@@ -41,11 +41,14 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --orders 100000 $(if $(BENCH_1M),--orders 1000000)
 	$(BIN)/python -m benchmarks.backfill --orders 30000
 
-## reliability: 2,000 random sequences of shop events, runs and faults; 50 runs killed at random moments
+## reliability: 2,000 random sequences of shop events, runs and faults; 50 runs killed at random moments;
+## 1,000 random hostile inputs for every parser and boundary
 reliability: $(STAMP)
 	PROPERTY_SEQUENCES=2000 CRASH_TRIALS=50 PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest \
 		-p no:cacheprovider -s tests/tasks/delivery/test_order_updates_property.py tests/flows/test_crash_recovery.py \
 		tests/tasks/delivery/test_exactly_once.py --hypothesis-show-statistics
+	HOSTILE_EXAMPLES=1000 PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest -p no:cacheprovider -m hostile \
+		tests --hypothesis-show-statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

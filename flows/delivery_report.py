@@ -22,8 +22,9 @@ from flows.artifacts import publish_not_begun, publish_open_quarantine, publish_
 from flows.history import check_not_lost, run_tags, tag_run
 from flows.parameters import Moment, check_parameters, run_started_at
 from schemas.errors import RunStoppedError
+from schemas.masking import masked_url
 from schemas.outcomes import DeliveryOutcome
-from schemas.settings import OUTPUT_DIR, Settings, safe_url
+from schemas.settings import OUTPUT_DIR, Settings
 from tasks.delivery.plan import DeliveryPlan
 from tasks.delivery.run import DeliveryRun, Log, Steps, quietly, run_window
 from tasks.delivery.summary import DeliverySummary, artifact_key
@@ -189,7 +190,7 @@ def deliver(
             "Window %s for merchant %s; state store %s",
             window.label(),
             merchant,
-            safe_url(settings.state_url()),
+            masked_url(settings.state_url()),
         )
         if not dry_run:
             check_not_lost(resources.store, settings, run_tags(settings, dry_run=False))

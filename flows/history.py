@@ -21,7 +21,8 @@ from prefect.client.schemas.sorting import FlowRunSort
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
-from schemas.settings import OUTPUT_DIR, Settings, safe_url
+from schemas.masking import masked_url
+from schemas.settings import OUTPUT_DIR, Settings
 from tasks.state.errors import LostStateStoreError
 from tasks.state.runs import has_history, recorded_flow_runs
 
@@ -114,7 +115,7 @@ def check_not_lost(store: Engine, settings: Settings, tags: list[str]) -> None:
     merchant = settings.merchant_id or ""
     if has_history(store, merchant):
         return
-    where = safe_url(settings.state_url())
+    where = masked_url(settings.state_url())
     if settings.state_db_url is None and LEGACY_STORE.is_file():
         raise LostStateStoreError(
             f"the state store {where} holds no run of merchant {merchant}, and {LEGACY_STORE.resolve()} is "

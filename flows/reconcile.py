@@ -12,8 +12,9 @@ from prefect.cache_policies import NO_CACHE
 from flows.parameters import run_started_at
 from schemas.corrections import ReconcileOutcome
 from schemas.errors import RunStoppedError
+from schemas.masking import masked_url
 from schemas.outcomes import ROWS_SHOWN
-from schemas.settings import OUTPUT_DIR, Settings, safe_url
+from schemas.settings import OUTPUT_DIR, Settings
 from tasks.delivery.summary import artifact_key
 from tasks.reconciliation.corrections import StagedCorrections
 from tasks.reconciliation.run import Log, ReconcileSteps, ReconciliationRun
@@ -58,7 +59,7 @@ def reconciliation(
     logger = get_run_logger()
     settings = Settings.from_env(merchant_id=merchant)
     settings.require("shop_db_url", "merchant_id")
-    logger.info("Merchant %s; state store %s", settings.merchant_id, safe_url(settings.state_url()))
+    logger.info("Merchant %s; state store %s", settings.merchant_id, masked_url(settings.state_url()))
     out_file = Path(out or OUTPUT_DIR / f"reconciliation-{run_label()}.csv")
     with RunResources.open(settings, log=logger) as resources:
         try:

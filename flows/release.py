@@ -7,7 +7,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.artifacts import publish_open_quarantine
 from schemas.errors import SettingError
-from schemas.settings import Settings, safe_url
+from schemas.masking import masked_url
+from schemas.settings import Settings
 from tasks.delivery.run import quietly
 from tasks.delivery.summary import artifact_key
 from tasks.resources import RunResources
@@ -54,7 +55,7 @@ def release(
             key=artifact_key("release-result", merchant_id),
             description="What the release did",
         )
-        get_run_logger().info("%s (state store %s)", "; ".join(lines), safe_url(settings.state_url()))
+        get_run_logger().info("%s (state store %s)", "; ".join(lines), masked_url(settings.state_url()))
         quietly(
             "publish the orders still in quarantine",
             lambda: publish_open_quarantine(resources.store, merchant_id, resources.shop_timezone()),

@@ -359,13 +359,6 @@ def has_password(url: str) -> bool:
     return bool(parsed.password) or any(key in parsed.query for key in PASSWORD_QUERY_KEYS)
 
 
-def safe_url(url: str) -> str:
-    """A database URL as it may be shown: its password masked, in its user part and in its query string."""
-    parsed = make_url(url)
-    masked = {key: "***" for key in PASSWORD_QUERY_KEYS if key in parsed.query}
-    return parsed.update_query_dict(masked).render_as_string(hide_password=True)
-
-
 def settings_table() -> list[tuple[str, str, str]]:
     """Every setting as (variable, default, meaning), for the README and --help."""
     return [(s.env, s.default or "", s.help) for s in SETTINGS.values()]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from schemas.errors import RunStoppedError
+from schemas.masking import masked_url
 from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.reports import Change
-from schemas.settings import safe_url
 from tasks.delivery.build import build_reports
 from tasks.delivery.chunk import Log, RunContext, chunk_rows
 from tasks.delivery.diff import diff_against_last_report, of_kind
@@ -48,7 +48,7 @@ def adopt_window(resources: RunResources, since: datetime, until: datetime, *, f
         raise WindowError(
             f"--until ({until:%Y-%m-%dT%H:%MZ}) is in the future; SeQura cannot have those orders yet"
         )
-    where = safe_url(resources.settings.state_url())
+    where = masked_url(resources.settings.state_url())
     if has_history(resources.store, resources.merchant) and not force:
         raise StateStoreError(
             f"the state store {where} already holds runs or orders of merchant {resources.merchant}: adopt "

@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 
 from flows.cli.main import EXIT_SETTING, main, parser
 from flows.release import release
+from schemas.masking import masked_url
 from schemas.reports import QuarantinedOrder, Stage
-from schemas.settings import safe_url
 from schemas.state import runs
 from tasks.state.errors import StateStoreError
 from tasks.state.in_flight import StateLedger, uncertain_deliveries
@@ -311,7 +311,7 @@ def test_state_store_refuses_to_name_a_url_with_its_password(
     assert code == EXIT_SETTING
     assert "STATE_DB_URL: holds a password" in err
     assert "state-pw" not in err + capsys.readouterr().out
-    assert "state-pw" not in safe_url(url)
+    assert "state-pw" not in masked_url(url)
 
 
 def test_a_corrections_url_with_credentials_is_refused_before_any_run(
