@@ -55,7 +55,13 @@ def open_state_store(url: str, clock: Clock | None = None) -> StateStore:
     clock = clock if clock is not None else clocks.RUN_CLOCK
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StateStoreError(
+                f"cannot create the state store's folder {path.parent}: {error.strerror or error}; check "
+                "STATE_DB_URL points at a folder this user can write"
+            ) from None
     engine = create_engine(url, pool_pre_ping=True)
     try:
         migrate(engine, clock.now())

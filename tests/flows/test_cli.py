@@ -216,6 +216,21 @@ def test_a_damaged_state_store_ends_in_one_line_naming_the_setting(
 
 
 @pytest.mark.usefixtures("configured")
+def test_a_state_store_in_a_folder_that_cannot_be_made_ends_in_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STATE_DB_URL", "sqlite:////proc/sequra-etl/state.db")
+
+    assert main(["deliver"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "sequra-etl: StateStoreError: cannot create the state store's folder /proc/sequra-etl"
+    )
+    assert err.count("\n") == 1 and "check STATE_DB_URL" in err
+
+
+@pytest.mark.usefixtures("configured")
 def test_a_read_only_state_store_ends_in_one_line_before_any_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
