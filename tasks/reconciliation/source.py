@@ -1,17 +1,32 @@
-"""The corrections' source: a file, or a URL fetched with its credentials, a timeout and TLS."""
+"""The corrections' source: a file, or a URL fetched with its credentials, a whole-transfer deadline, TLS."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from types import TracebackType
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
 
 from schemas.errors import SettingError, TerminalError
+from schemas.masking import WEB_SCHEMES, masked_url
 from schemas.settings import Settings
 
 DOWNLOAD_BLOCK = 1 << 16
+MAX_REDIRECTS = 5
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -21,17 +36,135 @@ class CorrectionsSourceError(TerminalError):
     """The corrections could not be fetched; the message names the source (no password) and what to do."""
 
 
+class Deadline:
+    """A whole transfer's deadline: once it passes, every socket the download opened is shut, ending any read.
+
+    A server that drips a byte at a time never lets a read time out; shutting its socket ends the read at
+    once, whether it waits for the headers, the TLS handshake or the body.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.ends = time.monotonic() + seconds
+        self.passed = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._shut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        """Start the clock: sockets the download opens from here on are watched."""
+        self._token = _DEADLINE.set(self)
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        """Stop the clock."""
+        self._timer.cancel()
+        _DEADLINE.reset(self._token)
+
+    def left(self) -> float:
+        """Seconds left before the deadline (a little more than none once it passed)."""
+        return max(self.ends - time.monotonic(), 0.001)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut `sock` when the deadline passes (at once if it passed already)."""
+        with self._lock:
+            self._sockets.append(sock)
+            passed = self.passed
+        if passed:
+            _shut(sock)
+
+    def _shut(self) -> None:
+        """The deadline passed: shut every socket watched; runs on the timer's thread."""
+        with self._lock:
+            self.passed = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("corrections_download_deadline", default=None)
+
+
+def _shut(sock: socket.socket) -> None:
+    """Shut a socket for reading and writing, which wakes whatever waits on it; a closed one is left."""
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedConnection(HTTPConnection):
+    """A connection whose socket the current download's deadline watches from the moment it connects."""
+
+    def _new_conn(self) -> socket.socket:
+        """The connected socket (before any TLS handshake), handed to the deadline."""
+        sock = super()._new_conn()
+        deadline = _DEADLINE.get()
+        if deadline is not None:
+            deadline.watch(sock)
+        return sock
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    """An HTTPS connection watched by the download's deadline."""
+
+
+class _WatchedPool(HTTPConnectionPool):
+    """HTTP connections watched by the download's deadline."""
+
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    """HTTPS connections watched by the download's deadline."""
+
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+WATCHED_POOLS = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """Requests' transport, with connections the download's deadline watches (a SOCKS proxy keeps its own)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The pool manager, making watched connections."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> PoolManager:
+        """The manager of a proxy (HTTPS_PROXY), making watched connections unless it is a SOCKS proxy."""
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
+
+
+@contextmanager
+def _watched_session() -> Iterator[requests.Session]:
+    """A requests session whose connections the current deadline watches; closed on leaving."""
+    with requests.Session() as session:
+        adapter = _WatchedAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        yield session
+
+
 def is_url(source: str) -> bool:
     """Whether the corrections come from an HTTP(S) URL rather than a file."""
     return source.lower().startswith(("http://", "https://"))
 
 
 def source_label(source: str) -> str:
-    """The source as shown in run names and logs: a URL without its query, a file by its name."""
-    if is_url(source):
+    """The source as shown in run names and logs: a URL masked and without its query, a file by its name."""
+    if not is_url(source):
+        return Path(source).name
+    try:
         parts = urlsplit(source)
-        return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
-    return Path(source).name
+    except ValueError:
+        return "the --corrections URL"  # not a URL at all: nothing of it is shown
+    return masked_url(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
 
 
 def _basic_auth(settings: Settings, url: str) -> tuple[str, str] | None:
@@ -47,8 +180,14 @@ def _basic_auth(settings: Settings, url: str) -> tuple[str, str] | None:
 
 
 def refuse_credentials_in(url: str) -> None:
-    """Raise a SettingError for a URL holding a user or password, which would show as a run parameter."""
-    parts = urlsplit(url)
+    """Raise a SettingError for a URL that is none, or holds a user or password (run parameters show it)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is no number raises here)
+    except ValueError:
+        raise SettingError(
+            "--corrections", "is not a URL (a bracket or port out of place); check the address"
+        ) from None
     if parts.username or parts.password:
         raise SettingError(
             "--corrections",
@@ -58,7 +197,11 @@ def refuse_credentials_in(url: str) -> None:
 
 
 def download(url: str, settings: Settings, target: Path) -> Path:
-    """Fetch `url` into `target` (TLS verified, Basic auth if configured, CORRECTIONS_TIMEOUT_SECONDS)."""
+    """Fetch `url` into `target` (TLS verified, Basic auth if configured, CORRECTIONS_TIMEOUT_SECONDS).
+
+    The timeout holds for the whole transfer, however slowly the server sends; redirects are followed only
+    within the URL's own scheme and host. Writes `target`.
+    """
     refuse_credentials_in(url)
     parts = urlsplit(url)
     shown = source_label(url)
@@ -69,34 +212,116 @@ def download(url: str, settings: Settings, target: Path) -> Path:
             f"{shown} is plain http, and credentials are only sent over https (or to this machine); use its "
             "https address",
         )
-    deadline = time.monotonic() + settings.corrections_timeout_seconds
+    deadline = Deadline(settings.corrections_timeout_seconds)
+    took_too_long = CorrectionsSourceError(
+        f"{shown} took over {settings.corrections_timeout_seconds:g} s to download; raise "
+        "CORRECTIONS_TIMEOUT_SECONDS for a big file or a slow server"
+    )
     try:
-        with requests.get(
-            url, auth=auth, timeout=settings.corrections_timeout_seconds, stream=True
-        ) as response:
-            if response.status_code in (401, 403):
-                raise CorrectionsSourceError(
-                    f"{shown} answered {response.status_code}: check CORRECTIONS_USERNAME and "
-                    "CORRECTIONS_PASSWORD (or SEQURA_USERNAME and SEQURA_PASSWORD on SeQura's host)"
-                )
-            if response.status_code >= 400:
-                raise CorrectionsSourceError(
-                    f"{shown} answered {response.status_code}; check the URL and try again"
-                )
-            with target.open("wb") as out:
-                for block in response.iter_content(DOWNLOAD_BLOCK):
-                    if time.monotonic() > deadline:
-                        raise CorrectionsSourceError(
-                            f"{shown} took over {settings.corrections_timeout_seconds:g} s to download; "
-                            "raise CORRECTIONS_TIMEOUT_SECONDS for a big file"
-                        )
-                    out.write(block)
-    except requests.RequestException as error:
+        with (
+            deadline,
+            _watched_session() as session,
+            _answer(session, url, auth, deadline) as response,
+            target.open("wb") as out,
+        ):
+            for block in response.raw.stream(DOWNLOAD_BLOCK, decode_content=False):
+                out.write(block)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+        if deadline.passed or isinstance(error, requests.Timeout):
+            raise took_too_long from None
         raise CorrectionsSourceError(
-            f"could not download {shown}: {type(error).__name__}; check the URL and the network, or raise "
-            "CORRECTIONS_TIMEOUT_SECONDS"
+            f"could not download {shown}: {type(error).__name__}; check the URL and the network"
         ) from None
+    if deadline.passed:  # the deadline shut the socket, which can look like the end of the body
+        raise took_too_long
     return target
+
+
+@contextmanager
+def _answer(
+    session: requests.Session, url: str, auth: tuple[str, str] | None, deadline: Deadline
+) -> Iterator[requests.Response]:
+    """The 2xx answer to GET `url`, redirects within its scheme and host followed (at most MAX_REDIRECTS)."""
+    shown = source_label(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        response = session.get(
+            url,
+            auth=auth,
+            headers={"Accept-Encoding": "identity"},  # a compressed answer could unpack to any size
+            timeout=(deadline.left(), deadline.left()),
+            stream=True,
+            allow_redirects=False,
+        )
+        with response:
+            if response.is_redirect:
+                url = _redirect_target(shown, url, response.headers["location"])
+                continue
+            _check_status(shown, response.status_code)
+            _check_plain(shown, response.headers.get("Content-Encoding", "identity"))
+            yield response
+            return
+    raise CorrectionsSourceError(
+        f"{shown} redirected more than {MAX_REDIRECTS} times; give the address it ends at as --corrections"
+    )
+
+
+def _check_status(shown: str, status: int) -> None:
+    """Raise a CorrectionsSourceError for an answer other than 2xx, naming what to check."""
+    if status in (401, 403):
+        raise CorrectionsSourceError(
+            f"{shown} answered {status}: check CORRECTIONS_USERNAME and CORRECTIONS_PASSWORD (or "
+            "SEQURA_USERNAME and SEQURA_PASSWORD on SeQura's host)"
+        )
+    if not 200 <= status < 300:
+        raise CorrectionsSourceError(f"{shown} answered {status}; check the URL and try again")
+
+
+def _check_plain(shown: str, encoding: str) -> None:
+    """Raise a CorrectionsSourceError for a compressed answer, which was not asked for and is not unpacked."""
+    if encoding.strip().lower() not in ("", "identity"):
+        raise CorrectionsSourceError(
+            f"{shown} answered compressed ({encoding[:40]!r}) though asked for plain text, and a compressed "
+            "answer is not unpacked (it could unpack to any size); serve the file uncompressed"
+        )
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None, bool]:
+    """Scheme, host, port and whether a user or password is given: what a redirect may not change."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname, parts.port or DEFAULT_PORTS.get(scheme), bool(parts.netloc.count("@"))
+
+
+def _redirect_target(shown: str, url: str, location: str) -> str:
+    """Where a redirect from `url` goes, if within its scheme and host; else raise a CorrectionsSourceError.
+
+    The error names the target by its scheme and host only (masked), never by its path or credentials.
+    """
+    target = urljoin(url, location)
+    try:
+        here, there = _origin(url), _origin(target)
+    except ValueError:
+        raise CorrectionsSourceError(
+            f"{shown} redirects to an address that is not a URL; check the URL with SeQura"
+        ) from None
+    if there == here:
+        return target
+    parts = urlsplit(target)
+    web = there[0] in WEB_SCHEMES
+    where = masked_url(f"{parts.scheme}://{parts.netloc}") if web else f"a {there[0]}: URL"
+    what = (
+        "another scheme"
+        if there[0] != here[0]
+        else "another host"
+        if there[1:3] != here[1:3]
+        else "an address holding a user or password"
+    )
+    origin = masked_url(f"{here[0]}://{urlsplit(url).netloc}")
+    raise CorrectionsSourceError(
+        f"{shown} redirects to {where}, {what}; only redirects within {origin} are followed, so that "
+        f"neither its credentials nor the corrections come from elsewhere. If SeQura's corrections are "
+        f"really there, give that address as --corrections"
+    )
 
 
 def local_copy(source: str, settings: Settings, folder: Path) -> Path:

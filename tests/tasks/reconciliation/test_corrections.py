@@ -187,7 +187,7 @@ def test_a_broken_json_array_is_named_where_it_breaks_and_the_records_before_are
 
 
 def test_credentials_are_never_shown_in_a_source_url() -> None:
-    assert source_label("https://user:s3cret@[::1]:8443/corrections") == "https://[::1]:8443/corrections"
+    assert source_label("https://user:s3cret@[::1]:8443/corrections") == "https://***@[::1]:8443/corrections"
 
 
 def test_csv_empty_cell_is_not_sent(tmp_path: Path) -> None:
