@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +59,16 @@ def prefect_api(api: str, method: str, path: str, body: object = None, *, second
         time.sleep(1)
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server or worker and its children: SIGTERM, then SIGKILL if it is still there after STARTUP."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STARTUP)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _healthy(api: str) -> bool:
     try:
         return requests.get(f"{api}/health", timeout=2).ok
@@ -87,6 +98,5 @@ def served_prefect(folder: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield api
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        stop(server)
         log.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from sandbox.server import SandboxServer
-from tests.prefect_servers import BIN, PROJECT, STARTUP, clean_environment, prefect_api, served_prefect
+from tests.prefect_servers import BIN, PROJECT, STARTUP, clean_environment, prefect_api, served_prefect, stop
 from tests.shops import MORNING, sqlite_shop
 
 
@@ -108,8 +107,7 @@ def worker(env: dict[str, str], folder: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
+        stop(process)
         log.close()
 
 
