@@ -151,8 +151,12 @@ def main() -> int:
                 result[attempt]["sandbox_accepted"], result[attempt]["sandbox_distinct"] = accepted(sandbox)
                 print(attempt, json.dumps(result[attempt]), flush=True)
         finally:
-            worker.terminate()
-            worker.wait(60)
+            worker.terminate()  # a Prefect worker may take minutes to exit on SIGTERM; its runs have ended
+            try:
+                worker.wait(5)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
             log.close()
         get_json(f"{sandbox}_sandbox/reset", {})
         in_process = {

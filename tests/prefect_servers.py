@@ -59,11 +59,15 @@ def prefect_api(api: str, method: str, path: str, body: object = None, *, second
         time.sleep(1)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server or worker and its children: SIGTERM, then SIGKILL if it is still there after STARTUP."""
+def stop(process: subprocess.Popen[bytes], grace: float = STARTUP) -> None:
+    """Stop a server or worker and its children: SIGTERM, then SIGKILL if it is still there after `grace` s.
+
+    A Prefect worker answers SIGTERM by interrupting itself and may take minutes to exit (Prefect 3.9):
+    the tests stop theirs with a short grace, once every run they started has ended.
+    """
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=STARTUP)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

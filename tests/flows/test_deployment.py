@@ -107,7 +107,7 @@ def worker(env: dict[str, str], folder: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        stop(process)
+        stop(process, grace=5)
         log.close()
 
 
