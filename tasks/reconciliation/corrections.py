@@ -18,17 +18,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from schemas.corrections import LONGEST, RECORD_FIELDS, REQUIRED_IN_SHOP, Correction, MalformedRecord
+from schemas.corrections import (
+    LONGEST,
+    ORDER_REF_LONGEST,
+    RECORD_FIELDS,
+    REQUIRED_IN_SHOP,
+    Correction,
+    MalformedRecord,
+)
 from schemas.settings import Settings
-from tasks.reconciliation.source import CorrectionsSourceError, is_url, local_copy, source_label
+from tasks.reconciliation.source import is_url, local_copy
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 
 COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
+NOT_UTF8 = re.compile(r"[\ud800-\udfff]")  # a byte that was not UTF-8 (kept escaped), or a lone surrogate
+UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # tab, CR and LF are text
+JSON_STRUCTURE = re.compile(r'[][{}",\\]')
+SHOWN = 40  # characters of a value or key shown in a malformed record's sentence
+READ_BLOCK = 1 << 16  # characters read at a time while looking for the file's first one
 
 
 MALFORMED_FILE = "malformed.jsonl"
+JSON = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
@@ -41,45 +54,86 @@ class StagedCorrections:
     malformed: int
 
 
-def _text_value(value: Any) -> str | None:
-    """A field's value as text, or None when it is not text."""
-    return value if isinstance(value, str) else None
+def shown(text: str, limit: int = SHOWN) -> str:
+    """`text` as a malformed record shows it: its first `limit` characters, unprintable ones escaped."""
+    cut = text[:limit]
+    safe = cut if cut.isprintable() else repr(cut)[1:-1]
+    return safe + ("…" if len(text) > limit else "")
+
+
+def _described(value: Any) -> str:
+    """A JSON value that is not text, described in a few characters (a list or object is not written out)."""
+    if isinstance(value, bool | int | float) or value is None:
+        return shown(json.dumps(value))
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def unreadable(text: str) -> str | None:
+    """What makes `text` no value PrestaShop can keep (a control character, a byte not UTF-8), or None."""
+    found = UNREADABLE.search(text)
+    if found is None:
+        return None
+    at = found.start() + 1
+    if NOT_UTF8.match(found.group()):
+        return f"is not UTF-8 text at character {at}; save the file as UTF-8"
+    return f"holds a control character (U+{ord(found.group()):04X}) at character {at}; remove it"
 
 
 def check_field(line: int, name: str, key: str, value: Any) -> tuple[str | None, MalformedRecord | None]:
     """A sent value (None when not sent), or the problem with it."""
     if value is None:
         return None, None
-    text = _text_value(value)
     where = f"{name}.{key}"
-    if text is None:
+    if not isinstance(value, str):
         return None, MalformedRecord(
-            line, where, f'is {json.dumps(value)[:40]}, not text; write it in quotes ("08001" keeps its 0)'
+            line, where, f'is {_described(value)}, not text; write it in quotes ("08001" keeps its 0)'
         )
-    stripped = text.strip()
+    stripped = value.strip()
     if not stripped and key in REQUIRED_IN_SHOP:
         return None, MalformedRecord(line, where, "is blank, and PrestaShop needs a value")
     if len(stripped) > LONGEST[key]:
         return None, MalformedRecord(
-            line, where, f"is {len(stripped)} characters long; PrestaShop keeps at most {LONGEST[key]}"
+            line,
+            where,
+            f"is {len(stripped):,} characters long; PrestaShop keeps at most {LONGEST[key]}: check it with "
+            "SeQura",
         )
+    problem = unreadable(value)
+    if problem is not None:
+        return None, MalformedRecord(line, where, problem)
     if key == "email" and not EMAIL.fullmatch(stripped):
         return None, MalformedRecord(line, where, f"{stripped[:80]!r} is not an email address")
     if key == "country_code" and not COUNTRY_CODE.fullmatch(stripped):
         return None, MalformedRecord(line, where, f"{stripped!r} is not a two-letter ISO country code")
-    return text, None
+    return value, None
 
 
-def check_record(line: int, raw: Any) -> Correction | MalformedRecord:
-    """One source record checked: a Correction, or the first problem found, naming its line and field."""
-    if not isinstance(raw, Mapping):
-        return MalformedRecord(line, "record", "is not an object with order_ref_1 and the corrected records")
+def _order_ref(line: int, raw: Mapping[str, Any]) -> str | MalformedRecord:
+    """The record's order_ref_1 as text (a number read as text, spaces around it dropped), or its problem."""
     order_ref = raw.get("order_ref_1")
     if isinstance(order_ref, int) and not isinstance(order_ref, bool):
         order_ref = str(order_ref)
     if not isinstance(order_ref, str) or not order_ref.strip():
         return MalformedRecord(line, "order_ref_1", "is missing; every record names its order")
     order_ref = order_ref.strip()
+    if len(order_ref) > ORDER_REF_LONGEST:
+        return MalformedRecord(
+            line,
+            "order_ref_1",
+            f"is {len(order_ref):,} characters long; an order reference has at most {ORDER_REF_LONGEST} "
+            "(9 before PrestaShop 9): check the record with SeQura",
+        )
+    problem = unreadable(order_ref)
+    return order_ref if problem is None else MalformedRecord(line, "order_ref_1", problem)
+
+
+def check_record(line: int, raw: Any) -> Correction | MalformedRecord:
+    """One source record checked: a Correction, or the first problem found, naming its line and field."""
+    if not isinstance(raw, Mapping):
+        return MalformedRecord(line, "record", "is not an object with order_ref_1 and the corrected records")
+    order_ref = _order_ref(line, raw)
+    if isinstance(order_ref, MalformedRecord):
+        return order_ref
     records: dict[str, dict[str, str]] = {}
     for name, fields in raw.items():
         if name == "order_ref_1":
@@ -87,7 +141,7 @@ def check_record(line: int, raw: Any) -> Correction | MalformedRecord:
         if name not in RECORD_FIELDS:
             return MalformedRecord(
                 line,
-                name,
+                shown(name),
                 "is not a part of a correction; use customer, delivery_address or invoice_address",
                 order_ref,
             )
@@ -100,7 +154,7 @@ def check_record(line: int, raw: Any) -> Correction | MalformedRecord:
             if key not in RECORD_FIELDS[name]:
                 expected = ", ".join(RECORD_FIELDS[name])
                 return MalformedRecord(
-                    line, f"{name}.{key}", f"is not one of SeQura's keys here ({expected})", order_ref
+                    line, f"{name}.{shown(key)}", f"is not one of SeQura's keys here ({expected})", order_ref
                 )
             text, problem = check_field(line, name, key, value)
             if problem is not None:
@@ -112,25 +166,67 @@ def check_record(line: int, raw: Any) -> Correction | MalformedRecord:
     return Correction(line, order_ref, records)
 
 
+def _parsed(line: int, text: str, start: int = 0) -> tuple[Any, int]:
+    """The JSON value at `start` of `text` and where it ends, or a MalformedRecord naming why it is none."""
+    try:
+        return JSON.raw_decode(text, start)
+    except json.JSONDecodeError as error:
+        problem = f"is not JSON ({error.msg} at column {error.colno}); correct it, or ask SeQura for the file"
+    except RecursionError:
+        problem = "is nested too deep to be a correction (lists or objects within each other); correct it"
+    except ValueError:  # a number of more than 4,300 digits
+        problem = "holds a number too long to be read; write values as text, in quotes"
+    return MalformedRecord(line, "record", problem), len(text)
+
+
 def _json_lines(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """(line, parsed value) of each non-blank line; a line that is not JSON gives a MalformedRecord."""
     for line, text in enumerate(stream, start=1):
         if not text.strip():
             continue
-        try:
-            yield line, json.loads(text)
-        except json.JSONDecodeError as error:
-            yield line, MalformedRecord(line, "record", f"is not JSON ({error.msg} at column {error.colno})")
+        broken = NOT_UTF8.search(text)
+        if broken is not None:  # a byte outside any string makes it no JSON: say which problem it is
+            problem = f"is not UTF-8 text at column {broken.start() + 1}; save the file as UTF-8"
+            yield line, MalformedRecord(line, "record", problem)
+            continue
+        value, end = _parsed(line, text, len(text) - len(text.lstrip()))
+        if not isinstance(value, MalformedRecord) and text[end:].strip():
+            value = MalformedRecord(line, "record", "has text after its record; keep one record a line")
+        yield line, value
+
+
+def _element_end(text: str, start: int) -> int:
+    """Where the array element at `start` ends: the next `,` or `]` outside its strings and brackets.
+
+    Finds the end of an element that is not JSON, so that the elements after it are still read; the end of
+    the text when there is none (an unclosed string or bracket).
+    """
+    depth, in_string, escaped_until = 0, False, -1
+    for found in JSON_STRUCTURE.finditer(text, start):
+        at, mark = found.start(), found.group()
+        if at < escaped_until:
+            continue
+        if in_string:
+            in_string = mark != '"'
+            escaped_until = at + 2 if mark == "\\" else escaped_until
+        elif mark == '"':
+            in_string = True
+        elif mark in "[{":
+            depth += 1
+        elif mark in "]}" and depth:
+            depth -= 1
+        elif mark in ",]" and not depth:
+            return at
+    return len(text)
 
 
 def _json_array(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """(line, parsed value) of each element of a JSON array, each parsed on its own to know its line.
 
-    A syntax error ends the array (what follows cannot be told apart) and is named as one malformed record,
-    as are a missing `]` and text after it; the elements before it are kept.
+    An element (what lies between two commas of the array) that is not one JSON value is named as one
+    malformed record, and the elements after it are still read; a missing `]` and text after it are named too.
     """
     text = stream.read()
-    decoder = json.JSONDecoder()
     blank = re.compile(r"\s*")
 
     def skip(at: int) -> int:
@@ -138,31 +234,36 @@ def _json_array(stream: IO[str]) -> Iterator[tuple[int, Any]]:
         assert found is not None
         return found.end()
 
-    def line_of(at: int) -> int:
-        return 1 + text.count("\n", 0, at)
+    counted_to, lines_before = 0, 0
+
+    def line_of(at: int) -> int:  # asked of positions in order, so the text is counted through once
+        nonlocal counted_to, lines_before
+        lines_before += text.count("\n", counted_to, at)
+        counted_to = at
+        return 1 + lines_before
 
     def broken(at: int, problem: str) -> tuple[int, MalformedRecord]:
-        return line_of(at), MalformedRecord(line_of(at), "record", problem)
+        return line_of(at), MalformedRecord(line_of(at), "record", problem, record=False)
 
     position = skip(text.index("[") + 1)
-    closed = position < len(text) and text[position] == "]"
+    closed = text.startswith("]", position)
     while position < len(text) and not closed:
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            yield broken(error.pos, f"is not JSON ({error.msg}); the rest of the array was not read")
-            return
-        yield line_of(position), value
-        position = skip(end)
-        if position < len(text) and text[position] == ",":
-            position = skip(position + 1)
-        elif position < len(text) and text[position] == "]":
-            closed = True
-        elif position < len(text):
-            yield broken(
-                position, "is not separated from the record before by a comma; the rest was not read"
+        line = line_of(position)
+        value, end = _parsed(line, text, position)
+        after = skip(end)
+        if not isinstance(value, MalformedRecord) and after < len(text) and text[after] not in ",]":
+            value = MalformedRecord(
+                line,
+                "record",
+                "is not one record: a comma is missing after it, or text follows it; correct it",
             )
-            return
+        if isinstance(value, MalformedRecord):
+            after = skip(_element_end(text, position))
+        yield line, value
+        position = after
+        if text.startswith(",", position):
+            position = skip(position + 1)
+        closed = text.startswith("]", position)
     if not closed:
         yield broken(len(text), "the array is not closed with ]; the records before were read")
     elif text[skip(position + 1) :].strip():
@@ -183,17 +284,35 @@ def _nested(row: Mapping[str, str | None]) -> dict[str, Any]:
     return record
 
 
+def _csv_lines(reader: Any) -> Iterator[tuple[int, list[str] | MalformedRecord]]:
+    """(line, cells) of each row a csv reader reads; one it cannot read (a cell too long) is malformed."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            problem = f"cannot be read as CSV ({error}): a cell far too long for a correction; check the file"
+            yield start, MalformedRecord(start, "record", problem)
+            continue
+        yield start, row
+
+
 def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """(line, nested record) of each CSV row; a column that is no correction field is named as line 1."""
-    reader = csv.reader(stream)  # not DictReader: its line_num lags behind the blank lines it skips
-    columns = next(reader, [])
+    rows = _csv_lines(csv.reader(stream))  # not DictReader: its line_num lags behind the blank lines it skips
+    _, columns = next(rows, (1, []))
+    if isinstance(columns, MalformedRecord):
+        yield 1, MalformedRecord(1, "header", f"{columns.problem}; no record was read", record=False)
+        return
     known = {"order_ref_1"} | {f"{name}.{key}" for name, keys in RECORD_FIELDS.items() for key in keys}
     unknown = [column for column in columns if column not in known]
     for column in unknown:
         yield (
             1,
             MalformedRecord(
-                1, column, "is not a column of corrections; its values were not read", record=False
+                1, shown(column), "is not a column of corrections; its values were not read", record=False
             ),
         )
     if "order_ref_1" not in columns:
@@ -204,25 +323,26 @@ def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, Any]]:
             ),
         )
         return
-    start = reader.line_num + 1
-    for row in reader:
+    for start, row in rows:
+        if isinstance(row, MalformedRecord):
+            yield start, row
+            continue
         cells = {column: value for column, value in zip(columns, row, strict=False) if column in known}
         if len(row) > len(columns):
             yield start, MalformedRecord(start, "record", "has more cells than the header has columns")
         elif any(cells.values()):  # a blank line, or a row of empty cells, is no record
             yield start, _nested(cells)
-        start = reader.line_num + 1
 
 
 def read_corrections(path: Path) -> Iterator[Correction | MalformedRecord]:
     """Every record of the file, checked, in order: JSON Lines, a JSON array or CSV by its first character."""
-    with path.open(encoding="utf-8-sig", newline="") as stream:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
         first = ""
         while not first:
-            character = stream.read(1)
-            if not character:
+            block = stream.read(READ_BLOCK)
+            if not block:
                 return
-            first = character.strip()
+            first = block.lstrip()[:1]
         stream.seek(0)
         rows = _json_array if first == "[" else _json_lines if first == "{" else _csv_rows
         for line, raw in rows(stream):
@@ -274,10 +394,6 @@ def stage_corrections(source: str, settings: Settings, folder: Path, chunk_size:
                 if len(chunk) == chunk_size:
                     chunk_path(folder, chunks).write_text("\n".join(chunk) + "\n", encoding="utf-8")
                     chunks, chunk = chunks + 1, []
-    except UnicodeDecodeError as error:
-        raise CorrectionsSourceError(
-            f"{source_label(source)} is not UTF-8 text (byte {error.start}); save it as UTF-8"
-        ) from None
     finally:
         if is_url(source):
             path.unlink(missing_ok=True)

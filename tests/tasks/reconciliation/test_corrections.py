@@ -150,25 +150,39 @@ def test_json_array_element_is_named_by_its_real_line_in_a_pretty_printed_file(t
     assert items[1] == MalformedRecord(6, "delivery_address.postal_code", items[1].problem, "B-2")
 
 
-def test_json_array_syntax_error_is_named_by_its_line_and_ends_the_array(tmp_path: Path) -> None:
+def test_json_array_syntax_error_is_named_by_its_line_and_the_elements_after_it_are_read(
+    tmp_path: Path,
+) -> None:
     source = tmp_path / "c.json"
     source.write_text(
         '[\n  {"order_ref_1": "A-1"},\n  {"order_ref_1": "B-2",,},\n  {"order_ref_1": "C-3"}\n]'
     )
 
-    items = list(read_corrections(source))
+    first, broken, last = read_corrections(source)
 
-    assert isinstance(items[0], Correction)
-    assert isinstance(items[1], MalformedRecord)
-    assert (items[1].line, items[1].field) == (3, "record")
-    assert "rest of the array was not read" in items[1].problem
-    assert len(items) == 2
+    assert isinstance(broken, MalformedRecord)
+    assert (broken.line, broken.field) == (3, "record")
+    assert "not JSON" in broken.problem
+    assert (first.order_ref_1, last.order_ref_1) == ("A-1", "C-3")
+
+
+def test_json_array_elements_without_a_comma_between_them_are_one_malformed_record(tmp_path: Path) -> None:
+    source = tmp_path / "c.json"
+    source.write_text(
+        '[\n {"order_ref_1": "A"},\n {"order_ref_1": "B"}\n {"order_ref_1": "C"},\n {"order_ref_1": "D"}\n]'
+    )
+
+    first, missing_comma, last = read_corrections(source)
+
+    assert isinstance(missing_comma, MalformedRecord)
+    assert missing_comma.line == 3
+    assert "a comma is missing" in missing_comma.problem
+    assert (first.order_ref_1, last.order_ref_1) == ("A", "D")
 
 
 @pytest.mark.parametrize(
     ("text", "line", "problem"),
     [
-        ('[\n {"order_ref_1": "A"}\n {"order_ref_1": "B"}\n]', 3, "is not separated from the record before"),
         ('[\n {"order_ref_1": "A"},\n {"order_ref_1": "B"}\n', 4, "the array is not closed with ]"),
         ('[\n {"order_ref_1": "A"}\n] {"order_ref_1": "B"}', 3, "follows the array's closing ]"),
     ],
@@ -184,6 +198,7 @@ def test_a_broken_json_array_is_named_where_it_breaks_and_the_records_before_are
     assert isinstance(malformed, MalformedRecord)
     assert malformed.line == line
     assert problem in malformed.problem
+    assert malformed.record is False  # a problem of the file, not a record
 
 
 def test_credentials_are_never_shown_in_a_source_url() -> None:
@@ -504,14 +519,6 @@ def test_a_missing_file_raises_a_setting_error_naming_corrections(tmp_path: Path
 
     assert raised.value.name == "--corrections"
     assert "nowhere.jsonl" in str(raised.value)
-
-
-def test_a_file_that_is_not_utf8_raises_a_corrections_source_error(tmp_path: Path) -> None:
-    source = tmp_path / "c.csv"
-    source.write_bytes("order_ref_1,customer.surnames\nA-1,Peña\n".encode("latin-1"))
-
-    with pytest.raises(CorrectionsSourceError, match="UTF-8"):
-        stage_corrections(str(source), settings(), tmp_path / "staged", chunk_size=2)
 
 
 def test_a_source_is_shown_by_its_file_name_or_its_url_without_query(tmp_path: Path) -> None:
