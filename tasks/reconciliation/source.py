@@ -27,6 +27,8 @@ from schemas.settings import Settings
 DOWNLOAD_BLOCK = 1 << 16
 MAX_REDIRECTS = 5
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SHOWN = 80  # characters of a redirect's target shown
+LONGEST_DEADLINE = 86_400.0  # seconds: a longer timeout is as good as none, and timers overflow above ~1e9 s
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -44,6 +46,7 @@ class Deadline:
     """
 
     def __init__(self, seconds: float) -> None:
+        seconds = min(seconds, LONGEST_DEADLINE)
         self.ends = time.monotonic() + seconds
         self.passed = False
         self._sockets: list[socket.socket] = []
@@ -254,7 +257,7 @@ def _answer(
         )
         with response:
             if response.is_redirect:
-                url = _redirect_target(shown, url, response.headers["location"])
+                url = redirect_target(shown, url, response.headers["location"])
                 continue
             _check_status(shown, response.status_code)
             _check_plain(shown, response.headers.get("Content-Encoding", "identity"))
@@ -292,23 +295,23 @@ def _origin(url: str) -> tuple[str, str | None, int | None, bool]:
     return scheme, parts.hostname, parts.port or DEFAULT_PORTS.get(scheme), bool(parts.netloc.count("@"))
 
 
-def _redirect_target(shown: str, url: str, location: str) -> str:
+def redirect_target(shown: str, url: str, location: str) -> str:
     """Where a redirect from `url` goes, if within its scheme and host; else raise a CorrectionsSourceError.
 
     The error names the target by its scheme and host only (masked), never by its path or credentials.
     """
-    target = urljoin(url, location)
     try:
+        target = urljoin(url, location)
         here, there = _origin(url), _origin(target)
     except ValueError:
         raise CorrectionsSourceError(
-            f"{shown} redirects to an address that is not a URL; check the URL with SeQura"
+            f"{shown} redirects to an address that is not a URL; check the URL with whoever serves it"
         ) from None
     if there == here:
         return target
     parts = urlsplit(target)
     web = there[0] in WEB_SCHEMES
-    where = masked_url(f"{parts.scheme}://{parts.netloc}") if web else f"a {there[0]}: URL"
+    where = masked_url(f"{parts.scheme}://{parts.netloc}")[:SHOWN] if web else f"a {there[0][:SHOWN]}: URL"
     what = (
         "another scheme"
         if there[0] != here[0]

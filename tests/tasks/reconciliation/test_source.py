@@ -12,11 +12,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from schemas.errors import SettingError
 from schemas.settings import Settings
 from tasks.reconciliation.corrections import stage_corrections, staged_chunk
-from tasks.reconciliation.source import MAX_REDIRECTS, CorrectionsSourceError, download, source_label
+from tasks.reconciliation.source import (
+    MAX_REDIRECTS,
+    CorrectionsSourceError,
+    download,
+    redirect_target,
+    source_label,
+)
+from tests.hostile import hostile
 
 BODY = b'{"order_ref_1": "A-1", "customer": {"given_names": "Ana"}}\n'
 DRIP_SECONDS = 0.5
@@ -199,8 +210,9 @@ def test_a_server_that_never_answers_is_stopped_at_the_timeout(tmp_path: Path) -
     assert time.monotonic() - started < 1 + 1.0
 
 
-def test_a_download_within_the_timeout_is_kept_whole(here: Server, tmp_path: Path) -> None:
-    target = download(f"{here.url}/corrections", settings(), tmp_path / "download")
+@pytest.mark.parametrize("timeout", ["5", "1e12", "1e308"])
+def test_a_download_within_the_timeout_is_kept_whole(here: Server, tmp_path: Path, timeout: str) -> None:
+    target = download(f"{here.url}/corrections", settings(timeout), tmp_path / "download")
 
     assert target.read_bytes() == BODY
 
@@ -283,3 +295,53 @@ def test_redirects_are_followed_a_few_times_at_most(here: Server, tmp_path: Path
         download(f"{here.url}/loop", settings(), tmp_path / "download")
 
     assert len(here.seen.requests) - asked_before == MAX_REDIRECTS + 1
+
+
+LOCATION_PARTS = [
+    "http://",
+    "https://",
+    "HTTP://",
+    "file://",
+    "javascript:",
+    "//",
+    "/",
+    "\\",
+    "127.0.0.1",
+    "127.0.0.2",
+    "localhost",
+    "[::1]",
+    "[",
+    "evil.example",
+    ":8000",
+    ":80",
+    ":99999",
+    ":x",
+    "@",
+    "mallory:SECRET@",
+    "#",
+    "?",
+    "%2e",
+    "..",
+    " ",
+    "\t",
+    "\n",
+    "\x00",
+    "\u3002",
+]
+SOURCE = "http://127.0.0.1:8000/export"
+
+
+@pytest.mark.hostile
+@hostile
+@given(location=st.lists(st.sampled_from(LOCATION_PARTS) | st.text(max_size=4), max_size=8).map("".join))
+def test_whatever_a_redirect_says_it_is_followed_only_within_the_scheme_host_and_port(location: str) -> None:
+    try:
+        target = redirect_target(SOURCE, SOURCE, location)
+    except CorrectionsSourceError as refused:
+        assert "SECRET" not in str(refused)
+        return
+    try:
+        parsed = parse_url(target)  # as requests reads the URL it connects to
+    except LocationParseError:
+        return  # requests refuses it too, and connects nowhere
+    assert (parsed.scheme, parsed.host, parsed.port or 80, parsed.auth) == ("http", "127.0.0.1", 8000, None)
