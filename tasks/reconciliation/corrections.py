@@ -25,6 +25,7 @@ from schemas.corrections import (
     REQUIRED_IN_SHOP,
     Correction,
     MalformedRecord,
+    shown,
 )
 from schemas.settings import Settings
 from tasks.reconciliation.source import is_url, local_copy
@@ -36,7 +37,6 @@ COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
 NOT_UTF8 = re.compile(r"[\ud800-\udfff]")  # a byte that was not UTF-8 (kept escaped), or a lone surrogate
 UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # tab, CR and LF are text
 JSON_STRUCTURE = re.compile(r'[][{}",\\]')
-SHOWN = 40  # characters of a value or key shown in a malformed record's sentence
 READ_BLOCK = 1 << 16  # characters read at a time while looking for the file's first one
 
 
@@ -52,13 +52,6 @@ class StagedCorrections:
     chunks: int
     records: int  # records read, malformed ones included
     malformed: int
-
-
-def shown(text: str, limit: int = SHOWN) -> str:
-    """`text` as a malformed record shows it: its first `limit` characters, unprintable ones escaped."""
-    cut = text[:limit]
-    safe = cut if cut.isprintable() else repr(cut)[1:-1]
-    return safe + ("…" if len(text) > limit else "")
 
 
 def _described(value: Any) -> str:

@@ -20,6 +20,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
+from schemas.corrections import shown
 from schemas.errors import SettingError, TerminalError
 from schemas.masking import WEB_SCHEMES, masked_url
 from schemas.settings import Settings
@@ -27,7 +28,6 @@ from schemas.settings import Settings
 DOWNLOAD_BLOCK = 1 << 16
 MAX_REDIRECTS = 5
 DEFAULT_PORTS = {"http": 80, "https": 443}
-SHOWN = 80  # characters of a redirect's target shown
 LONGEST_DEADLINE = 86_400.0  # seconds: a longer timeout is as good as none, and timers overflow above ~1e9 s
 
 
@@ -207,17 +207,17 @@ def download(url: str, settings: Settings, target: Path) -> Path:
     """
     refuse_credentials_in(url)
     parts = urlsplit(url)
-    shown = source_label(url)
+    label = source_label(url)
     auth = _basic_auth(settings, url)
     if auth is not None and parts.scheme == "http" and parts.hostname not in LOOPBACK:
         raise SettingError(
             "--corrections",
-            f"{shown} is plain http, and credentials are only sent over https (or to this machine); use its "
+            f"{label} is plain http, and credentials are only sent over https (or to this machine); use its "
             "https address",
         )
     deadline = Deadline(settings.corrections_timeout_seconds)
     took_too_long = CorrectionsSourceError(
-        f"{shown} took over {settings.corrections_timeout_seconds:g} s to download; raise "
+        f"{label} took over {settings.corrections_timeout_seconds:g} s to download; raise "
         "CORRECTIONS_TIMEOUT_SECONDS for a big file or a slow server"
     )
     try:
@@ -233,7 +233,7 @@ def download(url: str, settings: Settings, target: Path) -> Path:
         if deadline.passed or isinstance(error, requests.Timeout):
             raise took_too_long from None
         raise CorrectionsSourceError(
-            f"could not download {shown}: {type(error).__name__}; check the URL and the network"
+            f"could not download {label}: {type(error).__name__}; check the URL and the network"
         ) from None
     if deadline.passed:  # the deadline shut the socket, which can look like the end of the body
         raise took_too_long
@@ -245,7 +245,7 @@ def _answer(
     session: requests.Session, url: str, auth: tuple[str, str] | None, deadline: Deadline
 ) -> Iterator[requests.Response]:
     """The 2xx answer to GET `url`, redirects within its scheme and host followed (at most MAX_REDIRECTS)."""
-    shown = source_label(url)
+    label = source_label(url)
     for _ in range(MAX_REDIRECTS + 1):
         response = session.get(
             url,
@@ -256,34 +256,35 @@ def _answer(
             allow_redirects=False,
         )
         with response:
-            if response.is_redirect:
-                url = redirect_target(shown, url, response.headers["location"])
+            location = session.get_redirect_target(response)  # as requests decodes it (UTF-8)
+            if location is not None:
+                url = redirect_target(label, url, location)
                 continue
-            _check_status(shown, response.status_code)
-            _check_plain(shown, response.headers.get("Content-Encoding", "identity"))
+            _check_status(label, response.status_code)
+            _check_plain(label, response.headers.get("Content-Encoding", "identity"))
             yield response
             return
     raise CorrectionsSourceError(
-        f"{shown} redirected more than {MAX_REDIRECTS} times; give the address it ends at as --corrections"
+        f"{label} redirected more than {MAX_REDIRECTS} times; give the address it ends at as --corrections"
     )
 
 
-def _check_status(shown: str, status: int) -> None:
+def _check_status(label: str, status: int) -> None:
     """Raise a CorrectionsSourceError for an answer other than 2xx, naming what to check."""
     if status in (401, 403):
         raise CorrectionsSourceError(
-            f"{shown} answered {status}: check CORRECTIONS_USERNAME and CORRECTIONS_PASSWORD (or "
+            f"{label} answered {status}: check CORRECTIONS_USERNAME and CORRECTIONS_PASSWORD (or "
             "SEQURA_USERNAME and SEQURA_PASSWORD on SeQura's host)"
         )
     if not 200 <= status < 300:
-        raise CorrectionsSourceError(f"{shown} answered {status}; check the URL and try again")
+        raise CorrectionsSourceError(f"{label} answered {status}; check the URL and try again")
 
 
-def _check_plain(shown: str, encoding: str) -> None:
+def _check_plain(label: str, encoding: str) -> None:
     """Raise a CorrectionsSourceError for a compressed answer, which was not asked for and is not unpacked."""
     if encoding.strip().lower() not in ("", "identity"):
         raise CorrectionsSourceError(
-            f"{shown} answered compressed ({encoding[:40]!r}) though asked for plain text, and a compressed "
+            f"{label} answered compressed ({shown(encoding)}) though asked for plain text, and a compressed "
             "answer is not unpacked (it could unpack to any size); serve the file uncompressed"
         )
 
@@ -295,7 +296,7 @@ def _origin(url: str) -> tuple[str, str | None, int | None, bool]:
     return scheme, parts.hostname, parts.port or DEFAULT_PORTS.get(scheme), bool(parts.netloc.count("@"))
 
 
-def redirect_target(shown: str, url: str, location: str) -> str:
+def redirect_target(label: str, url: str, location: str) -> str:
     """Where a redirect from `url` goes, if within its scheme and host; else raise a CorrectionsSourceError.
 
     The error names the target by its scheme and host only (masked), never by its path or credentials.
@@ -305,13 +306,13 @@ def redirect_target(shown: str, url: str, location: str) -> str:
         here, there = _origin(url), _origin(target)
     except ValueError:
         raise CorrectionsSourceError(
-            f"{shown} redirects to an address that is not a URL; check the URL with whoever serves it"
+            f"{label} redirects to an address that is not a URL; check the URL with whoever serves it"
         ) from None
     if there == here:
         return target
     parts = urlsplit(target)
     web = there[0] in WEB_SCHEMES
-    where = masked_url(f"{parts.scheme}://{parts.netloc}")[:SHOWN] if web else f"a {there[0][:SHOWN]}: URL"
+    where = shown(masked_url(f"{parts.scheme}://{parts.netloc}")) if web else f"a {shown(there[0])}: URL"
     what = (
         "another scheme"
         if there[0] != here[0]
@@ -321,7 +322,7 @@ def redirect_target(shown: str, url: str, location: str) -> str:
     )
     origin = masked_url(f"{here[0]}://{urlsplit(url).netloc}")
     raise CorrectionsSourceError(
-        f"{shown} redirects to {where}, {what}; only redirects within {origin} are followed, so that "
+        f"{label} redirects to {where}, {what}; only redirects within {origin} are followed, so that "
         f"neither its credentials nor the corrections come from elsewhere. If SeQura's corrections are "
         f"really there, give that address as --corrections"
     )

@@ -43,7 +43,7 @@ class Seen:
 
 
 class Double(BaseHTTPRequestHandler):
-    """Serves corrections, redirects (`/to?URL`, `/loop`), drips (`/drip`, `/drip-headers`), a gzip bomb."""
+    """Serves corrections, redirects (`/to?URL`, `/loop`), drips, a gzip bomb, any status (`/status?304`)."""
 
     seen: Seen
 
@@ -59,6 +59,8 @@ class Double(BaseHTTPRequestHandler):
             self._answer(302, b"", location=query)
         elif route == "/gzip":
             self._answer(200, gzip.compress(b"\n" * 50_000_000), encoding="gzip")
+        elif route == "/status":
+            self._answer(int(query), b"")
         elif route == "/loop":
             self._answer(302, b"", location="/loop")
         elif route == "/drip":
@@ -224,6 +226,14 @@ def test_a_compressed_answer_is_refused_and_never_unpacked(here: Server, tmp_pat
         download(f"{here.url}/gzip", settings(), target)
 
     assert not target.exists() or target.stat().st_size < 1_000_000
+
+
+@pytest.mark.parametrize("status", [300, 302, 304, 404, 500])
+def test_an_answer_other_than_2xx_or_a_redirect_with_a_location_is_refused_naming_it(
+    here: Server, tmp_path: Path, status: int
+) -> None:
+    with pytest.raises(CorrectionsSourceError, match=f"answered {status}; check the URL"):
+        download(f"{here.url}/status?{status}", settings(), tmp_path / "download")
 
 
 # Redirects
