@@ -230,7 +230,7 @@ def download(url: str, settings: Settings, target: Path) -> Path:
             for block in response.raw.stream(DOWNLOAD_BLOCK, decode_content=False):
                 out.write(block)
     except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
-        if deadline.passed or isinstance(error, requests.Timeout):
+        if deadline.passed or isinstance(error, requests.Timeout | urllib3.exceptions.TimeoutError):
             raise took_too_long from None
         raise CorrectionsSourceError(
             f"could not download {label}: {type(error).__name__}; check the URL and the network"
