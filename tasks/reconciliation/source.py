@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -22,7 +22,7 @@ from urllib3.poolmanager import PoolManager
 
 from schemas.corrections import shown
 from schemas.errors import SettingError, TerminalError
-from schemas.masking import WEB_SCHEMES, masked_url
+from schemas.masking import SECRET_QUERY_KEY, WEB_SCHEMES, masked_url
 from schemas.settings import Settings
 
 DOWNLOAD_BLOCK = 1 << 16
@@ -196,6 +196,14 @@ def refuse_credentials_in(url: str) -> None:
             "--corrections",
             "the URL holds a user or password, which would show in the run's parameters and logs; put them "
             "in CORRECTIONS_USERNAME and CORRECTIONS_PASSWORD instead",
+        )
+    secret_keys = sorted({key for key, _ in parse_qsl(parts.query) if SECRET_QUERY_KEY.search(key)})
+    if secret_keys:
+        raise SettingError(
+            "--corrections",
+            f"the URL's query holds a secret ({shown(', '.join(secret_keys))}), which would show in the "
+            "run's parameters; download the file and give its path, or use CORRECTIONS_USERNAME and "
+            "CORRECTIONS_PASSWORD",
         )
 
 

@@ -16,7 +16,7 @@ from schemas.masking import masked_url
 from schemas.reports import QuarantinedOrder, Stage
 from schemas.state import runs
 from tasks.state.errors import StateStoreError
-from tasks.state.in_flight import StateLedger, uncertain_deliveries
+from tasks.state.in_flight import StateLedger, record_sent, uncertain_deliveries
 from tasks.state.quarantine import record_quarantine
 from tasks.state.runs import start_run
 from tasks.state.snapshots import sent_fingerprints
@@ -77,6 +77,29 @@ def test_a_malformed_setting_gives_one_line_naming_it(
     code, err = run(["deliver"], capsys)
     assert (code, err.count("\n")) == (EXIT_SETTING, 1)
     assert "SEQURA_BATCH_SIZE: 'lots'" in err
+
+
+@pytest.mark.usefixtures("configured")
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "http://leak:InUrlS3cret@127.0.0.1:4812/",
+        "http://192.0.2.1/",
+        "http://127.0.0.1:4812/api/v1/../../admin/",
+        "http://127.0.0.1:4812/api/v1/%2e%2e/%2e%2e/admin/",
+    ],
+)
+def test_an_api_url_that_would_leak_or_misdirect_credentials_stops_deliver_before_any_run_in_one_line(
+    api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEQURA_API_URL", api_url)
+    monkeypatch.setenv("STATE_DB_URL", f"sqlite:///{tmp_path / 'state.sqlite'}")
+    code = main(["deliver", "--since", "2026-11-20", "--until", "2026-11-21"])
+    out, err = capsys.readouterr()
+    assert (code, err.count("\n")) == (EXIT_SETTING, 1)
+    assert err.startswith("sequra-etl: SEQURA_API_URL: ")
+    assert "InUrlS3cret" not in out + err
+    assert not (tmp_path / "state.sqlite").exists()
 
 
 @pytest.mark.usefixtures("configured")
@@ -158,6 +181,39 @@ def test_release_by_default_records_a_held_order_as_sequras_and_never_reports_it
     }
     assert uncertain_deliveries(store, "demo_merchant", ["HELDORDER"]) == {}
     store.dispose()
+
+
+def test_forget_erases_a_buyer_saying_how_much_never_what_and_run_again_erases_nothing_more(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    store = open_state_store(url)
+    start_run(store, "run-1", "demo_merchant", Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    record_sent(store, "run-1", "demo_merchant", [built_report("FORGETME1"), built_report("FORGETME2")])
+    store.dispose()
+
+    assert main(["forget", "--email", "Ana@Example.com", "--state-db-url", url]) == 0
+    said = capsys.readouterr().out
+    assert main(["forget", "--order", "FORGETME1", "--state-db-url", url]) == 0
+    again = capsys.readouterr().out
+
+    assert "orders of merchant demo_merchant: FORGETME1, FORGETME2" in said
+    assert "erased: order snapshots 2, reports in flight 0, order updates 0, quarantine reasons 0" in said
+    assert "nothing was left to erase" in again
+    printed = (said + again).lower()
+    assert [data for data in ("ana@", "garcía", "calle mayor", "28013") if data in printed] == []
+    store = open_state_store(url)
+    assert sent_fingerprints(store, "demo_merchant", ["FORGETME1"]) == {
+        "FORGETME1": built_report("FORGETME1").fingerprint
+    }
+    store.dispose()
+
+
+def test_forget_asks_for_an_order_or_an_email(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["forget"])
+    assert stopped.value.code == EXIT_SETTING
+    assert "one of the arguments --order --email is required" in capsys.readouterr().err
 
 
 @pytest.mark.mysql
@@ -329,17 +385,23 @@ def test_state_store_refuses_to_name_a_url_with_its_password(
     assert "state-pw" not in masked_url(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        ("https://ops:hunter2@files.example.com/c.jsonl", "the URL holds a user or password"),
+        ("https://files.example.com/c.jsonl?access_token=hunter2", "the URL's query holds a secret"),
+        ("https://files.example.com/c.jsonl?X-Amz-Signature=hunter2&x=1", "the URL's query holds a secret"),
+    ],
+)
 def test_a_corrections_url_with_credentials_is_refused_before_any_run(
-    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+    url: str, refusal: str, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with get_client(sync_client=True) as client:
         before = len(client.read_flow_runs(limit=200))
-        code, err = run(
-            ["reconcile", "--corrections", "https://ops:hunter2@files.example.com/c.jsonl"], capsys
-        )
+        code, err = run(["reconcile", "--corrections", url], capsys)
         after = len(client.read_flow_runs(limit=200))
     assert code == EXIT_SETTING
-    assert "--corrections: the URL holds a user or password" in err
+    assert f"--corrections: {refusal}" in err
     assert "hunter2" not in err
     assert after == before
 
