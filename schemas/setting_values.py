@@ -120,3 +120,14 @@ def parse_shipment_channel(name: str, value: str) -> str:
     if value not in ("delivery_report", "order_update"):
         raise SettingError(name, f"'{value}' is neither delivery_report nor order_update")
     return value
+
+
+RETENTION_DAYS_AT_MOST = 36_500  # a century: the calendar goes no further back from any date a run meets
+
+
+def parse_retention_days(name: str, value: str) -> int:
+    """Days the state store keeps buyer data: a whole number from 1 to RETENTION_DAYS_AT_MOST."""
+    days = parse_positive_int(name, value)
+    if days > RETENTION_DAYS_AT_MOST:
+        raise SettingError(name, f"'{value}' is more than {RETENTION_DAYS_AT_MOST} days (a century)")
+    return days

@@ -28,6 +28,7 @@ from schemas.setting_values import (
     parse_order_ref_field,
     parse_overlap_minutes,
     parse_positive_int,
+    parse_retention_days,
     parse_seconds,
     parse_shipment_channel,
     parse_table_prefix,
@@ -159,6 +160,13 @@ SETTINGS: dict[str, Setting] = {
         parse_seconds,
         "how long a run waits for another run of its merchant to finish before it stops",
     ),
+    "retention_days": Setting(
+        "STATE_RETENTION_DAYS",
+        "400",
+        parse_retention_days,
+        "days the state store keeps the buyer data of what it sent (names, emails, addresses, phones, "
+        "trackings); then each order keeps only its fingerprint, amounts and dates",
+    ),
 }
 
 
@@ -232,6 +240,7 @@ class Settings:
     corrections_timeout_seconds: float
     merchants: tuple[MerchantAccount, ...]
     lock_wait_seconds: float
+    retention_days: int
     delivery_countries: tuple[str, ...] = ()  # the merchant's delivery countries (SEQURA_MERCHANTS)
     claimed_elsewhere: tuple[tuple[int | None, tuple[str, ...]], ...] = ()  # (shop, countries) of the others
 

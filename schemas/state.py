@@ -22,7 +22,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 5
+STATE_SCHEMA_VERSION = 6
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
@@ -70,6 +70,19 @@ def _sent_order_columns() -> list[Column]:
         Column("fingerprint", String(64), nullable=False),
         Column("payload", _payload(), nullable=False),
     ]
+
+
+def _erased_at() -> Column:
+    """Version 6: when the row's buyer data was erased (STATE_RETENTION_DAYS, `sequra-etl forget`).
+
+    NULL while the row holds buyer data: every write of a payload or a reason sets it back to NULL.
+    """
+    return Column("erased_at", UtcDateTime)
+
+
+def _erasure_index(table: str, written: str) -> Index:
+    """Version 6: a merchant's rows still holding buyer data, by when it was written (retention's search)."""
+    return Index(f"ix_{table}_erasure", "merchant", "erased_at", written)
 
 
 metadata = MetaData()
@@ -123,6 +136,8 @@ order_snapshots = Table(
     Column("run_id", String(36), nullable=False),
     # sequra-etl: acknowledged by SeQura; php-module: reported by the PHP module, kept as first seen here
     Column("sent_by", String(16), nullable=False),
+    _erased_at(),
+    _erasure_index("order_snapshots", "last_sent_at"),
 )
 
 quarantine = Table(
@@ -140,6 +155,7 @@ quarantine = Table(
     Column("resolved_at", UtcDateTime),
     # version 5: how many runs have tried the order, the first included (shown by open-quarantine)
     Column("attempts", Integer, nullable=False, default=1, server_default="1"),
+    _erased_at(),
 )
 
 run_chunks = Table(
@@ -156,6 +172,7 @@ in_flight = Table(
     *_sent_order_columns(),
     Column("sending_at", UtcDateTime, nullable=False),
     Column("run_id", String(36), nullable=False),
+    _erased_at(),
 )
 
 order_changes = Table(
@@ -175,9 +192,11 @@ order_changes = Table(
     # refused (409) and unknown (404): quarantined, sent again once the order changes or is released.
     Column("outcome", String(16)),
     Column("answered_at", UtcDateTime),
+    _erased_at(),
     UniqueConstraint("merchant", "order_ref_1", "fingerprint", name="uq_order_changes_fingerprint"),
     Index("ix_order_changes_reference", "merchant", "reference"),  # version 3
     Index("ix_order_changes_outcome", "merchant", "outcome"),  # version 3: the changes waiting to be sent
+    _erasure_index("order_changes", "detected_at"),
 )
 
 shop_corrections = Table(  # version 4: the audit trail of `sequra-etl reconcile --apply`
@@ -200,6 +219,8 @@ shop_corrections = Table(  # version 4: the audit trail of `sequra-etl reconcile
     # the shop); applied: the shop committed it
     Column("status", String(16), nullable=False),
     Column("batch", String(36), nullable=False),  # one order's transaction
+    _erased_at(),
     Index("ix_shop_corrections_order", "merchant", "order_ref_1"),
     Index("ix_shop_corrections_batch", "batch"),
+    _erasure_index("shop_corrections", "applied_at"),
 )

@@ -29,6 +29,7 @@ from tasks.sequra_client import (
 )
 from tasks.state.locks import renew_lock
 from tasks.state.order_changes import UPDATE_REFUSED, UPDATE_UNKNOWN, record_update_refused, record_updated
+from tasks.state.privacy import ERASED
 from tasks.state.store import StateStore
 
 UNANSWERED_IN_A_ROW = 3  # order updates without an answer, one after the other, that stop a run
@@ -122,7 +123,10 @@ def describe_change(previous: Mapping[str, object], current: OrderReport) -> str
         parts = ["second part shipped"] if shipped_more and not _is_empty(before_unshipped) else []
         parts += _cart_change("shipped_cart", before_shipped, shipped)
         parts += _cart_change("unshipped_cart", before_unshipped, unshipped)
-    parts += [label for key, label in PART_NAMES if previous.get(key) != current.get(key)]
+    parts += [label for key, label in PART_NAMES if previous.get(key) not in (current.get(key), ERASED)]
+    erased = [label for key, label in PART_NAMES if previous.get(key) == ERASED]
+    if erased:  # STATE_RETENTION_DAYS or sequra-etl forget left only the fingerprint to say they changed
+        parts.append(f"{', '.join(erased)} not compared (erased from the state store)")
     return ", ".join(parts) or "order details"
 
 

@@ -30,6 +30,7 @@ from tasks.delivery.statistics import StatisticsBlock, statistics_of_run
 from tasks.delivery.summary import DeliverySummary
 from tasks.resources import RunResources
 from tasks.state.locks import lease_kept
+from tasks.state.privacy import erase_expired
 from tasks.state.quarantine import references_to_retry
 from tasks.state.runs import finish_run, forget_chunks, last_successful_until, start_run
 from tasks.state.store import StateStore
@@ -115,6 +116,7 @@ class DeliveryRun:
             if dead and dead != self.flow_run_id:  # not this flow run's own earlier attempt
                 steps.took_over(dead, f"it stopped renewing its run lease; run {self.run_id} took over")
             with self._lease():
+                self._erase_expired()
                 plan = steps.plan(self._plan)
                 context = self._context(plan)
                 try:
@@ -164,6 +166,23 @@ class DeliveryRun:
             return nullcontext()
         return lease_kept(
             self.resources.store, self.resources.merchant, self.run_id, self.resources.settings.run_lease()
+        )
+
+    def _erase_expired(self) -> None:
+        """A real run first erases its merchant's buyer data older than STATE_RETENTION_DAYS; logs how much.
+
+        Done while the run holds its merchant's lock, so no run of the merchant writes those rows meanwhile,
+        and before anything can stop the run, so an outage of SeQura or the shop does not delay it.
+        """
+        if self.dry_run:
+            return
+        resources = self.resources
+        days = resources.settings.retention_days
+        erased = erase_expired(resources.store, resources.merchant, days)
+        resources.log.info(
+            "buyer data older than %d days (STATE_RETENTION_DAYS) erased from the state store: %s",
+            days,
+            erased.in_words(),
         )
 
     def _plan(self) -> DeliveryPlan:

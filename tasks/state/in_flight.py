@@ -64,6 +64,7 @@ class StateLedger:
                 "payload": payload_json(built),
                 "sending_at": moment,
                 "run_id": self.run_id,
+                "erased_at": None,  # it holds buyer data (tasks.state.privacy)
             }
             for built in batch
         ]

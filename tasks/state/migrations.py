@@ -37,8 +37,16 @@ def _create_version_3(conn: Connection) -> None:
     """Version 3: runs count their order updates; each change keeps what became of it."""
     _add_missing_columns(conn, state.runs, "updated_count")
     _add_missing_columns(conn, state.order_changes, "outcome", "answered_at")
-    for index in state.order_changes.indexes:
-        index.create(conn, checkfirst=True)
+    _create_missing_indexes(
+        conn, state.order_changes, "ix_order_changes_reference", "ix_order_changes_outcome"
+    )
+
+
+def _create_missing_indexes(conn: Connection, table: Table, *names: str) -> None:
+    """CREATE INDEX for each of the declared indexes `names` of the table that it lacks."""
+    for index in table.indexes:
+        if index.name in names:
+            index.create(conn, checkfirst=True)
 
 
 def _add_missing_columns(conn: Connection, table: Table, *names: str) -> None:
@@ -64,12 +72,30 @@ def _create_version_5(conn: Connection) -> None:
     _add_missing_columns(conn, state.quarantine, "attempts")
 
 
+ERASABLE = (
+    state.order_snapshots,
+    state.in_flight,
+    state.order_changes,
+    state.quarantine,
+    state.shop_corrections,
+)
+"""The tables that hold buyer data (in payloads, quarantine reasons, corrected values)."""
+
+
+def _create_version_6(conn: Connection) -> None:
+    """Version 6: the tables holding buyer data note when it was erased, and find what outlived retention."""
+    for table in ERASABLE:
+        _add_missing_columns(conn, table, "erased_at")
+        _create_missing_indexes(conn, table, f"ix_{table.name}_erasure")
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _create_version_1,
     2: _create_version_2,
     3: _create_version_3,
     4: _create_version_4,
     5: _create_version_5,
+    6: _create_version_6,
 }
 
 

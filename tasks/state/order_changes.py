@@ -60,6 +60,7 @@ def record_changes(
                 "run_id": run_id,
                 "outcome": None,
                 "answered_at": None,
+                "erased_at": None,  # it holds buyer data (tasks.state.privacy)
             }
             if row is None:
                 fresh.append({"merchant": merchant, **values})

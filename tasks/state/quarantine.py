@@ -68,6 +68,7 @@ def quarantine_within(
             "last_seen_at": moment,
             "run_id": run_id,
             "resolved_at": None,
+            "erased_at": None,  # its reason may quote buyer data (tasks.state.privacy)
         }
         for entry in quarantined
     ]

@@ -33,6 +33,7 @@ def release_in_flight(store: StateStore, merchant: str, order_refs: Sequence[str
             "payload",
             "sending_at",
             "run_id",
+            "erased_at",
         )
         unknown = sorted(set(order_refs) - {row.order_ref_1 for row in rows})
         if unknown or not rows:
@@ -50,6 +51,7 @@ def release_in_flight(store: StateStore, merchant: str, order_refs: Sequence[str
                     "last_sent_at": row.sending_at,
                     "run_id": row.run_id,
                     "sent_by": SENT_BY_US,
+                    "erased_at": row.erased_at,
                 }
                 upsert(
                     conn,
@@ -93,6 +95,7 @@ def _confirm_by_update(conn: Connection, merchant: str, held: Any, moment: datet
             previous_fingerprint=held.fingerprint,
             fingerprint=held.fingerprint,
             payload=held.payload,
+            erased_at=held.erased_at,
             detected_at=moment,
             run_id=held.run_id,
         )

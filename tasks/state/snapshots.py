@@ -54,6 +54,7 @@ def keep_snapshots(
             "last_sent_at": moment,
             "run_id": run_id,
             "sent_by": sent_by,
+            "erased_at": None,  # it holds buyer data (tasks.state.privacy)
         }
         for built in reports
     ]

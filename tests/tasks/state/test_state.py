@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, delete, insert, inspect, select, text, update
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import delete, insert, inspect, select, text, update
 
 from schemas import state
 from schemas.outcomes import DeliveryCounts
@@ -43,27 +40,6 @@ from tests.cases import built_report
 MERCHANT = "demo_merchant"
 SINCE = datetime(2026, 11, 20, tzinfo=UTC)
 UNTIL = datetime(2026, 11, 21, tzinfo=UTC)
-POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty state store database on each supported backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nested' / 'state.sqlite'}"
-    elif request.param == "mysql":
-        yield request.getfixturevalue("mysql_database_factory")()
-    else:
-        admin = create_engine(POSTGRES_SERVER, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        name = f"sequra_etl_state_{secrets.token_hex(4)}"
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f"CREATE DATABASE {name}"))
-        except OperationalError as error:
-            pytest.skip(f"no PostgreSQL at {POSTGRES_SERVER}: {error.orig}")
-        yield POSTGRES_SERVER.rsplit("/", 1)[0] + f"/{name}"
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def test_store_is_created_and_versioned_on_first_use(state_url: str) -> None:
