@@ -1,4 +1,4 @@
-"""The state store's commands: release held orders, free a lock, name the store a deployment uses."""
+"""The state store's commands: release held orders, free a lock, forget a buyer, name the store to use."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from schemas.settings import BLOCK_PREFIX, SETTINGS, Settings, has_password
 
 
 def add_commands(commands: Commands) -> None:
-    """release, unlock and state-store."""
+    """release, unlock, forget and state-store."""
     release_command = command(
         commands,
         "release",
@@ -33,6 +33,21 @@ def add_commands(commands: Commands) -> None:
     )
     store_options(release_command)
     store_options(command(commands, "unlock", "free the merchant's run lock", "sequra-etl unlock", unlock))
+    forget_options(
+        command(
+            commands,
+            "forget",
+            "erase one buyer's data from the state store (GDPR art. 17); their orders stay reported",
+            "sequra-etl forget --email ana@example.com",
+            forget,
+            description="Erase one buyer's names, emails, addresses, phones and trackings from the state "
+            "store, in every merchant's orders: the stored reports, reports in flight, order updates, "
+            "quarantine reasons, corrected shop values and run messages. Each order keeps its fingerprint, "
+            "carts and dates, so it stays reported: no run sends it again for this, and a later change to "
+            "it is still sent as an order update. Prints what it erased (counts, never the data); running "
+            "it again erases nothing more.",
+        )
+    )
     command(
         commands,
         "state-store",
@@ -45,9 +60,36 @@ def add_commands(commands: Commands) -> None:
 def store_options(parser: argparse.ArgumentParser) -> None:
     """--merchant and --state-db-url."""
     parser.add_argument("--merchant", dest="merchant_id", help=f"overrides {SETTINGS['merchant_id'].env}")
+    state_store_option(parser)
+
+
+def state_store_option(parser: argparse.ArgumentParser) -> None:
+    """--state-db-url."""
     parser.add_argument(
         "--state-db-url", dest="state_db_url", help=f"overrides {SETTINGS['state_db_url'].env}"
     )
+
+
+def forget_options(parser: argparse.ArgumentParser) -> None:
+    """--order or --email (either, each as often as needed), and --state-db-url."""
+    buyer = parser.add_mutually_exclusive_group(required=True)
+    buyer.add_argument(
+        "--order",
+        dest="order_refs",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="an order of the buyer: its order_ref_1 or shop reference (repeat for several)",
+    )
+    buyer.add_argument(
+        "--email",
+        dest="emails",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="the buyer's email, case aside: every order whose buyer it is (repeat for several)",
+    )
+    state_store_option(parser)
 
 
 def release(args: argparse.Namespace) -> int:
@@ -77,6 +119,21 @@ def unlock(args: argparse.Namespace) -> int:
         print(free_lock(store, settings.merchant_id or ""))
     finally:
         store.dispose()
+    return 0
+
+
+def forget(args: argparse.Namespace) -> int:
+    """Erase one buyer's data from the state store and say what was erased: counts, never the data."""
+    from tasks.state.privacy import forget_buyer
+    from tasks.state.store import open_state_store
+
+    store = open_state_store(settings_of(args).state_url())
+    try:
+        erased = forget_buyer(store, args.order_refs, args.emails)
+    finally:
+        store.dispose()
+    for line in erased.said():
+        print(line)
     return 0
 
 
