@@ -68,10 +68,6 @@ LONGEST = {  # characters PrestaShop's columns (and validators) take, per SeQura
     "vat_number": 32,
     "nin": 16,
 }
-ORDER_REF_LONGEST = 255
-"""Characters of the longest order_ref_1: ps_orders.reference is varchar(9) before PrestaShop 9 and
-varchar(255) in 9.x; an id_order has at most 10 digits. A longer one is no order of any shop: it never reaches
-a query."""
 REQUIRED_IN_SHOP = {"given_names", "surnames", "email", "address_line_1", "city", "country_code"}
 """Keys whose PrestaShop column cannot be blank: SeQura cannot correct them to nothing."""
 

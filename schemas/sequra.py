@@ -8,8 +8,11 @@ Keys whose value is None are left out, never sent as null.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, NotRequired, TypedDict
+from urllib.parse import unquote
 
 ItemType = Literal[
     "product", "service", "handling", "discount", "invoice_fee", "other_payment", "registration"
@@ -187,3 +190,62 @@ def amount_shown(cents: int) -> str:
 def total_shown(cart: Cart) -> str:
     """A cart's total with its currency, e.g. '99.99 EUR'."""
     return f"{amount_shown(cart['order_total_with_tax'])} {cart['currency']}"
+
+
+ORDER_REF_LONGEST = 255
+"""Characters of the longest order_ref_1: ps_orders.reference is varchar(9) before PrestaShop 9 and
+varchar(255) in 9.x; an id_order has at most 10 digits. A longer one is no order of any shop: it never reaches
+a query or a URL."""
+DOT_SEGMENTS = frozenset({".", ".."})
+# Unicode categories an order reference never holds: controls, invisible formatting, surrogates, private
+# use, unassigned code points and line or paragraph separators.
+UNSHOWN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def segments_as_read(path: str) -> list[str]:
+    r"""The segments of a URL path as a lenient server or proxy in front of SeQura may read them.
+
+    Percent-decoded and NFKC-normalised (a fullwidth full stop is a dot to some) until nothing changes, split
+    at / and \\, each without its ;parameters: a path none of whose segments so read is a dot segment
+    cannot climb above where it was written.
+    """
+    for _ in range(len(path) + 1):
+        read = unicodedata.normalize("NFKC", unquote(path))
+        if read == path:
+            break
+        path = read
+    return [segment.split(";", 1)[0] for segment in re.split(r"[/\\]", path)]
+
+
+def order_ref_problem(order_ref_1: str) -> str | None:
+    """What keeps order_ref_1 out of SeQura's order URL, in words; None when nothing does."""
+    if len(order_ref_1) > ORDER_REF_LONGEST:
+        return f"is {len(order_ref_1)} characters long, more than PrestaShop's {ORDER_REF_LONGEST}"
+    if any(unicodedata.category(character) in UNSHOWN_CATEGORIES for character in order_ref_1):
+        return "holds a control or invisible character"
+    segments = segments_as_read(order_ref_1)
+    if not segments[0].strip():
+        return "is empty"
+    if len(segments) > 1 or segments[0].strip() in DOT_SEGMENTS:
+        return "would be read as a path ('.', '..', a / or \\, also percent-encoded)"
+    return None
+
+
+def ref_shown(order_ref_1: str) -> str:
+    """An order reference as a message shows it: quoted on one line, a long one cut after 40 characters."""
+    if len(order_ref_1) <= 40:
+        return repr(order_ref_1)
+    return f"{order_ref_1[:40]!r}… ({len(order_ref_1)} characters)"
+
+
+def unsafe_order_ref(order_ref_1: str) -> str | None:
+    """Why an order whose order_ref_1 cannot be sent safely is held back, and what to do; None if it can."""
+    problem = order_ref_problem(order_ref_1)
+    if problem is None:
+        return None
+    return (
+        f"order reference {ref_shown(order_ref_1)} {problem}, so SeQura's order URL "
+        "(merchants/{merchant}/orders/{reference}) cannot carry it and the order is not sent; PrestaShop "
+        "never makes such a reference (a module or a hand edit wrote it): correct it in the shop if it "
+        "changed after checkout, or tell SeQura of this order's shipment in SeQura's back office"
+    )

@@ -16,7 +16,14 @@ import pandas as pd
 
 from schemas.frames import ShopConfig, ShopExtract
 from schemas.reports import BuildResult, BuiltReport, QuarantinedOrder, Stage
-from schemas.sequra import DeliveryMethod, MerchantReference, OrderReport, Platform, Tracking
+from schemas.sequra import (
+    DeliveryMethod,
+    MerchantReference,
+    OrderReport,
+    Platform,
+    Tracking,
+    unsafe_order_ref,
+)
 from schemas.version import package_version
 from tasks.delivery.buyer import addresses_by_id, build_address, build_customer
 from tasks.delivery.cart import build_cart, carrier_label, discount_items, product_items
@@ -89,6 +96,13 @@ def check_sub_orders(rows: OrderRows, shipped: Sequence[Row]) -> None:
         )
 
 
+def check_order_ref(merchant_reference: MerchantReference) -> None:
+    """Refuse an order_ref_1 that SeQura's order URL cannot carry: an update could reach another address."""
+    reason = unsafe_order_ref(merchant_reference["order_ref_1"])
+    if reason is not None:
+        raise UnreportableOrderError(reason)
+
+
 def build_order_report(
     rows: OrderRows, config: ShopConfig, merchant_reference: MerchantReference
 ) -> OrderReport:
@@ -108,6 +122,7 @@ def build_order_report(
         for row in rows.sub_orders
         if row["shipped_rows"] == 0 and row["current_state"] not in config.canceled_states
     ]
+    check_order_ref(merchant_reference)
     check_sub_orders(rows, shipped)
     dated = sorted((row for row in shipped if row["shipped_at"] is not None), key=lambda r: r["shipped_at"])
     first = dated[0]

@@ -20,13 +20,13 @@ from typing import IO, Any
 
 from schemas.corrections import (
     LONGEST,
-    ORDER_REF_LONGEST,
     RECORD_FIELDS,
     REQUIRED_IN_SHOP,
     Correction,
     MalformedRecord,
     shown,
 )
+from schemas.sequra import ORDER_REF_LONGEST
 from schemas.settings import Settings
 from tasks.reconciliation.source import is_url, local_copy
 

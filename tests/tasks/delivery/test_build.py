@@ -383,3 +383,35 @@ def test_statistics_list_every_recent_order_with_payment_method_and_status(shop:
         "EUR",
         "ES",
     )
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ("..", "would be read as a path"),
+        (".", "would be read as a path"),
+        ("%2e%2e", "would be read as a path"),
+        ("A/../..", "would be read as a path"),
+        ("\uff0e\uff0e", "would be read as a path"),
+        ("", "is empty"),
+        ("AB\tCD", "holds a control or invisible character"),
+        ("R" * 256, "is 256 characters long, more than PrestaShop's 255"),
+    ],
+)
+def test_an_order_reference_no_url_segment_can_carry_is_quarantined_naming_it_and_what_to_do(
+    shop: Shop, reference: str, problem: str
+) -> None:
+    shop.shipped_order(reference)
+    shop.shipped_order("GOODORDER")
+    result = shop.build()
+    [entry] = result.quarantined
+    assert (entry.reference, entry.stage) == (reference, Stage.BUILD)
+    assert entry.reason.startswith(f"order reference {reference[:40]!r}")
+    assert problem in entry.reason and "SeQura's back office" in entry.reason
+    assert [built.reference for built in result.reports] == ["GOODORDER"]
+
+
+def test_an_order_reference_with_dots_among_other_characters_is_built_as_any_other(shop: Shop) -> None:
+    shop.shipped_order("...")
+    shop.shipped_order("A.B")
+    assert sorted(built.order_ref_1 for built in shop.build().reports) == ["...", "A.B"]
