@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from schemas.errors import SettingError
+from schemas.setting_values import is_merchant_id
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ MERCHANT_KEYS = ("shop", "countries", "username", "password")
 def _merchant_account(name: str, merchant: str, entry: object) -> MerchantAccount:
     """Check one merchant's entry of SEQURA_MERCHANTS; the error names the merchant and the key."""
     where = f"merchant '{merchant}'"
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", merchant):
+    if not is_merchant_id(merchant):
         raise SettingError(name, f"{where} is not a SeQura merchant id (letters, digits, _ . -)")
     if not isinstance(entry, dict):
         raise SettingError(name, f'{where} must map to an object like {{"shop": 1, "countries": ["ES"]}}')

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
 from typing import Literal
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from schemas.errors import SettingError
+from schemas.masking import SECRET_QUERY_KEY, masked_url
+from schemas.sequra import DOT_SEGMENTS, segments_as_read
 
 DEFAULT_SEQURA_API_URL = "https://sandbox.sequrapi.com/"
+URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")  # RFC 3986's, nothing else
+LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOST_AND_PORT = re.compile(rf"(?:{LABEL}(?:\.{LABEL})*\.?|\[[0-9a-f:.]+\])(?::[1-9][0-9]*)?")
+MERCHANT_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def parse_database_url(name: str, value: str) -> URL:
@@ -38,12 +47,12 @@ def parse_positive_int(name: str, value: str) -> int:
 
 
 def parse_seconds(name: str, value: str) -> float:
-    """Parse a number of seconds above zero or raise a SettingError naming the setting."""
+    """Parse a finite number of seconds above zero or raise a SettingError naming the setting."""
     try:
         number = float(value)
     except ValueError:
         number = -1.0
-    if number <= 0:
+    if not math.isfinite(number) or number <= 0:
         raise SettingError(name, f"'{value}' is not a number of seconds above zero")
     return number
 
@@ -65,11 +74,98 @@ def parse_table_prefix(name: str, value: str) -> str:
     return value
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` names this machine: localhost, or a loopback address (127.0.0.0/8, ::1)."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_shown(url: str) -> str:
+    """A URL setting as an error shows it: masked, quoted, on one line; hidden if it may hold a password."""
+    try:
+        shown = masked_url(url)
+    except ValueError:  # urlsplit refuses it (an unclosed [ for an IPv6 address)
+        shown = url
+    if shown == url and ("@" in url or SECRET_QUERY_KEY.search(url)):
+        return "the value (not shown: it may hold a password)"
+    return repr(shown) if len(shown) <= 200 else f"{shown[:200]!r}…"
+
+
+def _not_a_web_url(url: str) -> str:
+    """The problem of a value that is no http(s) URL."""
+    return f"{_url_shown(url)} is not an http(s) URL like {DEFAULT_SEQURA_API_URL}"
+
+
+def _web_url(name: str, url: str) -> SplitResult:
+    """`url` split, when it is an http(s) URL of URL characters and a valid port; a SettingError otherwise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise SettingError(name, _not_a_web_url(url)) from None
+    if not URL_CHARACTERS.fullmatch(url) or parts.scheme not in ("http", "https"):
+        raise SettingError(name, _not_a_web_url(url))
+    return parts
+
+
 def parse_api_url(name: str, value: str) -> str:
-    """Check the SeQura base URL and give it its trailing slash."""
-    if not re.match(r"https?://[^/\s]+", value):
-        raise SettingError(name, f"'{value}' is not an http(s) URL like {DEFAULT_SEQURA_API_URL}")
-    return value if value.endswith("/") else value + "/"
+    """Check the SeQura base URL and give it its trailing slash.
+
+    SeQura's password goes only over TLS or to this machine: https, or http to loopback. The URL holds no
+    user or password (they would show wherever it does), and requests go where it says: no '.' or '..'
+    segment (also percent-encoded), no query or fragment for the API's paths to be lost in.
+    """
+    url = value.strip()
+    parts = _web_url(name, url)
+    shown = _url_shown(url)
+    if "@" in parts.netloc:
+        raise SettingError(
+            name,
+            f"{shown} holds a user or password, which would show wherever the URL does: give the URL "
+            "without it, and the credentials in SEQURA_USERNAME and SEQURA_PASSWORD",
+        )
+    if not HOST_AND_PORT.fullmatch(parts.netloc.lower()):
+        raise SettingError(
+            name, f"{shown} has no valid host name, address or port, like {DEFAULT_SEQURA_API_URL}"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise SettingError(
+            name,
+            f"{shown} is plain http to another machine, so SeQura's password would cross the network "
+            f"readable: use its https address (e.g. {DEFAULT_SEQURA_API_URL}); http is only for this machine "
+            "(127.0.0.1, localhost)",
+        )
+    if "?" in url or "#" in url:
+        raise SettingError(
+            name, f"{shown} has a query or a fragment (?…, #…); give the base URL alone, like the default"
+        )
+    if any(segment in DOT_SEGMENTS for segment in segments_as_read(parts.path)):
+        raise SettingError(
+            name,
+            f"{shown} has a '.' or '..' segment in its path (also as %2e), which sends requests elsewhere "
+            "than it says: write the path without it",
+        )
+    return url if url.endswith("/") else url + "/"
+
+
+def is_merchant_id(text: str) -> bool:
+    """Whether `text` can be a SeQura merchant id (a URL segment): letters, digits, _ . -, not only dots."""
+    return bool(MERCHANT_ID.fullmatch(text)) and text.strip(".") != ""
+
+
+def parse_merchant_id(name: str, value: str) -> str:
+    """Check a SeQura merchant id (empty means unset), a segment of SeQura's order URL."""
+    if value and not is_merchant_id(value):
+        raise SettingError(
+            name, f"{value[:60]!r} is not a SeQura merchant id: use letters, digits, _ . - like demo_merchant"
+        )
+    return value
 
 
 def parse_order_ref_field(name: str, value: str) -> Literal["reference", "id_order"]:

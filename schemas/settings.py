@@ -22,6 +22,7 @@ from schemas.setting_values import (
     parse_api_url,
     parse_database_url,
     parse_flag,
+    parse_merchant_id,
     parse_modules,
     parse_optional_database_url,
     parse_optional_int,
@@ -79,7 +80,9 @@ SETTINGS: dict[str, Setting] = {
     "api_url": Setting("SEQURA_API_URL", DEFAULT_SEQURA_API_URL, parse_api_url, "SeQura API base URL"),
     "username": Setting("SEQURA_USERNAME", None, parse_text, "SeQura API user"),
     "password": Setting("SEQURA_PASSWORD", None, parse_text, "SeQura API password"),
-    "merchant_id": Setting("SEQURA_MERCHANT_ID", None, parse_text, "SeQura merchant id (Sequra-Merchant-Id)"),
+    "merchant_id": Setting(
+        "SEQURA_MERCHANT_ID", None, parse_merchant_id, "SeQura merchant id (Sequra-Merchant-Id)"
+    ),
     "state_db_url": Setting(
         "STATE_DB_URL",
         "",

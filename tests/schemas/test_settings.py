@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+from requests.utils import unquote_unreserved
 
 from schemas.errors import SettingError
-from schemas.setting_values import DEFAULT_SEQURA_API_URL
+from schemas.setting_values import DEFAULT_SEQURA_API_URL, parse_api_url
 from schemas.settings import SETTINGS, Settings
+from tests.hostile import hostile
+from tests.not_sequra import path_as_served
 
 BASE = {
     "SHOP_DB_URL": "mysql+pymysql://shop:pw@db:3306/prestashop",
@@ -224,3 +232,162 @@ def test_a_shop_whose_merchants_all_list_countries_is_named_as_leaving_orders_to
         with_merchants({**TWO_MERCHANTS, "rest": {"shop": 1}}), merchant_id="rest"
     )
     assert uncovered_shops(with_the_rest.merchants) == []
+
+
+SECRET = "InUrlS3cret"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"http://leak:{SECRET}@127.0.0.1:4812/", "holds a user or password"),
+        (f"https://leak:{SECRET}@sandbox.sequrapi.com/", "holds a user or password"),
+        ("http://192.0.2.1/", "is plain http to another machine"),
+        ("http://sandbox.sequrapi.com/", "is plain http to another machine"),
+        ("http://127.0.0.1:4812/api/v1/../../admin/", "has a '.' or '..' segment"),
+        ("https://sandbox.sequrapi.com/api/v1/%2e%2e/%2E%2E/admin/", "has a '.' or '..' segment"),
+        ("https://sandbox.sequrapi.com/api/./", "has a '.' or '..' segment"),
+        (f"https://sandbox.sequrapi.com/?password={SECRET}", "has a query or a fragment"),
+        ("https://sandbox.sequrapi.com/#", "has a query or a fragment"),
+        (f"https//leak:{SECRET}@sandbox.sequrapi.com/", "is not an http(s) URL"),
+    ],
+)
+def test_an_api_url_that_would_leak_or_misdirect_the_credentials_is_refused_in_one_line_naming_it(
+    url: str, problem: str
+) -> None:
+    with pytest.raises(SettingError, match=r"^SEQURA_API_URL: ") as refused:
+        Settings.from_env({**BASE, "SEQURA_API_URL": url})
+    assert problem in str(refused.value)
+    assert SECRET not in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://live.sequrapi.com",
+        "http://127.0.0.1:8765/",
+        "http://localhost:8765/api/",
+        "http://[::1]:8765",
+    ],
+)
+def test_an_api_url_over_tls_or_to_this_machine_is_accepted(url: str) -> None:
+    assert Settings.from_env({**BASE, "SEQURA_API_URL": url}).api_url == url.rstrip("/") + "/"
+
+
+@pytest.mark.parametrize("merchant", ["..", ".", "a/b", "demo merchant"])
+def test_a_merchant_id_that_could_leave_its_url_segment_is_refused(merchant: str) -> None:
+    with pytest.raises(SettingError, match=r"^SEQURA_MERCHANT_ID: "):
+        Settings.from_env({**BASE, "SEQURA_MERCHANT_ID": merchant})
+    with pytest.raises(SettingError, match=r"^SEQURA_MERCHANTS: merchant "):
+        Settings.from_env(with_merchants({merchant: {"shop": 1}}))
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """The test's own idea of this machine: localhost or a loopback IP address."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+URL_PIECES = {
+    "scheme": st.sampled_from(["https", "http", "HTTPS", "ftp", "javascript", "", "file"]),
+    "separator": st.sampled_from(["://", ":/", ":", "//", ":///", ":\\\\"]),
+    "userinfo": st.sampled_from(["", "", "user@", f"leak:{SECRET}@", f":{SECRET}@", "@", "a@b@", "x:%40@"]),
+    "host": st.sampled_from(
+        [
+            "127.0.0.1",
+            "localhost",
+            "LOCALHOST",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+            "127.1",
+            "0x7f000001",
+            "2130706433",
+            "127.0.0.1.nip.io",
+            "192.0.2.1",
+            "sandbox.sequrapi.com",
+            "exa%6dple.com",
+            "a..b",
+            "-a.com",
+            "ñandú.es",
+            "xn--and-6ma2c.es",
+            "",
+        ]
+    )
+    | st.text(max_size=8),
+    "port": st.sampled_from(["", ":8765", ":0", ":65536", ":abc", ":", ":-1"]),
+    "segments": st.lists(
+        st.sampled_from(
+            [
+                "api",
+                "v1",
+                ".",
+                "..",
+                "%2e",
+                "%2E%2e",
+                ".%2e",
+                "%252e%252e",
+                "..;",
+                "",
+                "a b",
+                "%2f",
+                "\\",
+                "．．",
+                "‥",
+            ]
+        )
+        | st.text(max_size=4),
+        max_size=5,
+    ),
+    "tail": st.sampled_from(["", "/", f"?password={SECRET}", "#frag", "?", "#", "\n", " ", "\t", "\x00"]),
+}
+
+
+@st.composite
+def api_urls(draw: st.DrawFn) -> str:
+    """A SEQURA_API_URL as an operator, a copy-paste or an attacker may write it."""
+    if draw(st.booleans()) and draw(st.booleans()):
+        return draw(st.text())
+    piece = {name: draw(strategy) for name, strategy in URL_PIECES.items()}
+    path = "/" + "/".join(piece["segments"]) if piece["segments"] else ""
+    return (
+        piece["scheme"]
+        + piece["separator"]
+        + piece["userinfo"]
+        + piece["host"]
+        + piece["port"]
+        + path
+        + piece["tail"]
+    )
+
+
+@pytest.mark.hostile
+@hostile
+@given(url=api_urls())
+def test_an_api_url_is_refused_naming_the_setting_or_sends_credentials_only_where_it_says_by_tls_or_loopback(
+    url: str,
+) -> None:
+    try:
+        accepted = parse_api_url("SEQURA_API_URL", url)
+    except SettingError as refused:
+        assert str(refused).startswith("SEQURA_API_URL: ")
+        assert "\n" not in str(refused) and SECRET not in str(refused)
+        return
+    parts = urlsplit(accepted)
+    assert parts.scheme.lower() == "https" or (
+        parts.scheme.lower() == "http" and is_loopback_host(parts.hostname)
+    )
+    assert (parts.username, parts.password, parts.query, parts.fragment) == (None, None, "", "")
+    sent = urlsplit(requests.Request("POST", accepted + "orders/delivery_reports").prepare().url)
+    assert sent.netloc.lower() == parts.netloc.lower()
+    assert path_as_served(sent.path) == unquote_unreserved(sent.path)
+    assert path_as_served(sent.path).endswith("/orders/delivery_reports")
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-inf", "1e999"])
+@pytest.mark.parametrize("variable", ["SEQURA_TIMEOUT_SECONDS", "SEQURA_BACKOFF_SECONDS"])
+def test_a_number_of_seconds_that_is_not_finite_is_refused_naming_it(variable: str, seconds: str) -> None:
+    with pytest.raises(SettingError, match=rf"^{variable}: '{seconds}' is not a number of seconds"):
+        Settings.from_env({**BASE, variable: seconds})
