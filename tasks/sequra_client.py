@@ -1,19 +1,30 @@
-"""The SeQura API client: one small interface, one implementation over HTTP with timeouts and retries."""
+"""The SeQura API client: one small interface, one implementation over HTTP with timeouts and retries.
+
+Only SeQura's own answer counts: a 2xx with no body or a JSON object or array, read whole within the timeout
+(whatever its pace) and at most MAX_ANSWER_BYTES of it. Every URL a message shows goes through masked_url.
+"""
 
 from __future__ import annotations
 
 import abc
+import json
 import logging
+import math
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
 from pydantic import SecretStr
 
 from schemas.errors import SequraEtlError, TerminalError, TransientError
+from schemas.masking import masked_url
+from schemas.sequra import unsafe_order_ref
+from schemas.setting_values import DEFAULT_SEQURA_API_URL, parse_api_url, parse_merchant_id
 from tasks.clock import RUN_CLOCK, Clock
 
 LOG = logging.getLogger(__name__)
@@ -22,7 +33,11 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 GATEWAY_TIMEOUTS = frozenset({502, 504})
 # Answers about the payload itself: the loader sets the refused orders aside and sends the rest.
 REFUSED_STATUS = frozenset({400, 409, 413, 422})
-MAX_RETRY_AFTER_SECONDS = 300.0
+MAX_RETRY_AFTER_SECONDS = 300.0  # the longest wait between two attempts, whatever Retry-After or backoff says
+# The most of an answer's body read: SeQura's are small, the biggest a 409 naming every order of a batch.
+MAX_ANSWER_BYTES = 16 << 20
+ANSWER_BLOCK = 1 << 16
+SHOWN_CHARACTERS = 500  # of a text from an answer (an error, a page) that a message shows
 
 
 class SequraError(SequraEtlError):
@@ -83,6 +98,10 @@ class SequraUnknownOrderError(SequraRequestError):
     """SeQura answered an order update with 404: it holds no order of this merchant by that reference."""
 
 
+class SequraUnsafeReferenceError(SequraError, TerminalError):
+    """An order reference SeQura's order URL cannot carry (a dot segment, a /, a control character…)."""
+
+
 class SequraClient(abc.ABC):
     """What the pipeline needs from SeQura."""
 
@@ -95,21 +114,96 @@ class SequraClient(abc.ABC):
         """PUT one order update (its JSON body); return the 2xx status, raise a SequraError otherwise."""
 
 
-def _errors(response: requests.Response) -> list[str]:
-    """The `errors` list of a SeQura error body, or the body text when it is not JSON."""
+def order_path(merchant_id: str, order_ref_1: str) -> str:
+    """merchants/{merchant_id}/orders/{order_ref_1}, each one percent-encoded segment that cannot climb out.
+
+    Raises SequraUnsafeReferenceError, naming the reference, for one that no encoding keeps in its segment.
+    """
+    reason = unsafe_order_ref(order_ref_1)
+    if reason is not None:
+        raise SequraUnsafeReferenceError(reason)
+    return f"merchants/{quote(merchant_id, safe='')}/orders/{quote(order_ref_1, safe='')}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer, read whole: its status, its headers and at most MAX_ANSWER_BYTES of its body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    cut: bool = False  # the body went on past MAX_ANSWER_BYTES
+
+    def content_type(self) -> str:
+        """The media type of the body, lower-case and without parameters ('' when untyped)."""
+        return _one_line(self.headers.get("Content-Type", "").split(";")[0].strip().lower(), 100)
+
+    def text(self) -> str:
+        """The body as text on one line, cut after SHOWN_CHARACTERS."""
+        return _one_line(self.body[: SHOWN_CHARACTERS * 4].decode("utf-8", "replace"), SHOWN_CHARACTERS)
+
+    def document(self) -> object:
+        """The body as strict JSON (UTF-8, no NaN or Infinity, whole); None when it is not JSON."""
+        if self.cut:
+            return None
+        try:
+            return json.loads(self.body.decode("utf-8"), parse_constant=_not_json)
+        except (ValueError, RecursionError):
+            return None
+
+    def is_sequras_acceptance(self) -> bool:
+        """Whether this 2xx is SeQura's acceptance: no body, or a JSON object or array typed as JSON."""
+        if not self.body.strip(b" \t\r\n"):
+            return True
+        typed = self.content_type() == "application/json" or self.content_type().endswith("+json")
+        return typed and isinstance(self.document(), dict | list)
+
+    def errors(self) -> list[str]:
+        """The `errors` list of a SeQura error body, or the body's text when it has none."""
+        document = self.document()
+        items = document.get("errors") if isinstance(document, dict) else None
+        if not isinstance(items, list) or not items:
+            return [self.text() or f"HTTP {self.status}"]
+        return [_error_text(item) for item in items]
+
+
+def _not_json(name: str) -> object:
+    """Refuse NaN and Infinity, which are not JSON."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _error_text(item: object) -> str:
+    """One item of SeQura's `errors` as a line: a string, an object's title, or the item written out."""
+    text = item.get("title", item) if isinstance(item, dict) else item
     try:
-        body = response.json()
+        written = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
+    except RecursionError:
+        return "(an error SeQura wrote too deeply nested to show)"
+    return _one_line(written, SHOWN_CHARACTERS)
+
+
+def _one_line(text: str, limit: int) -> str:
+    """`text` on one line: each run of whitespace or unprintable characters one space, cut after `limit`."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text[: limit * 4]).split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def _redirect_target(location: str) -> str:
+    """Where a redirect points, as a message shows it: scheme and host only, as its path may hold secrets."""
+    try:
+        parts = urlsplit(location)
+        host, port = parts.hostname, parts.port
     except ValueError:
-        return [response.text.strip() or f"HTTP {response.status_code}"]
-    items = body.get("errors") if isinstance(body, dict) else None
-    if not isinstance(items, list):
-        return [response.text.strip()]
-    return [item.get("title", str(item)) if isinstance(item, dict) else str(item) for item in items]
+        return "an address that is not a URL"
+    if not parts.scheme or not host:
+        return "an address that is not a URL"
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
+    return _one_line(masked_url(f"{parts.scheme}://{netloc}/"), 200)
 
 
-def _retry_after(response: requests.Response | None, now: datetime) -> float | None:
-    """Seconds a 429 or 503 asks us to wait (Retry-After in seconds or as an HTTP date), capped."""
-    value = response.headers.get("Retry-After", "").strip() if response is not None else ""
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds Retry-After asks to wait (a number or an HTTP date), within 0..MAX; None if it says none."""
+    value = (value or "").strip()
     if not value:
         return None
     try:
@@ -117,13 +211,27 @@ def _retry_after(response: requests.Response | None, now: datetime) -> float | N
     except ValueError:
         try:
             seconds = (parsedate_to_datetime(value) - now).total_seconds()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, IndexError):
             return None
+    if math.isnan(seconds):
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+class _UnredirectedSession(requests.Session):
+    """A session blind to redirects: it neither follows one nor reads its body to find the next request."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        """No target, whatever the answer says: a redirect is SeQura's client's to refuse (_raise_final)."""
+        return None
+
+
 class HttpSequraClient(SequraClient):
-    """SeQura over HTTPS: Basic auth, Sequra-Merchant-Id, a timeout on every call, backoff with jitter."""
+    """SeQura over HTTPS: Basic auth, Sequra-Merchant-Id, a timeout on every call, backoff with jitter.
+
+    The base URL and the merchant id are checked as their settings are (SettingError naming them): https or
+    http to this machine, no credentials in the URL, no segment that would take a request elsewhere.
+    """
 
     def __init__(
         self,
@@ -138,25 +246,26 @@ class HttpSequraClient(SequraClient):
         clock: Clock = RUN_CLOCK,
         log: logging.Logger | logging.LoggerAdapter = LOG,
     ) -> None:
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
-        self.merchant_id = merchant_id
+        self.base_url = parse_api_url("SEQURA_API_URL", base_url)
+        self.merchant_id = parse_merchant_id("SEQURA_MERCHANT_ID", merchant_id)
         self.timeout_seconds = timeout_seconds
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self._clock = clock
         self._log = log
-        self._session = requests.Session()
+        self._session = _UnredirectedSession()
         self._session.auth = (username, password.get_secret_value())
         self._session.headers.update(
             {
                 "Accept": "application/json",
+                "Accept-Encoding": "identity",  # SeQura's answers are small: nothing to inflate, no bomb
                 "Content-Type": "application/json",
                 "Sequra-Merchant-Id": merchant_id,
             }
         )
 
     def __repr__(self) -> str:
-        return f"HttpSequraClient(base_url={self.base_url!r}, merchant_id={self.merchant_id!r})"
+        return f"HttpSequraClient(base_url={masked_url(self.base_url)!r}, merchant_id={self.merchant_id!r})"
 
     def close(self) -> None:
         """Close the client's HTTP session and its connections."""
@@ -176,24 +285,29 @@ class HttpSequraClient(SequraClient):
 
         Unlike the delivery report's POST, an update carries the order's absolute state (both carts,
         addresses, buyer), so sending it twice leaves SeQura as sending it once: an attempt that got no
-        answer is simply sent again. 404 raises SequraUnknownOrderError, 409 SequraRejectedError.
+        answer is simply sent again. 404 raises SequraUnknownOrderError, 409 SequraRejectedError, and a
+        reference no URL segment can carry SequraUnsafeReferenceError, before anything is sent.
         """
-        path = f"merchants/{quote(self.merchant_id, safe='')}/orders/{quote(order_ref_1, safe='')}"
+        path = order_path(self.merchant_id, order_ref_1)
         try:
-            return self._request("PUT", path, body, repeatable=True).status_code
+            return self._request("PUT", path, body, repeatable=True).status
         except SequraRequestError as error:
             if error.status == 404:
                 raise SequraUnknownOrderError(404, error.errors) from None
             raise
 
-    def backoff(self, attempt: int, response: requests.Response | None) -> float:
-        """Seconds to wait before the next attempt: Retry-After if given, else exponential with jitter."""
-        asked = _retry_after(response, self._clock.now())
+    def backoff(self, attempt: int, answer: Answer | None) -> float:
+        """Seconds to wait before the next attempt: Retry-After if given, else exponential with jitter.
+
+        Never more than MAX_RETRY_AFTER_SECONDS, whatever the answer or the number of attempts.
+        """
+        asked = _retry_after(answer.headers.get("Retry-After") if answer else None, self._clock.now())
         if asked is not None:
             return asked
-        return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        growing = self.backoff_seconds * 2.0 ** min(attempt - 1, 32) * random.uniform(0.5, 1.5)
+        return min(growing, MAX_RETRY_AFTER_SECONDS)
 
-    def _request(self, method: str, path: str, body: bytes, *, repeatable: bool) -> requests.Response:
+    def _request(self, method: str, path: str, body: bytes, *, repeatable: bool) -> Answer:
         """Send one request, retrying what cannot have been processed (no connection, 500, 503, 429).
 
         A request that may have been processed unanswered (a timeout or a dropped connection after it was
@@ -203,16 +317,10 @@ class HttpSequraClient(SequraClient):
         problem = ""
         maybe_delivered = False
         for attempt in range(1, self.max_attempts + 1):
-            response: requests.Response | None = None
+            answer: Answer | None = None
             try:
-                response = self._session.request(
-                    method, url, data=body, timeout=self.timeout_seconds, allow_redirects=False
-                )
-            except (
-                requests.Timeout,
-                requests.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-            ) as error:
+                answer = self._exchange(method, url, body)
+            except requests.RequestException as error:
                 maybe_delivered = maybe_delivered or not _never_left(error)
                 problem = type(error).__name__ + (
                     f" (no answer within {self.timeout_seconds:g}s)"
@@ -222,21 +330,21 @@ class HttpSequraClient(SequraClient):
                 if maybe_delivered and not repeatable:
                     break
             else:
-                if 200 <= response.status_code < 300:
-                    return self._sequras(response)
-                self._raise_final(response, maybe_delivered)
-                problem = f"HTTP {response.status_code}"
-                if response.status_code in GATEWAY_TIMEOUTS and not repeatable:
+                if 200 <= answer.status < 300:
+                    return self._sequras(method, url, answer)
+                self._raise_final(answer, maybe_delivered)
+                problem = f"HTTP {answer.status}"
+                if answer.status in GATEWAY_TIMEOUTS and not repeatable:
                     maybe_delivered = True  # a gateway gave up waiting: SeQura may have processed it
                     break
             if attempt < self.max_attempts:
-                delay = self.backoff(attempt, response)
+                delay = self.backoff(attempt, answer)
                 self._log.warning(
                     "SeQura %s %s: %s; retry %d in %.1fs", method, path, problem, attempt, delay
                 )
                 self._clock.sleep(delay)
         raise SequraUnavailableError(
-            f"SeQura did not answer {method} {url} (last: {problem}); "
+            f"SeQura did not answer {method} {masked_url(url)} (last: {problem}); "
             + (
                 "it may have been processed, so it is not sent again: its orders are settled by order updates"
                 if maybe_delivered and not repeatable
@@ -245,41 +353,71 @@ class HttpSequraClient(SequraClient):
             maybe_delivered=maybe_delivered,
         )
 
-    def _sequras(self, response: requests.Response) -> requests.Response:
-        """The 2xx answer if it is SeQura's (no body, or a JSON one); SequraNotSequraError otherwise."""
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        text = response.content.strip()
-        if not text or content_type == "application/json" or content_type.endswith("+json"):
-            return response
+    def _exchange(self, method: str, url: str, body: bytes) -> Answer:
+        """Send one request and read its answer whole; requests' exceptions as they come (see _body)."""
+        with self._session.request(
+            method, url, data=body, timeout=self.timeout_seconds, allow_redirects=False, stream=True
+        ) as response:
+            content, cut = self._body(response)
+            return Answer(response.status_code, response.headers, content, cut)
+
+    def _body(self, response: requests.Response) -> tuple[bytes, bool]:
+        """The answer's body read within timeout_seconds whatever its pace, and whether it went on too long.
+
+        One that drips past the timeout raises requests.ReadTimeout, one cut short requests.ConnectionError:
+        like a lost answer, the request may have been processed.
+        """
+        deadline = self._clock.monotonic() + self.timeout_seconds
+        content = bytearray()
+        try:
+            while len(content) <= MAX_ANSWER_BYTES:
+                if self._clock.monotonic() > deadline:
+                    raise requests.ReadTimeout(f"the answer took over {self.timeout_seconds:g}s to arrive")
+                block = response.raw.read1(ANSWER_BLOCK, decode_content=False)
+                if not block:
+                    break
+                content += block
+        except urllib3.exceptions.ReadTimeoutError as error:
+            raise requests.ReadTimeout(error) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise requests.ConnectionError(error) from None
+        return bytes(content[:MAX_ANSWER_BYTES]), len(content) > MAX_ANSWER_BYTES
+
+    def _sequras(self, method: str, url: str, answer: Answer) -> Answer:
+        """The 2xx answer if it is SeQura's acceptance; SequraNotSequraError otherwise."""
+        if answer.is_sequras_acceptance():
+            return answer
         raise SequraNotSequraError(
-            f"the answer to {response.request.method} {response.url} was {response.status_code} with "
-            f"{content_type or 'an untyped body'} ({text[:60].decode('utf-8', 'replace')!r}), not SeQura's "
-            "API: check SEQURA_API_URL (e.g. https://sandbox.sequrapi.com/); nothing was marked as sent"
+            f"the answer to {method} {masked_url(url)} was {answer.status} with "
+            f"{answer.content_type() or 'an untyped body'} ({answer.text()[:60]!r}), not SeQura's API "
+            f"(no body, or JSON): check SEQURA_API_URL (e.g. {DEFAULT_SEQURA_API_URL}); nothing was marked "
+            "as sent"
         )
 
-    def _raise_final(self, response: requests.Response, maybe_delivered: bool) -> None:
+    def _raise_final(self, answer: Answer, maybe_delivered: bool) -> None:
         """Raise for answers that retrying cannot fix: redirects, 401, 403, 409 and other 4xx.
 
         A refusal after an unanswered attempt says so: SeQura may be refusing what it already has.
         """
-        status = response.status_code
+        status = answer.status
         if 300 <= status < 400:
+            location = _redirect_target(answer.headers.get("Location", ""))
             raise SequraNotSequraError(
-                f"{self.base_url} answered a redirect ({status}) to {response.headers.get('Location', '?')}; "
-                "redirects are not followed, so no order goes to another address: set SEQURA_API_URL to "
-                "SeQura's API itself (e.g. https://sandbox.sequrapi.com/); nothing was marked as sent"
+                f"{masked_url(self.base_url)} answered a redirect ({status}) to {location}; redirects are "
+                "not followed, so no order goes to another address: set SEQURA_API_URL to SeQura's API "
+                f"itself (e.g. {DEFAULT_SEQURA_API_URL}); nothing was marked as sent"
             )
         if status == 401:
             raise SequraAuthError(
                 "SeQura refused the credentials (401); check SEQURA_USERNAME and SEQURA_PASSWORD "
-                f"for {self.base_url}"
+                f"for {masked_url(self.base_url)}"
             )
         if status == 403:
             raise SequraAuthError(
-                f"SeQura refused merchant '{self.merchant_id}' (403: {'; '.join(_errors(response))}); "
+                f"SeQura refused merchant '{self.merchant_id}' (403: {'; '.join(answer.errors())}); "
                 "check SEQURA_MERCHANT_ID matches the credentials"
             )
         if status in REFUSED_STATUS:
-            raise SequraRejectedError(status, _errors(response), maybe_delivered=maybe_delivered)
+            raise SequraRejectedError(status, answer.errors(), maybe_delivered=maybe_delivered)
         if status not in RETRYABLE_STATUS:
-            raise SequraRequestError(status, _errors(response))
+            raise SequraRequestError(status, answer.errors())

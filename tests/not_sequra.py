@@ -1,11 +1,17 @@
-"""A server that is not SeQura: it answers every request with one fixed page or redirect."""
+"""Servers that are not SeQura: one fixed page or redirect, or any answer scripted byte for byte."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from typing import BinaryIO
+
+from requests.utils import unquote_unreserved
 
 LOGIN_PAGE = ("200 OK", "text/html", b"<html><body>Please log in</body></html>")
 REDIRECT = ("307 Temporary Redirect", "text/html", b"")
@@ -35,3 +41,89 @@ def not_sequra(status: str, content_type: str, body: bytes) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One answer exactly as it goes on the wire: status line, headers, body, dripped out or at once."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    content_length: bool = True  # else the closed connection ends the body
+    drip_seconds: float = 0.0  # pause before each byte of the body
+
+    def send(self, out: BinaryIO) -> None:
+        """Write the answer to `out`: the status line and headers (Connection: close), then the body."""
+        lines = [f"HTTP/1.1 {self.status} Scripted", *(f"{name}: {value}" for name, value in self.headers)]
+        if self.content_length:
+            lines.append(f"Content-Length: {len(self.body)}")
+        out.write("\r\n".join([*lines, "Connection: close", "", ""]).encode("latin-1"))
+        if not self.drip_seconds:
+            out.write(self.body)
+            return
+        for offset in range(len(self.body)):
+            time.sleep(self.drip_seconds)
+            out.write(self.body[offset : offset + 1])
+            out.flush()
+
+
+class Replay:
+    """A local HTTP server that answers each request with the answer scripted for its method, noting it."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Scripted] = {}
+        self.requests: list[tuple[str, str]] = []  # (method, path as it arrived)
+        replay = self
+
+        class Answer(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                """Note the request and send the scripted answer; a client gone first is no error."""
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                replay.requests.append((self.command, self.path))
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    replay.answers.get(self.command, Scripted(405)).send(self.wfile)
+
+            def do_POST(self) -> None:
+                self.answer()
+
+            def do_PUT(self) -> None:
+                self.answer()
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Keep the test output quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+
+    def __enter__(self) -> Replay:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def path_as_served(path: str) -> str:
+    """The path a server resolves (RFC 3986): unreserved characters decoded, dot segments removed."""
+    path, resolved = unquote_unreserved(path), []
+    while path:
+        if path.startswith("../"):
+            path = path[3:]
+        elif path.startswith("./"):
+            path = path[2:]
+        elif path.startswith("/./") or path == "/.":
+            path = "/" + path[3:]
+        elif path.startswith("/../") or path == "/..":
+            path = "/" + path[4:]
+            resolved = resolved[:-1]
+        elif path in (".", ".."):
+            path = ""
+        else:
+            end = path.find("/", 1)
+            segment, path = (path, "") if end < 0 else (path[:end], path[end:])
+            resolved.append(segment)
+    return "".join(resolved)

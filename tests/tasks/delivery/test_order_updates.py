@@ -23,11 +23,12 @@ from schemas.state import order_changes, quarantine
 from seeding.vocabulary import Discount, Line
 from tasks.delivery.order_updates import describe_change
 from tasks.extract.scope import OrderFilter
-from tasks.sequra_client import SequraUnavailableError
+from tasks.sequra_client import SequraNotSequraError, SequraUnavailableError
 from tasks.state.quarantine import references_to_retry
 from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.cases import order_report
+from tests.not_sequra import LOGIN_PAGE, Replay, Scripted
 from tests.runs import dry_run, run_once, settings_for
 from tests.shops import (
     CANCELED,
@@ -61,7 +62,9 @@ class Changes:
 
     def settings(self, **overrides: str) -> Settings:
         """The run's settings: this shop, this state store, the sandbox, and `overrides`."""
-        return settings_for(self.shop.engine, self.state_url, SEQURA_API_URL=self.sandbox.url, **overrides)
+        return settings_for(
+            self.shop.engine, self.state_url, **{"SEQURA_API_URL": self.sandbox.url, **overrides}
+        )
 
     def run(self, window: Window = WINDOW, **overrides: str) -> DeliveryOutcome:
         """One real run over `window`, with settings `overrides` for this run only."""
@@ -482,3 +485,53 @@ def test_an_order_sequra_does_not_know_stays_quarantined_until_a_person_has_it_r
     assert "the next run reports them again as new: FORGOTTEN" in capsys.readouterr().out
     assert changes.run().counts.sent == 1
     assert changes.held("FORGOTTEN")["delivery_reports"] == 1
+
+
+JSON = (("Content-Type", "application/json"),)
+
+
+def test_an_order_reference_of_two_dots_is_quarantined_naming_it_and_never_reaches_sequra(
+    changes: Changes,
+) -> None:
+    with Replay() as sequra:
+        sequra.answers = {"POST": Scripted(204), "PUT": Scripted(200, JSON, b"{}")}
+        id_order = changes.shop.shipped_order("..", lines=[SHIRT])
+        changes.shop.shipped_order("GOODORDER", lines=[SHIRT])
+        first = changes.run(SEQURA_API_URL=sequra.url)
+        changes.shop.writer.refund(id_order, product_reference="TSHIRT-1", quantity=1, at=LATER)
+        second = changes.run(SEQURA_API_URL=sequra.url)
+
+    assert (first.counts.sent, second.counts.updated) == (1, 0)
+    [entry] = second.quarantined_rows
+    assert (entry.reference, entry.stage) == ("..", "build")
+    assert entry.reason.startswith("order reference '..' would be read as a path")
+    assert "SeQura's back office" in entry.reason
+    assert "PUT" not in {method for method, _ in sequra.requests}
+
+
+def test_a_2xx_that_is_not_sequras_leaves_the_report_unsent_and_a_later_run_sends_it(
+    changes: Changes,
+) -> None:
+    changes.shop.shipped_order("LOGINPAGE", lines=[SHIRT])
+    with Replay() as proxy:
+        proxy.answers["POST"] = Scripted(200, JSON, LOGIN_PAGE[2])
+        with pytest.raises(SequraNotSequraError, match="SEQURA_API_URL"):
+            changes.run(SEQURA_API_URL=proxy.url)
+
+    assert changes.run().counts.sent == 1
+    assert items(changes.held("LOGINPAGE")["shipped_cart"])[0] == ("TSHIRT-1", 3, 3000)
+
+
+def test_a_2xx_to_an_update_that_is_not_sequras_leaves_the_update_owed_and_a_later_run_sends_it(
+    changes: Changes,
+) -> None:
+    id_order = changes.reported("LOGINUPDT")
+    changes.shop.writer.refund(id_order, product_reference="TSHIRT-1", quantity=1, at=LATER)
+    with Replay() as proxy:
+        proxy.answers = {"POST": Scripted(204), "PUT": Scripted(200, JSON, LOGIN_PAGE[2])}
+        with pytest.raises(SequraNotSequraError, match="SEQURA_API_URL"):
+            changes.run(SEQURA_API_URL=proxy.url)
+        assert ("PUT", "/merchants/demo_merchant/orders/LOGINUPDT") in proxy.requests
+
+    assert changes.run().counts.updated == 1
+    assert items(changes.held("LOGINUPDT")["shipped_cart"])[0] == ("TSHIRT-1", 2, 2000)
