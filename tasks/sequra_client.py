@@ -254,7 +254,8 @@ class HttpSequraClient(SequraClient):
         self._clock = clock
         self._log = log
         self._session = _UnredirectedSession()
-        self._session.auth = (username, password.get_secret_value())
+        # UTF-8 (RFC 7617): requests would encode text as latin-1, and crash on any other character
+        self._session.auth = (username.encode(), password.get_secret_value().encode())
         self._session.headers.update(
             {
                 "Accept": "application/json",

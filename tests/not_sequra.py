@@ -74,6 +74,7 @@ class Replay:
     def __init__(self) -> None:
         self.answers: dict[str, Scripted] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path as it arrived)
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         replay = self
 
         class Answer(BaseHTTPRequestHandler):
@@ -81,6 +82,7 @@ class Replay:
                 """Note the request and send the scripted answer; a client gone first is no error."""
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 replay.requests.append((self.command, self.path))
+                replay.authorizations.append(self.headers.get("Authorization"))
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     replay.answers.get(self.command, Scripted(405)).send(self.wfile)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 import math
 import time
@@ -166,6 +167,15 @@ def test_only_sequras_own_answer_counts_never_a_page_or_a_redirect(answer: tuple
             client.send_delivery_report(report("HTMLPAGE1"))
     assert named in str(error.value)
     assert "nothing was marked as sent" in str(error.value)
+
+
+def test_a_password_beyond_latin_1_is_sent_as_utf_8_not_a_crash() -> None:
+    with Replay() as double:
+        double.answers["POST"] = Scripted(204)
+        client = HttpSequraClient(double.url, "demo", SecretStr("пароль-€"), MERCHANT, max_attempts=1)
+        client.send_delivery_report(report("UTF8PASS1"))
+    [authorization] = double.authorizations
+    assert authorization == "Basic " + base64.b64encode("demo:пароль-€".encode()).decode()
 
 
 def test_wrong_password_fails_at_once_naming_the_settings(server: SandboxServer) -> None:
