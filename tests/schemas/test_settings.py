@@ -275,7 +275,7 @@ def test_an_api_url_over_tls_or_to_this_machine_is_accepted(url: str) -> None:
     assert Settings.from_env({**BASE, "SEQURA_API_URL": url}).api_url == url.rstrip("/") + "/"
 
 
-@pytest.mark.parametrize("merchant", ["..", ".", "a/b", "demo merchant"])
+@pytest.mark.parametrize("merchant", ["..", ".", "a/b", "demo merchant", "demo\r\nX-Injected: 1"])
 def test_a_merchant_id_that_could_leave_its_url_segment_is_refused(merchant: str) -> None:
     with pytest.raises(SettingError, match=r"^SEQURA_MERCHANT_ID: "):
         Settings.from_env({**BASE, "SEQURA_MERCHANT_ID": merchant})
