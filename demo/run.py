@@ -122,19 +122,20 @@ def reconcile_demo(sandbox_url: str, held: Mapping[str, Mapping[str, object]], d
     """Steps 4 to 7: SeQura's corrections listed, applied, sent as order updates, then nothing left."""
     from flows.delivery_report import delivery_report
     from flows.reconcile import reconciliation
+    from tasks.inert import plain_text
     from tasks.reconciliation.summary import changes_markdown, reconciliation_markdown
 
     requests.post(f"{sandbox_url}_sandbox/corrections", json=demo_corrections(held, demo), timeout=10)
     corrections = f"{sandbox_url}_sandbox/corrections"
     _say(f"4. SeQura corrects buyer data ({corrections}): what differs in the shop")
     listing = reconciliation(corrections=corrections, out=str(DEMO_DIR / "differences.csv"))
-    print(reconciliation_markdown(listing))
+    print(plain_text(reconciliation_markdown(listing)))
     print("\n" + (DEMO_DIR / "differences.csv").read_text(encoding="utf-8"))
-    print(changes_markdown(listing))
+    print(plain_text(changes_markdown(listing)))
 
     _say("5. The same corrections with --apply: the shop is fixed the way PrestaShop does it")
     fixed = reconciliation(corrections=corrections, apply=True, out=str(DEMO_DIR / "fixed.csv"))
-    print(changes_markdown(fixed))
+    print(plain_text(changes_markdown(fixed)))
     print(
         f"Orders fixed: {fixed.outcome.counts.fixed_orders}; skipped: {fixed.outcome.counts.skipped_orders}"
     )

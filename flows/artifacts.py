@@ -1,7 +1,9 @@
 """What a delivery report shows in the Prefect UI: its summary, counts and tables, and the open quarantine.
 
 Every key carries the merchant (delivery-report-sent-shop-es), so each merchant's artifacts keep a history
-of their own; no artifact shows a database URL.
+of their own; no artifact shows a database URL; every value from the shop, SeQura or an error is escaped
+(tasks/inert.py), in the markdown, the tables' text cells and the descriptions, which the UI renders as
+markdown.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tasks.delivery.summary import (
     summary_markdown,
     update_rows,
 )
+from tasks.inert import markdown_text
 from tasks.state.quarantine import open_quarantine
 from tasks.state.store import StateStore
 
@@ -39,7 +42,7 @@ def publish_summary(summary: DeliverySummary) -> None:
         sent_rows(outcome.sent_rows),
         key=artifact_key("delivery-report-sent", merchant),
         description=("Orders to send (dry run)" if summary.dry_run else "Orders sent to SeQura")
-        + f"; shipping times in shop time ({summary.timezone})",
+        + f"; shipping times in shop time ({markdown_text(summary.timezone)})",
     )
     create_table_artifact(
         quarantine_rows(outcome.quarantined_rows),
@@ -59,7 +62,7 @@ def publish_summary(summary: DeliverySummary) -> None:
 def publish_not_begun(why: str, merchant: str) -> None:
     """Say in the run's summary why it stopped before it began (a setting, the window, the lock)."""
     create_markdown_artifact(
-        f"# Delivery report\n\n**The run stopped before it began:** {why}.",
+        f"# Delivery report\n\n**The run stopped before it began:** {markdown_text(why)}.",
         key=artifact_key("delivery-report-summary", merchant),
         description="Why this run stopped",
     )
@@ -71,7 +74,8 @@ def publish_open_quarantine(store: StateStore, merchant: str, timezone: str) -> 
     key = artifact_key("open-quarantine", merchant)
     if not waiting:
         create_markdown_artifact(
-            f"# Open quarantine of {merchant}\n\nNo order is waiting: every shipped order has been reported.",
+            f"# Open quarantine of {markdown_text(merchant)}\n\n"
+            "No order is waiting: every shipped order has been reported.",
             key=key,
             description="Orders still waiting to be reported",
         )
@@ -81,5 +85,5 @@ def publish_open_quarantine(store: StateStore, merchant: str, timezone: str) -> 
         open_quarantine_rows(waiting, store.now(), timezone),
         key=key,
         description=f"Orders still waiting to be reported ({shown}), oldest first; times in shop time "
-        f"({timezone}); every run tries them again",
+        f"({markdown_text(timezone)}); every run tries them again",
     )

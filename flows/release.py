@@ -11,6 +11,7 @@ from schemas.masking import masked_url
 from schemas.settings import Settings
 from tasks.delivery.run import quietly
 from tasks.delivery.summary import artifact_key
+from tasks.inert import markdown_text
 from tasks.resources import RunResources
 from tasks.state.releases import release_orders
 
@@ -51,7 +52,13 @@ def release(
             resources.store, merchant_id, order_refs or [], run_id=run, resend=bool(resend)
         )
         create_markdown_artifact(
-            "\n".join([f"# Release for merchant {merchant_id}", "", *(f"- {line}" for line in lines)]),
+            "\n".join(
+                [
+                    f"# Release for merchant {markdown_text(merchant_id)}",
+                    "",
+                    *(f"- {markdown_text(line)}" for line in lines),
+                ]
+            ),
             key=artifact_key("release-result", merchant_id),
             description="What the release did",
         )

@@ -1,4 +1,8 @@
-"""Summary: what a delivery report run did, as markdown and tables for the Prefect UI and the terminal."""
+"""Summary: what a delivery report run did, as markdown and tables for the Prefect UI and the terminal.
+
+Every value from the shop, SeQura or an error is escaped (tasks/inert.py): it shows as text, in the markdown
+and in the tables' text cells, which the UI also renders as markdown.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from datetime import datetime, timedelta
 
 from schemas.outcomes import COUNT_COLUMNS, ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.reports import QuarantinedOrder, SentOrder, Stage, UpdatedOrder
+from tasks.inert import markdown_cells, markdown_text
 from tasks.state.quarantine import WaitingOrder
 from tasks.window import Window, shop_minute
 
@@ -43,15 +48,17 @@ def artifact_key(kind: str, merchant: str) -> str:
 def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, str | int]]:
     """One table row per order sent (or, in a dry run, to be sent)."""
     return [
-        {
-            "order_ref_1": order.order_ref_1,
-            "id_orders": ", ".join(map(str, order.id_orders)),
-            "state": order.state,
-            "shipped_at": order.shipped_at,
-            "items": order.items,
-            "shipped_total": order.shipped_total,
-            "remaining_total": order.remaining_total,
-        }
+        markdown_cells(
+            {
+                "order_ref_1": order.order_ref_1,
+                "id_orders": ", ".join(map(str, order.id_orders)),
+                "state": order.state,
+                "shipped_at": order.shipped_at,
+                "items": order.items,
+                "shipped_total": order.shipped_total,
+                "remaining_total": order.remaining_total,
+            }
+        )
         for order in sent
     ]
 
@@ -60,7 +67,7 @@ NEXT_STEP = {
     Stage.BUILD: "correct the order in the back office; every run tries it again",
     Stage.LOAD: "correct what SeQura names in the back office; every run tries it again",
     Stage.UPDATE: "correct what SeQura names; the update goes again when the order changes, or after "
-    "`sequra-etl release ORDER_REF_1`",
+    "sequra-etl release ORDER_REF_1",
 }
 
 
@@ -85,12 +92,14 @@ def quarantine_rows(quarantined: Sequence[QuarantinedOrder]) -> list[dict[str, s
     for entry in quarantined:
         wrong, to_do = what_is_wrong_and_what_to_do(entry.reason, entry.stage)
         rows.append(
-            {
-                "order_ref_1": entry.order_ref_1,
-                "id_orders": ", ".join(map(str, entry.id_orders)),
-                "what_is_wrong": wrong,
-                "what_to_do": to_do,
-            }
+            markdown_cells(
+                {
+                    "order_ref_1": entry.order_ref_1,
+                    "id_orders": ", ".join(map(str, entry.id_orders)),
+                    "what_is_wrong": wrong,
+                    "what_to_do": to_do,
+                }
+            )
         )
     return rows
 
@@ -111,15 +120,17 @@ def open_quarantine_rows(
     for order in waiting:
         wrong, to_do = what_is_wrong_and_what_to_do(order.reason, order.stage)
         rows.append(
-            {
-                "order_ref_1": order.order_ref_1,
-                "id_orders": order.id_orders,
-                "what_is_wrong": wrong,
-                "what_to_do": to_do,
-                "waiting_since": shop_minute(order.first_seen_at, timezone),
-                "age": age_in_words(now - order.first_seen_at),
-                "runs_retried": order.retried,
-            }
+            markdown_cells(
+                {
+                    "order_ref_1": order.order_ref_1,
+                    "id_orders": order.id_orders,
+                    "what_is_wrong": wrong,
+                    "what_to_do": to_do,
+                    "waiting_since": shop_minute(order.first_seen_at, timezone),
+                    "age": age_in_words(now - order.first_seen_at),
+                    "runs_retried": order.retried,
+                }
+            )
         )
     return rows
 
@@ -127,20 +138,22 @@ def open_quarantine_rows(
 def update_rows(updates: Sequence[UpdatedOrder]) -> list[dict[str, str]]:
     """One table row per order update: the order, what changed, and SeQura's answer."""
     return [
-        {
-            "order_ref_1": order.order_ref_1,
-            "id_orders": ", ".join(map(str, order.id_orders)),
-            "what_changed": order.changes,
-            "result": order.result,
-        }
+        markdown_cells(
+            {
+                "order_ref_1": order.order_ref_1,
+                "id_orders": ", ".join(map(str, order.id_orders)),
+                "what_changed": order.changes,
+                "result": order.result,
+            }
+        )
         for order in updates
     ]
 
 
 def _listed(names: Sequence[str], total: int) -> str:
-    """Names joined by commas, with how many more there are beyond those shown."""
+    """Names joined by commas, each escaped, with how many more there are beyond those shown."""
     more = total - len(names)
-    return ", ".join(names) + (f" and {more:,} more" if more > 0 else "")
+    return ", ".join(map(markdown_text, names)) + (f" and {more:,} more" if more > 0 else "")
 
 
 def counts_table(counts: DeliveryCounts) -> list[str]:
@@ -165,8 +178,8 @@ def summary_markdown(summary: DeliverySummary) -> str:
     lines = [
         f"# Delivery report {summary.window.label()}",
         "",
-        f"Merchant **{summary.merchant}**: orders shipped from {since} to {until} ({summary.timezone}), "
-        f"{mode}.",
+        f"Merchant **{markdown_text(summary.merchant)}**: orders shipped from {since} to {until} "
+        f"({markdown_text(summary.timezone)}), {mode}.",
         "",
         *counts_table(counts),
         "",
@@ -175,11 +188,11 @@ def summary_markdown(summary: DeliverySummary) -> str:
     ]
     if summary.stopped:
         lines.append(
-            f"**The run stopped before its end:** {summary.stopped}. What it lists was done before it "
-            "stopped; the next run goes on from there."
+            f"**The run stopped before its end:** {markdown_text(summary.stopped)}. What it lists was done "
+            "before it stopped; the next run goes on from there."
         )
     if summary.dry_run_file:
-        lines.append(f"The report that would have been sent: `{summary.dry_run_file}`.")
+        lines.append(f"The report that would have been sent: {markdown_text(summary.dry_run_file)}.")
     outcome = summary.outcome
     if outcome.update_rows:
         lines.append(
@@ -190,7 +203,7 @@ def summary_markdown(summary: DeliverySummary) -> str:
     if outcome.other_merchant:
         lines.append(
             "Left to another SeQura merchant (named in ps_sequra_order, or that reported it first): "
-            + ", ".join(outcome.other_merchant)
+            + _listed(outcome.other_merchant, len(outcome.other_merchant))
             + "."
         )
     if outcome.quarantined_rows:

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from schemas.corrections import DIFFERENCE_COLUMNS, Difference
+from tasks.inert import spreadsheet_cell
 
 
 def start_output(path: str) -> str:
@@ -18,15 +19,23 @@ def start_output(path: str) -> str:
 
 
 def add_to_output(path: str, differences: list[Difference]) -> None:
-    """Append differences to the reconciliation's CSV, one row each; writes the file."""
+    """Append differences to the reconciliation's CSV, one row each, no cell a formula; writes the file."""
     with Path(path).open("a", encoding="utf-8", newline="") as stream:
         writer = csv.DictWriter(stream, DIFFERENCE_COLUMNS)
-        writer.writerows(difference.csv_row() for difference in differences)
+        writer.writerows(
+            {column: spreadsheet_cell(value) for column, value in difference.csv_row().items()}
+            for difference in differences
+        )
+
+
+def changes_path(output: Path) -> Path:
+    """The file of changes next to the CSV: differences.csv -> differences.changes.txt."""
+    return output.parent / f"{output.stem}.changes.txt"
 
 
 def start_changes(output: str) -> str:
     """Create the empty file of changes next to the CSV (differences.changes.txt); writes it."""
-    path = Path(output).with_suffix(".changes.txt")
+    path = changes_path(Path(output))
     path.write_text("", encoding="utf-8")
     return str(path)
 

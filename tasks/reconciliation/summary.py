@@ -1,4 +1,7 @@
-"""What a reconciliation read, found and did, as markdown and tables for the Prefect UI and the terminal."""
+"""What a reconciliation read, found and did, as markdown and tables for the Prefect UI and the terminal.
+
+Every value from the shop, the corrections or an error is escaped (tasks/inert.py): it shows as text.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from dataclasses import dataclass
 
 from schemas.corrections import Difference, MalformedRecord, ReconcileOutcome
 from schemas.outcomes import ROWS_SHOWN
+from tasks.inert import markdown_cell, markdown_cells, markdown_link, markdown_text
 
 
 @dataclass(frozen=True)
@@ -25,25 +29,28 @@ class ReconciliationSummary:
 def difference_rows(differences: list[Difference]) -> list[dict[str, object]]:
     """The differences as the rows of the Prefect table artifact, with a link to the back-office page."""
     return [
-        {
-            "order_reference": d.order_reference,
-            "id_order": d.id_order,
-            "record": d.record,
-            "field": d.field,
-            "shop_value": d.shop_value or "",
-            "sequra_value": d.sequra_value,
-            "fix_in": f"[{d.fix_in}]({d.link})" if d.link else d.fix_in,
-            "repeats_in": d.repeats_in or "",
-        }
+        markdown_cells(
+            {
+                "order_reference": d.order_reference,
+                "id_order": d.id_order,
+                "record": d.record,
+                "field": d.field,
+                "shop_value": d.shop_value or "",
+                "sequra_value": d.sequra_value,
+                "fix_in": d.fix_in,
+                "repeats_in": d.repeats_in or "",
+            }
+        )
+        | {"fix_in": markdown_link(d.fix_in, d.link) if d.link else markdown_cell(d.fix_in)}
         for d in differences
     ]
 
 
 def _listed(title: str, lines: list[str], total: int) -> list[str]:
-    """A markdown section listing `lines` (at most 20 of `total`)."""
+    """A markdown section listing `lines` (at most 20 of `total`), each escaped."""
     if not total:
         return []
-    shown = [f"- {line}" for line in lines[:20]]
+    shown = [f"- {markdown_text(line)}" for line in lines[:20]]
     more = [f"- … and {total - len(shown):,} more (the run's table artifacts list {ROWS_SHOWN:,})"]
     return ["", f"**{title}** ({total:,})", *shown, *(more if total > len(shown) else [])]
 
@@ -52,9 +59,9 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
     """The reconciliation's summary: what was read, matched and found, by field, and what was fixed."""
     counts = summary.outcome.counts
     lines = [
-        f"# Reconciliation of {summary.source}",
+        f"# Reconciliation of {markdown_text(summary.source)}",
         "",
-        f"Merchant {summary.merchant}; "
+        f"Merchant {markdown_text(summary.merchant)}; "
         + ("corrections written to the shop." if summary.apply else "read only: nothing was written."),
         "",
         "| | |",
@@ -76,7 +83,7 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
         ]
     if counts.by_field:
         lines += ["", "**Differences by field**", "", "| field | differences |", "|---|---|"]
-        lines += [f"| {key} | {count:,} |" for key, count in sorted(counts.by_field.items())]
+        lines += [f"| {markdown_text(key)} | {count:,} |" for key, count in sorted(counts.by_field.items())]
     lines += _listed(
         "Unknown references: no SeQura order of the shop has them",
         [f"line {line}: {ref}" for line, ref in summary.outcome.unknown],
@@ -90,7 +97,7 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
         [f"{s.order_reference} (order {s.id_order}): {s.reason}" for s in summary.outcome.skipped],
         counts.skipped_orders,
     )
-    lines += ["", f"Every difference: {summary.out}."]
+    lines += ["", f"Every difference: {markdown_text(summary.out)}."]
     return "\n".join(lines)
 
 
@@ -99,9 +106,9 @@ def stopped_markdown(source: str, outcome: ReconcileOutcome, why: str) -> str:
     counts = outcome.counts
     return "\n".join(
         [
-            f"# Reconciliation of {source}",
+            f"# Reconciliation of {markdown_text(source)}",
             "",
-            f"**The reconciliation stopped before its end:** {why}.",
+            f"**The reconciliation stopped before its end:** {markdown_text(why)}.",
             "",
             f"Before it stopped: {counts.matched:,} orders matched, {counts.differences:,} differences "
             f"found, {counts.fixed_orders:,} orders fixed, {counts.skipped_orders:,} skipped.",
@@ -119,5 +126,6 @@ def changes_markdown(summary: ReconciliationSummary, lines: list[str] | None = N
     )
     shown = summary.outcome.planned if lines is None else lines
     total = summary.outcome.counts.change_lines
-    more = [f"- … and {total - len(shown):,} more, all in {summary.changes}"] if total > len(shown) else []
-    return "\n".join([f"**{title}**", "", *(f"- {line}" for line in shown or ["none"]), *more])
+    more = [f"- … and {total - len(shown):,} more, all in {markdown_text(summary.changes)}"]
+    listed = [f"- {markdown_text(line)}" for line in shown or ["none"]]
+    return "\n".join([f"**{title}**", "", *listed, *(more if total > len(shown) else [])])

@@ -1,11 +1,27 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemas.reports import Stage
-from tasks.delivery.summary import age_in_words, artifact_key, what_is_wrong_and_what_to_do
+from schemas.outcomes import DeliveryCounts, DeliveryOutcome
+from schemas.reports import QuarantinedOrder, SentOrder, Stage, UpdatedOrder
+from tasks.delivery.summary import (
+    DeliverySummary,
+    age_in_words,
+    artifact_key,
+    open_quarantine_rows,
+    quarantine_rows,
+    sent_rows,
+    summary_markdown,
+    update_rows,
+    what_is_wrong_and_what_to_do,
+)
+from tasks.state.quarantine import WaitingOrder
+from tasks.window import Window
+from tests.rendered import HOSTILE, live_parts
+
+SINCE = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def test_a_reason_is_cut_at_its_last_step_outside_brackets() -> None:
@@ -46,3 +62,38 @@ def test_an_age_is_said_in_the_largest_whole_unit(age: timedelta, words: str) ->
 
 def test_an_artifact_key_carries_the_merchant_in_lowercase_and_dashes() -> None:
     assert artifact_key("delivery-report-sent", "Shop_ES.2") == "delivery-report-sent-shop-es-2"
+
+
+def hostile_summary(value: str) -> DeliverySummary:
+    """A run whose every value from the shop, SeQura or an error is `value`."""
+    ref = (value, value, (30, 31))
+    outcome = DeliveryOutcome(
+        counts=DeliveryCounts(found=3, new=1, changed=1, quarantined=1),
+        sent_rows=(SentOrder(*ref, value, "2026-11-20 10:00", 1, f"17.45 {value}", f"0.00 {value}"),),
+        update_rows=(UpdatedOrder(*ref, f"delivery address: {value}", f"SeQura refused it (409: {value})"),),
+        quarantined_rows=(QuarantinedOrder(*ref, Stage.LOAD, f"SeQura refused it (409): {value}; {value}"),),
+        other_merchant=(f"{value} (shop_pt)",),
+    )
+    window = Window(SINCE, SINCE + timedelta(days=1))
+    return DeliverySummary(
+        "run", value, window, True, outcome, stopped=f"SequraUnavailable: {value}", dry_run_file=f"/{value}"
+    )
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_summary_of_hostile_orders_and_answers_renders_them_as_text(value: str) -> None:
+    assert live_parts(summary_markdown(hostile_summary(value))) == []
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_no_text_cell_of_a_run_s_tables_renders_live_from_hostile_orders_and_answers(value: str) -> None:
+    outcome = hostile_summary(value).outcome
+    waiting = WaitingOrder(value, value, Stage.BUILD, f"its buyer's email '{value}'; {value}", SINCE, 2)
+    rows = [
+        *sent_rows(outcome.sent_rows),
+        *update_rows(outcome.update_rows),
+        *quarantine_rows(outcome.quarantined_rows),
+        *open_quarantine_rows([waiting], SINCE, "Europe/Madrid"),
+    ]
+    live = {key: live_parts(cell) for row in rows for key, cell in row.items() if isinstance(cell, str)}
+    assert {key: parts for key, parts in live.items() if parts} == {}
