@@ -20,7 +20,7 @@ from prefect.states import Completed, Crashed
 from flows.alerts import QUARANTINED
 from flows.artifacts import publish_not_begun, publish_open_quarantine, publish_summary
 from flows.history import check_not_lost, run_tags, tag_run
-from flows.parameters import Moment, check_parameters, run_started_at
+from flows.parameters import Moment, check_deployment_out, check_parameters, run_started_at
 from schemas.errors import RunStoppedError
 from schemas.masking import masked_url
 from schemas.outcomes import DeliveryOutcome
@@ -135,7 +135,8 @@ def delivery_report(
         until: window end, exclusive; default: the run's start.
         dry_run: build and diff only; write the report that would be sent to `out`; send and record nothing.
         merchant: SeQura merchant id; default SEQURA_MERCHANT_ID.
-        out: where a dry run writes its report; default .sequra-etl/dry-run-{window}.json.
+        out: where a dry run writes its report; default .sequra-etl/dry-run-{window}.json. A run started
+            from a deployment writes only new files inside .sequra-etl/.
         retry_quarantined: also try again the merchant's orders waiting in quarantine (or without an answer)
             that the window does not find; a backfill does it in its last window only.
     """
@@ -148,6 +149,7 @@ def delivery_report(
         out=out,
         retry_quarantined=retry_quarantined,
     )
+    check_deployment_out(out)
     try:
         settings = Settings.from_env(merchant_id=merchant)
         settings.require("shop_db_url", "merchant_id")

@@ -1,13 +1,21 @@
-"""What a flow run is given: its parameters, checked before anything runs, and the moment it started."""
+"""What a flow run is given: its parameters, checked before anything runs, and the moment it started.
+
+A run started from a deployment (the UI, a schedule, another run, the API) may write its file only inside
+the project's output folder, and never over a file that exists; the `sequra-etl` command checks --out
+itself (it replaces a file only with --force) and calls the flow in its own process, outside a deployment.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from pathlib import Path
 
 from prefect import runtime
 
 from schemas.errors import SettingError
+from schemas.settings import OUTPUT_DIR
 
 Moment = datetime | date | str | None
 
@@ -19,6 +27,8 @@ PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
     "out": (str, type(None)),
     "retry_quarantined": (bool,),
     "window": (str,),
+    "corrections": (str,),
+    "apply": (bool,),
 }
 
 PARAMETER_HELP = {
@@ -29,6 +39,8 @@ PARAMETER_HELP = {
     "out": "a file path in quotes",
     "retry_quarantined": "true or false",
     "window": "a window width in quotes, like 1d, 12h or 30m",
+    "corrections": "a file path or an http(s) URL in quotes",
+    "apply": "true or false",
 }
 
 
@@ -47,3 +59,43 @@ def run_started_at() -> datetime:
         if runtime.flow_run.id and scheduled
         else datetime.now().astimezone()
     )
+
+
+def started_from_deployment() -> bool:
+    """Whether this flow run was started from a deployment, or runs inside one that was; reads Prefect's."""
+    return bool(runtime.deployment.id)
+
+
+def check_out(
+    name: str, files: Sequence[Path], *, replace: bool, folder: Path | None = None, force: str | None = None
+) -> None:
+    """Refuse, naming `name`, a file that is a folder, lies outside `folder`, or exists unless `replace`.
+
+    `..` and symlinks are resolved before `folder` is compared, and a symlink counts as a file that exists;
+    `force` names the option that replaces a file, if there is one.
+    """
+    for file in files:
+        if file.is_dir():
+            raise SettingError(name, f"{file} is a folder; give the path of a file")
+        if folder is not None and folder.resolve() not in file.resolve().parents:
+            raise SettingError(
+                name,
+                f"{file} is outside the output folder {folder.resolve()}: a run started from a deployment "
+                f"writes only there; give a path inside it, like {folder / file.name}",
+            )
+        if not replace and (file.exists() or file.is_symlink()):
+            raise SettingError(
+                name,
+                f"{file} already exists; give a file that does not"
+                + (f", or {force} to replace it" if force else ""),
+            )
+
+
+def check_deployment_out(out: str | None, *beside: Callable[[Path], Path]) -> None:
+    """A deployment run's `out`, and the files `beside` name next to it: new files inside OUTPUT_DIR.
+
+    A run called in this process (by `sequra-etl`, which checked --out itself) is left as it is.
+    """
+    if out and started_from_deployment():
+        file = Path(out)
+        check_out("out", [file, *(companion(file) for companion in beside)], replace=False, folder=OUTPUT_DIR)

@@ -9,14 +9,16 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.parameters import run_started_at
+from flows.parameters import check_deployment_out, check_parameters, run_started_at
 from schemas.corrections import ReconcileOutcome
 from schemas.errors import RunStoppedError
 from schemas.masking import masked_url
 from schemas.outcomes import ROWS_SHOWN
 from schemas.settings import OUTPUT_DIR, Settings
 from tasks.delivery.summary import artifact_key
+from tasks.inert import markdown_cells
 from tasks.reconciliation.corrections import StagedCorrections
+from tasks.reconciliation.output import changes_path
 from tasks.reconciliation.run import Log, ReconcileSteps, ReconciliationRun
 from tasks.reconciliation.source import source_label
 from tasks.reconciliation.summary import (
@@ -52,15 +54,18 @@ def reconciliation(
 
     Args:
         corrections: a file (JSON Lines, a JSON array or CSV) or an http(s) URL of SeQura's corrections.
-        out: the CSV of every difference; default .sequra-etl/reconciliation-{source}-{start}.csv.
+        out: the CSV of every difference; default .sequra-etl/reconciliation-{source}-{start}.csv. A run
+            started from a deployment writes only new files inside .sequra-etl/.
         apply: write the corrections into the shop as PrestaShop does; without it nothing is written.
         merchant: SeQura merchant id; default SEQURA_MERCHANT_ID.
     """
     logger = get_run_logger()
+    check_parameters(corrections=corrections, out=out, apply=apply, merchant=merchant)
+    out_file = Path(out or OUTPUT_DIR / f"reconciliation-{run_label()}.csv")
+    check_deployment_out(out, changes_path)
     settings = Settings.from_env(merchant_id=merchant)
     settings.require("shop_db_url", "merchant_id")
     logger.info("Merchant %s; state store %s", settings.merchant_id, masked_url(settings.state_url()))
-    out_file = Path(out or OUTPUT_DIR / f"reconciliation-{run_label()}.csv")
     with RunResources.open(settings, log=logger) as resources:
         try:
             summary = ReconciliationRun(resources, corrections, out_file, apply).run(PrefectSteps())
@@ -137,7 +142,7 @@ def publish(summary: ReconciliationSummary) -> None:
     ]
     if not_reconciled:
         create_table_artifact(
-            not_reconciled[:ROWS_SHOWN],
+            [markdown_cells(row) for row in not_reconciled[:ROWS_SHOWN]],
             key=artifact_key("reconciliation-not-reconciled", summary.merchant),
             description="Unknown references and malformed records",
         )

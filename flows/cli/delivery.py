@@ -8,10 +8,12 @@ from flows.cli.options import (
     OPTION_SETTINGS,
     SHOP_AND_STORE,
     Commands,
+    check_out_option,
     check_ready,
     check_window_options,
     command,
     export_options,
+    out_options,
     setting_options,
     settings_of,
     window_options,
@@ -34,7 +36,7 @@ def add_commands(commands: Commands) -> None:
     deliver_command.add_argument(
         "--dry-run", action="store_true", help="build and diff only; send and record nothing"
     )
-    deliver_command.add_argument("--out", help="where --dry-run writes the report it would send")
+    out_options(deliver_command, "FILE.json", "where --dry-run writes the report it would send")
     setting_options(deliver_command, tuple(OPTION_SETTINGS))
     backfill_command = command(
         commands,
@@ -82,13 +84,15 @@ def deliver(args: argparse.Namespace) -> int:
     """Check the settings, the shop and the state store, run the delivery-report flow once, print it."""
     from flows.delivery_report import delivery_report
     from tasks.delivery.summary import summary_markdown
+    from tasks.inert import plain_text
 
+    check_out_option(args)
     settings = settings_of(args, "shop_db_url", "username", "password", "merchant_id")
     settings.state_url()
     check_window_options(args.since, args.until)
     check_ready(settings)
     summary = delivery_report(since=args.since, until=args.until, dry_run=args.dry_run, out=args.out)
-    print(summary_markdown(summary))
+    print(plain_text(summary_markdown(summary)))
     return 0
 
 

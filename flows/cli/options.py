@@ -6,6 +6,7 @@ import argparse
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from schemas.settings import SETTINGS, Settings
 from tasks.window import WindowError, parse_moment
@@ -56,6 +57,22 @@ def setting_options(parser: argparse.ArgumentParser, attrs: tuple[str, ...]) -> 
     """One option per setting in `attrs` (--shop-db-url …), each overriding its environment variable."""
     for attr in attrs:
         parser.add_argument(OPTION_SETTINGS[attr], dest=attr, help=f"overrides {SETTINGS[attr].env}")
+
+
+def out_options(parser: argparse.ArgumentParser, metavar: str, what: str) -> None:
+    """--out FILE, which never replaces a file that exists, and --force, which lets it."""
+    parser.add_argument("--out", metavar=metavar, help=f"{what}; refused if it exists, unless --force")
+    parser.add_argument("--force", action="store_true", help="replace the file --out names if it exists")
+
+
+def check_out_option(args: argparse.Namespace, *beside: Callable[[Path], Path]) -> None:
+    """Refuse --out (or a file `beside` names next to it) that exists without --force, or is a folder."""
+    from flows.parameters import check_out
+
+    if args.out:
+        out = Path(args.out)
+        files = [out, *(companion(out) for companion in beside)]
+        check_out("--out", files, replace=args.force, force="--force")
 
 
 def export_options(args: argparse.Namespace) -> None:

@@ -6,7 +6,16 @@ import argparse
 import os
 from pathlib import Path
 
-from flows.cli.options import SHOP_AND_STORE, Commands, check_ready, command, setting_options, settings_of
+from flows.cli.options import (
+    SHOP_AND_STORE,
+    Commands,
+    check_out_option,
+    check_ready,
+    command,
+    out_options,
+    setting_options,
+    settings_of,
+)
 from schemas.errors import SettingError
 
 
@@ -24,7 +33,7 @@ def add_commands(commands: Commands) -> None:
     reconcile_command.add_argument(
         "--corrections", required=True, metavar="PATH_OR_URL", help="SeQura's corrections: a file or a URL"
     )
-    reconcile_command.add_argument("--out", metavar="FILE.csv", help="write every difference to this CSV")
+    out_options(reconcile_command, "FILE.csv", "write every difference to this CSV (and FILE.changes.txt)")
     reconcile_command.add_argument(
         "--apply",
         action="store_true",
@@ -34,11 +43,14 @@ def add_commands(commands: Commands) -> None:
 
 
 def reconcile(args: argparse.Namespace) -> int:
-    """Check the settings, the source, the shop and the state store, then run the reconciliation once."""
+    """Check --out, the settings, the source, the shop and the state store, then reconcile once; print it."""
     from flows.reconcile import reconciliation
+    from tasks.inert import plain_text
+    from tasks.reconciliation.output import changes_path
     from tasks.reconciliation.source import is_url, refuse_credentials_in
     from tasks.reconciliation.summary import changes_markdown, reconciliation_markdown
 
+    check_out_option(args, changes_path)
     settings = settings_of(args, "shop_db_url", "merchant_id")
     if not is_url(args.corrections) and not os.path.isfile(args.corrections):
         raise SettingError(
@@ -48,7 +60,8 @@ def reconcile(args: argparse.Namespace) -> int:
         refuse_credentials_in(args.corrections)
     check_ready(settings)
     summary = reconciliation(corrections=args.corrections, out=args.out, apply=args.apply)
-    print(reconciliation_markdown(summary))
+    print(plain_text(reconciliation_markdown(summary)))
     print()
-    print(changes_markdown(summary, Path(summary.changes).read_text(encoding="utf-8").splitlines()))
+    every_change = Path(summary.changes).read_text(encoding="utf-8").splitlines()
+    print(plain_text(changes_markdown(summary, every_change)))
     return 0

