@@ -154,3 +154,12 @@ def test_a_symlink_counts_as_a_file_that_exists_even_when_it_points_nowhere(tmp_
 def test_a_folder_is_no_file_to_write_even_with_force(tmp_path: Path) -> None:
     with pytest.raises(SettingError, match="is a folder"):
         check_out("--out", [tmp_path], replace=True)
+
+
+@pytest.mark.parametrize("out", ["a\x00b.csv", "x" * 300 + ".csv"])
+@pytest.mark.parametrize("folder", [None, Path(".sequra-etl")])
+def test_an_out_no_file_can_have_is_a_parameter_error_naming_it_not_a_crash(
+    project: Path, out: str, folder: Path | None
+) -> None:
+    with pytest.raises(SettingError, match=r"^out: .* is no path a file can have"):
+        check_out("out", [project / out], replace=False, folder=folder)
