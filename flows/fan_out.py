@@ -36,6 +36,7 @@ from schemas.merchants import uncovered_shops
 from schemas.outcomes import COUNT_COLUMNS, DeliveryCounts
 from schemas.settings import Settings
 from tasks.delivery.summary import DeliverySummary, artifact_key
+from tasks.inert import markdown_cells
 from tasks.state.runs import lapsed_run
 from tasks.state.store import StateStore, open_state_store
 from tasks.window import Window, parse_moment
@@ -145,7 +146,7 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
         raise ChildRunsError(str(error), outcomes) from None
     finally:
         create_table_artifact(
-            [outcome.row() for outcome in outcomes],
+            [markdown_cells(outcome.row()) for outcome in outcomes],
             key=f"{kind}-runs",
             description="What each delivery report run did: per merchant and window",
         )

@@ -28,6 +28,7 @@ from tasks.state.runs import start_run
 from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.flows.conftest import Pipeline
+from tests.rendered import IMG, artifact_markdown, live_parts
 from tests.shops import MORNING, SINCE
 
 SPAN = {"since": SINCE.isoformat(), "until": (SINCE + timedelta(days=3)).isoformat()}
@@ -249,6 +250,19 @@ def test_a_failed_window_stops_its_merchants_later_ones_and_the_command_still_pr
     assert captured.out.count("| demo_merchant |") == 3
     assert captured.out.count("| Failed |") == 1 and captured.out.count("| Not run |") == 2
     assert "3 of 3 delivery reports did not finish" in captured.err
+
+
+def test_a_failed_windows_problem_shows_in_the_backfill_table_as_text(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ship_one_a_day(pipeline, "AAAAAAAAA")
+    hold_the_lock(pipeline, IMG)  # the holder's name comes back in the child's failure message
+    monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.2")
+    monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.05)
+    assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"]]) == 1
+    rows = json.loads(artifact_data("backfill-runs"))
+    assert any("img src=x" in str(row["problem"]) for row in rows)
+    assert [part for cell in artifact_markdown("table", rows) for part in live_parts(cell)] == []
 
 
 def test_an_unreachable_prefect_server_is_named_before_any_window_runs() -> None:
