@@ -1,7 +1,8 @@
 """The SeQura API client: one small interface, one implementation over HTTP with timeouts and retries.
 
 Only SeQura's own answer counts: a 2xx with no body or a JSON object or array, read whole within the timeout
-(whatever its pace) and at most MAX_ANSWER_BYTES of it. Every URL a message shows goes through masked_url.
+(from connecting to its last byte, whatever its pace) and at most MAX_ANSWER_BYTES of it. Every URL a message
+shows goes through masked_url.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from schemas.masking import masked_url
 from schemas.sequra import unsafe_order_ref
 from schemas.setting_values import DEFAULT_SEQURA_API_URL, parse_api_url, parse_merchant_id
 from tasks.clock import RUN_CLOCK, Clock
+from tasks.http_deadline import Deadline, watched
 
 LOG = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -253,7 +255,7 @@ class HttpSequraClient(SequraClient):
         self.backoff_seconds = backoff_seconds
         self._clock = clock
         self._log = log
-        self._session = _UnredirectedSession()
+        self._session = watched(_UnredirectedSession())
         # UTF-8 (RFC 7617): requests would encode text as latin-1, and crash on any other character
         self._session.auth = (username.encode(), password.get_secret_value().encode())
         self._session.headers.update(
@@ -355,25 +357,37 @@ class HttpSequraClient(SequraClient):
         )
 
     def _exchange(self, method: str, url: str, body: bytes) -> Answer:
-        """Send one request and read its answer whole; requests' exceptions as they come (see _body)."""
-        with self._session.request(
-            method, url, data=body, timeout=self.timeout_seconds, allow_redirects=False, stream=True
-        ) as response:
-            content, cut = self._body(response)
-            return Answer(response.status_code, response.headers, content, cut)
+        """Send one request; read its answer whole within timeout_seconds, from connecting to its last byte.
+
+        An answer not whole by then, however it drips (TLS, status line, headers, body), raises
+        requests.ReadTimeout: like a lost answer, the request may have been processed. Only a connection never
+        made raises as requests does (ConnectTimeout, ConnectionError), as nothing left.
+        """
+        deadline = Deadline(self.timeout_seconds)
+        try:
+            with (
+                deadline,
+                self._session.request(
+                    method, url, data=body, timeout=self.timeout_seconds, allow_redirects=False, stream=True
+                ) as response,
+            ):
+                content, cut = self._body(response)
+        except requests.RequestException as error:
+            if deadline.passed and not _never_left(error):
+                raise requests.ReadTimeout(f"no answer within {self.timeout_seconds:g}s") from None
+            raise
+        if deadline.passed:  # the deadline shut the socket, which can look like the end of an answer
+            raise requests.ReadTimeout(f"no answer within {self.timeout_seconds:g}s")
+        return Answer(response.status_code, response.headers, content, cut)
 
     def _body(self, response: requests.Response) -> tuple[bytes, bool]:
-        """The answer's body read within timeout_seconds whatever its pace, and whether it went on too long.
+        """The answer's body, at most MAX_ANSWER_BYTES of it, and whether it went on past them.
 
-        One that drips past the timeout raises requests.ReadTimeout, one cut short requests.ConnectionError:
-        like a lost answer, the request may have been processed.
+        One read too slowly raises requests.ReadTimeout, one cut short requests.ConnectionError.
         """
-        deadline = self._clock.monotonic() + self.timeout_seconds
         content = bytearray()
         try:
             while len(content) <= MAX_ANSWER_BYTES:
-                if self._clock.monotonic() > deadline:
-                    raise requests.ReadTimeout(f"the answer took over {self.timeout_seconds:g}s to arrive")
                 block = response.raw.read1(ANSWER_BLOCK, decode_content=False)
                 if not block:
                     break

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from requests.utils import unquote_unreserved
 
@@ -51,20 +51,27 @@ class Scripted:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     content_length: bool = True  # else the closed connection ends the body
-    drip_seconds: float = 0.0  # pause before each byte of the body
+    drip_seconds: float = 0.0  # pause before each byte from `drip_from` on
+    drip_from: Literal["status line", "headers", "body"] = "body"  # where the answer starts to drip
+    keep_alive: bool = False  # else Connection: close, and the server closes it
 
     def send(self, out: BinaryIO) -> None:
-        """Write the answer to `out`: the status line and headers (Connection: close), then the body."""
-        lines = [f"HTTP/1.1 {self.status} Scripted", *(f"{name}: {value}" for name, value in self.headers)]
+        """Write the answer to `out`: status line, headers and body, from `drip_from` on a byte at a time."""
+        status = f"HTTP/1.1 {self.status} Scripted\r\n".encode("latin-1")
+        lines = [f"{name}: {value}" for name, value in self.headers]
         if self.content_length:
             lines.append(f"Content-Length: {len(self.body)}")
-        out.write("\r\n".join([*lines, "Connection: close", "", ""]).encode("latin-1"))
-        if not self.drip_seconds:
-            out.write(self.body)
-            return
-        for offset in range(len(self.body)):
+        if not self.keep_alive:
+            lines.append("Connection: close")
+        headers = "\r\n".join([*lines, "", ""]).encode("latin-1")
+        answer = status + headers + self.body
+        starts = {"status line": 0, "headers": len(status), "body": len(status) + len(headers)}
+        at_once = starts[self.drip_from] if self.drip_seconds else len(answer)
+        out.write(answer[:at_once])
+        out.flush()
+        for offset in range(at_once, len(answer)):
             time.sleep(self.drip_seconds)
-            out.write(self.body[offset : offset + 1])
+            out.write(answer[offset : offset + 1])
             out.flush()
 
 
@@ -75,6 +82,7 @@ class Replay:
         self.answers: dict[str, Scripted] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path as it arrived)
         self.authorizations: list[str | None] = []  # the Authorization header of each request
+        self.peers: list[tuple[str, int]] = []  # the client's address and port of each request
         replay = self
 
         class Answer(BaseHTTPRequestHandler):
@@ -83,9 +91,11 @@ class Replay:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 replay.requests.append((self.command, self.path))
                 replay.authorizations.append(self.headers.get("Authorization"))
-                self.close_connection = True
+                replay.peers.append(self.client_address)
+                scripted = replay.answers.get(self.command, Scripted(405))
+                self.close_connection = not scripted.keep_alive
                 with contextlib.suppress(OSError):
-                    replay.answers.get(self.command, Scripted(405)).send(self.wfile)
+                    scripted.send(self.wfile)
 
             def do_POST(self) -> None:
                 self.answer()

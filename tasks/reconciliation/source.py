@@ -2,156 +2,28 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from contextvars import ContextVar
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.poolmanager import PoolManager
 
 from schemas.corrections import shown
 from schemas.errors import SettingError, TerminalError
 from schemas.masking import SECRET_QUERY_KEY, WEB_SCHEMES, masked_url
+from schemas.setting_values import is_loopback
 from schemas.settings import Settings
+from tasks.http_deadline import Deadline, watched
 
 DOWNLOAD_BLOCK = 1 << 16
 MAX_REDIRECTS = 5
 DEFAULT_PORTS = {"http": 80, "https": 443}
-LONGEST_DEADLINE = 86_400.0  # seconds: a longer timeout is as good as none, and timers overflow above ~1e9 s
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class CorrectionsSourceError(TerminalError):
     """The corrections could not be fetched; the message names the source (no password) and what to do."""
-
-
-class Deadline:
-    """A whole transfer's deadline: once it passes, every socket the download opened is shut, ending any read.
-
-    A server that drips a byte at a time never lets a read time out; shutting its socket ends the read at
-    once, whether it waits for the headers, the TLS handshake or the body.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        seconds = min(seconds, LONGEST_DEADLINE)
-        self.ends = time.monotonic() + seconds
-        self.passed = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._shut)
-        self._timer.daemon = True
-
-    def __enter__(self) -> Deadline:
-        """Start the clock: sockets the download opens from here on are watched."""
-        self._token = _DEADLINE.set(self)
-        self._timer.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        """Stop the clock."""
-        self._timer.cancel()
-        _DEADLINE.reset(self._token)
-
-    def left(self) -> float:
-        """Seconds left before the deadline (a little more than none once it passed)."""
-        return max(self.ends - time.monotonic(), 0.001)
-
-    def watch(self, sock: socket.socket) -> None:
-        """Shut `sock` when the deadline passes (at once if it passed already)."""
-        with self._lock:
-            self._sockets.append(sock)
-            passed = self.passed
-        if passed:
-            _shut(sock)
-
-    def _shut(self) -> None:
-        """The deadline passed: shut every socket watched; runs on the timer's thread."""
-        with self._lock:
-            self.passed = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
-
-
-_DEADLINE: ContextVar[Deadline | None] = ContextVar("corrections_download_deadline", default=None)
-
-
-def _shut(sock: socket.socket) -> None:
-    """Shut a socket for reading and writing, which wakes whatever waits on it; a closed one is left."""
-    with suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-class _WatchedConnection(HTTPConnection):
-    """A connection whose socket the current download's deadline watches from the moment it connects."""
-
-    def _new_conn(self) -> socket.socket:
-        """The connected socket (before any TLS handshake), handed to the deadline."""
-        sock = super()._new_conn()
-        deadline = _DEADLINE.get()
-        if deadline is not None:
-            deadline.watch(sock)
-        return sock
-
-
-class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
-    """An HTTPS connection watched by the download's deadline."""
-
-
-class _WatchedPool(HTTPConnectionPool):
-    """HTTP connections watched by the download's deadline."""
-
-    ConnectionCls = _WatchedConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    """HTTPS connections watched by the download's deadline."""
-
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-WATCHED_POOLS = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
-
-
-class _WatchedAdapter(HTTPAdapter):
-    """Requests' transport, with connections the download's deadline watches (a SOCKS proxy keeps its own)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """The pool manager, making watched connections."""
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> PoolManager:
-        """The manager of a proxy (HTTPS_PROXY), making watched connections unless it is a SOCKS proxy."""
-        manager = super().proxy_manager_for(proxy, **kwargs)
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = WATCHED_POOLS
-        return manager
-
-
-@contextmanager
-def _watched_session() -> Iterator[requests.Session]:
-    """A requests session whose connections the current deadline watches; closed on leaving."""
-    with requests.Session() as session:
-        adapter = _WatchedAdapter()
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        yield session
 
 
 def is_url(source: str) -> bool:
@@ -217,7 +89,7 @@ def download(url: str, settings: Settings, target: Path) -> Path:
     parts = urlsplit(url)
     label = source_label(url)
     auth = _basic_auth(settings, url)
-    if auth is not None and parts.scheme == "http" and parts.hostname not in LOOPBACK:
+    if auth is not None and parts.scheme == "http" and not is_loopback(parts.hostname):
         raise SettingError(
             "--corrections",
             f"{label} is plain http, and credentials are only sent over https (or to this machine); use its "
@@ -231,7 +103,7 @@ def download(url: str, settings: Settings, target: Path) -> Path:
     try:
         with (
             deadline,
-            _watched_session() as session,
+            watched(requests.Session()) as session,
             _answer(session, url, auth, deadline) as response,
             target.open("wb") as out,
         ):

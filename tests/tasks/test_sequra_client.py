@@ -5,8 +5,10 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Literal
 from urllib.parse import unquote
 
 import pytest
@@ -38,6 +40,7 @@ from tests.hostile import hostile
 from tests.not_sequra import LOGIN_PAGE, REDIRECT, Replay, Scripted, not_sequra, path_as_served
 
 MERCHANT = "demo_merchant"
+DEADLINE_MARGIN = 0.3  # seconds past its timeout an exchange may take to end
 
 
 def client_for(
@@ -320,6 +323,56 @@ def test_an_answer_that_drips_past_the_timeout_is_an_answer_lost_not_a_hang() ->
             client.send_delivery_report(report("DRIPPING1"))
     assert time.monotonic() - started < 2.0
     assert error.value.maybe_delivered
+
+
+JSON_204 = Scripted(204, (("Content-Type", "application/json"),))
+
+
+@pytest.mark.parametrize("drip_from", ["status line", "headers"])
+def test_a_report_whose_status_line_or_headers_drip_past_the_timeout_is_an_answer_lost_not_a_hang(
+    drip_from: Literal["status line", "headers"],
+) -> None:
+    with Replay() as double:
+        double.answers["POST"] = replace(JSON_204, drip_seconds=0.1, drip_from=drip_from)
+        client = HttpSequraClient(double.url, "demo", SecretStr("x"), MERCHANT, timeout_seconds=0.5)
+        started = time.monotonic()
+        with pytest.raises(SequraUnavailableError, match=r"no answer within 0\.5s") as error:
+            client.send_delivery_report(report("DRIPHEAD1"))
+        took = time.monotonic() - started
+    assert took < 0.5 + DEADLINE_MARGIN
+    assert error.value.maybe_delivered
+    assert len(double.requests) == 1  # it may have arrived: never posted again
+
+
+def test_an_update_whose_headers_drip_past_the_timeout_is_sent_again_each_attempt_held_to_it() -> None:
+    clock = MovedClock()
+    with Replay() as double:
+        double.answers["PUT"] = replace(JSON_204, drip_seconds=0.1, drip_from="headers")
+        client = HttpSequraClient(
+            double.url, "demo", SecretStr("x"), MERCHANT, timeout_seconds=0.5, max_attempts=2, clock=clock
+        )
+        started = time.monotonic()
+        with pytest.raises(SequraUnavailableError, match=r"no answer within 0\.5s"):
+            client.update_order("DRIPHEAD2", b"{}")
+        took = time.monotonic() - started
+    assert took < 2 * 0.5 + DEADLINE_MARGIN
+    assert len(double.requests) == 2
+
+
+def test_a_connection_kept_alive_from_an_earlier_answer_is_held_to_the_timeout_too() -> None:
+    with Replay() as double:
+        double.answers["PUT"] = replace(JSON_204, keep_alive=True)
+        client = HttpSequraClient(
+            double.url, "demo", SecretStr("x"), MERCHANT, timeout_seconds=0.5, max_attempts=1
+        )
+        assert client.update_order("KEPTALIVE", b"{}") == 204
+        double.answers["PUT"] = replace(JSON_204, drip_seconds=0.1, drip_from="headers", keep_alive=True)
+        started = time.monotonic()
+        with pytest.raises(SequraUnavailableError, match=r"no answer within 0\.5s"):
+            client.update_order("KEPTALIVE", b"{}")
+        took = time.monotonic() - started
+    assert double.peers[0] == double.peers[1]  # the same connection, kept alive
+    assert took < 0.5 + DEADLINE_MARGIN
 
 
 def test_a_redirect_whose_body_cannot_be_read_is_refused_as_not_sequras_never_a_crash() -> None:

@@ -18,6 +18,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from schemas.errors import SettingError
+from schemas.setting_values import parse_api_url
 from schemas.settings import Settings
 from tasks.reconciliation.corrections import stage_corrections, staged_chunk
 from tasks.reconciliation.source import (
@@ -160,6 +161,34 @@ def test_a_corrections_url_that_is_no_url_is_a_setting_error_naming_corrections(
 
     assert raised.value.name == "--corrections"
     assert source_label(url) in {"the --corrections URL", url}
+
+
+@pytest.mark.parametrize(
+    ("host", "this_machine"),
+    [
+        ("127.0.0.2", True),
+        ("[::1]", True),
+        ("LocalHost", True),
+        ("192.0.2.1", False),
+        ("127.0.0.1.example", False),
+        ("[::ffff:192.0.2.1]", False),
+    ],
+)
+def test_credentials_go_over_plain_http_only_to_this_machine_by_the_rule_of_sequra_api_url(
+    tmp_path: Path, host: str, this_machine: bool
+) -> None:
+    url = f"http://{host}:9/corrections"  # nothing listens on port 9: a download tried fails to connect
+
+    with pytest.raises(CorrectionsSourceError if this_machine else SettingError) as raised:
+        download(url, settings("1"), tmp_path / "download")
+
+    assert ("plain http" in str(raised.value)) is not this_machine
+    try:
+        parse_api_url("SEQURA_API_URL", f"http://{host}:9/")
+    except SettingError as refused:
+        assert not this_machine and "plain http" in str(refused)
+    else:
+        assert this_machine
 
 
 # The whole-transfer deadline
