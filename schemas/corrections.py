@@ -71,9 +71,6 @@ LONGEST = {  # characters PrestaShop's columns (and validators) take, per SeQura
 REQUIRED_IN_SHOP = {"given_names", "surnames", "email", "address_line_1", "city", "country_code"}
 """Keys whose PrestaShop column cannot be blank: SeQura cannot correct them to nothing."""
 
-SHOWN = 40
-"""Characters of a key or value from a corrections source that a message shows."""
-
 DIFFERENCE_COLUMNS = (
     "order_reference",
     "id_order",
@@ -108,16 +105,6 @@ class MalformedRecord:
     def __str__(self) -> str:
         """The line, the field and the problem, in one sentence."""
         return f"line {self.line}: {self.field}: {self.problem}"
-
-
-def shown(text: str, limit: int = SHOWN) -> str:
-    """Text from a corrections source as a message shows it: its first `limit` characters, escaped.
-
-    Unprintable characters (a control character, a byte that was not UTF-8) are escaped, never carried raw.
-    """
-    cut = text[:limit]
-    safe = cut if cut.isprintable() else repr(cut)[1:-1]
-    return safe + ("…" if len(text) > limit else "")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, NotRequired, TypedDict
 from urllib.parse import unquote
 
+from schemas.shown import shown
+
 ItemType = Literal[
     "product", "service", "handling", "discount", "invoice_fee", "other_payment", "registration"
 ]
@@ -231,20 +233,13 @@ def order_ref_problem(order_ref_1: str) -> str | None:
     return None
 
 
-def ref_shown(order_ref_1: str) -> str:
-    """An order reference as a message shows it: quoted on one line, a long one cut after 40 characters."""
-    if len(order_ref_1) <= 40:
-        return repr(order_ref_1)
-    return f"{order_ref_1[:40]!r}… ({len(order_ref_1)} characters)"
-
-
 def unsafe_order_ref(order_ref_1: str) -> str | None:
     """Why an order whose order_ref_1 cannot be sent safely is held back, and what to do; None if it can."""
     problem = order_ref_problem(order_ref_1)
     if problem is None:
         return None
     return (
-        f"order reference {ref_shown(order_ref_1)} {problem}, so SeQura's order URL "
+        f"order reference '{shown(order_ref_1)}' {problem}, so SeQura's order URL "
         "(merchants/{merchant}/orders/{reference}) cannot carry it and the order is not sent; PrestaShop "
         "never makes such a reference (a module or a hand edit wrote it): correct it in the shop if it "
         "changed after checkout, or tell SeQura of this order's shipment in SeQura's back office"

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from schemas.errors import SettingError
 from schemas.masking import SECRET_QUERY_KEY, masked_url
 from schemas.sequra import DOT_SEGMENTS, segments_as_read
+from schemas.shown import shown
 
 DEFAULT_SEQURA_API_URL = "https://sandbox.sequrapi.com/"
 URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")  # RFC 3986's, nothing else
@@ -89,12 +90,12 @@ def is_loopback(host: str | None) -> bool:
 def _url_shown(url: str) -> str:
     """A URL setting as an error shows it: masked, quoted, on one line; hidden if it may hold a password."""
     try:
-        shown = masked_url(url)
+        masked = masked_url(url)
     except ValueError:  # urlsplit refuses it (an unclosed [ for an IPv6 address)
-        shown = url
-    if shown == url and ("@" in url or SECRET_QUERY_KEY.search(url)):
+        masked = url
+    if masked == url and ("@" in url or SECRET_QUERY_KEY.search(url)):
         return "the value (not shown: it may hold a password)"
-    return repr(shown) if len(shown) <= 200 else f"{shown[:200]!r}…"
+    return f"'{shown(masked, 200)}'"
 
 
 def _not_a_web_url(url: str) -> str:

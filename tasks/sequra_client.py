@@ -2,7 +2,7 @@
 
 Only SeQura's own answer counts: a 2xx with no body or a JSON object or array, read whole within the timeout
 (from connecting to its last byte, whatever its pace) and at most MAX_ANSWER_BYTES of it. Every URL a message
-shows goes through masked_url.
+shows goes through masked_url, and every text from an answer through shown.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from schemas.errors import SequraEtlError, TerminalError, TransientError
 from schemas.masking import masked_url
 from schemas.sequra import unsafe_order_ref
 from schemas.setting_values import DEFAULT_SEQURA_API_URL, parse_api_url, parse_merchant_id
+from schemas.shown import shown
 from tasks.clock import RUN_CLOCK, Clock
 from tasks.http_deadline import Deadline, watched
 
@@ -138,11 +139,11 @@ class Answer:
 
     def content_type(self) -> str:
         """The media type of the body, lower-case and without parameters ('' when untyped)."""
-        return _one_line(self.headers.get("Content-Type", "").split(";")[0].strip().lower(), 100)
+        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
-    def text(self) -> str:
-        """The body as text on one line, cut after SHOWN_CHARACTERS."""
-        return _one_line(self.body[: SHOWN_CHARACTERS * 4].decode("utf-8", "replace"), SHOWN_CHARACTERS)
+    def text(self, limit: int = SHOWN_CHARACTERS) -> str:
+        """The body as text a message shows, cut after `limit` characters."""
+        return shown(self.body[: (limit + 1) * 4].decode("utf-8", "replace"), limit)
 
     def document(self) -> object:
         """The body as strict JSON (UTF-8, no NaN or Infinity, whole); None when it is not JSON."""
@@ -181,13 +182,7 @@ def _error_text(item: object) -> str:
         written = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
     except RecursionError:
         return "(an error SeQura wrote too deeply nested to show)"
-    return _one_line(written, SHOWN_CHARACTERS)
-
-
-def _one_line(text: str, limit: int) -> str:
-    """`text` on one line: each run of whitespace or unprintable characters one space, cut after `limit`."""
-    flat = " ".join("".join(c if c.isprintable() else " " for c in text[: limit * 4]).split())
-    return flat if len(flat) <= limit else flat[:limit] + "…"
+    return shown(written, SHOWN_CHARACTERS)
 
 
 def _redirect_target(location: str) -> str:
@@ -200,7 +195,7 @@ def _redirect_target(location: str) -> str:
     if not parts.scheme or not host:
         return "an address that is not a URL"
     netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
-    return _one_line(masked_url(f"{parts.scheme}://{netloc}/"), 200)
+    return shown(masked_url(f"{parts.scheme}://{netloc}/"), 200)
 
 
 def _retry_after(value: str | None, now: datetime) -> float | None:
@@ -404,9 +399,9 @@ class HttpSequraClient(SequraClient):
             return answer
         raise SequraNotSequraError(
             f"the answer to {method} {masked_url(url)} was {answer.status} with "
-            f"{answer.content_type() or 'an untyped body'} ({answer.text()[:60]!r}), not SeQura's API "
-            f"(no body, or JSON): check SEQURA_API_URL (e.g. {DEFAULT_SEQURA_API_URL}); nothing was marked "
-            "as sent"
+            f"{shown(answer.content_type(), 100) or 'an untyped body'} ('{answer.text(60)}'), not SeQura's "
+            f"API (no body, or JSON): check SEQURA_API_URL (e.g. {DEFAULT_SEQURA_API_URL}); nothing was "
+            "marked as sent"
         )
 
     def _raise_final(self, answer: Answer, maybe_delivered: bool) -> None:

@@ -24,10 +24,10 @@ from schemas.corrections import (
     REQUIRED_IN_SHOP,
     Correction,
     MalformedRecord,
-    shown,
 )
 from schemas.sequra import ORDER_REF_LONGEST
 from schemas.settings import Settings
+from schemas.shown import shown
 from tasks.reconciliation.source import is_url, local_copy
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")

@@ -10,11 +10,11 @@ from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from schemas.corrections import shown
 from schemas.errors import SettingError, TerminalError
 from schemas.masking import SECRET_QUERY_KEY, WEB_SCHEMES, masked_url
 from schemas.setting_values import is_loopback
 from schemas.settings import Settings
+from schemas.shown import shown
 from tasks.http_deadline import Deadline, watched
 
 DOWNLOAD_BLOCK = 1 << 16

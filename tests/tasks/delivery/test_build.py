@@ -10,6 +10,7 @@ from sqlalchemy import String, literal, update
 
 from schemas.prestashop_types import ZERO_DATETIME
 from schemas.reports import Stage
+from schemas.shown import shown
 from seeding.vocabulary import GBP, Discount, Line
 from tasks.delivery.build import quarantine_reason, serialised
 from tasks.delivery.cart import ADJUSTMENT_NAME
@@ -406,7 +407,7 @@ def test_an_order_reference_no_url_segment_can_carry_is_quarantined_naming_it_an
     result = shop.build()
     [entry] = result.quarantined
     assert (entry.reference, entry.stage) == (reference, Stage.BUILD)
-    assert entry.reason.startswith(f"order reference {reference[:40]!r}")
+    assert entry.reason.startswith(f"order reference '{shown(reference)}' {problem}")
     assert problem in entry.reason and "SeQura's back office" in entry.reason
     assert [built.reference for built in result.reports] == ["GOODORDER"]
 
