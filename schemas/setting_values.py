@@ -89,10 +89,7 @@ def is_loopback(host: str | None) -> bool:
 
 def _url_shown(url: str) -> str:
     """A URL setting as an error shows it: masked, quoted, on one line; hidden if it may hold a password."""
-    try:
-        masked = masked_url(url)
-    except ValueError:  # urlsplit refuses it (an unclosed [ for an IPv6 address)
-        masked = url
+    masked = masked_url(url)
     if masked == url and ("@" in url or SECRET_QUERY_KEY.search(url)):
         return "the value (not shown: it may hold a password)"
     return f"'{shown(masked, 200)}'"
