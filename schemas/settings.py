@@ -92,7 +92,12 @@ SETTINGS: dict[str, Setting] = {
     "batch_size": Setting(
         "SEQURA_BATCH_SIZE", "5000", parse_positive_int, "orders per delivery report request"
     ),
-    "timeout_seconds": Setting("SEQURA_TIMEOUT_SECONDS", "30", parse_seconds, "timeout of one request"),
+    "timeout_seconds": Setting(
+        "SEQURA_TIMEOUT_SECONDS",
+        "30",
+        parse_seconds,
+        "deadline of one request, whole: from connecting to the last byte of the answer",
+    ),
     "max_attempts": Setting(
         "SEQURA_MAX_ATTEMPTS", "5", parse_positive_int, "attempts per request on 5xx/429"
     ),
