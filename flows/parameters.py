@@ -16,6 +16,7 @@ from prefect import runtime
 
 from schemas.errors import SettingError
 from schemas.settings import OUTPUT_DIR
+from schemas.shown import shown
 
 Moment = datetime | date | str | None
 
@@ -75,25 +76,25 @@ def check_out(
     `force` names the option that replaces a file, if there is one.
     """
     for file in files:
-        shown = str(file) if len(str(file)) <= 200 else f"{str(file)[:200]}…"
+        path = shown(str(file), 200)
         try:
             resolved, is_folder, taken = file.resolve(), file.is_dir(), file.exists() or file.is_symlink()
             outside = folder is not None and folder.resolve() not in resolved.parents
         except (OSError, ValueError) as error:  # a NUL byte, a name longer than the file system takes
             problem = getattr(error, "strerror", None) or error
-            raise SettingError(name, f"{shown!r} is no path a file can have ({problem})") from None
+            raise SettingError(name, f"'{path}' is no path a file can have ({problem})") from None
         if is_folder:
-            raise SettingError(name, f"{shown} is a folder; give the path of a file")
+            raise SettingError(name, f"{path} is a folder; give the path of a file")
         if outside:
             raise SettingError(
                 name,
-                f"{shown} is outside the output folder {folder.resolve()}: a run started from a deployment "
-                f"writes only there; give a path inside it, like {folder / file.name[:80]}",
+                f"{path} is outside the output folder {folder.resolve()}: a run started from a deployment "
+                f"writes only there; give a path inside it, like {folder}/{shown(file.name, 80)}",
             )
         if taken and not replace:
             raise SettingError(
                 name,
-                f"{shown} already exists; give a file that does not"
+                f"{path} already exists; give a file that does not"
                 + (f", or {force} to replace it" if force else ""),
             )
 
