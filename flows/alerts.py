@@ -10,12 +10,15 @@ from schemas.settings import BLOCK_PREFIX, FROM_BLOCKS, SETTINGS
 ALERT_AUTOMATION = "sequra-etl: runs that need a person"
 QUARANTINED = "Quarantined"
 """The name of a Completed state whose run left orders in quarantine or held: automations can match it."""
+AWAITING_SEQURA = "AwaitingSeQura"
+"""The name of a Completed state whose run sent orders SeQura has not answered yet: automations match it."""
 ALERT_EVENTS = (
     "prefect.flow-run.Failed",
     "prefect.flow-run.Crashed",
     "prefect.flow-run.TimedOut",
     "prefect.flow-run.Late",
     f"prefect.flow-run.{QUARANTINED}",
+    f"prefect.flow-run.{AWAITING_SEQURA}",
 )
 ALERTED_FLOWS = ("delivery-report", "reconciliation", "every-merchant", "backfill")
 

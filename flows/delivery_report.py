@@ -107,6 +107,16 @@ class PrefectSteps(Steps):
         """Log, in the run's logs, which run this one waits for."""
         get_run_logger().info(message)
 
+    def holder_ended(self, flow_run_id: str) -> bool:
+        """Whether Prefect holds the lock holder's flow run in a final state (Crashed, Failed); reads it."""
+        try:
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(uuid.UUID(flow_run_id)).state
+        except Exception as error:  # a server that does not answer proves nothing: wait for the lease
+            get_run_logger().info("could not read flow run %s in Prefect: %s", flow_run_id, error)
+            return False
+        return state is not None and state.is_final()
+
     def took_over(self, flow_run_id: str, why: str) -> None:
         """Show the run that died without a word (killed) as Crashed in Prefect, not Running for ever."""
         try:

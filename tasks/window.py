@@ -33,6 +33,12 @@ class Window:
         """The window as run names and artifacts show it, e.g. 2026-11-05T00:00Z-2026-11-06T00:00Z."""
         return f"{_stamp(self.since)}-{_stamp(self.until)}"
 
+    def in_shop_time(self, timezone: str) -> str:
+        """The window in the shop's time zone, named: 2026-11-26 21:58 → 2026-12-03 21:58 Europe/Madrid."""
+        zone = ZoneInfo(timezone)
+        since, until = self.since.astimezone(zone), self.until.astimezone(zone)
+        return f"{since:%Y-%m-%d %H:%M} → {until:%Y-%m-%d %H:%M} {timezone}"
+
 
 def _stamp(moment: datetime) -> str:
     """A UTC moment to the minute, ending in Z."""

@@ -62,6 +62,10 @@ class Steps:
     def took_over(self, flow_run_id: str, why: str) -> None:
         """Say that the run took the lock of a dead run, whose flow run this was."""
 
+    def holder_ended(self, flow_run_id: str) -> bool:
+        """Whether the flow run that holds the merchant's lock is known to have ended (here: never known)."""
+        return False
+
 
 def run_window(store: StateStore, settings: Settings, since: Moment, until: Moment, now: datetime) -> Window:
     """The run's window: its bounds, or the last successful run's end less the overlap to `now`; reads."""

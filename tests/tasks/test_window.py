@@ -73,3 +73,10 @@ def test_a_window_ending_in_the_future_does_not_continue_the_schedule() -> None:
         "2026-11-25", "2026-11-27", last_until=None, now=NOW, overlap=OVERLAP, first_run=FIRST_RUN
     )
     assert ahead.continues is False
+
+
+def test_a_window_in_shop_time_names_the_zone_and_follows_summer_time() -> None:
+    winter = Window(datetime(2026, 11, 26, 20, 58, tzinfo=UTC), datetime(2026, 12, 3, 20, 58, tzinfo=UTC))
+    summer = Window(datetime(2026, 7, 1, 22, 0, tzinfo=UTC), datetime(2026, 7, 2, 22, 0, tzinfo=UTC))
+    assert winter.in_shop_time("Europe/Madrid") == "2026-11-26 21:58 → 2026-12-03 21:58 Europe/Madrid"
+    assert summer.in_shop_time("Europe/Madrid") == "2026-07-02 00:00 → 2026-07-03 00:00 Europe/Madrid"
