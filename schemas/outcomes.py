@@ -1,7 +1,7 @@
 """What a delivery run came to: one type for a chunk and for a whole run, added up chunk by chunk.
 
-The counts carry the names the Prefect UI shows (a run's counts table, a backfill's table of windows, the
-summary); every other view of a run is derived from them.
+The counts carry the headings the Prefect UI shows (a run's counts table, a backfill's table of windows,
+the summary), in words: COUNT_HEADINGS; every other view of a run is derived from them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ class DeliveryCounts:
     quarantined: int = 0  # could not be reported: what is wrong and what to do is in the quarantine table
     sent: int = 0  # new orders SeQura accepted (or a settling update confirmed)
     updated: int = 0  # order updates SeQura accepted
-    update_failed: int = 0  # order updates SeQura refused, or left unanswered
+    update_failed: int = 0  # order updates held: SeQura refused them, now or before, as the order stands
+    unanswered: int = 0  # reports or order updates SeQura has not answered yet: the next run asks again
 
     def __add__(self, later: DeliveryCounts) -> DeliveryCounts:
         """Both counts added up, name by name."""
@@ -34,20 +35,34 @@ class DeliveryCounts:
         )
 
     def row(self) -> dict[str, int]:
-        """The counts as one table row, as a run's counts artifact and a backfill's table show them."""
-        return asdict(self)
+        """The counts as one table row, under their headings, as the counts artifact and backfills show it."""
+        return {COUNT_HEADINGS[name]: value for name, value in asdict(self).items()}
 
     def in_words(self) -> str:
         """The counts as a log line says them, like `found 7, new 7, changed 0, already reported 0`."""
-        return ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in self.row().items())
+        return ", ".join(f"{heading.lower()} {value}" for heading, value in self.row().items())
 
     @classmethod
     def from_row(cls, row: Mapping[str, object]) -> DeliveryCounts:
-        """The counts of a row that `row()` made (a column it lacks counts 0)."""
-        return cls(**{name.name: int(str(row.get(name.name, 0))) for name in fields(cls)})
+        """The counts of a row `row()` made, or one by field name (before headings); a missing column is 0."""
+        return cls(
+            **{name: int(str(row.get(heading, row.get(name, 0)))) for name, heading in COUNT_HEADINGS.items()}
+        )
 
 
-COUNT_COLUMNS = tuple(name.name for name in fields(DeliveryCounts))
+COUNT_HEADINGS = {
+    "found": "Found",
+    "new": "New",
+    "changed": "Changed",
+    "already_reported": "Already reported",
+    "quarantined": "Quarantined",
+    "sent": "Sent",
+    "updated": "Updated",
+    "update_failed": "Updates held",
+    "unanswered": "No answer yet",
+}
+"""Each count's column heading, in words, in the order of DeliveryCounts' fields."""
+COUNT_COLUMNS = tuple(COUNT_HEADINGS.values())
 
 
 @dataclass(frozen=True)

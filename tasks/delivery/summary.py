@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.outcomes import COUNT_COLUMNS, ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
+from schemas.outcomes import COUNT_COLUMNS, COUNT_HEADINGS, ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.reports import QuarantinedOrder, SentOrder, Stage, UpdatedOrder
 from tasks.inert import markdown_cells, markdown_text
 from tasks.state.quarantine import WaitingOrder
@@ -157,11 +157,11 @@ def _listed(names: Sequence[str], total: int) -> str:
 
 
 def counts_table(counts: DeliveryCounts) -> list[str]:
-    """The counts as a markdown table of one row, under the names the counts artifact gives them."""
-    shown = [name for name in COUNT_COLUMNS if name != "found"]
+    """The counts as a markdown table of one row, under the headings the counts artifact gives them."""
     row = counts.row()
+    shown = [heading for heading in COUNT_COLUMNS if heading != COUNT_HEADINGS["found"]]
     return [
-        "| " + " | ".join(name.replace("_", " ") for name in shown) + " |",
+        "| " + " | ".join(shown) + " |",
         "|" + "---:|" * len(shown),
         "| " + " | ".join(str(row[name]) for name in shown) + " |",
     ]

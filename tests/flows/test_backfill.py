@@ -96,12 +96,20 @@ def test_each_window_is_a_child_run_named_after_it_and_the_backfill_tables_them(
         "delivery-report-2026-11-22T00:00Z-2026-11-23T00:00Z",
     ]
     table = json.loads(artifact_data("backfill-runs"))
-    assert [(row["window"], row["result"], row["found"], row["sent"]) for row in table] == [
+    assert [(row["window"], row["result"], row["Found"], row["Sent"]) for row in table] == [
         ("2026-11-20T00:00Z-2026-11-21T00:00Z", "Completed", 1, 1),
         ("2026-11-21T00:00Z-2026-11-22T00:00Z", "Completed", 1, 1),
         ("2026-11-22T00:00Z-2026-11-23T00:00Z", "Completed", 0, 0),
     ]
-    assert set(table[0]) >= {"found", "new", "updated", "already_reported", "quarantined", "sent"}
+    assert set(table[0]) >= {
+        "Found",
+        "New",
+        "Updated",
+        "Already reported",
+        "Quarantined",
+        "Sent",
+        "No answer yet",
+    }
 
 
 @ON_MARIADB
