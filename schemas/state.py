@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -22,7 +23,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 6
+STATE_SCHEMA_VERSION = 7
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
@@ -125,6 +126,12 @@ run_locks = Table(
     Column("merchant", String(64), primary_key=True),
     Column("run_id", String(36), nullable=False),
     Column("renewed_at", UtcDateTime, nullable=False),
+    # who holds it, so a run can tell at once that it died (version 7; NULL in locks taken before)
+    Column("flow_run_id", String(36)),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("pid_space", String(80)),  # boot id and pid namespace: where the pid names one process
+    Column("process_started", BigInteger),  # clock ticks after boot: a pid reused later differs
 )
 
 order_snapshots = Table(

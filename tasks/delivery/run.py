@@ -29,7 +29,7 @@ from tasks.delivery.read_ahead import ReadAhead
 from tasks.delivery.statistics import StatisticsBlock, statistics_of_run
 from tasks.delivery.summary import DeliverySummary
 from tasks.resources import RunResources
-from tasks.state.locks import lease_kept
+from tasks.state.locks import TakenOver, lease_kept
 from tasks.state.privacy import erase_expired
 from tasks.state.quarantine import references_to_retry
 from tasks.state.runs import finish_run, forget_chunks, last_successful_until, start_run
@@ -117,8 +117,8 @@ class DeliveryRun:
         plan: DeliveryPlan | None = None
         done, chunks_done = DeliveryOutcome(), 0
         try:
-            if dead and dead != self.flow_run_id:  # not this flow run's own earlier attempt
-                steps.took_over(dead, f"it stopped renewing its run lease; run {self.run_id} took over")
+            if dead and dead.flow_run_id and dead.flow_run_id != self.flow_run_id:  # not its own attempt
+                steps.took_over(dead.flow_run_id, f"{dead.why}; run {self.run_id} took over")
             with self._lease():
                 self._erase_expired()
                 plan = steps.plan(self._plan)
@@ -147,8 +147,8 @@ class DeliveryRun:
         finally:
             quietly("forget the run's chunks", lambda: forget_chunks(resources.store, self.run_id))
 
-    def _begin(self, steps: Steps) -> str | None:
-        """Take the lock and record the start of a real run; returns the flow run of a dead one taken over."""
+    def _begin(self, steps: Steps) -> TakenOver | None:
+        """Take the lock and record the start of a real run; returns the dead run it took over, if any."""
         if self.dry_run:
             return None
         settings = self.resources.settings
@@ -162,6 +162,7 @@ class DeliveryRun:
             lease=settings.run_lease(),
             wait=settings.lock_wait(),
             waiting=steps.waiting,
+            holder_ended=steps.holder_ended,
         )
 
     def _lease(self) -> AbstractContextManager[None]:

@@ -6,7 +6,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -14,59 +15,186 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from schemas import state
 from schemas.state import RunStatus
 from tasks.state.errors import RunInProgressError
+from tasks.state.processes import RunProcess, of_this_host, process_gone, this_process
 from tasks.state.store import StateStore
 
 LOG = logging.getLogger(__name__)
 
 
 RUN_LEASE = timedelta(minutes=10)  # how long a run that stopped renewing its lease still blocks others
+TAKE_TRIES = 3  # how often take_lock looks again when the lock changes hands while it looks
 
 
-def take_lock(store: StateStore, merchant: str, run_id: str, lease: timedelta) -> str | None:
-    """Take the merchant's run lock, or raise RunInProgressError naming the run that holds it.
+def never_known(flow_run_id: str) -> bool:
+    """Whether a flow run is known to have ended, without Prefect: never."""
+    return False
 
-    Taking it is one INSERT on a primary key, or one UPDATE of a lease that expired, so two runs starting
-    at the same instant cannot both get it. A running run renews its lease while it works. Taking over a
-    lapsed lease marks the run that held it crashed, and returns its Prefect flow run id, if any.
-    """
-    locks, runs = state.run_locks, state.runs
-    moment = store.now()
+
+@dataclass(frozen=True)
+class LockHolder:
+    """A run that holds a merchant's lock: its run, its Prefect flow run and its process, when recorded."""
+
+    run_id: str
+    flow_run_id: str | None
+    process: RunProcess | None  # None for a lock taken before the store's version 7
+    renewed_at: datetime
+
+    def in_words(self) -> str:
+        """What is known of it: `last seen 2026-12-04 10:00:00 UTC, flow run F, process 1234 on host w-1`."""
+        found = [f"last seen {self.renewed_at:%Y-%m-%d %H:%M:%S} UTC"]
+        if self.flow_run_id is not None:
+            found.append(f"flow run {self.flow_run_id}")
+        if self.process is not None:
+            found.append(self.process.in_words())
+        return ", ".join(found)
+
+
+@dataclass(frozen=True)
+class TakenOver:
+    """The dead run whose lock a run took over: its run, its Prefect flow run (if any) and why it was dead."""
+
+    run_id: str
+    flow_run_id: str | None
+    why: str
+
+
+def _holder(store: StateStore, merchant: str) -> LockHolder | None:
+    """Who holds the merchant's lock, or None if no run does; reads."""
+    locks = state.run_locks
+    with store.engine.connect() as conn:
+        row = conn.execute(select(locks).where(locks.c.merchant == merchant)).first()
+    if row is None:
+        return None
+    process = None
+    if row.host is not None and row.pid is not None:
+        process = RunProcess(row.host, row.pid, row.pid_space, row.process_started)
+    return LockHolder(row.run_id, row.flow_run_id, process, row.renewed_at)
+
+
+def _inserted(store: StateStore, merchant: str, run_id: str, flow_run_id: str | None) -> bool:
+    """Take a free lock with one INSERT on its primary key, naming this process; False if a run holds it."""
+    here = this_process()
     try:
         with store.engine.begin() as conn:
-            conn.execute(insert(locks).values(merchant=merchant, run_id=run_id, renewed_at=moment))
-        return None
+            conn.execute(
+                insert(state.run_locks).values(
+                    merchant=merchant,
+                    run_id=run_id,
+                    renewed_at=store.now(),
+                    flow_run_id=flow_run_id,
+                    host=here.host,
+                    pid=here.pid,
+                    pid_space=here.pid_space,
+                    process_started=here.started,
+                )
+            )
     except IntegrityError:
-        pass
+        return False
+    return True
+
+
+def why_dead(
+    store: StateStore,
+    holder: LockHolder,
+    lease: timedelta,
+    flow_run_id: str | None,
+    ended: Callable[[str], bool],
+) -> str | None:
+    """Why the run holding a lock is provably dead, in words, or None if it may live; reads /proc, Prefect.
+
+    Dead: its lease lapsed, its process on this host is gone (or its pid is another process's now), or
+    Prefect (`ended`) holds its flow run in a final state. The flow run of the run asking is never asked.
+    """
+    if holder.renewed_at < store.now() - lease:
+        return f"it stopped renewing its lease at {holder.renewed_at:%Y-%m-%d %H:%M} UTC"
+    gone = process_gone(holder.process) if holder.process is not None else None
+    if gone is not None:
+        return gone
+    if holder.flow_run_id is not None and holder.flow_run_id != flow_run_id and ended(holder.flow_run_id):
+        return f"Prefect shows its flow run {holder.flow_run_id} ended (a final state, such as Crashed)"
+    return None
+
+
+def _take_over(
+    store: StateStore, merchant: str, holder: LockHolder, run_id: str, flow_run_id: str | None, why: str
+) -> TakenOver | None:
+    """Take a dead holder's lock with one compare-and-set UPDATE and mark its run crashed; None if lost.
+
+    The UPDATE matches the holder's run id and last renewal, so of two runs taking over at once one wins,
+    and a holder that renewed meanwhile keeps its lock. Writes run_locks and runs in one transaction.
+    """
+    locks, runs = state.run_locks, state.runs
+    here = this_process()
+    moment = store.now()
     with store.engine.begin() as conn:
-        holder = conn.execute(
-            select(locks.c.run_id, locks.c.renewed_at).where(locks.c.merchant == merchant)
-        ).one()
-        taken_over = conn.execute(
+        taken = conn.execute(
             update(locks)
             .where(
                 locks.c.merchant == merchant,
                 locks.c.run_id == holder.run_id,
-                locks.c.renewed_at < moment - lease,
+                locks.c.renewed_at == holder.renewed_at,
             )
-            .values(run_id=run_id, renewed_at=moment)
+            .values(
+                run_id=run_id,
+                renewed_at=moment,
+                flow_run_id=flow_run_id,
+                host=here.host,
+                pid=here.pid,
+                pid_space=here.pid_space,
+                process_started=here.started,
+            )
         ).rowcount
-        if taken_over == 1:
-            conn.execute(
-                update(runs)
-                .where(runs.c.run_id == holder.run_id, runs.c.status == RunStatus.RUNNING)
-                .values(
-                    status=RunStatus.CRASHED,
-                    finished_at=moment,
-                    message=f"stopped renewing its lease at {holder.renewed_at:%Y-%m-%d %H:%M} UTC; "
-                    f"run {run_id} took over",
-                )
-            )
-            return conn.execute(select(runs.c.flow_run_id).where(runs.c.run_id == holder.run_id)).scalar()
-    raise RunInProgressError(
-        f"run {holder.run_id} for merchant {merchant} is still running (last seen "
-        f"{holder.renewed_at:%Y-%m-%d %H:%M} UTC); try again when it ends "
-        f"(a run that died stops blocking {lease.total_seconds():g} seconds after it was last seen, "
+        if taken != 1:
+            return None
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == holder.run_id, runs.c.status == RunStatus.RUNNING)
+            .values(status=RunStatus.CRASHED, finished_at=moment, message=f"{why}; run {run_id} took over")
+        )
+        recorded = conn.execute(select(runs.c.flow_run_id).where(runs.c.run_id == holder.run_id)).scalar()
+    return TakenOver(holder.run_id, holder.flow_run_id or recorded, why)
+
+
+def _still_running(merchant: str, holder: LockHolder, lease: timedelta) -> str:
+    """Why a run cannot take the merchant's lock now, naming the run that holds it and what to do."""
+    return (
+        f"run {holder.run_id} for merchant {merchant} is still running ({holder.in_words()}); try again "
+        "when it ends (a run that died stops blocking at once when its process on this host is gone or "
+        f"Prefect shows its flow run ended, else {lease.total_seconds():g} seconds after it was last seen, "
         "SEQURA_RUN_LEASE_SECONDS; `sequra-etl unlock` frees it at once)"
+    )
+
+
+def take_lock(
+    store: StateStore,
+    merchant: str,
+    run_id: str,
+    lease: timedelta,
+    flow_run_id: str | None = None,
+    ended: Callable[[str], bool] = never_known,
+) -> TakenOver | None:
+    """Take the merchant's run lock, or raise RunInProgressError naming the run that holds it.
+
+    Taking it is one INSERT on a primary key, or one compare-and-set UPDATE of a dead holder's lock (see
+    why_dead; `ended` asks Prefect whether a flow run ended), so two runs starting at the same instant
+    cannot both get it. A running run renews its lease while it works. Taking a dead run's lock over marks
+    it crashed and returns who it was and why. Writes run_locks (and runs).
+    """
+    for _ in range(TAKE_TRIES):
+        if _inserted(store, merchant, run_id, flow_run_id):
+            return None
+        holder = _holder(store, merchant)
+        if holder is None:
+            continue  # freed meanwhile: insert again
+        why = why_dead(store, holder, lease, flow_run_id, ended)
+        if why is None:
+            raise RunInProgressError(_still_running(merchant, holder, lease))
+        taken = _take_over(store, merchant, holder, run_id, flow_run_id, why)
+        if taken is not None:
+            return taken
+    raise RunInProgressError(
+        f"the lock of merchant {merchant} changed hands {TAKE_TRIES} times while this run tried to take it; "
+        "another run is starting: try again when it ends"
     )
 
 
@@ -118,17 +246,27 @@ def lease_kept(store: StateStore, merchant: str, run_id: str, lease: timedelta =
 
 
 def free_lock(store: StateStore, merchant: str) -> str:
-    """Delete the merchant's run lock whoever holds it; says which run it freed, in words."""
-    locks = state.run_locks
+    """Delete the merchant's run lock whoever holds it; says which run it freed and whether it still runs."""
+    holder = _holder(store, merchant)
+    if holder is None:
+        return f"no run holds the lock of merchant {merchant}; nothing was changed"
     with store.engine.begin() as conn:
-        holder = conn.execute(select(locks).where(locks.c.merchant == merchant)).first()
-        if holder is None:
-            return f"no run holds the lock of merchant {merchant}; nothing was changed"
-        conn.execute(delete(locks).where(locks.c.merchant == merchant))
+        conn.execute(delete(state.run_locks).where(state.run_locks.c.merchant == merchant))
     return (
-        f"freed the lock of merchant {merchant} held by run {holder.run_id} (last seen "
-        f"{holder.renewed_at:%Y-%m-%d %H:%M} UTC); if that run is still working, two runs may now send"
+        f"freed the lock of merchant {merchant} held by run {holder.run_id} ({holder.in_words()}); "
+        f"{_whether_alive(holder)}"
     )
+
+
+def _whether_alive(holder: LockHolder) -> str:
+    """Whether the run that held a lock may still work, and what to do if it does; reads /proc."""
+    process = holder.process
+    if process is None or not of_this_host(process):
+        return "if that run is still working, two runs may now send: stop it"
+    gone = process_gone(process)
+    if gone is not None:
+        return f"{gone}, so no other run is sending"
+    return f"its {process.in_words()} is still running: stop it, or two runs may now send"
 
 
 LOCK_POLL_SECONDS = 5.0  # how often a run waiting for the merchant's lock tries again
@@ -141,8 +279,10 @@ def wait_for_lock(
     lease: timedelta,
     wait: timedelta,
     waiting: Callable[[str], None],
-) -> str | None:
-    """Take the merchant's run lock, trying again for up to `wait` while another run holds it.
+    flow_run_id: str | None = None,
+    ended: Callable[[str], bool] = never_known,
+) -> TakenOver | None:
+    """Take the merchant's run lock, trying again for up to `wait` while another run holds it (take_lock).
 
     `waiting` is told once, in words, which run it waits for. Raises RunInProgressError when the wait is
     over and the other run still holds the lock.
@@ -152,7 +292,7 @@ def wait_for_lock(
     told = False
     while True:
         try:
-            return take_lock(store, merchant, run_id, lease)
+            return take_lock(store, merchant, run_id, lease, flow_run_id, ended)
         except RunInProgressError as busy:
             left = deadline - clock.monotonic()
             if left <= 0:

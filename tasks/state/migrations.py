@@ -89,6 +89,11 @@ def _create_version_6(conn: Connection) -> None:
         _create_missing_indexes(conn, table, f"ix_{table.name}_erasure")
 
 
+def _create_version_7(conn: Connection) -> None:
+    """Version 7: a run lock names its holder's flow run and process, so a dead holder is seen at once."""
+    _add_missing_columns(conn, state.run_locks, "flow_run_id", "host", "pid", "pid_space", "process_started")
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _create_version_1,
     2: _create_version_2,
@@ -96,6 +101,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _create_version_4,
     5: _create_version_5,
     6: _create_version_6,
+    7: _create_version_7,
 }
 
 

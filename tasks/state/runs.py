@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, insert, select, update
 from schemas import state
 from schemas.outcomes import DeliveryCounts
 from schemas.state import Marks, RunStatus
-from tasks.state.locks import LOG, RUN_LEASE, wait_for_lock
+from tasks.state.locks import LOG, RUN_LEASE, TakenOver, never_known, wait_for_lock
 from tasks.state.store import StateStore
 from tasks.window import Window
 
@@ -43,13 +43,14 @@ def start_run(
     lease: timedelta = RUN_LEASE,
     wait: timedelta = timedelta(0),
     waiting: Callable[[str], None] = LOG.info,
-) -> str | None:
+    holder_ended: Callable[[str], bool] = never_known,
+) -> TakenOver | None:
     """Take the merchant's run lock, waiting up to `wait` for another run, and record the run's start.
 
-    Writes one runs row. Returns the Prefect flow run id of a run found dead and taken over, for the flow
-    to mark it crashed.
+    Writes one runs row. `holder_ended` says whether Prefect holds a flow run in a final state. Returns
+    the run found dead and taken over (its flow run, and why), for the flow to mark it crashed.
     """
-    dead = wait_for_lock(store, merchant, run_id, lease, wait, waiting)
+    dead = wait_for_lock(store, merchant, run_id, lease, wait, waiting, flow_run_id, holder_ended)
     with store.engine.begin() as conn:
         conn.execute(
             insert(state.runs).values(

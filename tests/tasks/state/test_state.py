@@ -392,7 +392,7 @@ def test_a_run_that_takes_over_a_lapsed_lease_marks_the_dead_run_crashed(state_u
 
     dead = start_run(store, "next-run", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id="flow-2")
 
-    assert dead == "flow-1"
+    assert dead is not None and (dead.run_id, dead.flow_run_id) == ("dead-run", "flow-1")
     with store.engine.connect() as conn:
         status, message = conn.execute(
             select(state.runs.c.status, state.runs.c.message).where(state.runs.c.run_id == "dead-run")
