@@ -210,13 +210,14 @@ def lapsed_run(
 ) -> str | None:
     """Why the run of a Prefect flow run is dead, or None if it may be alive; reads the store.
 
-    Dead: its newest run stopped renewing its lease, or it has been running longer than `patience` (None:
-    for ever) without taking its merchant's lock. A flow run run again has a row per attempt.
+    Dead: its newest run was found dead by the run that took its lock over (why is said), stopped renewing
+    its lease, or has been running longer than `patience` (None: for ever) without taking its merchant's
+    lock. A flow run run again has a row per attempt.
     """
     runs, locks = state.runs, state.run_locks
     with store.engine.connect() as conn:
         run = conn.execute(
-            select(runs.c.run_id, runs.c.merchant, runs.c.status)
+            select(runs.c.run_id, runs.c.merchant, runs.c.status, runs.c.message)
             .where(runs.c.flow_run_id == flow_run_id)
             .order_by(runs.c.started_at.desc())
             .limit(1)
@@ -231,6 +232,8 @@ def lapsed_run(
         renewed = conn.execute(
             select(locks.c.renewed_at).where(locks.c.merchant == run.merchant, locks.c.run_id == run.run_id)
         ).scalar()
+    if run.status == RunStatus.CRASHED and run.message:
+        return f"it died: {run.message}"
     if run.status == RunStatus.CRASHED or renewed is None or renewed < store.now() - lease:
         last = f"last seen {renewed:%Y-%m-%d %H:%M} UTC" if renewed is not None else "its lock taken over"
         return f"it stopped renewing its run lease ({last}): its process or machine died"

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, insert, inspect, select, text
@@ -16,7 +16,7 @@ from schemas import state
 from tasks.state.errors import RunInProgressError
 from tasks.state.locks import RUN_LEASE, free_lock
 from tasks.state.processes import RunProcess, this_process
-from tasks.state.runs import start_run
+from tasks.state.runs import lapsed_run, start_run
 from tasks.state.store import StateStore, open_state_store
 from tasks.window import Window
 from tests.clocks import MovedClock
@@ -142,6 +142,9 @@ def test_a_run_of_this_host_whose_process_is_gone_is_taken_over_at_once(state_ur
 
     assert said == f"took over killed: its process {named.pid} on host {named.host} is gone"
     assert crashed(store, "killed")[0] == "crashed"
+    assert lapsed_run(store, "flow-killed", RUN_LEASE, timedelta(0), None) == (  # as the fan-out says it
+        f"it died: its process {named.pid} on host {named.host} is gone; run next took over"
+    )
     store.dispose()
 
 
