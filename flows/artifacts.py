@@ -69,7 +69,10 @@ def publish_not_begun(why: str, merchant: str) -> None:
 
 
 def publish_open_quarantine(store: StateStore, merchant: str, timezone: str) -> None:
-    """Publish the standing open-quarantine artifact: every order of the merchant still waiting; reads."""
+    """Publish the standing open-quarantine artifact: every order of the merchant SeQura has not confirmed.
+
+    Quarantined, with an update held, or with no answer yet; reads the state store.
+    """
     waiting, total = open_quarantine(store, merchant, ROWS_SHOWN)
     key = artifact_key("open-quarantine", merchant)
     if not waiting:
@@ -77,13 +80,13 @@ def publish_open_quarantine(store: StateStore, merchant: str, timezone: str) -> 
             f"# Open quarantine of {markdown_text(merchant)}\n\n"
             "No order is waiting: every shipped order has been reported.",
             key=key,
-            description="Orders still waiting to be reported",
+            description="Orders SeQura has not confirmed yet",
         )
         return
     shown = f"the oldest {len(waiting):,} of {total:,}" if total > len(waiting) else f"{total:,}"
     create_table_artifact(
         open_quarantine_rows(waiting, store.now(), timezone),
         key=key,
-        description=f"Orders still waiting to be reported ({shown}), oldest first; times in shop time "
-        f"({markdown_text(timezone)}); every run tries them again",
+        description=f"Orders SeQura has not confirmed yet ({shown}), oldest first: quarantined, with an "
+        f"update held, or with no answer yet; times in shop time ({markdown_text(timezone)})",
     )

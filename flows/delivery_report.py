@@ -15,15 +15,15 @@ from pathlib import Path
 from prefect import flow, get_client, get_run_logger, runtime, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed, Crashed
+from prefect.states import Completed, Crashed, State
 
-from flows.alerts import QUARANTINED
+from flows.alerts import AWAITING_SEQURA, QUARANTINED
 from flows.artifacts import publish_not_begun, publish_open_quarantine, publish_summary
 from flows.history import check_not_lost, run_tags, tag_run
 from flows.parameters import Moment, check_deployment_out, check_parameters, run_started_at
 from schemas.errors import RunStoppedError
 from schemas.masking import masked_url
-from schemas.outcomes import DeliveryOutcome
+from schemas.outcomes import DeliveryCounts, DeliveryOutcome
 from schemas.settings import OUTPUT_DIR, Settings
 from tasks.delivery.plan import DeliveryPlan
 from tasks.delivery.run import DeliveryRun, Log, Steps, quietly, run_window
@@ -169,16 +169,39 @@ def delivery_report(
         raise
     with resources:
         summary = deliver(resources, since, until, bool(dry_run), out, retry_quarantined=retry_quarantined)
+    logger.info("%s: %s", summary.window.label(), summary.counts.in_words())
+    return final_state(summary)
+
+
+def final_state(summary: DeliverySummary) -> DeliverySummary | State:
+    """How the run ends: plain Completed only when SeQura answered all the run found (or in a dry run).
+
+    Quarantined when orders are quarantined or updates held, AwaitingSeQura when orders wait only for
+    SeQura's answer; both Completed states, with the counts in words and the summary as their result.
+    """
     counts = summary.counts
-    logger.info("%s: %s", summary.window.label(), counts.in_words())
-    if not dry_run and (counts.quarantined or counts.update_failed):
-        return Completed(
-            name=QUARANTINED,
-            message=f"{counts.quarantined} orders in quarantine and {counts.update_failed} order updates "
-            "held; see the run's quarantine table",
-            data=summary,
+    waiting = _waiting_in_words(counts)
+    if summary.dry_run or not waiting:
+        return summary
+    return Completed(
+        name=QUARANTINED if counts.quarantined or counts.update_failed else AWAITING_SEQURA,
+        message=f"{waiting}; the open-quarantine artifact says what happens next to each",
+        data=summary,
+    )
+
+
+def _waiting_in_words(counts: DeliveryCounts) -> str:
+    """What SeQura has not confirmed, in words: `1 order in quarantine and 5 orders sent ... answer`."""
+    parts = [
+        f"{count:,} {noun if count == 1 else plural} {what}"
+        for count, noun, plural, what in (
+            (counts.quarantined, "order", "orders", "in quarantine"),
+            (counts.update_failed, "order update", "order updates", "held"),
+            (counts.unanswered, "order", "orders", "sent to SeQura waiting for its answer"),
         )
-    return summary
+        if count
+    ]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
 def deliver(

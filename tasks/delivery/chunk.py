@@ -135,12 +135,14 @@ def _deliver(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
             resources, context.run_id, context.platform, changed + repeated, previous, findings.held, log
         )
         refused = tuple(shipped.quarantined) + tuple(updates.quarantined)
+        held_before = sum(1 for item in changed + repeated if item.built.order_ref_1 in findings.held)
         counts = replace(
             outcome.counts,
-            quarantined=outcome.counts.quarantined + len(refused),
+            quarantined=outcome.counts.quarantined + len(shipped.quarantined),
             sent=len(shipped.sent),
             updated=updates.updated,
-            update_failed=len(updates.quarantined) + updates.unanswered,
+            update_failed=len(updates.quarantined) + held_before,
+            unanswered=len(shipped.unanswered) + updates.unanswered,
         )
         outcome = replace(
             outcome,
@@ -185,7 +187,8 @@ def ship_new_orders(context: RunContext, new: Sequence[BuiltReport], log: Log) -
     Reports go out (POST, or order updates with SEQURA_SHIPMENT_CHANNEL order_update), the first accepted
     one carrying the run's statistics block; those left without an answer, now or by an earlier run, are
     settled by order updates, and those SeQura then shows it never had are reported again. Returns every
-    order sent or settled, and every one quarantined (recorded).
+    order sent or settled, every one quarantined (recorded), and in `unanswered` those still in flight,
+    waiting for SeQura's answer.
     """
     resources, run_id, platform = context.resources, context.run_id, context.platform
     statistics = context.statistics if new else None
@@ -194,6 +197,9 @@ def ship_new_orders(context: RunContext, new: Sequence[BuiltReport], log: Log) -
     loaded.sent += settled.settled
     loaded.quarantined += settled.quarantined
     loaded.requests += settled.requests
+    answered = {built.order_ref_1 for built in [*settled.settled, *settled.not_at_sequra]}
+    answered |= {entry.order_ref_1 for entry in settled.quarantined}
+    loaded.unanswered = [built for built in loaded.unanswered if built.order_ref_1 not in answered]
     if settled.not_at_sequra and resources.settings.shipment_channel == "order_update":
         loaded.quarantined += [unknown_to_sequra(built) for built in settled.not_at_sequra]
     elif settled.not_at_sequra:  # SeQura said it has none of them: reporting them again cannot double
@@ -202,6 +208,7 @@ def ship_new_orders(context: RunContext, new: Sequence[BuiltReport], log: Log) -
         )
         loaded.sent += again.sent
         loaded.quarantined += again.quarantined
+        loaded.unanswered += again.unanswered
         loaded.requests += again.requests
     record_quarantine(resources.store, run_id, context.merchant, loaded.quarantined)
     return loaded

@@ -39,6 +39,10 @@ class DeliverySummary:
         return self.outcome.counts
 
 
+ORDER, ORDER_IDS, WHAT_IS_WRONG, WHAT_TO_DO = "Order", "Order IDs", "What is wrong", "What to do"
+"""Column headings the tables share: the order as SeQura knows it, its ids in the shop, the quarantine's."""
+
+
 def artifact_key(kind: str, merchant: str) -> str:
     """The key of one of a merchant's artifacts, e.g. delivery-report-sent-shop-es (lowercase, dashes)."""
     slug = re.sub(r"[^a-z0-9]+", "-", merchant.lower()).strip("-")
@@ -50,13 +54,13 @@ def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, str | int]]:
     return [
         markdown_cells(
             {
-                "order_ref_1": order.order_ref_1,
-                "id_orders": ", ".join(map(str, order.id_orders)),
-                "state": order.state,
-                "shipped_at": order.shipped_at,
-                "items": order.items,
-                "shipped_total": order.shipped_total,
-                "remaining_total": order.remaining_total,
+                ORDER: order.order_ref_1,
+                ORDER_IDS: ", ".join(map(str, order.id_orders)),
+                "State": order.state,
+                "Shipped at": order.shipped_at,
+                "Items": order.items,
+                "Shipped total": order.shipped_total,
+                "Still to ship": order.remaining_total,
             }
         )
         for order in sent
@@ -94,10 +98,10 @@ def quarantine_rows(quarantined: Sequence[QuarantinedOrder]) -> list[dict[str, s
         rows.append(
             markdown_cells(
                 {
-                    "order_ref_1": entry.order_ref_1,
-                    "id_orders": ", ".join(map(str, entry.id_orders)),
-                    "what_is_wrong": wrong,
-                    "what_to_do": to_do,
+                    ORDER: entry.order_ref_1,
+                    ORDER_IDS: ", ".join(map(str, entry.id_orders)),
+                    WHAT_IS_WRONG: wrong,
+                    WHAT_TO_DO: to_do,
                 }
             )
         )
@@ -115,20 +119,21 @@ def age_in_words(age: timedelta) -> str:
 def open_quarantine_rows(
     waiting: Sequence[WaitingOrder], now: datetime, timezone: str
 ) -> list[dict[str, str | int]]:
-    """One table row per order still waiting: what is wrong, what to do, since when, runs that retried it."""
+    """One table row per order SeQura has not confirmed: what it waits for, since when, why, what next."""
     rows: list[dict[str, str | int]] = []
     for order in waiting:
         wrong, to_do = what_is_wrong_and_what_to_do(order.reason, order.stage)
+        since = shop_minute(order.first_seen_at, timezone)
         rows.append(
             markdown_cells(
                 {
-                    "order_ref_1": order.order_ref_1,
-                    "id_orders": order.id_orders,
-                    "what_is_wrong": wrong,
-                    "what_to_do": to_do,
-                    "waiting_since": shop_minute(order.first_seen_at, timezone),
-                    "age": age_in_words(now - order.first_seen_at),
-                    "runs_retried": order.retried,
+                    ORDER: order.order_ref_1,
+                    ORDER_IDS: order.id_orders,
+                    "Status": order.status,
+                    "Waiting since": f"{since} ({age_in_words(now - order.first_seen_at)})",
+                    WHAT_IS_WRONG: wrong,
+                    WHAT_TO_DO: to_do,
+                    "Runs retried": "" if order.retried is None else order.retried,
                 }
             )
         )
@@ -140,10 +145,10 @@ def update_rows(updates: Sequence[UpdatedOrder]) -> list[dict[str, str]]:
     return [
         markdown_cells(
             {
-                "order_ref_1": order.order_ref_1,
-                "id_orders": ", ".join(map(str, order.id_orders)),
-                "what_changed": order.changes,
-                "result": order.result,
+                ORDER: order.order_ref_1,
+                ORDER_IDS: ", ".join(map(str, order.id_orders)),
+                "What changed": order.changes,
+                "SeQura's answer": order.result,
             }
         )
         for order in updates

@@ -1,12 +1,15 @@
-"""Quarantine: orders that could not be reported, why, and which references every run reads again."""
+"""Quarantine: orders that could not be reported, why, and which references every run reads again.
+
+And the open quarantine: every order SeQura has not confirmed yet, whatever keeps it waiting.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.engine import Connection
 
 from schemas import state
@@ -83,35 +86,121 @@ def quarantine_within(
         )
 
 
+QUARANTINED, UPDATE_HELD, NO_ANSWER_YET = "Quarantined", "Update held", "No answer yet"
+"""What an order not yet confirmed by SeQura waits for, as the open-quarantine artifact says it."""
+NO_REPORT_ANSWER = (
+    "its delivery report got no answer from SeQura; nothing: the next run asks SeQura again with an order "
+    "update, which settles it"
+)
+NO_UPDATE_ANSWER = (
+    "its order update got no answer from SeQura, or was not sent yet; nothing: the next run asks SeQura "
+    "again with the update"
+)
+
+
 @dataclass(frozen=True)
 class WaitingOrder:
-    """An order still in quarantine: why, since when, and how many runs have tried it again since."""
+    """An order SeQura has not confirmed: what it waits for, why, since when, and the runs that retried it."""
 
     order_ref_1: str
     id_orders: str
+    status: str  # QUARANTINED, UPDATE_HELD or NO_ANSWER_YET
     stage: Stage
-    reason: str
+    reason: str  # what is wrong, then after its last '; ' what to do (or what happens next)
     first_seen_at: datetime
-    retried: int
+    retried: int | None  # runs that tried it again since; None when the store does not count them
 
 
 def open_quarantine(store: StateStore, merchant: str, limit: int) -> tuple[list[WaitingOrder], int]:
-    """The merchant's orders still in quarantine, oldest first (at most `limit`), and how many there are."""
-    q = state.quarantine
-    waiting = and_(q.c.merchant == merchant, q.c.resolved_at.is_(None))
+    """Every order of the merchant SeQura has not confirmed, oldest first (at most `limit`), and how many.
+
+    Quarantined orders and held updates (open quarantine entries), reports in flight, and order updates
+    not answered or not sent yet; an order is listed once, its quarantine entry first. Reads the store.
+    """
     with store.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(q).where(waiting)).scalar_one()
-        rows = conn.execute(
-            select(q).where(waiting).order_by(q.c.first_seen_at, q.c.reference).limit(limit)
-        ).all()
-    return [
-        WaitingOrder(
-            row.order_ref_1,
-            row.id_orders.replace(",", ", "),
-            Stage(row.stage),
-            row.reason,
-            row.first_seen_at,
-            row.attempts - 1,
+        kinds = [_quarantined(merchant), _in_flight(merchant), _updates_waiting(merchant)]
+        total = sum(conn.execute(select(func.count()).where(where)).scalar_one() for where, _ in kinds)
+        waiting = [order for _, rows in kinds for order in rows(conn, limit)]
+    return sorted(waiting, key=lambda order: (order.first_seen_at, order.order_ref_1))[:limit], total
+
+
+Kind = tuple[ColumnElement[bool], Callable[[Connection, int], list[WaitingOrder]]]
+"""One kind of order waiting: its rows' condition, and its first rows as WaitingOrders."""
+
+
+def _quarantined(merchant: str) -> Kind:
+    """Open quarantine entries: orders that could not be reported, and updates SeQura refused."""
+    q = state.quarantine
+    where = and_(q.c.merchant == merchant, q.c.resolved_at.is_(None))
+
+    def rows(conn: Connection, limit: int) -> list[WaitingOrder]:
+        found = conn.execute(select(q).where(where).order_by(q.c.first_seen_at, q.c.reference).limit(limit))
+        return [
+            WaitingOrder(
+                row.order_ref_1,
+                row.id_orders.replace(",", ", "),
+                UPDATE_HELD if row.stage == str(Stage.UPDATE) else QUARANTINED,
+                Stage(row.stage),
+                row.reason,
+                row.first_seen_at,
+                row.attempts - 1,
+            )
+            for row in found
+        ]
+
+    return where, rows
+
+
+def _not_quarantined(merchant: str, reference: ColumnElement[str]) -> ColumnElement[bool]:
+    """No open quarantine entry holds the order of `reference`."""
+    q = state.quarantine
+    return ~exists().where(q.c.merchant == merchant, q.c.reference == reference, q.c.resolved_at.is_(None))
+
+
+def _in_flight(merchant: str) -> Kind:
+    """Reports sent that SeQura has not answered (and not quarantined): the next run settles them."""
+    flight = state.in_flight
+    where = and_(flight.c.merchant == merchant, _not_quarantined(merchant, flight.c.reference))
+
+    def rows(conn: Connection, limit: int) -> list[WaitingOrder]:
+        found = conn.execute(
+            select(flight.c.order_ref_1, flight.c.sending_at)
+            .where(where)
+            .order_by(flight.c.sending_at, flight.c.order_ref_1)
+            .limit(limit)
         )
-        for row in rows
-    ], total
+        return [
+            WaitingOrder(
+                row.order_ref_1, "", NO_ANSWER_YET, Stage.LOAD, NO_REPORT_ANSWER, row.sending_at, None
+            )
+            for row in found
+        ]
+
+    return where, rows
+
+
+def _updates_waiting(merchant: str) -> Kind:
+    """Order updates owed (not answered, or not sent yet) of orders neither quarantined nor in flight."""
+    changes, flight = state.order_changes, state.in_flight
+    where = and_(
+        changes.c.merchant == merchant,
+        changes.c.outcome.is_(None),
+        _not_quarantined(merchant, changes.c.reference),
+        ~exists().where(flight.c.merchant == merchant, flight.c.order_ref_1 == changes.c.order_ref_1),
+    )
+
+    def rows(conn: Connection, limit: int) -> list[WaitingOrder]:
+        found = conn.execute(
+            select(changes.c.order_ref_1, changes.c.detected_at)
+            .where(where)
+            .order_by(changes.c.detected_at, changes.c.order_ref_1)
+            .limit(limit)
+        )
+        return [
+            WaitingOrder(
+                row.order_ref_1, "", NO_ANSWER_YET, Stage.UPDATE, NO_UPDATE_ANSWER, row.detected_at, None
+            )
+            for row in found
+        ]
+
+    return where, rows

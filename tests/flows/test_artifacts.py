@@ -63,8 +63,16 @@ def test_the_sent_table_says_when_each_order_shipped_in_shop_time_to_the_minute(
     pipeline.shop.shipped_order("AAAAAAAAA")
     artifacts = artifacts_of_run(**WINDOW)
     [row] = json.loads(artifacts["delivery-report-sent-demo-merchant"])
-    assert (row["shipped_at"], row["shipped_total"]) == ("2026-11-20 10:00", "17.45 EUR")
-    assert "sent_at" not in row
+    assert (row["Shipped at"], row["Shipped total"]) == ("2026-11-20 10:00", "17.45 EUR")
+    assert list(row) == [
+        "Order",
+        "Order IDs",
+        "State",
+        "Shipped at",
+        "Items",
+        "Shipped total",
+        "Still to ship",
+    ]
     summary = artifacts["delivery-report-summary-demo-merchant"]
     assert "orders shipped from 2026-11-20 01:00 to 2026-11-21 01:00 (Europe/Madrid)" in summary
 
@@ -80,8 +88,8 @@ def test_the_quarantine_table_says_what_is_wrong_and_what_to_do_apart(pipeline: 
     id_order = pipeline.shop.shipped_order("AAAAAAAAA")
     pipeline.shop.set_order(id_order, total_paid_tax_incl=Decimal("99.00"))
     [row] = json.loads(artifacts_of_run(**WINDOW)["delivery-report-quarantine-demo-merchant"])
-    assert row["what_is_wrong"].startswith("totals do not add up: items 17.45 EUR, order 99.00 EUR")
-    assert row["what_to_do"] == "correct the order lines or totals in the back office"
+    assert row["What is wrong"].startswith("totals do not add up: items 17.45 EUR, order 99.00 EUR")
+    assert row["What to do"] == "correct the order lines or totals in the back office"
 
 
 def test_open_quarantine_lists_every_order_still_waiting_with_its_age_and_the_runs_that_retried_it(
@@ -92,8 +100,9 @@ def test_open_quarantine_lists_every_order_still_waiting_with_its_age_and_the_ru
     for _ in range(3):
         artifacts = artifacts_of_run(**WINDOW)
     [row] = json.loads(artifacts["open-quarantine-demo-merchant"])
-    assert (row["order_ref_1"], row["age"], row["runs_retried"]) == ("AAAAAAAAA", "under an hour", 2)
-    assert row["what_to_do"] == "correct the order lines or totals in the back office"
+    assert (row["Order"], row["Status"], row["Runs retried"]) == ("AAAAAAAAA", "Quarantined", 2)
+    assert row["Waiting since"].endswith("(under an hour)")
+    assert row["What to do"] == "correct the order lines or totals in the back office"
     pipeline.shop.set_order(id_order, total_paid_tax_incl=Decimal("17.45"))
     cleared = artifacts_of_run(**WINDOW)["open-quarantine-demo-merchant"]
     assert "No order is waiting" in cleared
@@ -111,7 +120,7 @@ def test_no_artifact_renders_live_html_links_or_images_from_hostile_shop_data_or
     pipeline.faults(reject_refs=[JS_LINK])
     first = published_by_run(**WINDOW)
     quarantine = json.loads(first["delivery-report-quarantine-demo-merchant"][1])
-    reasons = plain_text(" ".join(row["what_is_wrong"] for row in quarantine))
+    reasons = plain_text(" ".join(row["What is wrong"] for row in quarantine))
     assert IMG in reasons and JS_LINK in reasons  # the buyer's email, and SeQura's words naming the order
     assert pipeline.accepted() == [IMG]
     assert live_in(first) == {}

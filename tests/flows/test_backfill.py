@@ -16,14 +16,16 @@ from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, tempor
 from prefect.states import Running
 from sqlalchemy import create_engine, select, update
 
+from flows import fan_out
 from flows.backfill import backfill
 from flows.cli.main import main
 from flows.delivery_report import delivery_report
 from flows.every_merchant import every_merchant
-from flows.fan_out import ChildRunsError, Liveness, not_on_workers
+from flows.fan_out import ChildOutcome, ChildRunsError, Liveness, not_on_workers
 from schemas.errors import SettingError
 from schemas.state import run_locks, runs
 from seeding.vocabulary import FRANCE, PORTUGAL
+from tasks.inert import markdown_cells
 from tasks.state.runs import start_run
 from tasks.state.store import open_state_store
 from tasks.window import Window
@@ -32,6 +34,8 @@ from tests.rendered import IMG, artifact_markdown, live_parts
 from tests.shops import MORNING, SINCE
 
 SPAN = {"since": SINCE.isoformat(), "until": (SINCE + timedelta(days=3)).isoformat()}
+MADRID_DAYS = [f"2026-11-{day} 01:00 → 2026-11-{day + 1} 01:00 Europe/Madrid" for day in (20, 21, 22)]
+"""SPAN's windows as the backfill shows them: in the test shop's time zone."""
 ON_MARIADB = pytest.mark.parametrize(
     "pipeline", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True
 )
@@ -71,11 +75,7 @@ def artifact_data(key: str) -> Any:
 def test_the_same_backfill_twice_sends_nothing_the_second_time(pipeline: Pipeline) -> None:
     ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC")
     first = backfill(**SPAN, window="1d")
-    assert sent_per_window(first) == [
-        ("2026-11-20T00:00Z-2026-11-21T00:00Z", 1, 0),
-        ("2026-11-21T00:00Z-2026-11-22T00:00Z", 1, 0),
-        ("2026-11-22T00:00Z-2026-11-23T00:00Z", 1, 0),
-    ]
+    assert sent_per_window(first) == [(MADRID_DAYS[0], 1, 0), (MADRID_DAYS[1], 1, 0), (MADRID_DAYS[2], 1, 0)]
     again = backfill(**SPAN, window="1d")
     assert [(o.counts.found, o.counts.new, o.counts.sent, o.counts.already_reported) for o in again] == [
         (1, 0, 0, 1)
@@ -89,17 +89,19 @@ def test_each_window_is_a_child_run_named_after_it_and_the_backfill_tables_them(
     parent = backfill(**SPAN, window="1d", return_state=True).state_details.flow_run_id
     with get_client(sync_client=True) as client:
         children = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [parent]}))
-        assert client.read_flow_run(parent).name == f"backfill-{SPAN['since']}-{SPAN['until']}"
+        assert (
+            client.read_flow_run(parent).name == "backfill 2026-11-20 01:00 → 2026-11-23 01:00 Europe/Madrid"
+        )
     assert sorted(run.name for run in children) == [
         "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z",
         "delivery-report-2026-11-21T00:00Z-2026-11-22T00:00Z",
         "delivery-report-2026-11-22T00:00Z-2026-11-23T00:00Z",
     ]
     table = json.loads(artifact_data("backfill-runs"))
-    assert [(row["window"], row["result"], row["Found"], row["Sent"]) for row in table] == [
-        ("2026-11-20T00:00Z-2026-11-21T00:00Z", "Completed", 1, 1),
-        ("2026-11-21T00:00Z-2026-11-22T00:00Z", "Completed", 1, 1),
-        ("2026-11-22T00:00Z-2026-11-23T00:00Z", "Completed", 0, 0),
+    assert [(row["Window"], row["Result"], row["Found"], row["Sent"]) for row in table] == [
+        (MADRID_DAYS[0], "Completed", 1, 1),
+        (MADRID_DAYS[1], "Completed", 1, 1),
+        (MADRID_DAYS[2], "Completed", 0, 0),
     ]
     assert set(table[0]) >= {
         "Found",
@@ -152,9 +154,12 @@ def test_a_run_that_waited_its_bound_for_the_lock_stops_saying_so(
     hold_the_lock(pipeline, "the-nightly-run")
     monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.5")
     monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.1)
+    monkeypatch.setattr(fan_out, "RETRY_PAUSE", timedelta(0))
     with pytest.raises(ChildRunsError, match="1 of 1 delivery reports did not finish") as stopped:
         backfill(since=SPAN["since"], until=(SINCE + timedelta(days=1)).isoformat())
-    assert "waited 0.5 s (SEQURA_LOCK_WAIT_SECONDS)" in str(stopped.value)
+    assert "3 tries; RunInProgressError: this run waited 0.5 s (SEQURA_LOCK_WAIT_SECONDS)" in str(
+        stopped.value
+    )
     assert "the-nightly-run" in str(stopped.value)
     assert pipeline.accepted() == []
 
@@ -184,7 +189,7 @@ def test_two_merchants_of_one_shop_each_get_their_own_orders(
         ("demo_merchant_pt", "PORTUGALA"),
     ]
     sent_to_portugal = json.loads(artifact_data("delivery-report-sent-demo-merchant-pt"))
-    assert [row["order_ref_1"] for row in sent_to_portugal] == ["PORTUGALA"]
+    assert [row["Order"] for row in sent_to_portugal] == ["PORTUGALA"]
     with get_client(sync_client=True) as client:
         named = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
@@ -207,10 +212,11 @@ def test_the_nightly_flow_runs_every_merchant_from_its_own_last_run(
         json.dumps({"demo_merchant": {"countries": ["ES"]}, "demo_merchant_pt": {"countries": ["PT"]}}),
     )
     outcomes = every_merchant()
-    assert sorted((o.merchant, o.window, o.counts.sent) for o in outcomes) == [
-        ("demo_merchant", "since the last run", 1),
-        ("demo_merchant_pt", "since the last run", 1),
+    assert sorted((o.merchant, o.counts.sent) for o in outcomes) == [
+        ("demo_merchant", 1),
+        ("demo_merchant_pt", 1),
     ]
+    assert all(" → " in o.window and o.window.endswith(" Europe/Madrid") for o in outcomes)
     assert [o.counts.sent for o in every_merchant()] == [0, 0]
     assert sorted(pipeline.accepted()) == ["PORTUGALA", "SPAINONEA"]
 
@@ -221,10 +227,7 @@ def test_the_backfill_command_prints_each_window_and_the_totals(
     ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
     assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"], "--window", "1d"]) == 0
     printed = capsys.readouterr().out
-    assert (
-        "| demo_merchant | 2026-11-21T00:00Z-2026-11-22T00:00Z | Completed | 1 | 1 | 0 | 0 | 0 | 1 |"
-        in printed
-    )
+    assert f"| demo_merchant | {MADRID_DAYS[1]} | Completed | 1 | 1 | 0 | 0 | 0 | 1 |" in printed
     assert "| **3 runs** | | | 2 | 2 | 0 | 0 | 0 | 2 |" in printed
 
 
@@ -246,31 +249,28 @@ def test_a_backfill_tries_the_quarantine_again_in_its_last_window_only(pipeline:
     ]
 
 
-def test_a_failed_window_stops_its_merchants_later_ones_and_the_command_still_prints_them_all(
+def test_a_window_whose_lock_stays_held_fails_after_its_tries_and_the_later_windows_still_run(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
-    hold_the_lock(pipeline, "holder")
+    hold_the_lock(pipeline, IMG)  # the holder's name comes back in the children's failure messages
     monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.2")
     monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(fan_out, "RETRY_PAUSE", timedelta(0))
     assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"]]) == 1
     captured = capsys.readouterr()
-    assert captured.out.count("| demo_merchant |") == 3
-    assert captured.out.count("| Failed |") == 1 and captured.out.count("| Not run |") == 2
+    assert captured.out.count("| demo_merchant |") == 3 and captured.out.count("| Failed |") == 3
     assert "3 of 3 delivery reports did not finish" in captured.err
-
-
-def test_a_failed_windows_problem_shows_in_the_backfill_table_as_text(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ship_one_a_day(pipeline, "AAAAAAAAA")
-    hold_the_lock(pipeline, IMG)  # the holder's name comes back in the child's failure message
-    monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.2")
-    monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.05)
-    assert main(["backfill", "--since", SPAN["since"], "--until", SPAN["until"]]) == 1
     rows = json.loads(artifact_data("backfill-runs"))
-    assert any("img src=x" in str(row["problem"]) for row in rows)
+    assert [row["Problem"][:28] for row in rows] == ["3 tries; RunInProgressError:"] * 3
+    assert all(len(row["Problem"]) <= fan_out.PROBLEM_SHOWN + 1 for row in rows)
     assert [part for cell in artifact_markdown("table", rows) for part in live_parts(cell)] == []
+
+
+def test_a_childs_problem_shows_in_the_parents_table_as_text() -> None:
+    failed = ChildOutcome("demo_merchant", MADRID_DAYS[0], "delivery-report-one", "Failed", problem=IMG)
+    [cell] = [cell for cell in artifact_markdown("table", [markdown_cells(failed.row())]) if "img" in cell]
+    assert "img src=x" in cell and live_parts(cell) == []
 
 
 def test_an_unreachable_prefect_server_is_named_before_any_window_runs() -> None:

@@ -171,10 +171,10 @@ def test_order_updates_are_counted_and_listed_with_what_changed_and_the_answer(p
     assert "| 0 | 1 | 0 | 0 | 0 | 1 | 0 |" in summary.data
     [row] = json.loads(next(a for a in artifacts if a.key == "delivery-report-updates-demo-merchant").data)
     assert row == {
-        "order_ref_1": "AAAAAAAAA",
-        "id_orders": str(id_order),
-        "what_changed": "shipped_cart 29.95 → 17.45 EUR",
-        "result": "accepted (200)",
+        "Order": "AAAAAAAAA",
+        "Order IDs": str(id_order),
+        "What changed": "shipped_cart 29.95 → 17.45 EUR",
+        "SeQura's answer": "accepted (200)",
     }
 
 
@@ -340,7 +340,7 @@ def test_a_run_that_quarantined_orders_ends_in_a_state_an_automation_matches(pip
     state = delivery_report(**WINDOW, return_state=True)
     run = flow_run_of(state)
     assert (run.state.type.value, run.state.name) == ("COMPLETED", "Quarantined")
-    assert run.state.message.startswith("1 orders in quarantine")
+    assert run.state.message.startswith("1 order in quarantine;")
     assert state.result().counts.sent == 1
 
 
@@ -398,3 +398,74 @@ def test_a_parameter_of_the_wrong_type_fails_the_run_naming_it(pipeline: Pipelin
     run = flow_run_of(state)
     assert run.state.type.value == "FAILED"
     assert "SettingError: since: 12345 is not an ISO 8601 date or datetime" in run.state.message
+
+
+def open_quarantine_of(state: Any) -> Any:
+    """The open-quarantine artifact a run published: its rows, or its markdown when nothing is open."""
+    data = artifacts_of(state.state_details.flow_run_id)["open-quarantine-demo-merchant"].data
+    return json.loads(data) if data.startswith("[") else data
+
+
+def test_a_run_whose_reports_got_no_answer_ends_awaiting_sequra_and_lists_them_until_settled(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    references = [f"UNANSWER{number}" for number in range(5)]
+    for reference in references:
+        pipeline.shop.shipped_order(reference)
+    monkeypatch.setenv("SEQURA_TIMEOUT_SECONDS", "0.25")  # a report is clearly not coming after 1 s
+    pipeline.faults(drop_next=1)
+
+    first = delivery_report(**WINDOW, return_state=True)  # the settling updates get 404: too soon to tell
+
+    run = flow_run_of(first)
+    assert (run.state.type.value, run.state.name) == ("COMPLETED", "AwaitingSeQura")
+    assert run.state.message.startswith("5 orders sent to SeQura waiting for its answer;")
+    assert (first.result().counts.new, first.result().counts.unanswered) == (5, 5)
+    waiting = open_quarantine_of(first)
+    assert [row["Order"] for row in waiting] == references
+    assert {row["Status"] for row in waiting} == {"No answer yet"}
+    assert "the next run asks SeQura again" in waiting[0]["What to do"]
+
+    monkeypatch.setattr(clocks, "RUN_CLOCK", MovedClock(ahead=timedelta(seconds=1)))  # four timeouts on
+    later = delivery_report(since="2026-11-25", until="2026-11-26", return_state=True)
+
+    assert (flow_run_of(later).state.name, later.result().counts.sent) == ("Completed", 5)
+    assert "every shipped order has been reported" in open_quarantine_of(later)
+    assert sorted(pipeline.accepted()) == references
+
+
+def test_a_run_that_leaves_orders_quarantined_held_and_unanswered_ends_quarantined_listing_each_and_what_next(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    id_order = pipeline.shop.shipped_order(
+        "UPDATEREF", lines=[Line("Camiseta", "TSHIRT-1", 2, Decimal("12.50"))]
+    )
+    delivery_report(**WINDOW)
+    pipeline.shop.writer.refund(
+        id_order, product_reference="TSHIRT-1", quantity=1, at=MORNING.replace(hour=15)
+    )
+    broken = pipeline.shop.shipped_order("BROKENSUM")
+    pipeline.shop.set_order(broken, total_paid_tax_incl=Decimal("99.00"))
+    pipeline.shop.shipped_order("DROPPED01")
+    monkeypatch.setenv("SEQURA_TIMEOUT_SECONDS", "0.25")
+    pipeline.faults(drop_next=1, reject_refs=["UPDATEREF"])
+
+    state = delivery_report(**WINDOW, return_state=True)
+
+    run = flow_run_of(state)
+    assert (run.state.type.value, run.state.name) == ("COMPLETED", "Quarantined")
+    assert run.state.message.startswith(
+        "1 order in quarantine, 1 order update held and 1 order sent to SeQura waiting for its answer"
+    )
+    counts = state.result().counts
+    assert (counts.quarantined, counts.update_failed, counts.unanswered) == (1, 1, 1)
+    rows = {row["Order"]: row for row in open_quarantine_of(state)}
+    assert {order: row["Status"] for order, row in rows.items()} == {
+        "BROKENSUM": "Quarantined",
+        "UPDATEREF": "Update held",
+        "DROPPED01": "No answer yet",
+    }
+    assert rows["BROKENSUM"]["What to do"] == "correct the order lines or totals in the back office"
+    assert "sequra-etl release UPDATEREF" in rows["UPDATEREF"]["What to do"]
+    assert "the next run asks SeQura again" in rows["DROPPED01"]["What to do"]
+    assert all(row["Waiting since"] for row in rows.values())

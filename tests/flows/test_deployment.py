@@ -143,7 +143,7 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
     summary = next(a for a in artifacts if a["key"] == "delivery-report-summary-demo-merchant")
     assert "| 1 | 0 | 0 | 0 | 1 |" in summary["data"]
     assert [
-        row["order_ref_1"]
+        row["Order"]
         for row in json.loads(
             next(a for a in artifacts if a["key"] == "delivery-report-sent-demo-merchant")["data"]
         )

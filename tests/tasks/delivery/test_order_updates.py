@@ -311,7 +311,7 @@ def test_refused_update_is_quarantined_with_sequras_words_and_not_resent_until_t
 
     outcome = changes.run()
 
-    assert (outcome.counts.updated, outcome.counts.update_failed) == (1, 1)
+    assert (outcome.counts.updated, outcome.counts.update_failed, outcome.counts.quarantined) == (1, 1, 0)
     [entry] = outcome.quarantined_rows
     assert (entry.reference, entry.stage) == ("REFUSEDUP", "update")
     assert "SeQura refused the update (409)" in entry.reason and "rejected by the sandbox" in entry.reason
@@ -367,7 +367,7 @@ def test_update_that_got_no_answer_is_simply_sent_again_by_the_next_run_whatever
     first = changes.run(SEQURA_MAX_ATTEMPTS="2")
     later = changes.run(Window(UNTIL, UNTIL + timedelta(days=1), continues=False))
 
-    assert (first.counts.updated, first.counts.update_failed, later.counts.updated) == (0, 1, 1)
+    assert (first.counts.updated, first.counts.unanswered, later.counts.updated) == (0, 1, 1)
     assert items(changes.held("NOANSWER1")["shipped_cart"])[0] == ("TSHIRT-1", 2, 2000)
     assert changes.retried() == []
 
@@ -386,7 +386,8 @@ def test_release_lets_a_refused_update_go_again_as_it_stands(changes: Changes, c
     changes.faults(reject_refs=["RELEASED1"])
     assert changes.run().counts.update_failed == 1
     changes.faults()
-    assert changes.run().counts.updated == 0
+    held = changes.run().counts
+    assert (held.updated, held.update_failed) == (0, 1)  # still held, and counted as held
 
     assert main(["release", "RELEASED1", "--merchant", MERCHANT, "--state-db-url", changes.state_url]) == 0
 
@@ -432,7 +433,7 @@ def test_an_update_that_may_have_arrived_unanswered_is_sent_again_even_if_the_or
     changes.faults(lose_answer_next=1)  # SeQura applies it, but its answer never arrives
     first = changes.run(SEQURA_MAX_ATTEMPTS="1")
     assert [row.result for row in first.update_rows] == ["no answer from SeQura: the next run sends it again"]
-    assert (first.counts.updated, first.counts.update_failed) == (0, 1)
+    assert (first.counts.updated, first.counts.update_failed, first.counts.unanswered) == (0, 0, 1)
     assert [t["tracking_number"] for t in changes.held("UNDONEAGN")["trackings"]] == ["PK1ES"]
 
     changes.shop.writer.set_tracking(id_order, "", at=LATER + timedelta(hours=1))
@@ -456,7 +457,7 @@ def test_one_unanswered_update_does_not_stop_the_others_but_three_in_a_row_stop_
 
     outcome = changes.run(SEQURA_MAX_ATTEMPTS="1")
 
-    assert (outcome.counts.updated, outcome.counts.update_failed) == (3, 1)
+    assert (outcome.counts.updated, outcome.counts.update_failed, outcome.counts.unanswered) == (3, 0, 1)
     for id_order in ids:
         changes.shop.writer.set_tracking(id_order, f"PK{id_order}XX", at=LATER + timedelta(hours=1))
     changes.faults(drop_next=3)
