@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
@@ -225,3 +226,33 @@ def parse_retention_days(name: str, value: str) -> int:
     if days > RETENTION_DAYS_AT_MOST:
         raise SettingError(name, f"'{value}' is more than {RETENTION_DAYS_AT_MOST} days (a century)")
     return days
+
+
+SILENCE_SECONDS_AT_LEAST = 10  # Prefect's shortest window for a proactive automation
+SILENCE_HOURS_AT_MOST = 8_760  # a year
+
+
+def parse_silence_hours(name: str, value: str) -> float:
+    """Hours without a successful report before an alert: from 10 seconds (Prefect's least) to a year."""
+    try:
+        hours = float(value)
+    except ValueError:
+        hours = math.nan
+    if not math.isfinite(hours) or not SILENCE_SECONDS_AT_LEAST / 3600 <= hours <= SILENCE_HOURS_AT_MOST:
+        raise SettingError(
+            name,
+            f"'{shown(value)}' is not a number of hours from 0.003 (10 seconds, Prefect's shortest window) "
+            f"to {SILENCE_HOURS_AT_MOST} (a year), like 26 or 1.5",
+        )
+    return hours
+
+
+def parse_percent(name: str, value: str) -> Decimal:
+    """A share in percent, from 0 to 100, decimals allowed."""
+    try:
+        percent = Decimal(value.strip())
+    except InvalidOperation:
+        percent = Decimal("NaN")
+    if not percent.is_finite() or not 0 <= percent <= 100:
+        raise SettingError(name, f"'{shown(value)}' is not a percentage from 0 to 100, like 5 or 2.5")
+    return percent

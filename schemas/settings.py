@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,10 +29,12 @@ from schemas.setting_values import (
     parse_optional_int,
     parse_order_ref_field,
     parse_overlap_minutes,
+    parse_percent,
     parse_positive_int,
     parse_retention_days,
     parse_seconds,
     parse_shipment_channel,
+    parse_silence_hours,
     parse_table_prefix,
     parse_text,
 )
@@ -175,6 +178,18 @@ SETTINGS: dict[str, Setting] = {
         "days the state store keeps the buyer data of what it sent (names, emails, addresses, phones, "
         "trackings); then each order keeps only its fingerprint, amounts and dates",
     ),
+    "alert_silence_hours": Setting(
+        "ALERT_SILENCE_HOURS",
+        "26",
+        parse_silence_hours,
+        "hours a merchant may go without a successful delivery report before an alert (decimals allowed)",
+    ),
+    "alert_quarantine_share": Setting(
+        "ALERT_QUARANTINE_SHARE",
+        "5",
+        parse_percent,
+        "percent of the orders a run found that it may quarantine before an alert (read by the runs)",
+    ),
 }
 
 
@@ -249,6 +264,8 @@ class Settings:
     merchants: tuple[MerchantAccount, ...]
     lock_wait_seconds: float
     retention_days: int
+    alert_silence_hours: float
+    alert_quarantine_share: Decimal
     delivery_countries: tuple[str, ...] = ()  # the merchant's delivery countries (SEQURA_MERCHANTS)
     claimed_elsewhere: tuple[tuple[int | None, tuple[str, ...]], ...] = ()  # (shop, countries) of the others
 
@@ -359,6 +376,10 @@ class Settings:
     def lock_wait(self) -> timedelta:
         """How long a run waits for the merchant's run lock before it stops."""
         return timedelta(seconds=self.lock_wait_seconds)
+
+    def alert_silence(self) -> timedelta:
+        """How long a merchant may go without a successful delivery report before an alert."""
+        return timedelta(hours=self.alert_silence_hours)
 
     def state_url(self) -> str:
         """The state store URL, password included: STATE_DB_URL, or a SQLite file in the user data folder."""

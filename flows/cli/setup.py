@@ -1,4 +1,4 @@
-"""The setup command: keep secret settings in Prefect Secret blocks, and create the alerting automation."""
+"""The setup command: keep secret settings in Prefect Secret blocks, and create the alerting automations."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ def add_commands(commands: Commands) -> None:
     configure_command = command(
         commands,
         "configure",
-        "keep the secret settings in Prefect Secret blocks, and create the automation that alerts a person",
+        "keep the secret settings in Prefect Secret blocks, and create the automations that alert a person",
         "sequra-etl configure --notify ops-slack",
         configure,
         "Save SHOP_DB_URL, STATE_DB_URL, SEQURA_USERNAME, SEQURA_PASSWORD (and the corrections' credentials) "
         "from the environment into Prefect Secret blocks, and print the block:NAME values to use instead. "
-        "With --notify, create the automation that sends the named notification block a message when a run "
-        "fails, crashes, is late, or leaves orders in quarantine.",
+        "With --notify, create the automations that send the named notification block a message, linking to "
+        "the run, when a run fails, crashes, is late, leaves orders in quarantine or waiting for SeQura's "
+        "answer, when it quarantines more than ALERT_QUARANTINE_SHARE of the orders it found, and when a "
+        "merchant has had no successful delivery report for ALERT_SILENCE_HOURS.",
     )
     configure_command.add_argument(
         "--notify", metavar="BLOCK", help="a notification block (Slack, e-mail, webhook…)"
@@ -28,8 +30,9 @@ def add_commands(commands: Commands) -> None:
 
 
 def configure(args: argparse.Namespace) -> int:
-    """Keep the secret settings in Prefect Secret blocks; with --notify, create the alerting automation."""
-    from flows.alerts import create_alert_automation, keep_secrets
+    """Keep the secret settings in Prefect Secret blocks; with --notify, create the alerting automations."""
+    from flows.alerts import create_alert_automations, keep_secrets
+    from schemas.settings import Settings
 
     if not os.environ.get("PREFECT_API_URL"):
         raise SettingError(
@@ -40,5 +43,6 @@ def configure(args: argparse.Namespace) -> int:
     for env, block in keep_secrets().items():
         print(f"{env}=block:{block}")
     if args.notify:
-        print(create_alert_automation(args.notify))
+        for line in create_alert_automations(args.notify, Settings.from_env()):
+            print(line)
     return 0
