@@ -91,6 +91,8 @@ def test_configure_notify_creates_the_automations_for_runs_that_need_a_person_si
     assert main(["configure", "--notify", "ops"]) == 0
     assert main(["configure", "--notify", "ops"]) == 0  # again: replaced, not doubled
     assert f"automation '{ALERT_AUTOMATION}'" in capsys.readouterr().out
+    with get_client(sync_client=True) as client:
+        assert [len(client.read_automations_by_name(name=name)) for name in ALERTS] == [1, 1, 1]
     automation = Automation.read(name=ALERT_AUTOMATION)
     assert set(automation.trigger.expect) == set(ALERT_EVENTS)
     assert "prefect.flow-run.Quarantined" in automation.trigger.expect
