@@ -18,6 +18,7 @@ An email is left as it is: a UI may link it to itself (mailto:), which shows whe
 from __future__ import annotations
 
 import re
+import textwrap
 import unicodedata
 from urllib.parse import quote, urlsplit
 
@@ -30,6 +31,7 @@ BARE_URL = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)  # where a 
 JOINED_URL = re.compile(r"(?<=:)\u2060(?=//)|(?<=www)\u2060(?=\.)", re.IGNORECASE)
 WORD_JOINER = "\u2060"
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
+BLOCK_START = re.compile(r"[#>+*=`~|:_-]|\d+[.)]")  # what begins a block when a line starts with it
 LINK_SAFE = "/:?#[]@!$&*+,;=%~"  # what a link target keeps as it is; ( ) < > spaces and quotes are encoded
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
@@ -43,6 +45,25 @@ def markdown_text(value: object) -> str:
 def markdown_cell(value: object) -> str:
     """`value` as a table artifact's text cell: no HTML, link or image when rendered as markdown."""
     return _inert(value, CELL_SPECIAL)
+
+
+def markdown_cell_lines(value: object, width: int) -> str:
+    """`value` as a text cell in lines of at most `width` characters (hard line breaks), each inert.
+
+    The Vue UI never wraps a table cell: a long one widens the table past the artifact's view, which cuts
+    the last columns at 1400 px. The newer UI shows the cell on one line again.
+    """
+    lines = textwrap.wrap(LINE_BREAK.sub(" ", str(value)).strip(), width) or [""]
+    return "  \n".join(_line(markdown_cell(line)) for line in lines)
+
+
+def _line(line: str) -> str:
+    """A line of a cell with what would begin a block there (a heading, a list, a quote) escaped."""
+    found = BLOCK_START.match(line)
+    if found is None:
+        return line
+    at = found.end() - 1
+    return f"{line[:at]}\\{line[at:]}"
 
 
 def _inert(value: object, special: re.Pattern[str]) -> str:
