@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.fan_out import ChildOutcome, ChildRun, run_children
+from flows.fan_out import (
+    ChildOutcome,
+    ChildRun,
+    FanOut,
+    parent_state,
+    rename_run,
+    run_children,
+    shop_timezone,
+)
 from flows.parameters import Moment, check_parameters
 from schemas.settings import Settings
-from tasks.window import WindowError, parse_moment, parse_width, split_window
+from tasks.window import Window, WindowError, parse_moment, parse_width, split_window
 
 
 def merchants_of(merchant: str | None) -> tuple[str, ...]:
@@ -21,11 +29,8 @@ def backfill_children(since: Moment, until: Moment, window: str, merchant: str |
 
     Only a merchant's last window tries its quarantine again: once per backfill, not once per window.
     """
-    if since is None or until is None:
-        raise WindowError("a backfill needs since and until: the span of the past to report again")
-    windows = split_window(
-        parse_moment("since", since), parse_moment("until", until), parse_width("window", window)
-    )
+    whole = span(since, until)
+    windows = split_window(whole.since, whole.until, parse_width("window", window))
     last = windows[-1]
     return [
         ChildRun(name, part.since.isoformat(), part.until.isoformat(), retry_quarantined=part is last)
@@ -46,7 +51,10 @@ def backfill(
 
     Each window is a delivery report of its own, named after it; what SeQura already has is not sent again,
     so a backfill run twice sends nothing the second time. A scheduled run at the same time waits for the
-    merchant's lock instead of sending the same orders.
+    merchant's lock instead of sending the same orders. A window whose run died or found the lock held is
+    tried again, and the merchant's later windows go on; one that failed for good (SeQura refused the
+    credentials, a setting) stops them. The backfill ends as its worst window: Failed, Quarantined,
+    AwaitingSeQura, or Completed; its name and its table show the windows in the shop's time zone.
 
     Args:
         since: start of the span (ISO 8601, UTC when no offset).
@@ -57,4 +65,14 @@ def backfill(
     """
     check_parameters(since=since, until=until, window=window, dry_run=dry_run, merchant=merchant)
     children = backfill_children(since, until, window, merchant)
-    return run_children(children, dry_run=bool(dry_run), kind="backfill", scope="backfill")
+    timezone = shop_timezone(children[0].merchant)
+    rename_run(f"backfill {merchant + ' ' if merchant else ''}{span(since, until).in_shop_time(timezone)}")
+    fan = FanOut("backfill", "backfill", bool(dry_run), timezone)
+    return parent_state(run_children(children, fan))  # type: ignore[return-value]
+
+
+def span(since: Moment, until: Moment) -> Window:
+    """The backfill's whole span, [since, until), as one window."""
+    if since is None or until is None:
+        raise WindowError("a backfill needs since and until: the span of the past to report again")
+    return Window(parse_moment("since", since), parse_moment("until", until))

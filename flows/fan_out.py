@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import httpx
-from prefect import get_client, get_run_logger
+from prefect import get_client, get_run_logger, runtime
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
@@ -27,15 +28,21 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from prefect.flow_engine import run_flow
 from prefect.settings import get_current_settings
-from prefect.states import Crashed, Scheduled
+from prefect.states import Completed, Crashed, Scheduled, State
 
+from flows.alerts import AWAITING_SEQURA, QUARANTINED
 from flows.delivery_report import delivery_report
-from schemas.errors import SettingError, TerminalError
+from schemas.errors import SequraEtlError, SettingError, TerminalError
 from schemas.merchants import uncovered_shops
 from schemas.outcomes import COUNT_COLUMNS, DeliveryCounts
+from schemas.prestashop import shop_tables
 from schemas.settings import Settings
+from schemas.shown import shown
 from tasks.delivery.summary import DeliverySummary, artifact_key
+from tasks.extract.configuration import read_config
+from tasks.extract.connection import shop_engine
 from tasks.inert import markdown_cells
 from tasks.state.runs import lapsed_run
 from tasks.state.store import StateStore, open_state_store
@@ -44,6 +51,15 @@ from tasks.window import Window, parse_moment
 DELIVERY_DEPLOYMENT = "delivery-report/delivery-report"
 POLL_SECONDS = 2.0
 START_WAIT = timedelta(minutes=10)  # how long children may wait for a worker before the fan-out gives up
+FINISHED = ("Completed", QUARANTINED, AWAITING_SEQURA)  # the results of a child that did its work
+RETRIES = 2  # new attempts at a child whose run died or met a failure running again can fix
+RETRY_PAUSE = timedelta(seconds=10)  # between a child's failed attempt and the next
+PROBLEM_SHOWN = 80  # characters of a child's problem its row shows: the whole of it is in the child's run
+NAMED = 5  # children a parent's final message names; it counts the others
+
+
+RAISED = re.compile(r"[^:]*: (?P<error>[A-Za-z_]\w*): ")
+"""A failed run's state message as Prefect writes it: '<what Prefect says>: <error type>: <its message>'."""
 
 
 class ChildRunsError(TerminalError):
@@ -55,6 +71,21 @@ class ChildRunsError(TerminalError):
 
 
 @dataclass(frozen=True)
+class FanOut:
+    """What one parent's children share: its kind, their idempotency keys' scope, the mode, the time zone.
+
+    `kind` (backfill, every-merchant) tags the children and prefixes the progress and table artifacts;
+    `scope` makes each child's idempotency key, with its merchant, window and mode; `timezone` is the shop's,
+    in which the windows show.
+    """
+
+    kind: str
+    scope: str
+    dry_run: bool
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class ChildRun:
     """One delivery report to run: a merchant and a window (None: from the merchant's last run to now)."""
 
@@ -63,11 +94,12 @@ class ChildRun:
     until: str | None = None
     retry_quarantined: bool = True  # a backfill's last window of the merchant tries its quarantine again
 
-    def window(self) -> str:
-        """The window as run names show it, e.g. 2026-11-05T00:00Z-2026-11-06T00:00Z."""
+    def window(self, timezone: str) -> str:
+        """The window in the shop's time zone, e.g. 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid."""
         if self.since is None or self.until is None:
             return "since the last run"
-        return Window(parse_moment("since", self.since), parse_moment("until", self.until)).label()
+        since, until = parse_moment("since", self.since), parse_moment("until", self.until)
+        return Window(since, until).in_shop_time(timezone)
 
     def parameters(self, dry_run: bool) -> dict[str, object]:
         """The delivery-report flow's parameters for this child."""
@@ -90,46 +122,66 @@ class ChildOutcome:
     result: str
     counts: DeliveryCounts = field(default_factory=DeliveryCounts)
     problem: str = ""
+    retryable: bool = False  # it did not finish, and running it again can fix that with nobody acting
+    tries: int = 1
+    run_id: uuid.UUID | None = None  # its Prefect flow run, which a new attempt runs again
 
     @property
     def failed(self) -> bool:
-        """Whether the child ended without doing its work."""
-        return self.result not in ("Completed", "Quarantined")
+        """Whether the child ended without doing its work (Quarantined and AwaitingSeQura did it)."""
+        return self.result not in FINISHED
 
     def row(self) -> dict[str, object]:
-        """The child as one row of the backfill's table: merchant, window, run, result, counts, problem."""
+        """The child as a row of the parent's table: merchant, window, run, result, counts, problem (cut)."""
         return {
-            "merchant": self.merchant,
-            "window": self.window,
-            "run": self.run,
-            "result": self.result,
+            "Merchant": self.merchant,
+            "Window": self.window,
+            "Run": self.run,
+            "Result": self.result,
             **self.counts.row(),
-            "problem": self.problem,
+            "Problem": shown(self.why(), PROBLEM_SHOWN),
         }
 
+    def why(self) -> str:
+        """Why the child did not finish, with its tries when it had more than one; '' when it finished."""
+        if not self.failed:
+            return ""
+        return f"{self.tries} tries; {self.problem}" if self.tries > 1 else self.problem
 
-def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scope: str) -> list[ChildOutcome]:
+    def said(self) -> str:
+        """The child in a parent's final message: merchant, window, run, and its counts or why it failed."""
+        return (
+            f"{self.merchant} {self.window} ({self.run or 'not run'}): {self.why() or in_brief(self.counts)}"
+        )
+
+
+def in_brief(counts: DeliveryCounts) -> str:
+    """The counts that are not 0, like `3 found, 2 sent, 1 quarantined`."""
+    return ", ".join(f"{value} {heading.lower()}" for heading, value in counts.row().items() if value) or (
+        "nothing found"
+    )
+
+
+def named(outcomes: Sequence[ChildOutcome]) -> str:
+    """The first NAMED children as a parent's message names them, and how many more there are."""
+    said = "; ".join(outcome.said() for outcome in outcomes[:NAMED])
+    return said + (f"; and {len(outcomes) - NAMED} more" if len(outcomes) > NAMED else "")
+
+
+def run_children(children: Sequence[ChildRun], fan: FanOut) -> list[ChildOutcome]:
     """Run every child, on the workers when the server has the deployment, else here; publish what they did.
 
-    `kind` (backfill, every-merchant) tags the children and prefixes the progress and table artifacts;
-    `scope` makes each child's idempotency key, with its merchant, window and mode. Raises ChildRunsError,
-    after publishing, when any child failed.
+    Raises ChildRunsError, after publishing, when any child failed, naming them.
     """
     logger = get_run_logger()
-    progress = create_progress_artifact(0.0, key=f"{kind}-progress", description="Delivery reports finished")
+    progress = create_progress_artifact(
+        0.0, key=f"{fan.kind}-progress", description="Delivery reports finished"
+    )
     outcomes: list[ChildOutcome] = []
 
     def finished(outcome: ChildOutcome) -> None:
         outcomes.append(outcome)
-        logger.info(
-            "%d/%d %s %s: %s; %s",
-            len(outcomes),
-            len(children),
-            outcome.merchant,
-            outcome.window,
-            outcome.result,
-            outcome.problem or outcome.counts.in_words(),
-        )
+        logger.info("%d/%d %s: %s", len(outcomes), len(children), outcome.said(), outcome.result)
         update_progress_artifact(progress, 100.0 * len(outcomes) / len(children))
 
     uncovered = uncovered_shops(Settings.from_env().merchants)
@@ -141,35 +193,59 @@ def run_children(children: Sequence[ChildRun], *, dry_run: bool, kind: str, scop
         )
     why_here = not_on_workers()
     try:
-        run_all(children, dry_run, kind, scope, why_here, finished)
+        run_all(children, fan, why_here, finished)
     except ChildRunsError as error:
         raise ChildRunsError(str(error), outcomes) from None
     finally:
         create_table_artifact(
             [markdown_cells(outcome.row()) for outcome in outcomes],
-            key=f"{kind}-runs",
-            description="What each delivery report run did: per merchant and window",
+            key=f"{fan.kind}-runs",
+            description=f"What each delivery report run did, per merchant and window ({fan.timezone})",
         )
     failed = [outcome for outcome in outcomes if outcome.failed]
     if failed:
         raise ChildRunsError(
-            f"{len(failed)} of {len(children)} delivery reports did not finish: "
-            + "; ".join(f"{o.merchant} {o.window} ({o.run}): {o.problem or o.result}" for o in failed[:5])
-            + ". Each says why in its run; start the same command again to run them again.",
+            f"{len(failed)} of {len(children)} delivery reports did not finish: {named(failed)}. Each says "
+            "why in its run; start the same command again to run them again.",
             outcomes,
         )
     return outcomes
 
 
+def parent_state(outcomes: Sequence[ChildOutcome]) -> State:
+    """The parent's final state, the worst of its finished children's: Quarantined, AwaitingSeQura, Completed.
+
+    Its message names the children of that state with their counts; its result is the outcomes. (A parent
+    with a failed child fails: run_children raises.)
+    """
+    worst = (
+        (
+            QUARANTINED,
+            "left orders in quarantine or order updates held",
+            "each run's open quarantine says why",
+        ),
+        (AWAITING_SEQURA, "sent orders SeQura has not answered yet", "the next run asks SeQura again"),
+    )
+    for name, what, next_step in worst:
+        these = [outcome for outcome in outcomes if outcome.result == name]
+        if these:
+            return Completed(
+                name=name,
+                message=f"{len(these)} of {len(outcomes)} delivery reports {what}: {named(these)}; "
+                + next_step,
+                data=list(outcomes),
+            )
+    total = sum((outcome.counts for outcome in outcomes), DeliveryCounts())
+    return Completed(message=f"{len(outcomes)} delivery reports: {in_brief(total)}", data=list(outcomes))
+
+
 def run_all(
-    children: Sequence[ChildRun],
-    dry_run: bool,
-    kind: str,
-    scope: str,
-    why_here: str | None,
-    finished: Callable[[ChildOutcome], None],
+    children: Sequence[ChildRun], fan: FanOut, why_here: str | None, finished: Callable[[ChildOutcome], None]
 ) -> None:
-    """Run the children on the work pool, or here (`why_here` says why), telling `finished` each outcome."""
+    """Run the children on the work pool, or here (`why_here` says why), telling `finished` each outcome.
+
+    A merchant's later windows are not run after one failed in a way running again cannot fix.
+    """
     logger = get_run_logger()
     if why_here is None:
         logger.info(
@@ -177,14 +253,14 @@ def run_all(
             len(children),
             DELIVERY_DEPLOYMENT,
         )
-        run_on_workers(children, dry_run, kind, scope, finished)
+        run_on_workers(children, fan, finished)
         return
     logger.info("%d delivery reports, run here one after the other: %s", len(children), why_here)
-    stopped: set[str] = set()  # merchants with a failed window: their later windows are not run
+    stopped: set[str] = set()  # merchants with a window that failed for good: their later ones are not run
     for child in children:
-        outcome = not_run(child) if child.merchant in stopped else run_here(child, dry_run)
+        outcome = not_run(child, fan.timezone) if child.merchant in stopped else run_here_tried(child, fan)
         finished(outcome)
-        if outcome.failed:
+        if outcome.failed and not outcome.retryable:
             stopped.add(child.merchant)
 
 
@@ -210,24 +286,94 @@ def not_on_workers() -> str | None:
     return None
 
 
-def run_here(child: ChildRun, dry_run: bool) -> ChildOutcome:
-    """Run one child as a subflow of this run and say what it did."""
-    state = delivery_report(**child.parameters(dry_run), return_state=True)  # type: ignore[call-overload]
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(state.state_details.flow_run_id).name
-    if state.is_completed():
-        summary: DeliverySummary = state.result()
-        return ChildOutcome(child.merchant, child.window(), run, str(state.name), summary.counts)
+def retryable_errors() -> frozenset[str]:
+    """The names of the errors a new run can fix with nobody acting (`retryable`)."""
+    names, kinds = set(), [SequraEtlError]
+    while kinds:
+        kind = kinds.pop()
+        kinds += kind.__subclasses__()
+        if kind.retryable:
+            names.add(kind.__name__)
+    return frozenset(names)
+
+
+def retryable_failure(state: State) -> bool:
+    """Whether a child that did not finish can finish if run again with nobody acting.
+
+    So it can when its run died (Crashed), or failed with an error whose `retryable` says so (its merchant's
+    lock held, SeQura unavailable), which Prefect names in the state's message: the same on the workers and
+    here. A failure a person must fix (401/403 from SeQura, a setting, a parameter), a timeout, a cancel or an
+    error nobody anticipated cannot.
+    """
+    if state.is_crashed():
+        return True
+    found = RAISED.match(state.message or "")
+    return state.is_failed() and found is not None and found["error"] in retryable_errors()
+
+
+def failed_outcome(child: ChildRun, timezone: str, run: str, state: State) -> ChildOutcome:
+    """The outcome of a child whose run did not finish: its state, its error, and whether to try again."""
+    message = state.message or ""
+    found = RAISED.match(message)
     return ChildOutcome(
-        child.merchant, child.window(), run, str(state.name), problem=str(state.message or "")
+        child.merchant,
+        child.window(timezone),
+        run,
+        str(state.name),
+        problem=message[found.start("error") :] if found else message,
+        retryable=retryable_failure(state),
     )
 
 
-def not_run(child: ChildRun) -> ChildOutcome:
-    """The outcome of a window left alone because an earlier window of its merchant failed."""
+def run_here_tried(child: ChildRun, fan: FanOut) -> ChildOutcome:
+    """Run one child here, and again RETRY_PAUSE later (RETRIES times at most) while that can fix it.
+
+    Each new attempt runs the child's own flow run again, as on the workers: never a twin of it.
+    """
+    outcome = run_here(child, fan)
+    while outcome.retryable and outcome.tries <= RETRIES and outcome.run_id is not None:
+        trying_again(outcome)
+        time.sleep(RETRY_PAUSE.total_seconds())
+        outcome = replace(run_here(child, fan, again=outcome.run_id), tries=outcome.tries + 1)
+    return outcome
+
+
+def trying_again(outcome: ChildOutcome) -> None:
+    """Log that a child is tried again, and why."""
+    get_run_logger().warning(
+        "%s; trying again in %g s (try %d of %d)",
+        outcome.said(),
+        RETRY_PAUSE.total_seconds(),
+        outcome.tries + 1,
+        RETRIES + 1,
+    )
+
+
+def run_here(child: ChildRun, fan: FanOut, again: uuid.UUID | None = None) -> ChildOutcome:
+    """Run one child as a subflow (or its flow run `again`) and say what it did; writes Prefect."""
+    parameters = child.parameters(fan.dry_run)
+    if again is None:
+        state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
+    else:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(again, Scheduled(message="tried again by its parent"), force=True)
+            flow_run = client.read_flow_run(again)
+        state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id).name
+    if not state.is_completed():
+        return replace(failed_outcome(child, fan.timezone, run, state), run_id=run_id)
+    summary: DeliverySummary = state.result()
+    window = summary.window.in_shop_time(fan.timezone)
+    return ChildOutcome(child.merchant, window, run, str(state.name), summary.counts, run_id=run_id)
+
+
+def not_run(child: ChildRun, timezone: str) -> ChildOutcome:
+    """The outcome of a window left alone because an earlier window of its merchant failed for good."""
     return ChildOutcome(
         child.merchant,
-        child.window(),
+        child.window(timezone),
         "",
         "Not run",
         problem="an earlier window of this merchant failed; the same command runs it after that one",
@@ -241,13 +387,13 @@ def idempotency_key(scope: str, child: ChildRun, dry_run: bool) -> str:
     return f"{scope}:{child.merchant}:{child.since}:{child.until}:{mode}:{retry}"
 
 
-def submit(client: SyncPrefectClient, child: ChildRun, dry_run: bool, kind: str, scope: str) -> uuid.UUID:
+def submit(client: SyncPrefectClient, child: ChildRun, fan: FanOut) -> uuid.UUID:
     """Create the child's run of the deployment, or find the one made before (run again if it ended)."""
     run: FlowRun = run_deployment(  # type: ignore[assignment]
         DELIVERY_DEPLOYMENT,
-        parameters=child.parameters(dry_run),
-        idempotency_key=idempotency_key(scope, child, dry_run),
-        tags=[kind],
+        parameters=child.parameters(fan.dry_run),
+        idempotency_key=idempotency_key(fan.scope, child, fan.dry_run),
+        tags=[fan.kind],
         timeout=0,
     )
     latest = client.read_flow_run(run.id).state  # another fan-out may have started it again meanwhile
@@ -256,33 +402,38 @@ def submit(client: SyncPrefectClient, child: ChildRun, dry_run: bool, kind: str,
     return run.id
 
 
+def run_again(client: SyncPrefectClient, run_id: uuid.UUID) -> None:
+    """Schedule a child's own run again RETRY_PAUSE from now: the same run, never a twin; writes Prefect."""
+    client.set_flow_run_state(
+        run_id,
+        Scheduled(scheduled_time=datetime.now(UTC) + RETRY_PAUSE, message="tried again by its parent"),
+        force=True,
+    )
+
+
 def run_on_workers(
-    children: Sequence[ChildRun],
-    dry_run: bool,
-    kind: str,
-    scope: str,
-    finished: Callable[[ChildOutcome], None],
+    children: Sequence[ChildRun], fan: FanOut, finished: Callable[[ChildOutcome], None]
 ) -> None:
     """Hand the children to the work pool, a merchant's windows one at a time, and wait for every one.
 
     A child whose run stopped renewing its lease in the deployment's state store (its machine died) is
-    marked Crashed, like a failed one. Raises ChildRunsError when no child has started for START_WAIT: no
+    marked Crashed, like a failed one. A child that failed in a way running again can fix runs again, the
+    same flow run, at most RETRIES times. Raises ChildRunsError when no child has started for START_WAIT: no
     worker is taking the pool's runs.
     """
     waiting: dict[str, deque[ChildRun]] = {}
     for child in children:
         waiting.setdefault(child.merchant, deque()).append(child)
+    tries: dict[uuid.UUID, int] = {}
     with get_client(sync_client=True) as client:
         settings = deployment_settings(client)
         liveness = Liveness(
             open_state_store(settings.state_url()),
             settings.run_lease(),
-            None if dry_run else settings.lock_wait() + 2 * settings.run_lease(),
+            None if fan.dry_run else settings.lock_wait() + 2 * settings.run_lease(),
         )
         try:
-            active = {
-                submit(client, queue[0], dry_run, kind, scope): queue.popleft() for queue in waiting.values()
-            }
+            active = {submit(client, queue[0], fan): queue.popleft() for queue in waiting.values()}
             moved = time.monotonic()
             while active:
                 time.sleep(POLL_SECONDS)
@@ -297,14 +448,21 @@ def run_on_workers(
                             moved = time.monotonic()
                         continue
                     moved = time.monotonic()
+                    outcome = replace(
+                        outcome_of(client, child, run, fan.timezone), tries=tries.get(run_id, 1)
+                    )
+                    if outcome.retryable and outcome.tries <= RETRIES:
+                        trying_again(outcome)
+                        run_again(client, run_id)
+                        tries[run_id] = outcome.tries + 1
+                        continue
                     del active[run_id]
-                    outcome = outcome_of(client, child, run)
                     finished(outcome)
-                    while outcome.failed and waiting[child.merchant]:
-                        finished(not_run(waiting[child.merchant].popleft()))
+                    while outcome.failed and not outcome.retryable and waiting[child.merchant]:
+                        finished(not_run(waiting[child.merchant].popleft(), fan.timezone))
                     if waiting[child.merchant]:
                         following = waiting[child.merchant].popleft()
-                        active[submit(client, following, dry_run, kind, scope)] = following
+                        active[submit(client, following, fan)] = following
                 if active and time.monotonic() - moved > START_WAIT.total_seconds():
                     raise no_worker_error(len(active), next(iter(active)))
         finally:
@@ -349,12 +507,11 @@ def no_worker_error(waiting: int, example: uuid.UUID) -> ChildRunsError:
     )
 
 
-def outcome_of(client: SyncPrefectClient, child: ChildRun, run: FlowRun) -> ChildOutcome:
+def outcome_of(client: SyncPrefectClient, child: ChildRun, run: FlowRun, timezone: str) -> ChildOutcome:
     """What a finished child run did: its counts, from the table artifact it published, or why it failed."""
     assert run.state is not None
-    result = run.state.name
     if not run.state.is_completed():
-        return ChildOutcome(child.merchant, child.window(), run.name, result, problem=run.state.message or "")
+        return failed_outcome(child, timezone, run.name, run.state)
     artifacts = client.read_artifacts(
         artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]),
@@ -363,17 +520,43 @@ def outcome_of(client: SyncPrefectClient, child: ChildRun, run: FlowRun) -> Chil
         sort=ArtifactSort.CREATED_DESC,
         limit=1,
     )
+    window, result = child.window(timezone), run.state.name
     if not artifacts:
-        return ChildOutcome(child.merchant, child.window(), run.name, result, problem="published no counts")
+        return ChildOutcome(child.merchant, window, run.name, result, problem="published no counts")
     counts = DeliveryCounts.from_row(json.loads(str(artifacts[0].data))[0])
-    return ChildOutcome(child.merchant, child.window(), run.name, result, counts)
+    return ChildOutcome(child.merchant, window, run.name, result, counts)
+
+
+def shop_timezone(merchant: str | None) -> str:
+    """The shop's time zone (PS_TIMEZONE) in `merchant`'s settings, else UTC, logged; reads the shop."""
+    try:
+        settings = Settings.from_env(merchant_id=merchant)
+        settings.require("shop_db_url")
+        assert settings.shop_db_url is not None
+        engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+        try:
+            return read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id).timezone
+        finally:
+            engine.dispose()
+    except Exception as error:  # the windows still show, in UTC; each child says what is wrong with the shop
+        get_run_logger().warning("windows shown in UTC: the shop's time zone could not be read (%s)", error)
+        return "UTC"
+
+
+def rename_run(name: str) -> None:
+    """Rename this flow run (best effort: a Prefect API that does not answer keeps the old name)."""
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(runtime.flow_run.id, name=name)
+    except Exception as error:
+        get_run_logger().info("could not rename this run %s (%s)", name, error)
 
 
 def outcomes_markdown(outcomes: Sequence[ChildOutcome]) -> str:
     """The children's outcomes as a markdown table, with a total line, for the terminal."""
-    columns = ("merchant", "window", "result", *COUNT_COLUMNS)
+    columns = ("Merchant", "Window", "Result", *COUNT_COLUMNS)
     lines = [
-        "| " + " | ".join(column.replace("_", " ") for column in columns) + " |",
+        "| " + " | ".join(columns) + " |",
         "|" + "---|" * 3 + "---:|" * len(COUNT_COLUMNS),
     ]
     lines += ["| " + " | ".join(str(o.row()[column]) for column in columns) + " |" for o in outcomes]

@@ -253,6 +253,7 @@ def test_a_window_whose_lock_stays_held_fails_after_its_tries_and_the_later_wind
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
+    delivery_report(since=(SINCE - timedelta(days=1)).isoformat(), until=SPAN["since"])  # reported before
     hold_the_lock(pipeline, IMG)  # the holder's name comes back in the children's failure messages
     monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.2")
     monkeypatch.setattr("tasks.state.locks.LOCK_POLL_SECONDS", 0.05)
