@@ -53,9 +53,8 @@ WATCHED = "sequra-etl.merchant.watched"
 """Sent by `configure --notify` for each merchant it knows: its silence is counted from then on."""
 MERCHANT_RESOURCE = "sequra-etl.merchant."
 WHEN = '{{ event.occurred.strftime("%Y-%m-%d %H:%M") }} UTC'  # when the event an alert is about happened
-UI_URL_CHARACTERS = re.compile(
-    r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+"
-)  # no braces: the URL is in templates
+# RFC 3986's characters: no braces, no spaces, since the UI's address is written into the messages' templates
+UI_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 def block_name(env: str) -> str:

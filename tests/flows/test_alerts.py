@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -139,29 +138,6 @@ def test_a_run_announces_that_it_reported_and_whether_it_quarantined_more_than_t
         REPORTED
     ]
     assert outcome_events(summary_of(found=3, quarantined=3, dry_run=True), Decimal("5")) == []
-
-
-@pytest.mark.parametrize(
-    ("variable", "value", "refusal"),
-    [
-        ("ALERT_SILENCE_HOURS", "0.002", "is not a number of hours from 0.003 (10 seconds"),
-        ("ALERT_SILENCE_HOURS", "nan", "is not a number of hours"),
-        ("ALERT_SILENCE_HOURS", "9000", "is not a number of hours"),
-        ("ALERT_QUARANTINE_SHARE", "101", "is not a percentage from 0 to 100"),
-        ("ALERT_QUARANTINE_SHARE", "5%", "is not a percentage from 0 to 100"),
-    ],
-)
-def test_an_alert_setting_out_of_range_is_refused_naming_it(variable: str, value: str, refusal: str) -> None:
-    with pytest.raises(SettingError, match=re.escape(f"{variable}: '{value}' {refusal}")):
-        Settings.from_env({variable: value})
-
-
-def test_alert_settings_take_decimals() -> None:
-    settings = Settings.from_env({"ALERT_SILENCE_HOURS": "1.5", "ALERT_QUARANTINE_SHARE": "2.5"})
-    assert (settings.alert_silence().total_seconds(), settings.alert_quarantine_share) == (
-        5400,
-        Decimal("2.5"),
-    )
 
 
 def test_alert_links_go_to_prefect_ui_url_or_else_the_api_address_without_api() -> None:
