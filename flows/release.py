@@ -13,7 +13,7 @@ from tasks.delivery.run import quietly
 from tasks.delivery.summary import artifact_key
 from tasks.inert import markdown_text
 from tasks.resources import RunResources
-from tasks.state.releases import release_orders
+from tasks.state.releases import NotReleasableError, release_orders
 
 
 def run_name() -> str:
@@ -24,6 +24,21 @@ def run_name() -> str:
     run = parameters.get("run")
     parts = named + ([f"run-{run}"] if run else []) + (["more"] if len(refs) > 3 else [])
     return "release-" + "-".join(parts or ["nothing"])
+
+
+def publish_result(merchant: str, lines: list[str]) -> None:
+    """Publish what the release did, or why it did nothing, as the run's artifact; writes to Prefect."""
+    create_markdown_artifact(
+        "\n".join(
+            [
+                f"# Release for merchant {markdown_text(merchant)}",
+                "",
+                *(f"- {markdown_text(line)}" for line in lines),
+            ]
+        ),
+        key=artifact_key("release-result", merchant),
+        description="What the release did",
+    )
 
 
 @flow(name="release", flow_run_name=run_name, validate_parameters=False)
@@ -48,20 +63,14 @@ def release(
     settings.require("merchant_id")
     with RunResources.open(settings) as resources:
         merchant_id = resources.merchant
-        lines = release_orders(
-            resources.store, merchant_id, order_refs or [], run_id=run, resend=bool(resend)
-        )
-        create_markdown_artifact(
-            "\n".join(
-                [
-                    f"# Release for merchant {markdown_text(merchant_id)}",
-                    "",
-                    *(f"- {markdown_text(line)}" for line in lines),
-                ]
-            ),
-            key=artifact_key("release-result", merchant_id),
-            description="What the release did",
-        )
+        try:
+            lines = release_orders(
+                resources.store, merchant_id, order_refs or [], run_id=run, resend=bool(resend)
+            )
+        except NotReleasableError as refused:
+            publish_result(merchant_id, [str(refused)])
+            raise
+        publish_result(merchant_id, lines)
         get_run_logger().info("%s (state store %s)", "; ".join(lines), masked_url(settings.state_url()))
         quietly(
             "publish the orders still in quarantine",

@@ -1,25 +1,100 @@
 """The sequra-etl command: one subcommand per job, declared by command group, dispatched by the parser.
 
-Every error sequra-etl raises on purpose (SequraEtlError) ends the command with one line saying what to do:
-exit code 2 for a setting or an option, 1 for the rest; --debug shows its traceback instead.
+Every error sequra-etl raises on purpose (SequraEtlError) ends the command with one line on stderr saying
+what to check and what to do: exit code 2 for a setting or an argument, 1 for a failed run. Prefect's own
+lines about a failed run (its traceback, "Finished in state Failed") stay in the Prefect UI, off the
+terminal. --debug shows them, and the error's traceback, instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import NoReturn
 
 from flows.cli import delivery, dev, reconciliation, setup, store
 from schemas.errors import SequraEtlError, SettingError
 from schemas.settings import settings_table
 from schemas.version import package_version
+from tasks.state.releases import NotReleasableError
 from tasks.window import WindowError
 
 EXIT_SETTING = 2
 EXIT_FAILED = 1
 COMMAND_GROUPS = (delivery, reconciliation, store, setup, dev)
+ARGUMENT_ERRORS = (SettingError, WindowError, NotReleasableError)
+"""Errors a person fixes in the command line or the environment: exit code 2."""
+FLOW_COMMANDS = ("deliver", "backfill", "reconcile", "demo")
+"""Commands that run Prefect flows here, whose failures Prefect would also log on the terminal."""
+FAILED_STATES = ("Finished in state Failed(", "Finished in state Crashed(")
+
+
+class FailureLinesOff(logging.Filter):
+    """Keeps off the terminal Prefect's lines about a failure: errors, tracebacks, a run's failed end."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for an error, a record with a traceback, or a run's or task's failed final state."""
+        if record.levelno >= logging.ERROR or record.exc_info:
+            return False
+        return not str(record.msg).startswith(FAILED_STATES)
+
+
+@contextmanager
+def failures_off_the_terminal(command: str, debug: bool) -> Iterator[None]:
+    """While a command that runs flows runs, filter Prefect's console lines about a failure.
+
+    The API and the UI keep them; --debug keeps them on the terminal too. Configures Prefect's logging.
+    """
+    if debug or command not in FLOW_COMMANDS:
+        yield
+        return
+    import prefect.main  # noqa: F401  (configures Prefect's logging, once per process)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    consoles = [
+        handler for handler in logging.getLogger().handlers if isinstance(handler, PrefectConsoleHandler)
+    ]
+    quiet = FailureLinesOff()
+    for console in consoles:
+        console.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for console in consoles:
+            console.removeFilter(quiet)
+
+
+def make_prefect_home() -> None:
+    """Create the folder PREFECT_HOME names, parents included, before Prefect looks for it; makes folders.
+
+    Prefect makes only the last folder and warns that it failed (falsely: it makes it later) when its
+    parent does not exist yet, as .demo/prefect in a fresh clone. A folder that cannot be made is left
+    to Prefect, whose warning is then true.
+    """
+    home = os.environ.get("PREFECT_HOME")
+    if home:
+        with suppress(OSError):
+            Path(home).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def said(error: SequraEtlError) -> str:
+    """An error as the terminal shows it: one line, control characters shown as their codes."""
+    from tasks.inert import markdown_text, plain_text
+
+    return f"sequra-etl: {plain_text(markdown_text(error))}"
+
+
+class Parser(argparse.ArgumentParser):
+    """A parser whose refusal of an argument is one line naming the --help to read, with exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print what is wrong with the arguments and where to read about them, and exit 2."""
+        self.exit(EXIT_SETTING, f"{self.prog}: {message}; see {self.prog} --help\n")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
     settings_help = "\n".join(
         f"  {env:<26} {meaning} (default: {default or '-'})" for env, default, meaning in settings_table()
     )
-    root = argparse.ArgumentParser(
+    root = Parser(
         prog="sequra-etl",
         description="Tell SeQura what a PrestaShop shop shipped, and the shop what SeQura corrected.",
         epilog="settings (environment variables; secret ones may be block:NAME, a Prefect Secret block):\n"
@@ -52,18 +127,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = parser().parse_args(argv)
+    make_prefect_home()
     try:
-        return args.run(args)
-    except (SettingError, WindowError) as error:
-        if args.debug:
-            raise
-        print(f"sequra-etl: {error}", file=sys.stderr)
-        return EXIT_SETTING
+        with failures_off_the_terminal(args.command, args.debug):
+            return args.run(args)
     except SequraEtlError as error:
         if args.debug:
             raise
-        print(f"sequra-etl: {type(error).__name__}: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        print(said(error), file=sys.stderr)
+        return EXIT_SETTING if isinstance(error, ARGUMENT_ERRORS) else EXIT_FAILED
 
 
 if __name__ == "__main__":

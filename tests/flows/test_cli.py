@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.settings import PREFECT_API_URL
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from flows.cli.main import EXIT_SETTING, main, parser
+from flows.cli.main import EXIT_FAILED, EXIT_SETTING, main, parser
 from flows.release import release
 from schemas.masking import masked_url
 from schemas.reports import QuarantinedOrder, Stage
@@ -24,6 +25,7 @@ from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.cases import built_report
 from tests.flows.conftest import Pipeline
+from tests.prefect_servers import BIN, STARTUP
 from tests.shops import SINCE, UNTIL
 
 SETTINGS = {
@@ -143,7 +145,7 @@ def test_wrong_credentials_end_the_command_with_one_line_naming_the_settings(
     assert main(["deliver", "--since", "2026-11-20", "--until", "2026-11-21"]) == 1
     captured = capsys.readouterr()
     last = captured.err.strip().splitlines()[-1]
-    assert last.startswith("sequra-etl: SequraAuthError:") and "SEQURA_PASSWORD" in last
+    assert last.startswith("sequra-etl: SeQura refused the credentials (401)") and "SEQURA_PASSWORD" in last
     assert "wrong-password-value" not in captured.out + captured.err
 
 
@@ -265,10 +267,7 @@ def test_a_damaged_state_store_ends_in_one_line_naming_the_setting(
     assert main(["deliver"]) == 1
 
     err = capsys.readouterr().err
-    assert err == (
-        "sequra-etl: StateStoreError: cannot open the state store: file is not a database; "
-        "check STATE_DB_URL\n"
-    )
+    assert err == ("sequra-etl: cannot open the state store: file is not a database; check STATE_DB_URL\n")
 
 
 @pytest.mark.usefixtures("configured")
@@ -280,9 +279,7 @@ def test_a_state_store_in_a_folder_that_cannot_be_made_ends_in_one_line_naming_t
     assert main(["deliver"]) == 1
 
     err = capsys.readouterr().err
-    assert err.startswith(
-        "sequra-etl: StateStoreError: cannot create the state store's folder /proc/sequra-etl"
-    )
+    assert err.startswith("sequra-etl: cannot create the state store's folder /proc/sequra-etl")
     assert err.count("\n") == 1 and "check STATE_DB_URL" in err
 
 
@@ -297,9 +294,7 @@ def test_a_read_only_state_store_ends_in_one_line_before_any_run(
     assert main(["deliver"]) == 1
 
     err = capsys.readouterr().err
-    assert err.startswith(
-        "sequra-etl: StateStoreError: the state store cannot be written: attempt to write a"
-    )
+    assert err.startswith("sequra-etl: the state store cannot be written: attempt to write a")
     assert err.count("\n") == 1 and "check STATE_DB_URL" in err
 
 
@@ -436,7 +431,156 @@ def test_release_from_the_ui_settles_a_held_order_and_says_so_in_an_artifact(pip
     [result] = [a for a in artifacts if a.key == "release-result-demo-merchant"]
     assert "AAAAAAAAA" in result.data
     [waiting] = [a for a in artifacts if a.key == "open-quarantine-demo-merchant"]
-    assert "No order is waiting" in waiting.data
+    assert "Update to send" in waiting.data  # the next run sends it as an order update
     store = open_state_store(pipeline.state_url)
     assert uncertain_deliveries(store, "demo_merchant", ["AAAAAAAAA"]) == {}
+    store.dispose()
+
+
+def installed(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """The installed sequra-etl command, started with `argv` in its own process."""
+    return subprocess.Popen(
+        [str(BIN / "sequra-etl"), *argv],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def ended(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """A command's exit code and what it wrote on stderr, once it ended."""
+    _out, err = process.communicate(timeout=STARTUP)
+    return process.returncode, err
+
+
+def one_error_line(err: str) -> str:
+    """The only line of stderr that is not a run's progress line (Prefect's INFO lines); fails otherwise."""
+    others = [line for line in err.splitlines() if " | INFO    | " not in line]
+    assert len(others) == 1, err[-3000:]
+    assert others[0].startswith("sequra-etl: ") and err.endswith(others[0] + "\n"), err[-3000:]
+    return others[0]
+
+
+def test_every_anticipated_error_of_the_installed_command_is_one_line_with_its_exit_code(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    store = open_state_store(pipeline.state_url)
+    bad_data = QuarantinedOrder(
+        "BADDATA01", "BADDATA01", (7,), Stage.BUILD, "totals do not add up; correct them in the back office"
+    )
+    record_quarantine(store, "run-0", "demo_merchant", [bad_data])
+    for merchant in ("demo_merchant", "refused_merchant", "debug_merchant"):  # each has a history
+        record_sent(store, "run-0", merchant, [built_report("SENT00001")])
+    start_run(store, "other-run", "demo_merchant", Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    store.dispose()
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "SEQURA_LOCK_WAIT_SECONDS": "1"}
+    unset = {name: value for name, value in env.items() if name != "SEQURA_MERCHANT_ID"}
+    refused = {**env, "SEQURA_PASSWORD": "wrong-password-value"}
+    window = ["deliver", "--since", "2026-11-20", "--until", "2026-11-21"]
+    commands = {  # all at once: each command in its own process
+        "an argument": (["deliver", "--since", "yesterday"], env),
+        "a setting": (["deliver"], unset),
+        "a shop that cannot be read": (
+            ["deliver", "--shop-db-url", f"sqlite:///{tmp_path}/nowhere/shop.sqlite"],
+            env,
+        ),
+        "a release of an order quarantined for its data": (["release", "BADDATA01"], env),
+        "a held lock": (window, env),
+        "SeQura's refusal": ([*window, "--merchant", "refused_merchant"], refused),
+        "--debug": (["--debug", *window, "--merchant", "debug_merchant"], refused),
+    }
+    started = {
+        problem: installed(argv, environment, tmp_path) for problem, (argv, environment) in commands.items()
+    }
+    ends = {problem: ended(process) for problem, process in started.items()}
+
+    code, err = ends.pop("--debug")
+    assert code == EXIT_FAILED
+    assert "Traceback (most recent call last)" in err and "SequraAuthError" in err
+    assert "Finished in state Failed" in err  # Prefect's own lines about the failure, only with --debug
+    said = {problem: one_error_line(err) for problem, (_code, err) in ends.items()}
+    assert {problem: code for problem, (code, _err) in ends.items()} == {
+        "an argument": EXIT_SETTING,
+        "a setting": EXIT_SETTING,
+        "a shop that cannot be read": EXIT_FAILED,
+        "a release of an order quarantined for its data": EXIT_SETTING,
+        "a held lock": EXIT_FAILED,
+        "SeQura's refusal": EXIT_FAILED,
+    }
+    assert "--since: 'yesterday' is not an ISO 8601 date" in said["an argument"]
+    assert "SEQURA_MERCHANT_ID" in said["a setting"]
+    assert "check SHOP_DB_URL" in said["a shop that cannot be read"]
+    release = said["a release of an order quarantined for its data"]
+    assert "BADDATA01 is quarantined for its data, not held: totals do not add up" in release
+    assert "the next run sends it by itself" in release
+    assert "for the lock of merchant demo_merchant" in said["a held lock"]
+    assert said["SeQura's refusal"].startswith(
+        "sequra-etl: SeQura refused the credentials (401); check SEQURA"
+    )
+    for problem, (_code, err) in ends.items():
+        assert "Traceback" not in err and " | ERROR " not in err and "wrong-password-value" not in err, (
+            problem
+        )
+        assert "Finished in state Failed" not in err, problem
+    assert pipeline.accepted() == []
+
+
+@pytest.mark.parametrize(
+    ("given", "resend", "said"),
+    [
+        (["BADDATA01"], False, "BADDATA01 is quarantined for its data, not held: totals do not add up"),
+        (
+            ["REFUSED01"],
+            False,
+            "REFUSED01 is quarantined, not held: SeQura refused it (422): no email; correct",
+        ),
+        (["SENT00001"], False, "SeQura already has SENT00001 (reported"),
+        (
+            ["NOTKNOWN1"],
+            False,
+            "NOTKNOWN1 is not in the state store of merchant demo_merchant: check the order",
+        ),
+        (["HELDORDER", "NOTKNOWN1"], True, "NOTKNOWN1 is not in the state store"),
+        ([], False, "no order given; name the orders (their order_ref_1) or --run RUN_ID"),
+        (["--run", "run-9"], False, "run run-9 left no order of merchant demo_merchant without an answer"),
+    ],
+    ids=[
+        "bad data",
+        "refused report",
+        "reported",
+        "unknown",
+        "unknown beside a held one",
+        "none",
+        "empty run",
+    ],
+)
+def test_a_release_of_an_order_that_is_not_held_says_what_it_is_and_what_to_do_and_changes_nothing(
+    given: list[str], resend: bool, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    store = open_state_store(url)
+    start_run(store, "run-1", "demo_merchant", Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    StateLedger(store, "run-1", "demo_merchant").sending([built_report("HELDORDER")])
+    record_sent(store, "run-1", "demo_merchant", [built_report("SENT00001")])
+    record_quarantine(
+        store,
+        "run-1",
+        "demo_merchant",
+        [
+            QuarantinedOrder("BADDATA01", "BADDATA01", (7,), Stage.BUILD, "totals do not add up; fix them"),
+            QuarantinedOrder("REFUSED01", "REFUSED01", (8,), Stage.LOAD, "SeQura refused it (422): no email"),
+        ],
+    )
+    store.dispose()
+    options = ["--merchant", "demo_merchant", "--state-db-url", url, *(["--resend"] if resend else [])]
+
+    code, err = run(["release", *given, *options], capsys)
+
+    assert (code, err.count("\n")) == (EXIT_SETTING, 1)
+    assert err.startswith("sequra-etl: nothing was released: ") and said in err
+    store = open_state_store(url)
+    assert uncertain_deliveries(store, "demo_merchant", ["HELDORDER"]) != {}
     store.dispose()

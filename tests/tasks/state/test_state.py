@@ -23,7 +23,7 @@ from tasks.state.order_changes import (
     release_refused_updates,
 )
 from tasks.state.quarantine import record_quarantine, references_to_retry
-from tasks.state.releases import release_in_flight
+from tasks.state.releases import NotReleasableError, release_in_flight
 from tasks.state.runs import (
     finish_run,
     lapsed_run,
@@ -308,7 +308,7 @@ def test_an_order_released_for_sending_is_left_to_the_next_run(state_url: str) -
     start_run(store, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     StateLedger(store, "run-1", MERCHANT).sending([built_report("AAA"), built_report("BBB")])
     assert in_flight_of_run(store, MERCHANT, "run-1") == ["AAA", "BBB"]
-    with pytest.raises(StateStoreError, match="not held as maybe delivered for merchant demo_merchant: ZZZ"):
+    with pytest.raises(NotReleasableError, match="maybe delivered for merchant demo_merchant: ZZZ"):
         release_in_flight(store, MERCHANT, ["AAA", "ZZZ"], delivered=False)
     assert release_in_flight(store, MERCHANT, ["AAA", "BBB"], delivered=False).endswith("AAA, BBB")
     assert sent_fingerprints(store, MERCHANT, ["AAA"]) == {}
