@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from prefect import flow, get_run_logger, runtime, task
+from prefect import flow, get_client, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -16,7 +17,6 @@ from schemas.masking import masked_url
 from schemas.outcomes import ROWS_SHOWN
 from schemas.settings import OUTPUT_DIR, Settings
 from tasks.delivery.summary import artifact_key
-from tasks.inert import markdown_cells
 from tasks.reconciliation.corrections import StagedCorrections
 from tasks.reconciliation.output import changes_path
 from tasks.reconciliation.run import Log, ReconcileSteps, ReconciliationRun
@@ -25,10 +25,12 @@ from tasks.reconciliation.summary import (
     ReconciliationSummary,
     changes_markdown,
     difference_rows,
+    not_reconciled_rows,
     reconciliation_markdown,
     stopped_markdown,
 )
 from tasks.resources import RunResources
+from tasks.window import shop_minute
 
 
 def run_label() -> str:
@@ -39,8 +41,23 @@ def run_label() -> str:
 
 
 def run_name() -> str:
-    """reconciliation-{source}-{start}, e.g. reconciliation-corrections.jsonl-2026-11-27T10-00."""
+    """reconciliation-{source}-{start} until the shop's time zone is known (then renamed in shop time)."""
     return f"reconciliation-{run_label()}"
+
+
+def shop_time_name(timezone: str) -> str:
+    """The run's name in shop time: reconciliation corrections.jsonl 2026-11-27 11:00 Europe/Madrid."""
+    source = source_label(str(runtime.flow_run.parameters.get("corrections", "")))
+    return f"reconciliation {source} {shop_minute(run_started_at(), timezone)} {timezone}"
+
+
+def rename_run(name: str) -> None:
+    """Rename this flow run (best effort: a Prefect API that does not answer keeps the old name)."""
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(runtime.flow_run.id, name=name)
+    except Exception as error:
+        get_run_logger().info("could not rename this run %s (%s)", name, error)
 
 
 @flow(name="reconciliation", flow_run_name=run_name, validate_parameters=False)
@@ -68,7 +85,7 @@ def reconciliation(
     logger.info("Merchant %s; state store %s", settings.merchant_id, masked_url(settings.state_url()))
     with RunResources.open(settings, log=logger) as resources:
         try:
-            summary = ReconciliationRun(resources, corrections, out_file, apply).run(PrefectSteps())
+            summary = ReconciliationRun(resources, corrections, out_file, apply).run(PrefectSteps(resources))
         except RunStoppedError as stopped:
             create_markdown_artifact(
                 stopped_markdown(source_label(corrections), stopped.done, _said(stopped.cause)),
@@ -76,6 +93,7 @@ def reconciliation(
                 description="Why the reconciliation stopped, and what it did before",
             )
             raise stopped.cause from None
+        summary = replace(summary, started_at=run_started_at(), timezone=resources.shop_timezone())
     publish(summary)
     counts = summary.outcome.counts
     logger.info(
@@ -106,8 +124,12 @@ def chunk_task(number: int, step: Callable[[Log], ReconcileOutcome]) -> Reconcil
 class PrefectSteps(ReconcileSteps):
     """A reconciliation's steps as Prefect tasks: the staging, and one task per chunk."""
 
+    def __init__(self, resources: RunResources) -> None:
+        self.resources = resources
+
     def stage(self, step: Callable[[], StagedCorrections]) -> StagedCorrections:
-        """The staging as a task."""
+        """Name the run in shop time (the shop's configuration is read by now), then stage, as a task."""
+        rename_run(shop_time_name(self.resources.shop_timezone()))
         return stage_task(step)
 
     def chunk(self, number: int, step: Callable[[Log], ReconcileOutcome]) -> ReconcileOutcome:
@@ -133,16 +155,10 @@ def publish(summary: ReconciliationSummary) -> None:
         description=f"Shop values that differ from SeQura's corrections (the first {ROWS_SHOWN:,}), and "
         "where to fix them",
     )
-    not_reconciled = [
-        {"line": line, "order_ref_1": ref, "problem": "no SeQura order of the shop has this reference"}
-        for line, ref in summary.outcome.unknown
-    ] + [
-        {"line": m.line, "order_ref_1": m.order_ref_1 or "", "problem": f"{m.field}: {m.problem}"}
-        for m in summary.malformed
-    ]
+    not_reconciled = not_reconciled_rows(summary.outcome.unknown, summary.malformed)
     if not_reconciled:
         create_table_artifact(
-            [markdown_cells(row) for row in not_reconciled[:ROWS_SHOWN]],
+            not_reconciled,
             key=artifact_key("reconciliation-not-reconciled", summary.merchant),
             description="Unknown references and malformed records",
         )

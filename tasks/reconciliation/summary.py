@@ -6,10 +6,18 @@ Every value from the shop, the corrections or an error is escaped (tasks/inert.p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from schemas.corrections import Difference, MalformedRecord, ReconcileOutcome
 from schemas.outcomes import ROWS_SHOWN
-from tasks.inert import markdown_cell, markdown_cells, markdown_link, markdown_text
+from tasks.inert import markdown_cell_lines, markdown_link, markdown_text
+from tasks.window import shop_minute
+
+# Characters per line of each text column of the differences table: the five fit the 846 px the Prefect UI
+# gives a table at 1400 px, which never wraps a cell by itself.
+ORDER_WIDTH, FIELD_WIDTH, VALUE_WIDTH, WHERE_WIDTH = 14, 20, 22, 26
+PROBLEM_WIDTH = 60
+OPEN_PAGE = "open it in the back office"
 
 
 @dataclass(frozen=True)
@@ -24,25 +32,60 @@ class ReconciliationSummary:
     changes: str
     outcome: ReconcileOutcome
     malformed: list[MalformedRecord]
+    started_at: datetime | None = None
+    timezone: str = "UTC"  # the shop's, in which the summary says when the run started
+
+
+def field_in_words(name: str) -> str:
+    """A corrections field in words: delivery_address.postal_code -> delivery address: postal code."""
+    record, _, field = name.partition(".")
+    return f"{record}: {field}".replace("_", " ") if field else name.replace("_", " ")
+
+
+def where_to_fix(difference: Difference) -> str:
+    """Where to fix a difference, the back-office page's link, and what would send the old value again."""
+    lines = [markdown_cell_lines(difference.fix_in, WHERE_WIDTH)]
+    link = markdown_link(OPEN_PAGE, difference.link) if difference.link else OPEN_PAGE
+    if link != OPEN_PAGE:  # an http(s) page: anything else is no link, and no line
+        lines.append(link)
+    if difference.repeats_in:
+        lines.append(
+            markdown_cell_lines(f"before the next {difference.repeats_in} sends it again", WHERE_WIDTH)
+        )
+    return "  \n".join(lines)
 
 
 def difference_rows(differences: list[Difference]) -> list[dict[str, object]]:
-    """The differences as the rows of the Prefect table artifact, with a link to the back-office page."""
+    """The differences as the rows of the Prefect table artifact, in words, in lines no wider than the view.
+
+    The CSV keeps its own columns (DIFFERENCE_COLUMNS); this table is what a person reads in the UI.
+    """
     return [
-        markdown_cells(
-            {
-                "order_reference": d.order_reference,
-                "id_order": d.id_order,
-                "record": d.record,
-                "field": d.field,
-                "shop_value": d.shop_value or "",
-                "sequra_value": d.sequra_value,
-                "fix_in": d.fix_in,
-                "repeats_in": d.repeats_in or "",
-            }
-        )
-        | {"fix_in": markdown_link(d.fix_in, d.link) if d.link else markdown_cell(d.fix_in)}
+        {
+            "Order": markdown_cell_lines(d.order_reference, ORDER_WIDTH),
+            "Field": markdown_cell_lines(field_in_words(f"{d.record}.{d.field}"), FIELD_WIDTH),
+            "In the shop": markdown_cell_lines(d.shop_value or "", VALUE_WIDTH),
+            "SeQura's value": markdown_cell_lines(d.sequra_value, VALUE_WIDTH),
+            "Where to fix it": where_to_fix(d),
+        }
         for d in differences
+    ]
+
+
+def not_reconciled_rows(
+    unknown: list[tuple[int, str]], malformed: list[MalformedRecord]
+) -> list[dict[str, object]]:
+    """The records not reconciled, one row each: the line, the order reference, and what is wrong."""
+    rows: list[tuple[int, str, str]] = [
+        (line, ref, "no SeQura order of the shop has this reference") for line, ref in unknown
+    ] + [(m.line, m.order_ref_1 or "", f"{m.field}: {m.problem}") for m in malformed]
+    return [
+        {
+            "Line": line,
+            "Order": markdown_cell_lines(ref, ORDER_WIDTH),
+            "Problem": markdown_cell_lines(problem, PROBLEM_WIDTH),
+        }
+        for line, ref, problem in rows[:ROWS_SHOWN]
     ]
 
 
@@ -61,11 +104,11 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
     lines = [
         f"# Reconciliation of {markdown_text(summary.source)}",
         "",
-        f"Merchant {markdown_text(summary.merchant)}; "
+        f"Merchant {markdown_text(summary.merchant)}{_started(summary)}; "
         + ("corrections written to the shop." if summary.apply else "read only: nothing was written."),
         "",
-        "| | |",
-        "|---|---|",
+        "| What was read and found | |",
+        "|---|---:|",
         f"| records read | {counts.read:,} |",
         f"| malformed records | {counts.malformed:,} |",
         f"| orders matched | {counts.matched:,} |",
@@ -82,8 +125,11 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
             f"| orders skipped | {counts.skipped_orders:,} |",
         ]
     if counts.by_field:
-        lines += ["", "**Differences by field**", "", "| field | differences |", "|---|---|"]
-        lines += [f"| {markdown_text(key)} | {count:,} |" for key, count in sorted(counts.by_field.items())]
+        lines += ["", "**Differences by field**", "", "| Field | Differences |", "|---|---:|"]
+        lines += [
+            f"| {markdown_text(field_in_words(key))} | {count:,} |"
+            for key, count in sorted(counts.by_field.items())
+        ]
     lines += _listed(
         "Unknown references: no SeQura order of the shop has them",
         [f"line {line}: {ref}" for line, ref in summary.outcome.unknown],
@@ -99,6 +145,13 @@ def reconciliation_markdown(summary: ReconciliationSummary) -> str:
     )
     lines += ["", f"Every difference: {markdown_text(summary.out)}."]
     return "\n".join(lines)
+
+
+def _started(summary: ReconciliationSummary) -> str:
+    """When the run started, in the shop's time with its zone's name, as the summary says it."""
+    if summary.started_at is None:
+        return ""
+    return f", started {shop_minute(summary.started_at, summary.timezone)} {markdown_text(summary.timezone)}"
 
 
 def stopped_markdown(source: str, outcome: ReconcileOutcome, why: str) -> str:

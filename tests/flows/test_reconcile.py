@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -154,8 +155,14 @@ def test_no_artifact_of_a_hostile_corrections_file_and_shop_renders_live_html_li
         [run] = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
     artifacts = artifacts_of(run.id)
     differences = json.loads(artifacts["reconciliation-differences-demo-merchant"][1])
-    fields = {plain_text(row["field"]) for row in differences}
-    assert fields == {"given_names", "surnames", "city", "address_line_1", "extra"}
+    fields = {plain_text(row["Field"]).replace("  \n", " ") for row in differences}
+    assert fields == {
+        "customer: given names",
+        "customer: surnames",
+        "delivery address: city",
+        "delivery address: address line 1",
+        "delivery address: extra",
+    }
     assert set(live_in(artifacts)) == {"reconciliation-differences-demo-merchant"}
     assert {part for part in live_in(artifacts)["reconciliation-differences-demo-merchant"]} == {
         f"link: {admin}index.php/sell/customers/{pipeline.shop.customer}/edit",
@@ -202,7 +209,7 @@ def test_the_run_is_named_after_its_source_and_publishes_its_artifacts(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHOP_ADMIN_URL", "https://shop.example/admin123")
-    id_order = pipeline.shop.shipped_order("AAAAAAAAA")
+    pipeline.shop.shipped_order("AAAAAAAAA")
     source = corrections_file(
         tmp_path / "corrections.jsonl",
         {"order_ref_1": "AAAAAAAAA", "customer": {"email": "ana.garcia@example.com"}},
@@ -215,15 +222,22 @@ def test_the_run_is_named_after_its_source_and_publishes_its_artifacts(
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    assert run.name.startswith("reconciliation-corrections.jsonl-")
+    started = run.expected_start_time.astimezone(ZoneInfo("Europe/Madrid")).strftime("%Y-%m-%d %H:%M")
+    assert run.name == f"reconciliation corrections.jsonl {started} Europe/Madrid"
     by_key = {artifact.key: artifact for artifact in artifacts}
     [row] = json.loads(by_key["reconciliation-differences-demo-merchant"].data)
-    assert row["fix_in"] == (
-        f"[Customers > Customers > customer {pipeline.shop.customer} > Edit: Email]"
-        f"(https://shop.example/admin123/index.php/sell/customers/{pipeline.shop.customer}/edit)"
-    )
-    assert (row["id_order"], row["repeats_in"]) == (id_order, "delivery report")
-    assert "| customer.email | 1 |" in by_key["reconciliation-summary-demo-merchant"].data
+    assert row == {
+        "Order": "AAAAAAAAA",
+        "Field": "customer: email",
+        "In the shop": "ana@example.com",
+        "SeQura's value": "ana.garcia@example.com",
+        "Where to fix it": f"Customers > Customers >  \ncustomer {pipeline.shop.customer} > Edit: Email  \n"
+        f"[open it in the back office](https://shop.example/admin123/index.php/sell/customers/"
+        f"{pipeline.shop.customer}/edit)  \nbefore the next delivery  \nreport sends it again",
+    }
+    summary = by_key["reconciliation-summary-demo-merchant"].data
+    assert f"Merchant demo\\_merchant, started {started} Europe/Madrid; read only" in summary
+    assert "| customer: email | 1 |" in summary
     assert "NOTINSHOP" in by_key["reconciliation-not-reconciled-demo-merchant"].data
     assert "customer 1, in place: email" in by_key["reconciliation-changes-demo-merchant"].data
 

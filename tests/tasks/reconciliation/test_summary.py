@@ -79,15 +79,15 @@ def test_the_differences_table_links_only_the_back_office_and_escapes_every_valu
     [row] = difference_rows(hostile_summary(value).outcome.differences)
     assert {
         key: live_parts(cell) for key, cell in row.items() if isinstance(cell, str) and live_parts(cell)
-    } == {"fix_in": [f"link: {ADMIN}index.php/sell/orders/30/view"]}
+    } == {"Where to fix it": [f"link: {ADMIN}index.php/sell/orders/30/view"]}
 
 
 def test_a_back_office_link_that_is_not_http_is_shown_as_its_label_only() -> None:
     difference = Difference("R", 30, "customer", "email", "a", "b", "Customers", link="javascript:alert(1)")
     [row] = difference_rows([difference])
-    assert row["fix_in"] == "Customers"
+    assert row["Where to fix it"] == "Customers"
 
 
 def test_a_pipe_in_a_field_leaves_the_table_of_differences_by_field_its_cells() -> None:
     by_field = table_rows(reconciliation_markdown(hostile_summary("x | y")))[-2:]
-    assert by_field == [["field", "differences"], ["delivery_address.x | y", "1"]]
+    assert by_field == [["Field", "Differences"], ["delivery address: x | y", "1"]]
