@@ -9,12 +9,18 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
 .PHONY: demo test bench reliability lint venv fast-reader clean
 
+# The optional fast shop reader (mysqlclient, a C build): its build's output goes to a log; a failed build
+# is one line, as the shop is then read with pymysql
+FAST_READER_LOG := $(VENV)/fast-reader.log
+FAST_READER := $(BIN)/python -m pip install --quiet -e '.[fast]' >$(FAST_READER_LOG) 2>&1 \
+	|| echo "note: the optional fast reader (mysqlclient) was not built, so the shop is read with pymysql; it needs libmariadb-dev (or libmysqlclient-dev) and pkg-config, then make fast-reader (why: $(FAST_READER_LOG))"
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m pip install --quiet -e '.[fast]' || echo "note: mysqlclient was not built (it needs libmariadb-dev or libmysqlclient-dev, and pkg-config): the shop is read with pymysql"
+	@$(FAST_READER)
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,7 +28,7 @@ venv: $(STAMP)
 # mysqlclient again, once its build headers are there (a venv made before they were installed lacks it)
 fast-reader: $(STAMP)
 	@$(BIN)/python -c 'import MySQLdb' 2>/dev/null || ! { pkg-config --exists libmariadb || pkg-config --exists mysqlclient; } 2>/dev/null \
-		|| $(BIN)/python -m pip install --quiet -e '.[fast]'
+		|| $(FAST_READER)
 
 ## demo: seed a demo shop, start the SeQura sandbox, run the delivery-report flow end to end
 demo: $(STAMP)
