@@ -30,6 +30,7 @@ from tasks.delivery.run import DeliveryRun, Log, Steps, quietly, run_window
 from tasks.delivery.summary import DeliverySummary, artifact_key
 from tasks.resources import RunResources
 from tasks.state.store import open_state_store
+from tasks.window import Window
 
 
 def run_name() -> str:
@@ -37,6 +38,7 @@ def run_name() -> str:
 
     Never raises: with parameters or settings it cannot read, the run is named after what it was given,
     and fails in its first step with a message naming the parameter or setting, instead of crashing here.
+    Once the run has read the shop's time zone, it is renamed in shop time (shop_time_name).
     """
     parameters = runtime.flow_run.parameters
     since, until = parameters.get("since"), parameters.get("until")
@@ -51,6 +53,18 @@ def run_name() -> str:
         return f"delivery-report-{merchant}{window.label()}"
     except Exception:
         return f"delivery-report-{since or 'last-run'}-{until or 'now'}"
+
+
+def shop_time_name(settings: Settings, window: Window, timezone: str) -> str:
+    """The run's name in the shop's time zone, named: delivery-report 2026-11-20 01:00 → ... Europe/Madrid."""
+    merchant = f" {settings.merchant_id}" if settings.merchants else ""
+    return f"delivery-report{merchant} {window.in_shop_time(timezone)}"
+
+
+def rename_run(name: str) -> None:
+    """Rename this flow run in Prefect; writes the Prefect server."""
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(runtime.flow_run.id, name=name)
 
 
 @task(name="plan-delivery-report", cache_policy=NO_CACHE)
@@ -221,6 +235,10 @@ def deliver(
     try:
         window = run_window(resources.store, settings, since, until, run_started_at())
         tag_run(run_tags(settings, dry_run))
+        quietly(
+            "name the run in shop time",
+            lambda: rename_run(shop_time_name(settings, window, resources.shop_timezone())),
+        )
         get_run_logger().info(
             "Window %s for merchant %s; state store %s",
             window.label(),

@@ -7,13 +7,13 @@ and in the tables' text cells, which the UI also renders as markdown.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from schemas.outcomes import COUNT_COLUMNS, COUNT_HEADINGS, ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.reports import QuarantinedOrder, SentOrder, Stage, UpdatedOrder
-from tasks.inert import markdown_cells, markdown_text
+from tasks.inert import markdown_cell, markdown_cell_lines, markdown_text
 from tasks.state.quarantine import WaitingOrder
 from tasks.window import Window, shop_minute
 
@@ -41,6 +41,35 @@ class DeliverySummary:
 
 ORDER, ORDER_IDS, WHAT_IS_WRONG, WHAT_TO_DO = "Order", "Order IDs", "What is wrong", "What to do"
 """Column headings the tables share: the order as SeQura knows it, its ids in the shop, the quarantine's."""
+WAITING_SINCE, WHAT_CHANGED, ANSWER = "Waiting since", "What changed", "SeQura's answer"
+LINE_WIDTHS = {
+    ORDER: 24,
+    ORDER_IDS: 16,
+    WAITING_SINCE: 16,
+    WHAT_IS_WRONG: 44,
+    WHAT_TO_DO: 40,
+    WHAT_CHANGED: 40,
+    ANSWER: 40,
+}
+"""Characters per line of the cells that can be long: the Vue UI never wraps a cell, and a table wider than
+the artifact's view (at 1400 px) has its last columns cut."""
+
+
+def table_row(cells: Mapping[str, object]) -> dict[str, object]:
+    """A table artifact's row: every text cell inert, the long ones in lines (LINE_WIDTHS)."""
+    return {
+        heading: _in_lines(str(value), LINE_WIDTHS[heading])
+        if heading in LINE_WIDTHS
+        else markdown_cell(value)
+        if isinstance(value, str)
+        else value
+        for heading, value in cells.items()
+    }
+
+
+def _in_lines(text: str, width: int) -> str:
+    """A cell in lines of `width` characters, or of its longest word: a word (a URL) is never cut."""
+    return markdown_cell_lines(text, max([width, *map(len, text.split())]))
 
 
 def artifact_key(kind: str, merchant: str) -> str:
@@ -49,10 +78,10 @@ def artifact_key(kind: str, merchant: str) -> str:
     return f"{kind}-{slug}" if slug else kind
 
 
-def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, str | int]]:
+def sent_rows(sent: Sequence[SentOrder]) -> list[dict[str, object]]:
     """One table row per order sent (or, in a dry run, to be sent)."""
     return [
-        markdown_cells(
+        table_row(
             {
                 ORDER: order.order_ref_1,
                 ORDER_IDS: ", ".join(map(str, order.id_orders)),
@@ -90,13 +119,13 @@ def what_is_wrong_and_what_to_do(reason: str, stage: Stage) -> tuple[str, str]:
     return reason[:cut], reason[cut + 2 :]
 
 
-def quarantine_rows(quarantined: Sequence[QuarantinedOrder]) -> list[dict[str, str]]:
+def quarantine_rows(quarantined: Sequence[QuarantinedOrder]) -> list[dict[str, object]]:
     """One table row per quarantined order: what is wrong with it, and what to do."""
     rows = []
     for entry in quarantined:
         wrong, to_do = what_is_wrong_and_what_to_do(entry.reason, entry.stage)
         rows.append(
-            markdown_cells(
+            table_row(
                 {
                     ORDER: entry.order_ref_1,
                     ORDER_IDS: ", ".join(map(str, entry.id_orders)),
@@ -118,19 +147,19 @@ def age_in_words(age: timedelta) -> str:
 
 def open_quarantine_rows(
     waiting: Sequence[WaitingOrder], now: datetime, timezone: str
-) -> list[dict[str, str | int]]:
+) -> list[dict[str, object]]:
     """One table row per order SeQura has not confirmed: what it waits for, since when, why, what next."""
-    rows: list[dict[str, str | int]] = []
+    rows = []
     for order in waiting:
         wrong, to_do = what_is_wrong_and_what_to_do(order.reason, order.stage)
         since = shop_minute(order.first_seen_at, timezone)
         rows.append(
-            markdown_cells(
+            table_row(
                 {
                     ORDER: order.order_ref_1,
                     ORDER_IDS: order.id_orders,
                     "Status": order.status,
-                    "Waiting since": f"{since} ({age_in_words(now - order.first_seen_at)})",
+                    WAITING_SINCE: f"{since} ({age_in_words(now - order.first_seen_at)})",
                     WHAT_IS_WRONG: wrong,
                     WHAT_TO_DO: to_do,
                     "Runs retried": "" if order.retried is None else order.retried,
@@ -140,15 +169,15 @@ def open_quarantine_rows(
     return rows
 
 
-def update_rows(updates: Sequence[UpdatedOrder]) -> list[dict[str, str]]:
+def update_rows(updates: Sequence[UpdatedOrder]) -> list[dict[str, object]]:
     """One table row per order update: the order, what changed, and SeQura's answer."""
     return [
-        markdown_cells(
+        table_row(
             {
                 ORDER: order.order_ref_1,
                 ORDER_IDS: ", ".join(map(str, order.id_orders)),
-                "What changed": order.changes,
-                "SeQura's answer": order.result,
+                WHAT_CHANGED: order.changes,
+                ANSWER: order.result,
             }
         )
         for order in updates
@@ -181,7 +210,7 @@ def summary_markdown(summary: DeliverySummary) -> str:
         shop_minute(moment, summary.timezone) for moment in (summary.window.since, summary.window.until)
     )
     lines = [
-        f"# Delivery report {summary.window.label()}",
+        f"# Delivery report {summary.window.in_shop_time(summary.timezone)}",
         "",
         f"Merchant **{markdown_text(summary.merchant)}**: orders shipped from {since} to {until} "
         f"({markdown_text(summary.timezone)}), {mode}.",

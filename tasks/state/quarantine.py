@@ -86,15 +86,19 @@ def quarantine_within(
         )
 
 
-QUARANTINED, UPDATE_HELD, NO_ANSWER_YET = "Quarantined", "Update held", "No answer yet"
+QUARANTINED, UPDATE_HELD, NO_ANSWER_YET, UPDATE_TO_SEND = (
+    "Quarantined",
+    "Update held",
+    "No answer yet",
+    "Update to send",
+)
 """What an order not yet confirmed by SeQura waits for, as the open-quarantine artifact says it."""
 NO_REPORT_ANSWER = (
     "its delivery report got no answer from SeQura; nothing: the next run asks SeQura again with an order "
     "update, which settles it"
 )
-NO_UPDATE_ANSWER = (
-    "its order update got no answer from SeQura, or was not sent yet; nothing: the next run asks SeQura "
-    "again with the update"
+UPDATE_NOT_ANSWERED = (
+    "its order update is not sent yet, or got no answer from SeQura; nothing: the next run sends it"
 )
 
 
@@ -104,7 +108,7 @@ class WaitingOrder:
 
     order_ref_1: str
     id_orders: str
-    status: str  # QUARANTINED, UPDATE_HELD or NO_ANSWER_YET
+    status: str  # QUARANTINED, UPDATE_HELD, NO_ANSWER_YET or UPDATE_TO_SEND
     stage: Stage
     reason: str  # what is wrong, then after its last '; ' what to do (or what happens next)
     first_seen_at: datetime
@@ -198,7 +202,7 @@ def _updates_waiting(merchant: str) -> Kind:
         )
         return [
             WaitingOrder(
-                row.order_ref_1, "", NO_ANSWER_YET, Stage.UPDATE, NO_UPDATE_ANSWER, row.detected_at, None
+                row.order_ref_1, "", UPDATE_TO_SEND, Stage.UPDATE, UPDATE_NOT_ANSWERED, row.detected_at, None
             )
             for row in found
         ]

@@ -93,9 +93,9 @@ def test_each_window_is_a_child_run_named_after_it_and_the_backfill_tables_them(
             client.read_flow_run(parent).name == "backfill 2026-11-20 01:00 → 2026-11-23 01:00 Europe/Madrid"
         )
     assert sorted(run.name for run in children) == [
-        "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z",
-        "delivery-report-2026-11-21T00:00Z-2026-11-22T00:00Z",
-        "delivery-report-2026-11-22T00:00Z-2026-11-23T00:00Z",
+        "delivery-report 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid",
+        "delivery-report 2026-11-21 01:00 → 2026-11-22 01:00 Europe/Madrid",
+        "delivery-report 2026-11-22 01:00 → 2026-11-23 01:00 Europe/Madrid",
     ]
     table = json.loads(artifact_data("backfill-runs"))
     assert [(row["Window"], row["Result"], row["Found"], row["Sent"]) for row in table] == [

@@ -27,6 +27,7 @@ from tasks.inert import plain_text
 from tasks.sequra_client import SequraAuthError, SequraNotSequraError
 from tests.clocks import MovedClock
 from tests.flows.conftest import Pipeline
+from tests.flows.test_artifacts import as_shown
 from tests.not_sequra import LOGIN_PAGE, REDIRECT, not_sequra
 from tests.shops import MORNING, SINCE, UNTIL
 
@@ -142,7 +143,7 @@ def test_the_run_is_named_after_its_window_and_publishes_its_artifacts(pipeline:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
-    assert run.name == "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z"
+    assert run.name == "delivery-report 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid"
     keys = {artifact.key for artifact in artifacts}
     assert {
         "delivery-report-summary-demo-merchant",
@@ -401,9 +402,11 @@ def test_a_parameter_of_the_wrong_type_fails_the_run_naming_it(pipeline: Pipelin
 
 
 def open_quarantine_of(state: Any) -> Any:
-    """The open-quarantine artifact a run published: its rows, or its markdown when nothing is open."""
+    """The open-quarantine artifact a run published: its rows as a person reads them, or its markdown."""
     data = artifacts_of(state.state_details.flow_run_id)["open-quarantine-demo-merchant"].data
-    return json.loads(data) if data.startswith("[") else data
+    if not data.startswith("["):
+        return data
+    return [{heading: as_shown(cell) for heading, cell in row.items()} for row in json.loads(data)]
 
 
 def test_a_run_whose_reports_got_no_answer_ends_awaiting_sequra_and_lists_them_until_settled(
