@@ -326,7 +326,7 @@ def test_the_cli_prints_the_summary_once(pipeline: Pipeline, capfd: pytest.Captu
     pipeline.shop.shipped_order("AAAAAAAAA")
     assert main(["deliver", "--since", "2026-11-20", "--until", "2026-11-21"]) == 0
     out, err = capfd.readouterr()
-    assert (out + err).count("# Delivery report 2026-11-20T00:00Z-2026-11-21T00:00Z") == 1
+    assert (out + err).count("# Delivery report 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid") == 1
 
 
 def test_version_and_an_example_in_the_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
