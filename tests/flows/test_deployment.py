@@ -136,7 +136,7 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
         run = wait_for_end(prefect_server, created["id"])
     seconds = time.monotonic() - started
     assert run["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
-    assert run["name"] == "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z"
+    assert run["name"] == "delivery-report 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid"
     artifacts = prefect_api(
         prefect_server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [created["id"]]}}}
     )
@@ -181,9 +181,9 @@ def test_the_readme_backfill_runs_each_window_on_the_workers_and_again_creates_n
         prefect_server, "POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment["id"]]}}}
     )
     assert sorted(run["name"] for run in children) == [
-        "delivery-report-2026-11-20T00:00Z-2026-11-21T00:00Z",
-        "delivery-report-2026-11-21T00:00Z-2026-11-22T00:00Z",
-        "delivery-report-2026-11-22T00:00Z-2026-11-23T00:00Z",
+        "delivery-report 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid",
+        "delivery-report 2026-11-21 01:00 → 2026-11-22 01:00 Europe/Madrid",
+        "delivery-report 2026-11-22 01:00 → 2026-11-23 01:00 Europe/Madrid",
     ]
     accepted = requests.get(f"{sandbox_server.url}_sandbox/orders", timeout=5).json()
     assert sorted(order["order_ref_1"] for order in accepted) == ["AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC"]
