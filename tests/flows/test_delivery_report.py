@@ -334,10 +334,14 @@ def test_a_failed_run_still_publishes_what_it_did_and_why_it_stopped(
     assert "delivery-report-quarantine-demo-merchant" in artifacts
 
 
-def test_a_run_that_quarantined_orders_ends_in_a_state_an_automation_matches(pipeline: Pipeline) -> None:
+def test_a_run_that_quarantined_orders_ends_in_a_state_an_automation_matches(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     id_order = pipeline.shop.shipped_order("AAAAAAAAA")
     pipeline.shop.set_order(id_order, total_paid_tax_incl=Decimal("99.00"))
     pipeline.shop.shipped_order("BBBBBBBBB")
+    dry = delivery_report(**WINDOW, dry_run=True, out=str(tmp_path / "dry.json"), return_state=True)
+    assert flow_run_of(dry).state.name == "Completed"  # a dry run sends nothing, so it waits for nothing
     state = delivery_report(**WINDOW, return_state=True)
     run = flow_run_of(state)
     assert (run.state.type.value, run.state.name) == ("COMPLETED", "Quarantined")
