@@ -584,3 +584,23 @@ def test_a_release_of_an_order_that_is_not_held_says_what_it_is_and_what_to_do_a
     store = open_state_store(url)
     assert uncertain_deliveries(store, "demo_merchant", ["HELDORDER"]) != {}
     store.dispose()
+
+
+def test_a_release_from_the_ui_of_an_order_quarantined_for_its_data_fails_saying_what_to_do_in_its_artifact(
+    pipeline: Pipeline,
+) -> None:
+    store = open_state_store(pipeline.state_url)
+    bad_data = QuarantinedOrder("BADDATA01", "BADDATA01", (7,), Stage.BUILD, "totals do not add up; fix them")
+    record_quarantine(store, "run-1", "demo_merchant", [bad_data])
+    store.dispose()
+    state = release(order_refs=["BADDATA01"], return_state=True)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    assert state.is_failed() and "BADDATA01 is quarantined for its data" in (state.message or "")
+    [result] = [a for a in artifacts if a.key == "release-result-demo-merchant"]
+    assert "nothing was released: BADDATA01 is quarantined for its data" in result.data
+    assert "the next run sends it by itself" in result.data
