@@ -242,6 +242,11 @@ def summary_markdown(summary: DeliverySummary) -> str:
         )
     if outcome.quarantined_rows:
         lines.append("Quarantined orders are retried by every run until they can be reported; see the table.")
+    if counts.unanswered and not summary.dry_run:
+        lines.append(
+            f"SeQura has not answered {counts.unanswered:,} of the reports or order updates sent: they stay "
+            "in flight and the next run asks SeQura again; the open-quarantine artifact lists them."
+        )
     if counts.sent > len(outcome.sent_rows) or counts.new > len(outcome.sent_rows):
         lines.append(
             f"The tables list the first {ROWS_SHOWN:,} orders of each kind; the state store has them all."

@@ -99,3 +99,17 @@ def test_no_text_cell_of_a_run_s_tables_renders_live_from_hostile_orders_and_ans
     ]
     live = {key: live_parts(cell) for row in rows for key, cell in row.items() if isinstance(cell, str)}
     assert {key: parts for key, parts in live.items() if parts} == {}
+
+
+def test_a_summary_heads_the_window_in_shop_time_and_says_what_sequra_has_not_answered() -> None:
+    outcome = DeliveryOutcome(counts=DeliveryCounts(found=5, new=5, unanswered=5), requests=6)
+    window = Window(SINCE, SINCE + timedelta(days=1))
+    markdown = summary_markdown(
+        DeliverySummary("run", "shop_es", window, False, outcome, timezone="Europe/Madrid")
+    )
+    assert markdown.startswith("# Delivery report 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid\n")
+    assert (
+        "| New | Changed | Already reported | Quarantined | Sent | Updated | Updates held | No answer yet |"
+        in markdown
+    )
+    assert "SeQura has not answered 5 of the reports or order updates sent" in markdown
