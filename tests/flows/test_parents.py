@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,11 +19,13 @@ from flows import fan_out
 from flows.alerts import AWAITING_SEQURA, QUARANTINED
 from flows.backfill import backfill
 from flows.cli.main import main
+from flows.every_merchant import every_merchant
 from flows.fan_out import ChildOutcome, parent_state, retryable_failure
 from schemas.outcomes import DeliveryCounts
 from schemas.state import run_locks
 from tests.flows.conftest import Pipeline
 from tests.flows.test_backfill import MADRID_DAYS, SPAN, artifact_data, hold_the_lock, ship_one_a_day
+from tests.shops import SINCE
 
 
 def failed_with(error: str, what: str = "it went wrong") -> Failed:
@@ -174,3 +177,23 @@ def test_a_window_sequra_refused_stops_its_merchants_later_windows_at_once_and_t
     assert parent.state.type.value == "FAILED"
     assert len(children) == 1  # tried once: a refusal is not tried again
     assert pipeline.accepted() == []
+
+
+def test_the_nightly_run_ends_awaiting_sequra_when_a_merchants_report_got_no_answer(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    monkeypatch.setenv("DELIVERY_FIRST_RUN_DAYS", str((datetime.now(UTC) - SINCE).days + 2))
+    monkeypatch.setenv("SEQURA_TIMEOUT_SECONDS", "0.25")
+    pipeline.faults(drop_next=1)  # the report never reaches SeQura: the run cannot know, and says so
+    state = every_merchant(return_state=True)
+    assert state.name == AWAITING_SEQURA and state.is_completed()
+    [outcome] = state.result()
+    assert outcome.result == AWAITING_SEQURA and outcome.window.endswith(" Europe/Madrid")
+    assert state.message.startswith(
+        f"1 of 1 delivery reports sent orders SeQura has not answered yet: demo_merchant {outcome.window} "
+        f"({outcome.run}): 1 found, 1 new, 1 no answer yet"
+    )
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_run(state.state_details.flow_run_id)
+    assert re.fullmatch(r"every-merchant \d{4}-\d\d-\d\d \d\d:\d\d Europe/Madrid", parent.name)
