@@ -41,18 +41,10 @@ class DeliverySummary:
 
 ORDER, ORDER_IDS, WHAT_IS_WRONG, WHAT_TO_DO = "Order", "Order IDs", "What is wrong", "What to do"
 """Column headings the tables share: the order as SeQura knows it, its ids in the shop, the quarantine's."""
-WAITING_SINCE, WHAT_CHANGED, ANSWER = "Waiting since", "What changed", "SeQura's answer"
-LINE_WIDTHS = {
-    ORDER: 24,
-    ORDER_IDS: 16,
-    WAITING_SINCE: 16,
-    WHAT_IS_WRONG: 44,
-    WHAT_TO_DO: 40,
-    WHAT_CHANGED: 40,
-    ANSWER: 40,
-}
+STATUS, WAITING_SINCE, WHAT_CHANGED, ANSWER = "Status", "Waiting since", "What changed", "SeQura's answer"
+LINE_WIDTHS = {ORDER: 20, ORDER_IDS: 12, WHAT_IS_WRONG: 34, WHAT_TO_DO: 28, WHAT_CHANGED: 34, ANSWER: 28}
 """Characters per line of the cells that can be long: the Vue UI never wraps a cell, and a table wider than
-the artifact's view (at 1400 px) has its last columns cut."""
+the artifact's view (846 px in a 1400-px browser) has its last columns cut."""
 
 
 def table_row(cells: Mapping[str, object]) -> dict[str, object]:
@@ -152,21 +144,21 @@ def open_quarantine_rows(
     rows = []
     for order in waiting:
         wrong, to_do = what_is_wrong_and_what_to_do(order.reason, order.stage)
-        since = shop_minute(order.first_seen_at, timezone)
+        cells = table_row(
+            {ORDER: order.order_ref_1, STATUS: order.status, WHAT_IS_WRONG: wrong, WHAT_TO_DO: to_do}
+        )
         rows.append(
-            table_row(
-                {
-                    ORDER: order.order_ref_1,
-                    ORDER_IDS: order.id_orders,
-                    "Status": order.status,
-                    WAITING_SINCE: f"{since} ({age_in_words(now - order.first_seen_at)})",
-                    WHAT_IS_WRONG: wrong,
-                    WHAT_TO_DO: to_do,
-                    "Runs retried": "" if order.retried is None else order.retried,
-                }
-            )
+            {ORDER: cells[ORDER], STATUS: cells[STATUS], WAITING_SINCE: waited(order, now, timezone)} | cells
         )
     return rows
+
+
+def waited(order: WaitingOrder, now: datetime, timezone: str) -> str:
+    """Since when an order waits, how long, and how many runs retried it: a line each, in a narrow cell."""
+    lines = [shop_minute(order.first_seen_at, timezone), f"({age_in_words(now - order.first_seen_at)})"]
+    if order.retried:
+        lines.append(f"retried by {order.retried} run" + ("s" if order.retried > 1 else ""))
+    return "  \n".join(map(markdown_cell, lines))
 
 
 def update_rows(updates: Sequence[UpdatedOrder]) -> list[dict[str, object]]:

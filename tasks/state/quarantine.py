@@ -107,7 +107,6 @@ class WaitingOrder:
     """An order SeQura has not confirmed: what it waits for, why, since when, and the runs that retried it."""
 
     order_ref_1: str
-    id_orders: str
     status: str  # QUARANTINED, UPDATE_HELD, NO_ANSWER_YET or UPDATE_TO_SEND
     stage: Stage
     reason: str  # what is wrong, then after its last '; ' what to do (or what happens next)
@@ -142,7 +141,6 @@ def _quarantined(merchant: str) -> Kind:
         return [
             WaitingOrder(
                 row.order_ref_1,
-                row.id_orders.replace(",", ", "),
                 UPDATE_HELD if row.stage == str(Stage.UPDATE) else QUARANTINED,
                 Stage(row.stage),
                 row.reason,
@@ -174,9 +172,7 @@ def _in_flight(merchant: str) -> Kind:
             .limit(limit)
         )
         return [
-            WaitingOrder(
-                row.order_ref_1, "", NO_ANSWER_YET, Stage.LOAD, NO_REPORT_ANSWER, row.sending_at, None
-            )
+            WaitingOrder(row.order_ref_1, NO_ANSWER_YET, Stage.LOAD, NO_REPORT_ANSWER, row.sending_at, None)
             for row in found
         ]
 
@@ -202,7 +198,7 @@ def _updates_waiting(merchant: str) -> Kind:
         )
         return [
             WaitingOrder(
-                row.order_ref_1, "", UPDATE_TO_SEND, Stage.UPDATE, UPDATE_NOT_ANSWERED, row.detected_at, None
+                row.order_ref_1, UPDATE_TO_SEND, Stage.UPDATE, UPDATE_NOT_ANSWERED, row.detected_at, None
             )
             for row in found
         ]

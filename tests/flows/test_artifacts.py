@@ -105,7 +105,7 @@ def test_the_quarantine_table_says_what_is_wrong_and_what_to_do_apart(pipeline: 
     [row] = json.loads(artifacts_of_run(**WINDOW)["delivery-report-quarantine-demo-merchant"])
     assert as_shown(row["What is wrong"]).startswith("totals do not add up: items 17.45 EUR, order 99.00 EUR")
     assert as_shown(row["What to do"]) == "correct the order lines or totals in the back office"
-    assert all(len(line) <= 44 for cell in row.values() for line in str(cell).split("  \n"))
+    assert all(len(line) <= 34 for cell in row.values() for line in str(cell).split("  \n"))
 
 
 def test_open_quarantine_lists_every_order_still_waiting_with_its_age_and_the_runs_that_retried_it(
@@ -116,8 +116,9 @@ def test_open_quarantine_lists_every_order_still_waiting_with_its_age_and_the_ru
     for _ in range(3):
         artifacts = artifacts_of_run(**WINDOW)
     [row] = json.loads(artifacts["open-quarantine-demo-merchant"])
-    assert (row["Order"], row["Status"], row["Runs retried"]) == ("AAAAAAAAA", "Quarantined", 2)
-    assert row["Waiting since"].endswith("(under an hour)")
+    assert (row["Order"], row["Status"]) == ("AAAAAAAAA", "Quarantined")
+    assert row["Waiting since"].endswith("  \n(under an hour)  \nretried by 2 runs")
+    assert list(row) == ["Order", "Status", "Waiting since", "What is wrong", "What to do"]
     assert as_shown(row["What to do"]) == "correct the order lines or totals in the back office"
     pipeline.shop.set_order(id_order, total_paid_tax_incl=Decimal("17.45"))
     cleared = artifacts_of_run(**WINDOW)["open-quarantine-demo-merchant"]

@@ -88,9 +88,7 @@ def test_a_summary_of_hostile_orders_and_answers_renders_them_as_text(value: str
 @pytest.mark.parametrize("value", HOSTILE)
 def test_no_text_cell_of_a_run_s_tables_renders_live_from_hostile_orders_and_answers(value: str) -> None:
     outcome = hostile_summary(value).outcome
-    waiting = WaitingOrder(
-        value, value, value, Stage.BUILD, f"its buyer's email '{value}'; {value}", SINCE, 2
-    )
+    waiting = WaitingOrder(value, value, Stage.BUILD, f"its buyer's email '{value}'; {value}", SINCE, 2)
     rows = [
         *sent_rows(outcome.sent_rows),
         *update_rows(outcome.update_rows),
