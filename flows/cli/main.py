@@ -32,6 +32,7 @@ ARGUMENT_ERRORS = (SettingError, WindowError, NotReleasableError)
 FLOW_COMMANDS = ("deliver", "backfill", "reconcile", "demo")
 """Commands that run Prefect flows here, whose failures Prefect would also log on the terminal."""
 FAILED_STATES = ("Finished in state Failed(", "Finished in state Crashed(")
+SERVER_CLOSING = "Stopping temporary server"
 
 
 class FailureLinesOff(logging.Filter):
@@ -44,11 +45,20 @@ class FailureLinesOff(logging.Filter):
         return not str(record.msg).startswith(FAILED_STATES)
 
 
+class ClosingLineOff(logging.Filter):
+    """Keeps off the terminal the temporary server's closing line, which would follow a failure's one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for Prefect's 'Stopping temporary server' line, logged as the process exits."""
+        return not str(record.msg).startswith(SERVER_CLOSING)
+
+
 @contextmanager
 def failures_off_the_terminal(command: str, debug: bool) -> Iterator[None]:
     """While a command that runs flows runs, filter Prefect's console lines about a failure.
 
-    The API and the UI keep them; --debug keeps them on the terminal too. Configures Prefect's logging.
+    The API and the UI keep them; --debug keeps them on the terminal too. After a failure, the temporary
+    server's closing line is kept off too, so the error's line ends the output. Configures Prefect's logging.
     """
     if debug or command not in FLOW_COMMANDS:
         yield
@@ -64,6 +74,11 @@ def failures_off_the_terminal(command: str, debug: bool) -> Iterator[None]:
         console.addFilter(quiet)
     try:
         yield
+    except SequraEtlError:
+        for console in consoles:
+            if not any(isinstance(kept, ClosingLineOff) for kept in console.filters):
+                console.addFilter(ClosingLineOff())
+        raise
     finally:
         for console in consoles:
             console.removeFilter(quiet)

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+import logging
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.logging.handlers import PrefectConsoleHandler
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from flows.cli.main import EXIT_FAILED, EXIT_SETTING, main, parser
+from flows.cli.main import EXIT_FAILED, EXIT_SETTING, failures_off_the_terminal, main, parser
 from flows.release import release
+from schemas.errors import SettingError
 from schemas.masking import masked_url
 from schemas.reports import QuarantinedOrder, Stage
 from schemas.state import runs
@@ -28,6 +32,7 @@ from tests.flows.conftest import Pipeline
 from tests.prefect_servers import BIN, STARTUP
 from tests.shops import SINCE, UNTIL
 
+RECORD_START = re.compile(r"\d\d:\d\d:\d\d\.\d{3} \| |sequra-etl: ")
 SETTINGS = {
     "SHOP_DB_URL": "sqlite:///shop.sqlite",
     "SEQURA_USERNAME": "demo",
@@ -456,11 +461,20 @@ def ended(process: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 def one_error_line(err: str) -> str:
-    """The only line of stderr that is not a run's progress line (Prefect's INFO lines); fails otherwise."""
-    others = [line for line in err.splitlines() if " | INFO    | " not in line]
-    assert len(others) == 1, err[-3000:]
-    assert others[0].startswith("sequra-etl: ") and err.endswith(others[0] + "\n"), err[-3000:]
-    return others[0]
+    """The only record on stderr that is not a run's progress (Prefect's INFO lines); fails otherwise.
+
+    A record starts with a log line's time or with sequra-etl's own prefix; other lines continue it.
+    """
+    records: list[list[str]] = []
+    for line in err.splitlines():
+        if RECORD_START.match(line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
+    others = [record for record in records if " | INFO    | " not in record[0]]
+    assert others == records[-1:] and len(records[-1]) == 1, err[-3000:]
+    assert records[-1][0].startswith("sequra-etl: "), err[-3000:]
+    return records[-1][0]
 
 
 def test_every_anticipated_error_of_the_installed_command_is_one_line_with_its_exit_code(
@@ -604,3 +618,20 @@ def test_a_release_from_the_ui_of_an_order_quarantined_for_its_data_fails_saying
     [result] = [a for a in artifacts if a.key == "release-result-demo-merchant"]
     assert "nothing was released: BADDATA01 is quarantined for its data" in result.data
     assert "the next run sends it by itself" in result.data
+
+
+def record(logger: str, level: int, message: str) -> logging.LogRecord:
+    """A log record as Prefect's loggers make them."""
+    return logging.LogRecord(logger, level, __file__, 1, message, None, None)
+
+
+def test_a_failure_keeps_prefects_lines_about_it_and_the_servers_closing_line_off_the_terminal() -> None:
+    failed = record("prefect.flow_runs", logging.ERROR, "Encountered exception during execution")
+    closing = record("prefect", logging.INFO, "Stopping temporary server on http://127.0.0.1:8017")
+    progress = record("prefect.flow_runs", logging.INFO, "Window 2026-11-20 for merchant demo_merchant")
+    with pytest.raises(SettingError), failures_off_the_terminal("deliver", debug=False):
+        consoles = [kept for kept in logging.getLogger().handlers if isinstance(kept, PrefectConsoleHandler)]
+        assert consoles and [console.filter(failed) for console in consoles] == [False] * len(consoles)
+        raise SettingError("SEQURA_MERCHANT_ID", "is not set")
+    assert all(console.filter(progress) and console.filter(failed) for console in consoles)
+    assert not any(console.filter(closing) for console in consoles)  # it would follow the error's line
