@@ -93,7 +93,7 @@ def _inserted(store: StateStore, merchant: str, run_id: str, flow_run_id: str | 
     return True
 
 
-def why_dead(
+def _why_dead(
     store: StateStore,
     holder: LockHolder,
     lease: timedelta,
@@ -176,7 +176,7 @@ def take_lock(
     """Take the merchant's run lock, or raise RunInProgressError naming the run that holds it.
 
     Taking it is one INSERT on a primary key, or one compare-and-set UPDATE of a dead holder's lock (see
-    why_dead; `ended` asks Prefect whether a flow run ended), so two runs starting at the same instant
+    _why_dead; `ended` asks Prefect whether a flow run ended), so two runs starting at the same instant
     cannot both get it. A running run renews its lease while it works. Taking a dead run's lock over marks
     it crashed and returns who it was and why. Writes run_locks (and runs).
     """
@@ -186,7 +186,7 @@ def take_lock(
         holder = _holder(store, merchant)
         if holder is None:
             continue  # freed meanwhile: insert again
-        why = why_dead(store, holder, lease, flow_run_id, ended)
+        why = _why_dead(store, holder, lease, flow_run_id, ended)
         if why is None:
             raise RunInProgressError(_still_running(merchant, holder, lease))
         taken = _take_over(store, merchant, holder, run_id, flow_run_id, why)
@@ -246,12 +246,17 @@ def lease_kept(store: StateStore, merchant: str, run_id: str, lease: timedelta =
 
 
 def free_lock(store: StateStore, merchant: str) -> str:
-    """Delete the merchant's run lock whoever holds it; says which run it freed and whether it still runs."""
+    """Delete the merchant's run lock whoever holds it; says which run it freed, and if it may still run."""
     holder = _holder(store, merchant)
     if holder is None:
         return f"no run holds the lock of merchant {merchant}; nothing was changed"
+    locks = state.run_locks
     with store.engine.begin() as conn:
-        conn.execute(delete(state.run_locks).where(state.run_locks.c.merchant == merchant))
+        freed = conn.execute(
+            delete(locks).where(locks.c.merchant == merchant, locks.c.run_id == holder.run_id)
+        ).rowcount
+    if freed == 0:
+        return f"the lock of merchant {merchant} changed hands meanwhile; nothing was changed: unlock again"
     return (
         f"freed the lock of merchant {merchant} held by run {holder.run_id} ({holder.in_words()}); "
         f"{_whether_alive(holder)}"

@@ -71,9 +71,10 @@ def crashed(store: StateStore, run_id: str) -> tuple[str, str | None]:
     """The status and message the store keeps for a run."""
     runs = state.runs
     with store.engine.connect() as conn:
-        return (
-            conn.execute(select(runs.c.status, runs.c.message).where(runs.c.run_id == run_id)).one()._tuple()
-        )
+        status, message = conn.execute(
+            select(runs.c.status, runs.c.message).where(runs.c.run_id == run_id)
+        ).one()
+    return status, message
 
 
 def stat_fields(pid: int) -> list[str]:
