@@ -32,7 +32,18 @@ def add_commands(commands: Commands) -> None:
         "recorded as SeQura's and confirmed by an order update, which can never report it twice",
     )
     store_options(release_command)
-    store_options(command(commands, "unlock", "free the merchant's run lock", "sequra-etl unlock", unlock))
+    store_options(
+        command(
+            commands,
+            "unlock",
+            "free the merchant's run lock",
+            "sequra-etl unlock",
+            unlock,
+            description="Free the merchant's run lock, naming the run that held it (flow run, host, pid). "
+            "A run takes a dead run's lock itself when its process on the same host is gone or Prefect "
+            "shows its flow run ended; unlock is for a run that died elsewhere before its lease ran out.",
+        )
+    )
     forget_options(
         command(
             commands,
@@ -109,7 +120,10 @@ def release(args: argparse.Namespace) -> int:
 
 
 def unlock(args: argparse.Namespace) -> int:
-    """Free the merchant's run lock, for a run that died before its lease ran out; says what it freed."""
+    """Free the merchant's run lock, for a run that died elsewhere before its lease ran out; says what.
+
+    The words name the run that held it (flow run, host, pid) and whether its process still runs here.
+    """
     from tasks.state.locks import free_lock
     from tasks.state.store import open_state_store
 
