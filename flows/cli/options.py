@@ -33,13 +33,16 @@ def command(
     run: Command,
     description: str | None = None,
 ) -> argparse.ArgumentParser:
-    """A subcommand that `run` carries out, whose --help ends with an example."""
+    """A subcommand that `run` carries out, whose --help ends with an example; --debug also after its name."""
     parser = commands.add_parser(
         name,
         help=summary,
         description=description or summary[0].upper() + summary[1:] + ".",
         epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
     )
     parser.set_defaults(run=run)
     return parser

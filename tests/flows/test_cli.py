@@ -304,15 +304,16 @@ def test_a_read_only_state_store_ends_in_one_line_before_any_run(
 
 
 @pytest.mark.usefixtures("configured")
-def test_debug_shows_the_traceback_instead_of_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("argv", [["--debug", "deliver"], ["deliver", "--debug"]], ids=["before", "after"])
+def test_debug_before_or_after_the_command_shows_the_traceback_instead_of_one_line(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     damaged = tmp_path / "state.sqlite"
     damaged.write_text("not a database")
     monkeypatch.setenv("STATE_DB_URL", f"sqlite:///{damaged}")
 
     with pytest.raises(StateStoreError, match="check STATE_DB_URL"):
-        main(["--debug", "deliver"])
+        main(argv)
 
 
 def test_a_window_that_ends_before_it_starts_is_refused_before_any_run_is_created(
