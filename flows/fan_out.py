@@ -43,7 +43,7 @@ from schemas.shown import shown
 from tasks.delivery.summary import DeliverySummary, artifact_key
 from tasks.extract.configuration import read_config
 from tasks.extract.connection import shop_engine
-from tasks.inert import markdown_cells
+from tasks.inert import markdown_cell, markdown_cell_lines
 from tasks.state.runs import lapsed_run
 from tasks.state.store import StateStore, open_state_store
 from tasks.window import Window, parse_moment
@@ -54,7 +54,10 @@ START_WAIT = timedelta(minutes=10)  # how long children may wait for a worker be
 FINISHED = ("Completed", QUARANTINED, AWAITING_SEQURA)  # the results of a child that did its work
 RETRIES = 2  # new attempts at a child whose run died or met a failure running again can fix
 RETRY_PAUSE = timedelta(seconds=10)  # between a child's failed attempt and the next
-PROBLEM_SHOWN = 80  # characters of a child's problem its row shows: the whole of it is in the child's run
+PROBLEM_SHOWN = 60  # characters of a child's problem its row shows: the whole of it is in the child's run
+# Characters per line of the text columns of the parent's table: the five fit the 846 px the Prefect UI
+# gives a table at 1400 px, which never wraps a cell by itself.
+MERCHANT_WIDTH, WINDOW_WIDTH, RUN_WIDTH, WHAT_WIDTH = 13, 18, 18, 18
 NAMED = 5  # children a parent's final message names; it counts the others
 
 
@@ -132,7 +135,7 @@ class ChildOutcome:
         return self.result not in FINISHED
 
     def row(self) -> dict[str, object]:
-        """The child as a row of the parent's table: merchant, window, run, result, counts, problem (cut)."""
+        """The child as a row of the terminal's table: merchant, window, run, result, each count, problem."""
         return {
             "Merchant": self.merchant,
             "Window": self.window,
@@ -140,6 +143,20 @@ class ChildOutcome:
             "Result": self.result,
             **self.counts.row(),
             "Problem": shown(self.why(), PROBLEM_SHOWN),
+        }
+
+    def cells(self) -> dict[str, object]:
+        """The child as a row of the parent's table in the UI: in words, in lines no wider than the view.
+
+        What happened is its counts, one a line, when it finished, else the start of its problem.
+        """
+        said = [shown(self.why(), PROBLEM_SHOWN)] if self.failed else counted(self.counts)
+        return {
+            "Merchant": markdown_cell_lines(self.merchant, MERCHANT_WIDTH),
+            "Window": markdown_cell_lines(self.window, WINDOW_WIDTH),
+            "Run": markdown_cell_lines(self.run, RUN_WIDTH),
+            "Result": markdown_cell(self.result),
+            "What happened": "  \n".join(markdown_cell_lines(line, WHAT_WIDTH) for line in said),
         }
 
     def why(self) -> str:
@@ -155,11 +172,16 @@ class ChildOutcome:
         )
 
 
+def counted(counts: DeliveryCounts) -> list[str]:
+    """The counts that are not 0 under their headings, like `3 found`, `2 sent`, `1 quarantined`."""
+    return [f"{value:,} {heading.lower()}" for heading, value in counts.row().items() if value] or [
+        "nothing found"
+    ]
+
+
 def in_brief(counts: DeliveryCounts) -> str:
     """The counts that are not 0, like `3 found, 2 sent, 1 quarantined`."""
-    return ", ".join(f"{value} {heading.lower()}" for heading, value in counts.row().items() if value) or (
-        "nothing found"
-    )
+    return ", ".join(counted(counts))
 
 
 def named(outcomes: Sequence[ChildOutcome]) -> str:
@@ -198,7 +220,7 @@ def run_children(children: Sequence[ChildRun], fan: FanOut) -> list[ChildOutcome
         raise ChildRunsError(str(error), outcomes) from None
     finally:
         create_table_artifact(
-            [markdown_cells(outcome.row()) for outcome in outcomes],
+            [outcome.cells() for outcome in outcomes],
             key=f"{fan.kind}-runs",
             description=f"What each delivery report run did, per merchant and window ({fan.timezone})",
         )
@@ -376,7 +398,7 @@ def not_run(child: ChildRun, timezone: str) -> ChildOutcome:
         child.window(timezone),
         "",
         "Not run",
-        problem="an earlier window of this merchant failed; the same command runs it after that one",
+        problem="an earlier window of this merchant failed; run the same command again",
     )
 
 
