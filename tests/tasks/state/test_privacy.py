@@ -414,7 +414,7 @@ def test_a_version_5_store_gets_the_erasure_columns_and_indexes(state_url: str) 
                 if index.name == f"ix_{table}_erasure":
                     index.drop(conn)
             conn.execute(text(f"ALTER TABLE {table} DROP COLUMN erased_at"))
-        conn.execute(delete(state.schema_version).where(state.schema_version.c.version == 6))
+        conn.execute(delete(state.schema_version).where(state.schema_version.c.version >= 6))
     store.dispose()
 
     store = open_state_store(state_url)
