@@ -55,6 +55,7 @@ FINISHED = ("Completed", QUARANTINED, AWAITING_SEQURA)  # the results of a child
 RETRIES = 2  # new attempts at a child whose run died or met a failure running again can fix
 RETRY_PAUSE = timedelta(seconds=10)  # between a child's failed attempt and the next
 PROBLEM_SHOWN = 60  # characters of a child's problem its row shows: the whole of it is in the child's run
+MESSAGE_SHOWN = 240  # characters of a child's problem a parent's final message shows
 # Characters per line of the text columns of the parent's table: the five fit the 846 px the Prefect UI
 # gives a table at 1400 px, which never wraps a cell by itself.
 MERCHANT_WIDTH, WINDOW_WIDTH, RUN_WIDTH, WHAT_WIDTH = 13, 18, 18, 18
@@ -167,9 +168,8 @@ class ChildOutcome:
 
     def said(self) -> str:
         """The child in a parent's final message: merchant, window, run, and its counts or why it failed."""
-        return (
-            f"{self.merchant} {self.window} ({self.run or 'not run'}): {self.why() or in_brief(self.counts)}"
-        )
+        what = shown(self.why(), MESSAGE_SHOWN) if self.failed else in_brief(self.counts)
+        return f"{self.merchant} {self.window} ({self.run or 'not run'}): {what}"
 
 
 def counted(counts: DeliveryCounts) -> list[str]:

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ from flows.alerts import AWAITING_SEQURA, QUARANTINED
 from flows.backfill import backfill
 from flows.cli.main import main
 from flows.every_merchant import every_merchant
-from flows.fan_out import ChildOutcome, parent_state, retryable_failure
+from flows.fan_out import ChildOutcome, named, parent_state, retryable_failure
 from schemas.outcomes import DeliveryCounts
 from schemas.state import run_locks
 from tests.flows.conftest import Pipeline
@@ -58,6 +59,14 @@ def test_a_parent_ends_as_its_worst_finished_child_and_names_it_with_its_counts(
     )
     assert "4 found, 1 quarantined" in quarantined.message
     assert quarantined.result() == [waiting, held, done]
+
+
+def test_a_parents_message_cuts_each_childs_problem_and_counts_the_children_it_does_not_name() -> None:
+    failed = [replace(child("Failed"), problem="SequraAuthError: " + "x" * 500, tries=1)] * 7
+    message = named(failed)
+    assert message.count("demo_merchant") == 5 and message.endswith("; and 2 more")
+    assert message.count("x" * (fan_out.MESSAGE_SHOWN - len("SequraAuthError: ")) + "…") == 5
+    assert "x" * fan_out.MESSAGE_SHOWN not in message
 
 
 def test_only_a_run_that_died_or_failed_in_a_way_running_again_fixes_is_tried_again() -> None:
