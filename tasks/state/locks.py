@@ -102,15 +102,20 @@ def _why_dead(
 ) -> str | None:
     """Why the run holding a lock is provably dead, in words, or None if it may live; reads /proc, Prefect.
 
-    Dead: its lease lapsed, its process on this host is gone (or its pid is another process's now), or
-    Prefect (`ended`) holds its flow run in a final state. The flow run of the run asking is never asked.
+    Dead: its lease lapsed, its process on this host is gone (or its pid is another process's now), it was
+    an earlier attempt of the asking run's own flow run (Prefect runs a flow run again only once it ended:
+    Crashed or Failed, then scheduled again), or Prefect (`ended`) holds its flow run in a final state.
     """
     if holder.renewed_at < store.now() - lease:
         return f"it stopped renewing its lease at {holder.renewed_at:%Y-%m-%d %H:%M} UTC"
     gone = process_gone(holder.process) if holder.process is not None else None
     if gone is not None:
         return gone
-    if holder.flow_run_id is not None and holder.flow_run_id != flow_run_id and ended(holder.flow_run_id):
+    if holder.flow_run_id is None:
+        return None
+    if holder.flow_run_id == flow_run_id:
+        return f"it was an earlier attempt of flow run {flow_run_id}, ended before Prefect ran it again"
+    if ended(holder.flow_run_id):
         return f"Prefect shows its flow run {holder.flow_run_id} ended (a final state, such as Crashed)"
     return None
 

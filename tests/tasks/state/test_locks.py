@@ -113,6 +113,21 @@ def test_a_run_of_another_host_whose_flow_run_prefect_shows_ended_is_taken_over_
     store.dispose()
 
 
+def test_an_earlier_attempt_of_the_same_flow_run_on_another_host_is_taken_over_at_once(
+    state_url: str,
+) -> None:
+    store = open_state_store(state_url)
+    hold(store, "first-attempt", ANOTHER_HOST, flow_run_id="flow-again")  # the flow run is run again
+
+    said = start(store, "again", ended=lambda flow_run: False)  # Prefect shows it Running: this attempt
+
+    assert said == (
+        "took over first-attempt: it was an earlier attempt of flow run flow-again, ended before Prefect "
+        "ran it again"
+    )
+    store.dispose()
+
+
 def test_a_run_of_another_host_whose_flow_run_still_runs_is_waited_for_until_its_lease_lapses(
     state_url: str,
 ) -> None:
