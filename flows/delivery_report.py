@@ -61,10 +61,17 @@ def shop_time_name(settings: Settings, window: Window, timezone: str) -> str:
     return f"delivery-report{merchant} {window.in_shop_time(timezone)}"
 
 
-def rename_run(name: str) -> None:
-    """Rename this flow run in Prefect; writes the Prefect server."""
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(runtime.flow_run.id, name=name)
+def name_in_shop_time(resources: RunResources, window: Window) -> None:
+    """Rename this flow run after its window in shop time; writes the Prefect server, reads the shop.
+
+    Best effort: a shop or a server that does not answer leaves the run its first name, said in its logs.
+    """
+    try:
+        name = shop_time_name(resources.settings, window, resources.shop_timezone())
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(runtime.flow_run.id, name=name)
+    except Exception as error:  # the name is a courtesy: never stop a run for it
+        get_run_logger().info("the run keeps its first name: %s: %s", type(error).__name__, error)
 
 
 @task(name="plan-delivery-report", cache_policy=NO_CACHE)
@@ -235,10 +242,7 @@ def deliver(
     try:
         window = run_window(resources.store, settings, since, until, run_started_at())
         tag_run(run_tags(settings, dry_run))
-        quietly(
-            "name the run in shop time",
-            lambda: rename_run(shop_time_name(settings, window, resources.shop_timezone())),
-        )
+        name_in_shop_time(resources, window)
         get_run_logger().info(
             "Window %s for merchant %s; state store %s",
             window.label(),
