@@ -4,7 +4,9 @@ With a Prefect server that has the delivery-report deployment, each child is a r
 created with an idempotency key, so any worker of the pool may take it and a repeated fan-out finds the same
 runs instead of creating them again. Without one, the children run here, one after the other, as subflows.
 A merchant's windows go one at a time, oldest first (they would only queue on the merchant's lock); merchants
-go side by side. A progress artifact moves as children finish, and a table says what each one did.
+go side by side. A child whose run died, or failed in a way running again can fix, runs again (the same flow
+run, on the workers and here); one that failed for good stops its merchant's later windows. A progress
+artifact moves as children finish, a table says what each one did, and the parent ends as its worst child.
 """
 
 from __future__ import annotations
