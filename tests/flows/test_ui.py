@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from sandbox.server import SandboxServer
+from tests.flows.test_deployment import deployments
 from tests.prefect_servers import BIN, STARTUP, clean_environment, prefect_api, served_prefect, stop
 from tests.shops import sqlite_shop
 
@@ -290,3 +291,10 @@ def test_the_ui_of_a_server_on_another_port_reaches_its_api_and_a_worker_stops_o
             if worker.poll() is None:
                 stop(worker, grace=0)
     assert took < WORKER_GRACE, log.read_text()
+
+
+def test_each_deployment_tags_its_runs_with_its_own_name_so_a_tag_filter_finds_what_it_says() -> None:
+    assert {name: deployment["tags"] for name, deployment in deployments().items()} == {
+        name: ["sequra", name]
+        for name in ("every-merchant", "delivery-report", "backfill", "release", "reconciliation")
+    }
