@@ -201,6 +201,7 @@ def a_delivery_a_reconciliation_and_a_backfill(api: str, sandbox: SandboxServer,
         SEQURA_USERNAME="demo",
         SEQURA_PASSWORD="demo-secret",
         SEQURA_MERCHANT_ID="demo_merchant",
+        SHOP_ADMIN_URL="https://shop.example/admin123",  # the differences link their back-office page
     )
     said = [
         sequra_etl(env, folder, "deliver", "--since", "2026-11-20", "--until", "2026-11-21"),
@@ -254,6 +255,7 @@ def test_what_a_merchant_opens_reads_in_words_and_shop_time_and_no_column_is_cut
     assert "2026-11-20 10:00" in sent and "17.45 EUR" in sent
     assert "CCCCCCCCC" in quarantine and "CCCCCCCCC" in waiting
     assert "ana.garcia@example.com" in listed["reconciliation-differences-demo-merchant"]
+    assert "open it in the back office" in listed["reconciliation-differences-demo-merchant"]
     assert "NOTINSHOP" in listed["reconciliation-not-reconciled-demo-merchant"]
     assert "2026-11-19 01:00 → 2026-11-20 01:00 Europe/Madrid" in " ".join(windows.split())  # lines in a cell
     assert (tmp_path / "prefect-ui-summary.png").stat().st_size > 10_000
