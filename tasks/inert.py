@@ -51,10 +51,18 @@ def markdown_cell_lines(value: object, width: int) -> str:
     """`value` as a text cell in lines of at most `width` characters (hard line breaks), each inert.
 
     The Vue UI never wraps a table cell: a long one widens the table past the artifact's view, which cuts
-    the last columns at 1400 px. The newer UI shows the cell on one line again.
+    the last columns at 1400 px. The newer UI shows the cell on one line again. A word longer than a line
+    (an email) is cut before its @ first, then wherever the width falls.
     """
-    lines = textwrap.wrap(LINE_BREAK.sub(" ", str(value)).strip(), width) or [""]
+    words = LINE_BREAK.sub(" ", str(value)).strip().split(" ")
+    parts = " ".join(_cut_at(word, width) for word in words).split("\n")
+    lines = [line for part in parts for line in textwrap.wrap(part, width)] or [""]
     return "  \n".join(_line(markdown_cell(line)) for line in lines)
+
+
+def _cut_at(word: str, width: int) -> str:
+    """A word longer than a line, a line break before its @: an email's halves start lines of their own."""
+    return word[0] + word[1:].replace("@", "\n@", 1) if len(word) > width else word
 
 
 def _line(line: str) -> str:

@@ -15,9 +15,9 @@ from tasks.window import shop_minute
 
 # Characters per line of each text column of the differences table: the five fit the 846 px the Prefect UI
 # gives a table at 1400 px, which never wraps a cell by itself.
-ORDER_WIDTH, FIELD_WIDTH, VALUE_WIDTH, WHERE_WIDTH = 14, 20, 22, 26
+ORDER_WIDTH, FIELD_WIDTH, VALUE_WIDTH, WHERE_WIDTH = 10, 17, 20, 22
 PROBLEM_WIDTH = 60
-OPEN_PAGE = "open it in the back office"
+OPEN_PAGE = "back-office page"
 
 
 @dataclass(frozen=True)

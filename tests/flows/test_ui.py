@@ -78,10 +78,14 @@ def shop_with_a_quarantined_order(folder: Path) -> str:
 
 
 def corrections(folder: Path) -> str:
-    """SeQura's corrections: one difference, one malformed record, one reference the shop does not have."""
+    """SeQura's corrections: two long differences, one malformed record, one reference the shop has not."""
     path = folder / "corrections.jsonl"
     records = [
-        {"order_ref_1": "AAAAAAAAA", "customer": {"email": "ana.garcia@example.com"}},
+        {
+            "order_ref_1": "AAAAAAAAA",
+            "customer": {"email": "ana.maria.garcia.fernandez@example.com"},
+            "delivery_address": {"address_line_1": "Calle de Bravo Murillo 123, 4º izquierda, escalera B"},
+        },
         {"order_ref_1": "AAAAAAAAA", "delivery_address": {"postal_code": 28013}},
         {"order_ref_1": "NOTINSHOP", "customer": {"email": "x@example.com"}},
     ]
@@ -254,8 +258,9 @@ def test_what_a_merchant_opens_reads_in_words_and_shop_time_and_no_column_is_cut
     ]
     assert "2026-11-20 10:00" in sent and "17.45 EUR" in sent
     assert "CCCCCCCCC" in quarantine and "CCCCCCCCC" in waiting
-    assert "ana.garcia@example.com" in listed["reconciliation-differences-demo-merchant"]
-    assert "open it in the back office" in listed["reconciliation-differences-demo-merchant"]
+    differences = "".join(listed["reconciliation-differences-demo-merchant"].split())  # lines in a cell
+    assert "ana.maria.garcia.fernandez@example.com" in differences and "escaleraB" in differences
+    assert "back-officepage" in differences
     assert "NOTINSHOP" in listed["reconciliation-not-reconciled-demo-merchant"]
     assert "2026-11-19 01:00 → 2026-11-20 01:00 Europe/Madrid" in " ".join(windows.split())  # lines in a cell
     assert (tmp_path / "prefect-ui-summary.png").stat().st_size > 10_000

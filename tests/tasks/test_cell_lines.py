@@ -71,3 +71,7 @@ def test_any_text_in_lines_is_one_paragraph_with_no_html_link_image_or_autolink(
     cell = markdown_cell_lines(text, width)
     assert live_in_lines(cell) == []
     assert blocks(cell) in (ONE_PARAGRAPH, [])
+
+
+def test_an_email_longer_than_a_line_is_cut_before_its_at_sign_not_in_the_middle_of_a_word() -> None:
+    assert lines_shown(markdown_cell_lines("ana.garcia@example.com", 20)) == ["ana.garcia", "@example.com"]
