@@ -17,7 +17,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Crashed, State
 
-from flows.alerts import AWAITING_SEQURA, QUARANTINED
+from flows.alerts import AWAITING_SEQURA, QUARANTINED, announce_outcome
 from flows.artifacts import publish_not_begun, publish_open_quarantine, publish_summary
 from flows.history import check_not_lost, run_tags, tag_run
 from flows.parameters import Moment, check_deployment_out, check_parameters, run_started_at
@@ -191,6 +191,7 @@ def delivery_report(
     with resources:
         summary = deliver(resources, since, until, bool(dry_run), out, retry_quarantined=retry_quarantined)
     logger.info("%s: %s", summary.window.label(), summary.counts.in_words())
+    announce_outcome(summary, settings)
     return final_state(summary)
 
 
