@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 from schemas.masking import masked_url
 from schemas.settings import OUTPUT_DIR, Settings
 from tasks.state.errors import LostStateStoreError
-from tasks.state.runs import has_history, recorded_flow_runs
+from tasks.state.runs import has_history, has_run_here, recorded_flow_runs
 
 LOG = logging.getLogger(__name__)
 DELIVERS = "delivers"  # the tag of a run that may send (not a dry run)
@@ -109,12 +109,13 @@ def check_not_lost(store: Engine, settings: Settings, tags: list[str]) -> None:
 
     Raises LostStateStoreError naming STATE_DB_URL: a lost (or newly pointed) store would send every order
     of the window again. The evidence is Prefect's runs, or the store an older version kept in
-    ./.sequra-etl/. `sequra-etl adopt` records what SeQura has, after which runs go on. Reads the store and
-    the Prefect API.
+    ./.sequra-etl/. A store where a run of the merchant once took its lock passed this check then, so runs
+    that failed later (refused the lock, say) are no evidence. `sequra-etl adopt` records what SeQura has,
+    after which runs go on. Reads the store and the Prefect API.
     """
     merchant = settings.merchant_id or ""
-    if has_history(store, merchant):
-        return
+    if has_history(store, merchant) or has_run_here(store, merchant):
+        return  # a run that took the lock here passed this check: later runs' failures are not a lost store
     where = masked_url(settings.state_url())
     if settings.state_db_url is None and LEGACY_STORE.is_file():
         raise LostStateStoreError(

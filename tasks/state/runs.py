@@ -119,6 +119,16 @@ def has_history(store: StateStore, merchant: str) -> bool:
         return snapshot.first() is not None
 
 
+def has_run_here(store: StateStore, merchant: str) -> bool:
+    """Whether a run of the merchant ever took its lock in this store (and so passed the lost-store check)."""
+    runs = state.runs
+    with store.engine.connect() as conn:
+        run = conn.execute(
+            select(runs.c.run_id).where(runs.c.merchant == merchant, runs.c.dry_run.is_(False)).limit(1)
+        )
+        return run.first() is not None
+
+
 def recorded_flow_runs(store: StateStore, merchant: str) -> set[str]:
     """The Prefect flow runs of the merchant's runs this store recorded, whatever became of them."""
     runs = state.runs

@@ -383,6 +383,30 @@ def test_an_empty_state_store_where_prefect_saw_deliveries_stops_before_sending_
     assert "already holds runs or orders of merchant demo_merchant" in capsys.readouterr().err
 
 
+def test_a_run_refused_the_lock_of_a_new_store_is_no_sign_that_the_store_was_lost(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemas.settings import Settings
+    from schemas.state import RunStatus
+    from tasks.state.runs import finish_run, start_run
+    from tasks.state.store import open_state_store
+    from tasks.window import Window
+
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    monkeypatch.setenv("SEQURA_LOCK_WAIT_SECONDS", "0.1")
+    store = open_state_store(Settings.from_env().state_url())
+    window = Window(SINCE, UNTIL)
+    start_run(store, "holder", "demo_merchant", window, dry_run=False, flow_run_id=None)
+    refused = delivery_report(**WINDOW, return_state=True)
+    assert flow_run_of(refused).state.type.value == "FAILED"
+    assert "still running" in flow_run_of(refused).state.message
+    finish_run(store, "holder", RunStatus.FAILED, message="stopped by the test")  # frees the lock
+    store.dispose()
+
+    assert delivery_report(**WINDOW).counts.sent == 1
+    assert pipeline.accepted() == ["AAAAAAAAA"]
+
+
 def test_a_store_an_older_version_left_in_the_working_folder_is_not_silently_replaced(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
