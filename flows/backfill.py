@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.fan_out import (
-    ChildOutcome,
-    ChildRun,
-    FanOut,
-    parent_state,
-    rename_run,
-    run_children,
-    shop_timezone,
-)
+from flows.children import ChildOutcome, ChildRun, parent_state
+from flows.fan_out import FanOut, run_children, shop_timezone
+from flows.history import rename_run
 from flows.parameters import Moment, check_parameters
 from schemas.settings import Settings
 from tasks.window import Window, WindowError, parse_moment, parse_width, split_window

@@ -19,7 +19,7 @@ from prefect.states import Completed, Crashed, State
 
 from flows.alerts import AWAITING_SEQURA, QUARANTINED, announce_outcome
 from flows.artifacts import publish_not_begun, publish_open_quarantine, publish_summary
-from flows.history import check_not_lost, run_tags, tag_run
+from flows.history import check_not_lost, rename_run, run_tags, tag_run
 from flows.parameters import Moment, check_deployment_out, check_parameters, run_started_at
 from schemas.errors import RunStoppedError
 from schemas.masking import masked_url
@@ -67,11 +67,11 @@ def name_in_shop_time(resources: RunResources, window: Window) -> None:
     Best effort: a shop or a server that does not answer leaves the run its first name, said in its logs.
     """
     try:
-        name = shop_time_name(resources.settings, window, resources.shop_timezone())
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(runtime.flow_run.id, name=name)
+        timezone = resources.shop_timezone()
     except Exception as error:  # the name is a courtesy: never stop a run for it
         get_run_logger().info("the run keeps its first name: %s: %s", type(error).__name__, error)
+        return
+    rename_run(shop_time_name(resources.settings, window, timezone))
 
 
 @task(name="plan-delivery-report", cache_policy=NO_CACHE)

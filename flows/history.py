@@ -69,6 +69,15 @@ def tag_run(tags: list[str]) -> None:
         LOG.warning("could not tag this run in Prefect (%s); it is not counted by later runs' checks", error)
 
 
+def rename_run(name: str) -> None:
+    """Rename this flow run; writes the Prefect server (best effort: one that does not answer keeps it)."""
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(runtime.flow_run.id, name=name)
+    except Exception as error:  # the name is a courtesy: never stop a run for it
+        LOG.info("this run keeps its first name, not %s: %s", name, error)
+
+
 def earlier_deliveries(tags: list[str]) -> list[FlowRun]:
     """Runs other than this one that may have sent for the same merchant, shop and SeQura endpoint.
 

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from prefect import flow, get_client, get_run_logger, runtime, task
+from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.history import rename_run
 from flows.parameters import check_deployment_out, check_parameters, run_started_at
 from schemas.corrections import ReconcileOutcome
 from schemas.errors import RunStoppedError
@@ -49,15 +50,6 @@ def shop_time_name(timezone: str) -> str:
     """The run's name in shop time: reconciliation corrections.jsonl 2026-11-27 11:00 Europe/Madrid."""
     source = source_label(str(runtime.flow_run.parameters.get("corrections", "")))
     return f"reconciliation {source} {shop_minute(run_started_at(), timezone)} {timezone}"
-
-
-def rename_run(name: str) -> None:
-    """Rename this flow run (best effort: a Prefect API that does not answer keeps the old name)."""
-    try:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(runtime.flow_run.id, name=name)
-    except Exception as error:
-        get_run_logger().info("could not rename this run %s (%s)", name, error)
 
 
 @flow(name="reconciliation", flow_run_name=run_name, validate_parameters=False)

@@ -103,7 +103,8 @@ def backfill(args: argparse.Namespace) -> int:
     """
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import backfill_children
-    from flows.fan_out import ChildRunsError, not_on_workers, outcomes_markdown
+    from flows.children import outcomes_markdown
+    from flows.fan_out import ChildRunsError, not_on_workers
 
     export_options(args)
     children = backfill_children(args.since, args.until, args.window, args.merchant_id)

@@ -18,10 +18,11 @@ from sqlalchemy import create_engine, select, update
 
 from flows import fan_out
 from flows.backfill import backfill
+from flows.children import ChildOutcome
 from flows.cli.main import main
 from flows.delivery_report import delivery_report
 from flows.every_merchant import every_merchant
-from flows.fan_out import ChildOutcome, ChildRunsError, Liveness, not_on_workers
+from flows.fan_out import ChildRunsError, Liveness, not_on_workers
 from schemas.errors import SettingError
 from schemas.state import run_locks, runs
 from seeding.vocabulary import FRANCE, PORTUGAL

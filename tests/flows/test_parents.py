@@ -16,12 +16,12 @@ from prefect.client.schemas.filters import FlowRunFilter
 from prefect.states import Cancelled, Completed, Crashed, Failed
 from sqlalchemy import create_engine, delete
 
-from flows import fan_out
+from flows import children, fan_out
 from flows.alerts import AWAITING_SEQURA, QUARANTINED
 from flows.backfill import backfill
+from flows.children import ChildOutcome, named, parent_state, retryable_failure
 from flows.cli.main import main
 from flows.every_merchant import every_merchant
-from flows.fan_out import ChildOutcome, named, parent_state, retryable_failure
 from schemas.outcomes import DeliveryCounts
 from schemas.state import run_locks
 from tests.flows.conftest import Pipeline
@@ -65,8 +65,8 @@ def test_a_parents_message_cuts_each_childs_problem_and_counts_the_children_it_d
     failed = [replace(child("Failed"), problem="SequraAuthError: " + "x" * 500, tries=1)] * 7
     message = named(failed)
     assert message.count("demo_merchant") == 5 and message.endswith("; and 2 more")
-    assert message.count("x" * (fan_out.MESSAGE_SHOWN - len("SequraAuthError: ")) + "…") == 5
-    assert "x" * fan_out.MESSAGE_SHOWN not in message
+    assert message.count("x" * (children.MESSAGE_SHOWN - len("SequraAuthError: ")) + "…") == 5
+    assert "x" * children.MESSAGE_SHOWN not in message
 
 
 def test_only_a_run_that_died_or_failed_in_a_way_running_again_fixes_is_tried_again() -> None:
