@@ -101,17 +101,17 @@ def _is_empty(cart: Mapping[str, object]) -> bool:
 
 
 def _cart_change(name: str, before: Mapping[str, Any], now: Cart) -> list[str]:
-    """How a cart changed: `shipped_cart 99.99 → 74.99 EUR`, or `shipped_cart items`; [] if it did not."""
+    """How a cart changed, in words: `shipped 99.99 → 74.99 EUR`, or `shipped: items`; [] if it did not."""
     if before.get("order_total_with_tax") != now["order_total_with_tax"]:
         was = total_shown(before).removesuffix(" " + now["currency"])  # type: ignore[arg-type]
         return [f"{name} {was} → {total_shown(now)}"]
-    return [f"{name} items"] if before.get("items") != now["items"] else []
+    return [f"{name}: items"] if before.get("items") != now["items"] else []
 
 
 def describe_change(previous: Mapping[str, object], current: OrderReport) -> str:
     """What changed since the last report or update, in a merchant's words.
 
-    E.g. `shipped_cart 99.99 → 74.99 EUR`, `second part shipped`, `delivery address`, `cancelled`.
+    E.g. `shipped 99.99 → 74.99 EUR`, `still to ship: items`, `second part shipped`, `cancelled`.
     """
     before_shipped, before_unshipped = previous.get("cart", {}), previous.get("remaining_cart", {})
     assert isinstance(before_shipped, dict) and isinstance(before_unshipped, dict)
@@ -121,8 +121,8 @@ def describe_change(previous: Mapping[str, object], current: OrderReport) -> str
     else:
         shipped_more = len(shipped["items"]) > len(before_shipped.get("items", []))
         parts = ["second part shipped"] if shipped_more and not _is_empty(before_unshipped) else []
-        parts += _cart_change("shipped_cart", before_shipped, shipped)
-        parts += _cart_change("unshipped_cart", before_unshipped, unshipped)
+        parts += _cart_change("shipped", before_shipped, shipped)
+        parts += _cart_change("still to ship", before_unshipped, unshipped)
     parts += [label for key, label in PART_NAMES if previous.get(key) not in (current.get(key), ERASED)]
     erased = [label for key, label in PART_NAMES if previous.get(key) == ERASED]
     if erased:  # STATE_RETENTION_DAYS or sequra-etl forget left only the fingerprint to say they changed

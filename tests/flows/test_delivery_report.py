@@ -174,7 +174,7 @@ def test_order_updates_are_counted_and_listed_with_what_changed_and_the_answer(p
     assert row == {
         "Order": "AAAAAAAAA",
         "Order IDs": str(id_order),
-        "What changed": "shipped_cart 29.95 → 17.45 EUR",
+        "What changed": "shipped 29.95 → 17.45 EUR",
         "SeQura's answer": "accepted (200)",
     }
 

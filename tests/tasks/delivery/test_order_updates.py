@@ -148,7 +148,7 @@ def test_partial_refund_takes_the_refunded_units_off_the_shipped_cart(changes: C
     assert outcome.counts.updated == 1
     assert items(held["shipped_cart"]) == [("TSHIRT-1", 2, 2000), ("shipping", None, 495)]
     assert held["shipped_cart"]["order_total_with_tax"] == 2495
-    assert outcome.update_rows[0].changes == "shipped_cart 34.95 → 24.95 EUR"
+    assert outcome.update_rows[0].changes == "shipped 34.95 → 24.95 EUR"
 
 
 @pytest.mark.parametrize("version", ["1.7.8.1", "8.0", "9.1.0"])
@@ -377,7 +377,7 @@ def test_describe_change_names_the_cart_totals_and_the_parts_in_a_merchants_word
     after = order_report("A", total=7499)
     after["delivery_address"] = {**after["delivery_address"], "city": "Sevilla"}
 
-    assert describe_change(dict(before), after) == "shipped_cart 99.99 → 74.99 EUR, delivery address"
+    assert describe_change(dict(before), after) == "shipped 99.99 → 74.99 EUR, delivery address"
 
 
 def test_release_lets_a_refused_update_go_again_as_it_stands(changes: Changes, capsys: Any) -> None:
