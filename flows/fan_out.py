@@ -44,11 +44,9 @@ from flows.delivery_report import delivery_report
 from schemas.errors import SettingError, TerminalError
 from schemas.merchants import uncovered_shops
 from schemas.outcomes import DeliveryCounts
-from schemas.prestashop import shop_tables
 from schemas.settings import Settings
 from tasks.delivery.summary import DeliverySummary, artifact_key
-from tasks.extract.configuration import read_config
-from tasks.extract.connection import shop_engine
+from tasks.resources import read_shop_timezone
 from tasks.state.runs import lapsed_run
 from tasks.state.store import StateStore, open_state_store
 
@@ -367,14 +365,7 @@ def outcome_of(client: SyncPrefectClient, child: ChildRun, run: FlowRun, timezon
 def shop_timezone(merchant: str | None) -> str:
     """The shop's time zone (PS_TIMEZONE) in `merchant`'s settings, else UTC, logged; reads the shop."""
     try:
-        settings = Settings.from_env(merchant_id=merchant)
-        settings.require("shop_db_url")
-        assert settings.shop_db_url is not None
-        engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
-        try:
-            return read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id).timezone
-        finally:
-            engine.dispose()
+        return read_shop_timezone(Settings.from_env(merchant_id=merchant))
     except Exception as error:  # the windows still show, in UTC; each child says what is wrong with the shop
         get_run_logger().warning("windows shown in UTC: the shop's time zone could not be read (%s)", error)
         return "UTC"

@@ -140,3 +140,18 @@ class RunResources:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+def read_shop_timezone(settings: Settings) -> str:
+    """The time zone (PS_TIMEZONE) of the shop `settings` name, for a parent run that opens no resources.
+
+    Opens the shop for one query and closes it; raises SettingError without SHOP_DB_URL, ShopReadError when
+    the shop cannot be read.
+    """
+    settings.require("shop_db_url")
+    assert settings.shop_db_url is not None
+    engine = shop_engine(settings.shop_db_url, fast=settings.fast_reader)
+    try:
+        return read_config(engine, shop_tables(settings.shop_table_prefix), settings.shop_id).timezone
+    finally:
+        engine.dispose()
