@@ -195,6 +195,13 @@ class ShopConfig:
     module_table: bool  # the PHP module's sequra_order table exists
     db_name: str
     db_version: str
+    cancelled_state: int | None = None  # PS_OS_CANCELED: an order entering it unshipped is cancelled
+
+    @property
+    def reporting_states(self) -> tuple[int, ...]:
+        """The states whose entry SeQura must hear of: the shipped ones, and PS_OS_CANCELED."""
+        cancelled = () if self.cancelled_state is None else (self.cancelled_state,)
+        return tuple(sorted({*self.shipped_states, *cancelled}))
 
 
 @dataclass(frozen=True)

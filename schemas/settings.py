@@ -134,6 +134,13 @@ SETTINGS: dict[str, Setting] = {
         parse_shipment_channel,
         "how shipments reach SeQura: delivery_report (as the PrestaShop module) or order_update",
     ),
+    "send_statistics": Setting(
+        "SEQURA_SEND_STATISTICS",
+        "true",
+        parse_flag,
+        "send SeQura the statistics block (every order of the last 7 days) once a shop-local day, alone "
+        "when nothing shipped",
+    ),
     "run_lease_seconds": Setting(
         "SEQURA_RUN_LEASE_SECONDS",
         "600",
@@ -256,6 +263,7 @@ class Settings:
     overlap_minutes: int
     first_run_days: int
     shipment_channel: Literal["delivery_report", "order_update"]
+    send_statistics: bool
     run_lease_seconds: float
     shop_admin_url: str | None
     corrections_username: str | None

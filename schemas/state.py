@@ -23,7 +23,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 7
+STATE_SCHEMA_VERSION = 8
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
@@ -118,6 +118,8 @@ runs = Table(
     Column("marks", Text),
     # orders whose change SeQura accepted as an order update (version 3)
     Column("updated_count", Integer, nullable=False, default=0, server_default="0"),
+    # version 8: when SeQura accepted a request carrying this run's statistics block (one a shop-local day)
+    Column("statistics_sent_at", UtcDateTime),
 )
 
 run_locks = Table(
@@ -145,6 +147,7 @@ order_snapshots = Table(
     Column("sent_by", String(16), nullable=False),
     _erased_at(),
     _erasure_index("order_snapshots", "last_sent_at"),
+    Index("ix_order_snapshots_reference", "reference"),  # version 8: whose order a shop reference is
 )
 
 quarantine = Table(
@@ -180,6 +183,7 @@ in_flight = Table(
     Column("sending_at", UtcDateTime, nullable=False),
     Column("run_id", String(36), nullable=False),
     _erased_at(),
+    Index("ix_in_flight_reference", "reference"),  # version 8: whose order a shop reference is
 )
 
 order_changes = Table(

@@ -150,7 +150,7 @@ def candidates(
     """The candidate references of a window, as a run's plan finds them."""
     config = read_config(engine, tables, order_filter.shop_id)
     bounds = shop_local_bounds(since, until, config.timezone)
-    search = CandidateSearch(tables, order_filter, config.shipped_states, *bounds, marks=marks)
+    search = CandidateSearch(tables, order_filter, config.reporting_states, *bounds, marks=marks)
     return [reference for part in candidate_references(engine, search, 10_000) for reference in part]
 
 

@@ -49,7 +49,7 @@ def plan_delivery(
     search = CandidateSearch(
         resources.tables,
         resources.order_filter,
-        config.shipped_states,
+        config.reporting_states,
         *shop_local_bounds(window.since, window.until, config.timezone),
         marks=marks,
     )

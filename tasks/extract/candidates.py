@@ -27,11 +27,14 @@ MARKED_TABLES = ("order_history", "order_slip")
 
 @dataclass(frozen=True)
 class CandidateSearch:
-    """What to look for: SeQura orders of a shop, in a shop-local window, above high-water marks if any."""
+    """What to look for: SeQura orders of a shop, in a shop-local window, above high-water marks if any.
+
+    `reporting_states` are the states whose entry SeQura must hear of: shipped, or cancelled unshipped.
+    """
 
     tables: ShopTables
     order_filter: OrderFilter
-    shipped_states: tuple[int, ...]
+    reporting_states: tuple[int, ...]
     since_local: datetime
     until_local: datetime
     marks: Mapping[str, int] | None = None
@@ -68,13 +71,13 @@ def _whole_table_read(query: Select, table: Any) -> Select:
 
 
 def shipped_in_window_query(search: CandidateSearch) -> Select:
-    """References of SeQura orders that entered a shipped state in the window (scans order_history)."""
+    """References of SeQura orders that entered a shipped or the cancelled state in the window (by date)."""
     o, oh = search.tables.orders, search.tables.order_history
     return _first_orders(
         select(o.c.reference)
         .select_from(oh.join(o, o.c.id_order == oh.c.id_order))
         .where(
-            oh.c.id_order_state.in_(search.shipped_states),
+            oh.c.id_order_state.in_(search.reporting_states),
             _in_window(oh.c.date_add, search),
             *sequra_order_clauses(search.order_filter, search.tables),
         ),
@@ -130,7 +133,7 @@ def changed_queries(search: CandidateSearch) -> list[Select]:
     ]
     if search.marks is not None:
         state_changes = _above_mark(search, "order_history").where(
-            oh.c.id_order_state.not_in(search.shipped_states)
+            oh.c.id_order_state.not_in(search.reporting_states)
         )
         return [*queries, state_changes, _above_mark(search, "order_slip")]
     refunded = _first_orders(
@@ -150,26 +153,26 @@ def orders_pointing_query(search: CandidateSearch, column: str, ids: Sequence[in
 
 
 def shipments_query(search: CandidateSearch) -> Select:
-    """References shipped in the window (by date) or above the marks, in the order of their first id."""
+    """References shipped or cancelled in the window (by date) or above the marks, by their first id."""
     o, oh = search.tables.orders, search.tables.order_history
     if search.marks is None:
         return shipped_in_window_query(search).order_by(func.min(o.c.id_order))
     return (
         _above_mark(search, "order_history")
-        .where(oh.c.id_order_state.in_(search.shipped_states))
+        .where(oh.c.id_order_state.in_(search.reporting_states))
         .order_by(func.min(o.c.id_order))
     )
 
 
 def shipped_among_query(search: CandidateSearch, references: Sequence[str]) -> Select:
-    """Which of `references` have a SeQura sub-order that entered a shipped state at any time."""
+    """Which of `references` have a SeQura sub-order that entered a shipped or the cancelled state, ever."""
     o, oh = search.tables.orders, search.tables.order_history
     return _first_orders(
         select(o.c.reference)
         .select_from(o.join(oh, oh.c.id_order == o.c.id_order))
         .where(
             o.c.reference.in_(references),
-            oh.c.id_order_state.in_(search.shipped_states),
+            oh.c.id_order_state.in_(search.reporting_states),
             *sequra_order_clauses(search.order_filter, search.tables),
         ),
         o,

@@ -94,6 +94,7 @@ def read_shop_config(conn: Connection, tables: ShopTables, shop_id: int | None) 
         module_table=inspect(conn).has_table(tables.sequra_order.name),
         db_name=db_name,
         db_version=db_version,
+        cancelled_state=_state_id(values.get("PS_OS_CANCELED")),
     )
 
 

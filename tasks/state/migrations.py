@@ -94,6 +94,13 @@ def _create_version_7(conn: Connection) -> None:
     _add_missing_columns(conn, state.run_locks, "flow_run_id", "host", "pid", "pid_space", "process_started")
 
 
+def _create_version_8(conn: Connection) -> None:
+    """Version 8: a run notes when its statistics went; a shop reference finds the merchant that owns it."""
+    _add_missing_columns(conn, state.runs, "statistics_sent_at")
+    _create_missing_indexes(conn, state.order_snapshots, "ix_order_snapshots_reference")
+    _create_missing_indexes(conn, state.in_flight, "ix_in_flight_reference")
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _create_version_1,
     2: _create_version_2,
@@ -102,6 +109,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _create_version_5,
     6: _create_version_6,
     7: _create_version_7,
+    8: _create_version_8,
 }
 
 
