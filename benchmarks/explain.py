@@ -64,7 +64,8 @@ def explain_queries(engine: Engine) -> list[dict[str, Any]]:
     ranges = id_ranges(ids)
     window = (datetime(2026, 11, 19, 12), datetime(2026, 11, 20, 12))
     dated = CandidateSearch(tables, order_filter, config.reporting_states, *window)
-    marked = CandidateSearch(tables, order_filter, config.reporting_states, *window, marks={"order_history": 1})
+    marks = {"order_history": 1}
+    marked = CandidateSearch(tables, order_filter, config.reporting_states, *window, marks=marks)
     queries: dict[str, Select] = {
         "chunk: order ids by reference": order_ids_query(tables, references),
         "chunk: orders": orders_query(tables, order_filter, config, ranges),
