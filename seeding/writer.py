@@ -476,6 +476,36 @@ class ShopWriter:
             if current != id_order_state:
                 self._enter_state(connection, id_order, id_order_state, at=at, id_employee=id_employee)
 
+    def cancel_order(self, id_order: int, *, at: datetime) -> None:
+        """Move an order to the shop's cancelled state (PS_OS_CANCELED), as the back office does."""
+        cfg = self._tables.configuration
+        with self._engine.connect() as connection:
+            value = connection.scalar(
+                select(cfg.c.value).where(cfg.c.name == "PS_OS_CANCELED", cfg.c.id_shop.is_(None))
+            )
+        if value is None or not str(value).isdigit():
+            raise ValueError(f"PS_OS_CANCELED is not set in {cfg.name}")
+        self.set_state(id_order, int(value), at=at)
+
+    def move_delivery_country(self, id_order: int, iso_code: str, *, at: datetime) -> int:
+        """Send an order to another country: its delivery address edited (a new row) and the order repointed.
+
+        Returns the new id_address.
+        """
+        t = self._tables
+        with self._engine.connect() as connection:
+            id_country = connection.scalar(
+                select(t.country.c.id_country).where(t.country.c.iso_code == iso_code)
+            )
+            id_address = connection.scalar(
+                select(t.orders.c.id_address_delivery).where(t.orders.c.id_order == id_order)
+            )
+        if id_country is None or id_address is None:
+            raise ValueError(f"no country {iso_code} in {t.country.name}, or no order {id_order}")
+        moved = self.edit_address(id_address, at=at, id_country=id_country)
+        self.repoint_order_address(id_order, "delivery", moved, at=at)
+        return moved
+
     def set_tracking(self, id_order: int, tracking_number: str, *, at: datetime) -> None:
         """Set the order's tracking number (in order_carrier), as the back office's shipping edit does."""
         order_carrier = self._tables.order_carrier
