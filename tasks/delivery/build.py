@@ -163,11 +163,12 @@ def build_reports(
     extract: ShopExtract, merchant_id: str, order_ref_field: OrderRefField = "reference"
 ) -> BuildResult:
     """One order report per reference, or a quarantine entry saying what to fix; bad orders stop no other."""
-    products, removed, unsendable = product_items(extract.order_lines)
+    products, removed, unit_rounding, unsendable = product_items(extract.order_lines)
     address_rows = {row["id_address"]: row for row in records(extract.order_addresses)}
     parts = {
         "products": products,
         "removed": removed,
+        "unit_rounding": unit_rounding,
         "unsendable": unsendable,
         "discounts": discount_items(extract.order_discounts),
         "trackings": trackings_by_order(extract.order_trackings),

@@ -22,15 +22,18 @@ PRODUCT_NAME_LONGEST = 255  # order_detail.product_name in PrestaShop 1.7 (produ
 
 def product_items(
     lines: pd.DataFrame,
-) -> tuple[dict[int, list[Item]], dict[int, Decimal], dict[int, str]]:
+) -> tuple[dict[int, list[Item]], dict[int, Decimal], dict[int, int], dict[int, str]]:
     """Per order, the product lines with quantities net of refunds and returns, and the value removed.
 
     A fully refunded line is left out; what was refunded or returned is still in the order's total, so it
-    is handed back to be taken off it. A line that cannot be sent as it is (see line_problem) is named in
-    the third mapping, for its order to be quarantined.
+    is handed back to be taken off it. A line is sent as SeQura reads it, its total the unit price in cents
+    times the quantity; what that differs from the line's own total is handed back in the third mapping
+    (unit rounding, in cents), for the cart's rounding line to take it back. A line that cannot be sent as
+    it is (see line_problem) is named in the fourth mapping, for its order to be quarantined.
     """
     items: dict[int, list[Item]] = defaultdict(list)
     removed: dict[int, Decimal] = defaultdict(Decimal)
+    unit_rounding: dict[int, int] = defaultdict(int)
     unsendable: dict[int, str] = {}
     for id_order, product_id, reference, name, ordered, refunded, returned, unit, total in columns_of(
         lines,
@@ -39,7 +42,7 @@ def product_items(
     ):
         gone = refunded + returned
         problem = line_problem(
-            id_order, text_or_none(reference) or str(product_id), name, ordered, refunded, returned
+            id_order, text_or_none(reference) or str(product_id), name, ordered, refunded, returned, unit
         )
         if problem is not None:
             unsendable[id_order] = problem
@@ -48,23 +51,25 @@ def product_items(
         net = ordered - gone
         if net <= 0 or ordered <= 0:
             continue
+        price = cents(unit)
+        unit_rounding[id_order] += price * net - cents(total if net == ordered else total * net / ordered)
         items[id_order].append(
             {
                 "type": "product",
                 "reference": text_or_none(reference) or str(product_id),
                 "name": str(name),
-                "price_with_tax": cents(unit),
+                "price_with_tax": price,
                 "quantity": net,
-                "total_with_tax": cents(total if net == ordered else total * net / ordered),
+                "total_with_tax": price * net,
                 "downloadable": False,
                 "product_id": str(product_id),
             }
         )
-    return items, removed, unsendable
+    return items, removed, unit_rounding, unsendable
 
 
 def line_problem(
-    id_order: int, reference: str, name: object, ordered: int, refunded: int, returned: int
+    id_order: int, reference: str, name: object, ordered: int, refunded: int, returned: int, unit: Decimal
 ) -> str | None:
     """What makes an order line unsendable, in words naming the order and the line; None if nothing."""
     line = f"line {reference} of order {id_order}"
@@ -78,6 +83,12 @@ def line_problem(
         return (
             f"{line} has {refunded} units refunded and {returned} returned but {ordered} ordered; correct "
             "the refund or the return in the back office"
+        )
+    if unit < 0:
+        return (
+            f"{line} has a unit price of {amount_shown(cents(unit))}, below zero; SeQura takes products at "
+            "zero or more and discounts as lines of their own: remove the line and give the amount as a cart "
+            "rule (discount) on the order in the back office"
         )
     if label is None:
         return (
@@ -132,14 +143,21 @@ def handling_items(sub_order: Row, carrier_name: str) -> list[Item]:
     return items
 
 
-def balanced(items: list[Item], expected_total: int, what: str, currency: str) -> list[Item]:
-    """Absorb a rounding gap of at most one cent per line into an adjustment line; refuse a larger one."""
+def balanced(
+    items: list[Item], expected_total: int, unit_rounding: int, what: str, currency: str
+) -> list[Item]:
+    """Absorb the unit rounding and a gap of at most one cent per line into an adjustment line.
+
+    The unit rounding is what sending unit price x quantity adds to the lines' own totals; only the gap
+    between the lines as the shop totals them and the order's total is a data problem when larger.
+    """
     total = sum(item["total_with_tax"] for item in items)
     gap = expected_total - total
     if gap == 0:
         return items
-    if abs(gap) > max(len(items), 1):
-        items_total, order_total = amount_shown(total), amount_shown(expected_total)
+    shop_total = total - unit_rounding
+    if abs(expected_total - shop_total) > max(len(items), 1):
+        items_total, order_total = amount_shown(shop_total), amount_shown(expected_total)
         raise UnreportableOrderError(
             f"totals do not add up: items {items_total} {currency}, order {order_total} {currency} ({what}); "
             "correct the order lines or totals in the back office"
@@ -159,17 +177,20 @@ def build_cart(sub_orders: Sequence[Row], rows: OrderRows, config: ShopConfig, w
         }
     items: list[Item] = []
     expected = Decimal(0)
+    unit_rounding = 0
     for sub_order in sub_orders:
         id_order = sub_order["id_order"]
         items += rows.products.get(id_order, [])
         items += rows.discounts.get(id_order, [])
         items += handling_items(sub_order, carrier_label(sub_order, config))
         expected += sub_order["total_paid_tax_incl"] - rows.removed.get(id_order, 0)
+        unit_rounding += rows.unit_rounding.get(id_order, 0)
+    currency = sub_orders[0]["currency_iso"]
     cart: Cart = {
-        "currency": sub_orders[0]["currency_iso"],
+        "currency": currency,
         "gift": any(bool(sub_order["gift"]) for sub_order in sub_orders),
         "order_total_with_tax": cents(expected),
-        "items": balanced(items, cents(expected), what, sub_orders[0]["currency_iso"]),
+        "items": balanced(items, cents(expected), unit_rounding, what, currency),
     }
     if cart["order_total_with_tax"] < 0:
         discounts = ", ".join(

@@ -29,7 +29,8 @@ class OrderRows:
     sub_orders: list[Row]
     products: Mapping[int, list[Item]]  # product lines net of refunds and returns
     removed: Mapping[int, Decimal]  # value refunded or returned, which the order total still contains
-    unsendable: Mapping[int, str]  # a line that cannot be sent as it is (quantities, name), in words
+    unit_rounding: Mapping[int, int]  # cents unit price x quantity adds to the product lines' own totals
+    unsendable: Mapping[int, str]  # a line that cannot be sent as it is (quantities, name, price), in words
     discounts: Mapping[int, list[Item]]
     trackings: Mapping[int, list[Tracking]]
     addresses: Mapping[int, Address]  # addresses whose country is known
