@@ -30,6 +30,8 @@ from tasks.sequra_client import (
 )
 from tasks.state.in_flight import StateLedger, uncertain_deliveries
 
+Log = logging.Logger | logging.LoggerAdapter
+
 
 class DeliveryLedger(Protocol):
     """Where the loader notes each batch: about to go, acknowledged, or answered without acceptance."""
@@ -76,7 +78,7 @@ class DeliveryReportLoader:
     ledger: DeliveryLedger
     batch_size: int = 5000
     statistics: StatisticsBlock | None = None  # the run's, carried by the first request SeQura accepts
-    log: logging.Logger | logging.LoggerAdapter = LOG
+    log: Log = LOG
 
     def load(self, reports: Sequence[BuiltReport]) -> LoadResult:
         """Send every report; a refusal quarantines the orders it names (or bisects to find them) only.
@@ -114,13 +116,13 @@ class DeliveryReportLoader:
             )
         except SequraRejectedError as rejected:
             if rejected.maybe_delivered:
-                result.unanswered += batch
+                self._unanswered(batch, result, block if statistics is not None else None)
                 return
             self.ledger.not_sent(batch)
             named = {built.order_ref_1: errors_naming(built.order_ref_1, rejected.errors) for built in batch}
             refused = [built for built in batch if named[built.order_ref_1]]
             if block is not None and statistics is not None and not refused:
-                block.settle()  # statistics are a courtesy: never let them hold back a shipment
+                statistics_refused(block, rejected, self.log)  # a courtesy: never holds a shipment back
                 self._send_isolating(batch, result)
             elif refused:
                 result.quarantined += [
@@ -136,7 +138,7 @@ class DeliveryReportLoader:
             return
         except SequraUnavailableError as unavailable:
             if unavailable.maybe_delivered:  # SeQura may have it: never POSTed again, settled by updates
-                result.unanswered += batch
+                self._unanswered(batch, result, block if statistics is not None else None)
                 return
             self.ledger.not_sent(batch)
             raise
@@ -145,8 +147,17 @@ class DeliveryReportLoader:
             raise
         self.ledger.sent(batch)
         if block is not None and statistics is not None:
-            block.settle()
+            block.accept()
         result.sent += batch
+
+    @staticmethod
+    def _unanswered(
+        batch: Sequence[BuiltReport], result: LoadResult, carried: StatisticsBlock | None
+    ) -> None:
+        """Leave a batch SeQura did not answer in flight, with the statistics block it carried, if any."""
+        result.unanswered += batch
+        if carried is not None:
+            carried.unanswered()
 
     @staticmethod
     def _refused(built: BuiltReport, status: int, errors: Sequence[str]) -> QuarantinedOrder:
@@ -178,7 +189,7 @@ def send_delivery_reports(
     platform: Platform,
     reports: Sequence[BuiltReport],
     statistics: StatisticsBlock | None = None,
-    log: logging.Logger | logging.LoggerAdapter = LOG,
+    log: Log = LOG,
     *,
     absent: bool = False,
 ) -> LoadResult:
@@ -210,23 +221,52 @@ def send_delivery_reports(
 
 
 def shipped_by_update(loader: DeliveryReportLoader, reports: Sequence[BuiltReport]) -> LoadResult:
-    """The order-update channel: note the orders in flight, to go as order updates; POST statistics only.
+    """The order-update channel: note the orders in flight, to go as order updates; POSTs nothing.
 
     Every shipment then reaches SeQura as an update of the order's absolute state, which no failure can
-    double; the daily report still carries the statistics block, with no orders.
+    double; the statistics block goes in a report of its own at the end of the run (send_statistics_alone).
     """
     result = LoadResult(unanswered=list(reports))
     if reports:
         loader.ledger.sending(reports)
-    block = loader.statistics
-    statistics = block.due() if block is not None else None
-    if block is not None and statistics is not None:
-        try:
-            result.requests += 1
-            loader.client.send_delivery_report(
-                delivery_report_body(loader.merchant_id, [], statistics, loader.platform)
-            )
-            block.settle()
-        except SequraError as refused:  # statistics are a courtesy: never let them hold back a shipment
-            LOG.warning("SeQura did not take the statistics block: %s", refused)
     return result
+
+
+def statistics_refused(block: StatisticsBlock, rejected: SequraRejectedError, log: Log) -> None:
+    """SeQura answered a request carrying the statistics block without accepting it: warn, in its words."""
+    words = f"({rejected.status}) " + "; ".join(rejected.errors)
+    log.warning("SeQura refused the statistics block %s; the run goes on without it", words)
+    block.refuse(words)
+
+
+def send_statistics_alone(
+    resources: RunResources, platform: Platform, block: StatisticsBlock, log: Log = LOG
+) -> int:
+    """POST the statistics block in a report with no orders, if no request of the run took it; requests made.
+
+    For a run that shipped nothing (or whose shipments went as order updates). SeQura's refusal, or no
+    answer at all, is logged and said on the block, never raised: statistics are a courtesy. A report
+    left without an answer is not sent again by this run.
+    """
+    statistics = block.due_alone()
+    if statistics is None:
+        return 0
+    try:
+        resources.sequra().send_delivery_report(
+            delivery_report_body(resources.merchant, [], statistics, platform)
+        )
+    except SequraRejectedError as rejected:
+        if rejected.maybe_delivered:
+            block.unanswered()
+        else:
+            statistics_refused(block, rejected, log)
+        return 1
+    except SequraUnavailableError as unavailable:
+        log.warning("SeQura did not answer the report of the statistics block: %s", unavailable)
+        if unavailable.maybe_delivered:
+            block.unanswered()
+        else:
+            block.unavailable("SeQura did not answer")
+        return 1
+    block.accept(alone=True)
+    return 1

@@ -24,15 +24,22 @@ from schemas.state import RunStatus
 from tasks.delivery.build import platform_block
 from tasks.delivery.chunk import ChunkRows, ChunkWork, RunContext, deliver_chunk
 from tasks.delivery.dry_run import finish_dry_run_file, start_dry_run_file
+from tasks.delivery.load import send_statistics_alone
 from tasks.delivery.plan import DeliveryPlan, plan_delivery
 from tasks.delivery.read_ahead import ReadAhead
-from tasks.delivery.statistics import StatisticsBlock, statistics_of_run
+from tasks.delivery.statistics import StatisticsBlock, statistics_of_run, why_not_due
 from tasks.delivery.summary import DeliverySummary
 from tasks.resources import RunResources
 from tasks.state.locks import TakenOver, lease_kept
 from tasks.state.privacy import erase_expired
 from tasks.state.quarantine import references_to_retry
-from tasks.state.runs import finish_run, forget_chunks, last_successful_until, start_run
+from tasks.state.runs import (
+    finish_run,
+    forget_chunks,
+    last_successful_until,
+    record_statistics_sent,
+    start_run,
+)
 from tasks.state.store import StateStore
 from tasks.window import Window, resolve_window
 
@@ -98,11 +105,17 @@ class DeliveryRun:
     def __post_init__(self) -> None:
         self.run_id = str(uuid.uuid4())
         self._retried: frozenset[str] = frozenset()  # read by the plan, once
+        self._statistics: StatisticsBlock | None = None  # made with the run's context
 
     @property
     def dry_run(self) -> bool:
         """Whether the run only builds and diffs."""
         return self.dry_run_file is not None
+
+    @property
+    def sends(self) -> bool:
+        """Whether the run sends to SeQura: a real run that delivers (not a dry run, not an adoption)."""
+        return not self.dry_run and self.work is deliver_chunk
 
     def run(self, steps: Steps | None = None) -> DeliverySummary:
         """Take the merchant's lock, plan, deliver every chunk, and record the run; what it did.
@@ -130,8 +143,10 @@ class DeliveryRun:
                         steps.chunk_done(chunks_done, plan.chunks)
                 finally:
                     context.read_ahead.close()
+                done += self._statistics_alone(context)
             if self.dry_run_file is not None:
                 finish_dry_run_file(self.dry_run_file, context.statistics.block(), context.platform)
+                context.statistics.written()
             summary = self._summary(done, plan, plan.chunks)
             if not self.dry_run:
                 finish_run(resources.store, self.run_id, RunStatus.SUCCEEDED, done.counts)
@@ -213,11 +228,37 @@ class DeliveryRun:
             window=self.window,
             plan=plan,
             platform=platform_block(plan.config),
-            statistics=StatisticsBlock(partial(statistics_of_run, resources, plan.config, self.window)),
+            statistics=self._statistics_block(plan),
             retried=self._retried,
             read_ahead=ReadAhead[ChunkRows](),
             dry_run_file=self.dry_run_file,
         )
+
+    def _statistics_block(self, plan: DeliveryPlan) -> StatisticsBlock:
+        """The run's statistics block, due or not (a real run reads the store); read when first due."""
+        resources = self.resources
+        if self.sends:
+            not_due = why_not_due(resources, self.window, plan.config.timezone)
+        else:
+            not_due = None if self.dry_run else "not sent: an adoption sends nothing"
+        self._statistics = StatisticsBlock(
+            partial(statistics_of_run, resources, plan.config, self.window),
+            not_due,
+            accepted=partial(record_statistics_sent, resources.store, self.run_id),
+        )
+        return self._statistics
+
+    def _statistics_alone(self, context: RunContext) -> DeliveryOutcome:
+        """A real run sends the due statistics block alone if no request took it; logs what became of it.
+
+        After the chunks, before the run is recorded as succeeded.
+        """
+        if not self.sends:
+            return DeliveryOutcome()
+        block = context.statistics
+        requests = send_statistics_alone(self.resources, context.platform, block, self.resources.log)
+        self.resources.log.info("statistics: %s", block.said)
+        return DeliveryOutcome(requests=requests)
 
     def _summary(
         self, done: DeliveryOutcome, plan: DeliveryPlan | None, chunks: int, stopped: str | None = None
@@ -234,7 +275,17 @@ class DeliveryRun:
             dry_run_file=str(self.dry_run_file) if self.dry_run_file is not None else None,
             stopped=stopped,
             timezone=plan.config.timezone if plan is not None else "UTC",
+            statistics=self._statistics_in_words(stopped),
         )
+
+    def _statistics_in_words(self, stopped: str | None) -> str | None:
+        """What became of the run's statistics block, in words; None before the run had one."""
+        block = self._statistics
+        if block is None:
+            return None
+        if block.said is None and stopped:
+            return "not sent: the run stopped first; the next run today sends them"
+        return block.said
 
 
 def quietly(what: str, step: Callable[[], object]) -> None:

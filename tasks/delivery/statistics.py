@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -13,7 +15,8 @@ from tasks.delivery.order_rows import OrderRefField, merchant_reference
 from tasks.extract.statistics import STATISTICS_PERIOD, extract_recent_orders
 from tasks.resources import RunResources
 from tasks.rows import Row, records, text_or_none, with_optional
-from tasks.window import Window
+from tasks.state.runs import statistics_sent_between
+from tasks.window import Window, shop_minute
 
 PAYMENT_METHODS = {
     "ps_checkpayment": "TR",
@@ -82,17 +85,55 @@ def statistics_of_run(resources: RunResources, config: ShopConfig, window: Windo
     return build_statistics(recent, config, settings.payment_modules, settings.order_ref_field)
 
 
+def shop_day(moment: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """The shop-local day `moment` falls in, as its UTC start and end (23, 24 or 25 hours apart)."""
+    zone = ZoneInfo(timezone)
+    day = moment.astimezone(zone).date()
+    start, end = (datetime.combine(d, time(), zone) for d in (day, day + timedelta(days=1)))
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def why_not_due(resources: RunResources, window: Window, timezone: str) -> str | None:
+    """Why a real run sends no statistics, in words, or None when they are due; reads the store.
+
+    Due once a shop-local day (today by the state store's clock): with SEQURA_SEND_STATISTICS on, for a
+    run whose window ends within DELIVERY_OVERLAP_MINUTES of now (a scheduled run, or an until of about
+    now; a backfill of the past would send old figures as today's), while no run of the merchant has had
+    SeQura accept them today.
+    """
+    settings, store = resources.settings, resources.store
+    if not settings.send_statistics:
+        return "off (SEQURA_SEND_STATISTICS)"
+    now = store.now()
+    if abs(now - window.until) > timedelta(minutes=settings.overlap_minutes):
+        return f"not sent: the window ends {shop_minute(window.until, timezone)} (shop time), not about now"
+    sent = statistics_sent_between(store, resources.merchant, *shop_day(now, timezone))
+    if sent is not None:
+        return f"not due: sent today at {sent.astimezone(ZoneInfo(timezone)):%H:%M} (shop time)"
+    return None
+
+
 class StatisticsBlock:
     """A run's statistics block: read once, when a request may first carry it, then carried until settled.
 
-    The first request SeQura accepts carries it; one SeQura refuses with it settles it too (statistics are a
-    courtesy, never worth holding a shipment back), and the orders go again without it.
+    Carried only when due (`not_due` is None, and the block lists an order). The first request SeQura
+    accepts carries it, and `accepted` is called; one SeQura refuses with it settles it too (statistics are
+    a courtesy, never worth holding a shipment back), and the orders go again without it. One left without
+    an answer lets the next request carry it again, but no report of its own follows. `said` tells what
+    became of the block, in words, once something did.
     """
 
-    def __init__(self, read: Callable[[], Statistics]) -> None:
+    def __init__(
+        self,
+        read: Callable[[], Statistics],
+        not_due: str | None = None,
+        accepted: Callable[[], None] = lambda: None,
+    ) -> None:
         self._read = read
         self._block: Statistics | None = None
-        self.settled = False
+        self._accepted = accepted
+        self.said = not_due
+        self.settled = not_due is not None
 
     def block(self) -> Statistics:
         """The block, read from the shop the first time it is asked for."""
@@ -101,9 +142,46 @@ class StatisticsBlock:
         return self._block
 
     def due(self) -> Statistics | None:
-        """The block while no request has settled it, else None."""
-        return None if self.settled else self.block()
+        """The block while it is due and no request has settled it, else None; an empty one settles it."""
+        if self.settled:
+            return None
+        block = self.block()
+        if not block["orders"]:
+            self._settle("none to send: no order placed in the last 7 days")
+            return None
+        return block
 
-    def settle(self) -> None:
-        """Stop carrying the block: a request SeQura accepted (or refused) carried it."""
+    def due_alone(self) -> Statistics | None:
+        """The block for a report of its own: while due and no request of the run went without an answer."""
+        return self.due() if self.said is None else None
+
+    def accept(self, alone: bool = False) -> None:
+        """SeQura accepted a request carrying the block: note it (`accepted`) and stop carrying it."""
+        self._accepted()
+        self._settle(f"sent{' in a report of its own' if alone else ''} ({self.in_orders()})")
+
+    def refuse(self, words: str) -> None:
+        """SeQura answered a request carrying the block without accepting it: stop carrying it."""
+        self._settle(f"refused by SeQura: {words}")
+
+    def unanswered(self) -> None:
+        """A request carrying the block went without an answer: SeQura may have it, or may not."""
+        self.said = "sent without an answer from SeQura; the next run today sends them again"
+
+    def unavailable(self, words: str) -> None:
+        """SeQura could not be reached for a report of the block's own: stop trying in this run."""
+        self._settle(f"not sent: {words}; the next run today tries again")
+
+    def written(self) -> None:
+        """A dry run wrote the block in its file."""
+        self._settle(f"in the dry-run file ({self.in_orders()})")
+
+    def in_orders(self) -> str:
+        """How many orders the block lists, in words: 1,234 orders of the last 7 days."""
+        count = len(self.block()["orders"])
+        return f"{count:,} order{'' if count == 1 else 's'} of the last 7 days"
+
+    def _settle(self, said: str) -> None:
+        """Stop carrying the block, saying why."""
         self.settled = True
+        self.said = said

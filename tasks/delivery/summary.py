@@ -32,6 +32,7 @@ class DeliverySummary:
     dry_run_file: str | None = None
     stopped: str | None = None  # why the run stopped before its end, if it did
     timezone: str = "UTC"  # the shop's, in which the artifacts show times
+    statistics: str | None = None  # what became of the statistics block, in words
 
     @property
     def counts(self) -> DeliveryCounts:
@@ -212,6 +213,8 @@ def summary_markdown(summary: DeliverySummary) -> str:
         f"{counts.found:,} order references read in {summary.chunks} chunks (found by {read}); "
         f"SeQura requests: {summary.outcome.requests}.",
     ]
+    if summary.statistics:
+        lines.append(f"Statistics: {markdown_text(summary.statistics)}.")
     if summary.stopped:
         lines.append(
             f"**The run stopped before its end:** {markdown_text(summary.stopped)}. What it lists was done "

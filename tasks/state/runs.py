@@ -100,6 +100,25 @@ def finish_run(
         conn.execute(delete(state.run_locks).where(state.run_locks.c.run_id == run_id))
 
 
+def record_statistics_sent(store: StateStore, run_id: str) -> None:
+    """Note on the run that SeQura accepted a request carrying its statistics block, now; writes the store."""
+    runs = state.runs
+    with store.engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.run_id == run_id).values(statistics_sent_at=store.now()))
+
+
+def statistics_sent_between(
+    store: StateStore, merchant: str, start: datetime, end: datetime
+) -> datetime | None:
+    """When SeQura last accepted a statistics block of the merchant in [start, end), if it did; reads."""
+    runs = state.runs
+    query = select(func.max(runs.c.statistics_sent_at)).where(
+        runs.c.merchant == merchant, runs.c.statistics_sent_at >= start, runs.c.statistics_sent_at < end
+    )
+    with store.engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
 def has_history(store: StateStore, merchant: str) -> bool:
     """Whether the store holds a snapshot of the merchant, or a run of it that succeeded."""
     runs = state.runs

@@ -88,7 +88,7 @@ def test_every_shipped_order_reaches_sequra_exactly_once_through_30_percent_faul
     shop.engine.dispose()
 
 
-def test_with_the_order_update_channel_every_shipment_goes_as_an_update_and_statistics_alone_as_a_report(
+def test_with_the_order_update_channel_every_shipment_goes_as_an_update_and_none_in_a_report(
     mysql_shop_engine_factory: Any, sandbox_server: SandboxServer, tmp_path: Path
 ) -> None:
     requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
@@ -128,5 +128,5 @@ def test_with_the_order_update_channel_every_shipment_goes_as_an_update_and_stat
         unknown.reason
     )
     reports = requests.get(sandbox_server.url + "_sandbox/delivery_reports", timeout=5).json()
-    assert reports and all(report["body"]["delivery_report"]["orders"] == [] for report in reports)
+    assert reports == []  # a window of the past sends no statistics either
     shop.engine.dispose()

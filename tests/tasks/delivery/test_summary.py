@@ -17,6 +17,7 @@ from tasks.delivery.summary import (
     update_rows,
     what_is_wrong_and_what_to_do,
 )
+from tasks.inert import plain_text
 from tasks.state.quarantine import WaitingOrder
 from tasks.window import Window
 from tests.rendered import HOSTILE, live_parts
@@ -76,7 +77,14 @@ def hostile_summary(value: str) -> DeliverySummary:
     )
     window = Window(SINCE, SINCE + timedelta(days=1))
     return DeliverySummary(
-        "run", value, window, True, outcome, stopped=f"SequraUnavailable: {value}", dry_run_file=f"/{value}"
+        "run",
+        value,
+        window,
+        True,
+        outcome,
+        stopped=f"SequraUnavailable: {value}",
+        dry_run_file=f"/{value}",
+        statistics=f"refused by SeQura: (409) {value}",
     )
 
 
@@ -111,3 +119,12 @@ def test_a_summary_heads_the_window_in_shop_time_and_says_what_sequra_has_not_an
         in markdown
     )
     assert "SeQura has not answered 5 of the reports or order updates sent" in markdown
+
+
+def test_a_summary_says_in_words_what_became_of_the_statistics() -> None:
+    window = Window(SINCE, SINCE + timedelta(days=1))
+    said = "not due: sent today at 09:12 (shop time)"
+    markdown = summary_markdown(
+        DeliverySummary("run", "shop_es", window, False, DeliveryOutcome(), statistics=said)
+    )
+    assert "\nStatistics: not due: sent today at 09:12 (shop time).\n" in plain_text(markdown)
