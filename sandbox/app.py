@@ -140,7 +140,13 @@ class SandboxState:
             for ref in order_refs:
                 self._held.setdefault(
                     (merchant, ref),
-                    {"merchant": merchant, "order_ref_1": ref, "delivery_reports": 0, "order_updates": 0},
+                    {
+                        "merchant": merchant,
+                        "order_ref_1": ref,
+                        "state": "approved",
+                        "delivery_reports": 0,
+                        "order_updates": 0,
+                    },
                 )
 
     def knows(self, merchant: str, order_ref: str) -> bool:
@@ -153,12 +159,13 @@ class SandboxState:
         received_at = _now()
         with self._lock:
             self._order_updates.append(_order_record(merchant, order, received_at))
-            self._hold(merchant, order, HELD_FROM_UPDATE, received_at, "order_updates")
+            held = self._hold(merchant, order, HELD_FROM_UPDATE, received_at, "order_updates")
+            held["state"] = _state_after_update(held)
 
     def _hold(
         self, merchant: str, order: object, keys: dict[str, str], received_at: str, counter: str
-    ) -> None:
-        """Apply an accepted report or update of an order to what SeQura holds for it (lock held)."""
+    ) -> Record:
+        """Apply an accepted report or update of an order to what SeQura holds of it (lock held)."""
         assert isinstance(order, dict)
         ref = order_ref_1(order)
         assert ref is not None
@@ -171,6 +178,7 @@ class SandboxState:
                 held[held_as] = order[key]
         held[counter] = int(held[counter]) + 1  # type: ignore[call-overload]
         held["updated_at"] = received_at
+        return held
 
     def held_order(self, merchant: str | None, order_ref: str) -> Record | None:
         """What SeQura holds for an order after every report and update it accepted, or None."""
@@ -252,6 +260,21 @@ class SandboxState:
             self._requests.clear()
             self._corrections.clear()
         self.set_fault_plan(FaultPlan())
+
+
+def _state_after_update(held: Record) -> object:
+    """The order's state once an update applied: cancelled with both carts empty, shipped once items ship."""
+    carts = [held.get("shipped_cart"), held.get("unshipped_cart")]
+    if all(isinstance(cart, dict) and not cart.get("items") for cart in carts):
+        return "cancelled"
+    shipped = held.get("shipped_cart")
+    if (
+        held.get("state") in (None, "approved", "cancelled")
+        and isinstance(shipped, dict)
+        and shipped.get("items")
+    ):
+        return "shipped"
+    return held.get("state")
 
 
 def _order_record(merchant: str, order: object, received_at: str) -> Record:

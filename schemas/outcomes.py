@@ -27,6 +27,8 @@ class DeliveryCounts:
     updated: int = 0  # order updates SeQura accepted
     update_failed: int = 0  # order updates held: SeQura refused them, now or before, as the order stands
     unanswered: int = 0  # reports or order updates SeQura has not answered yet: the next run asks again
+    cancelled: int = 0  # cancelled before shipment: told SeQura (or, in a dry run, to be told)
+    not_at_sequra: int = 0  # cancelled before shipment, and SeQura has no approved order to cancel (404)
 
     def __add__(self, later: DeliveryCounts) -> DeliveryCounts:
         """Both counts added up, name by name."""
@@ -60,6 +62,8 @@ COUNT_HEADINGS = {
     "updated": "Updated",
     "update_failed": "Updates held",
     "unanswered": "No answer yet",
+    "cancelled": "Cancelled",
+    "not_at_sequra": "Nothing to cancel",
 }
 """Each count's column heading, in words, in the order of DeliveryCounts' fields."""
 COUNT_COLUMNS = tuple(COUNT_HEADINGS.values())

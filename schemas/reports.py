@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from schemas.sequra import OrderReport
+from schemas.sequra import Cancellation, OrderReport
 
 
 class Stage(enum.StrEnum):
@@ -35,10 +35,15 @@ class BuiltReport:
     reference: str
     order_ref_1: str
     id_orders: tuple[int, ...]
-    report: OrderReport
+    report: OrderReport | Cancellation
     payload: bytes
     fingerprint: str
     reported_by_module: bool = False
+
+    @property
+    def cancellation(self) -> bool:
+        """Whether it tells SeQura of an order cancelled before it shipped (an update, never a report)."""
+        return self.report["state"] == "cancelled"
 
 
 @dataclass(frozen=True)

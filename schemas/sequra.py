@@ -114,6 +114,18 @@ class OrderReport(TypedDict):
     trackings: list[Tracking]
 
 
+class Cancellation(TypedDict):
+    """An order cancelled before it shipped, as SeQura hears of it: its reference and both carts empty.
+
+    It goes only as an order update, never in a delivery report; `state` is never sent.
+    """
+
+    state: Literal["cancelled"]
+    merchant_reference: MerchantReference
+    cart: Cart
+    remaining_cart: Cart
+
+
 class Platform(TypedDict):
     """The shop platform and database the report comes from."""
 
@@ -141,11 +153,11 @@ class OrderUpdate(TypedDict):
     merchant_reference: MerchantReference
     shipped_cart: Cart
     unshipped_cart: Cart
-    delivery_method: DeliveryMethod
-    delivery_address: Address
-    invoice_address: Address
-    customer: Customer
-    trackings: list[Tracking]
+    delivery_method: NotRequired[DeliveryMethod]  # not in a cancellation before shipment
+    delivery_address: NotRequired[Address]
+    invoice_address: NotRequired[Address]
+    customer: NotRequired[Customer]
+    trackings: NotRequired[list[Tracking]]
     platform: Platform
 
 

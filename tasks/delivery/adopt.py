@@ -20,14 +20,23 @@ from tasks.window import WindowError, resolve_window
 
 
 def adopt_chunk(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
-    """Record one chunk's new orders as SeQura's already (snapshots), sending nothing; writes the store."""
+    """Record one chunk's new orders and cancellations as SeQura's already (snapshots), sending nothing.
+
+    Writes the store.
+    """
     resources = context.resources
     rows = chunk_rows(context, chunk)
     built = build_reports(rows.extract, context.merchant, resources.settings.order_ref_field)
     classified = diff_against_last_report(resources.store, context.merchant, built.reports)
     new = [item.built for item in of_kind(classified, Change.NEW)]
     record_adopted(resources.store, context.run_id, context.merchant, new)
-    counts = DeliveryCounts(found=len(rows.references), new=len(new), quarantined=len(built.quarantined))
+    cancelled = sum(1 for built in new if built.cancellation)
+    counts = DeliveryCounts(
+        found=len(rows.references),
+        new=len(new) - cancelled,
+        cancelled=cancelled,
+        quarantined=len(built.quarantined),
+    )
     return DeliveryOutcome(counts=counts, quarantined_rows=tuple(built.quarantined[:ROWS_SHOWN]))
 
 
@@ -62,7 +71,7 @@ def adopt_window(resources: RunResources, since: datetime, until: datetime, *, f
     counts, unbuilt = summary.counts, [entry.reference for entry in summary.outcome.quarantined_rows]
     listed = f": {', '.join(unbuilt[:20])}{' …' if counts.quarantined > 20 else ''}" if unbuilt else ""
     return (
-        f"Recorded {counts.new:,} orders shipped in {window.label()} as already reported to SeQura (sent "
-        f"nothing). {counts.quarantined:,} could not be built and were not recorded{listed}; check whether "
-        f"SeQura has them. State store: {where}"
+        f"Recorded {counts.new:,} orders shipped and {counts.cancelled:,} cancelled before shipment in "
+        f"{window.label()} as already reported to SeQura (sent nothing). {counts.quarantined:,} could not "
+        f"be built and were not recorded{listed}; check whether SeQura has them. State store: {where}"
     )

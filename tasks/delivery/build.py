@@ -17,6 +17,7 @@ import pandas as pd
 from schemas.frames import ShopConfig, ShopExtract
 from schemas.reports import BuildResult, BuiltReport, QuarantinedOrder, Stage
 from schemas.sequra import (
+    Cancellation,
     DeliveryMethod,
     MerchantReference,
     OrderReport,
@@ -31,7 +32,7 @@ from tasks.delivery.order_rows import OrderRefField, OrderRows, UnreportableOrde
 from tasks.rows import Row, columns_of, grouped, records, text_or_none, with_optional
 
 
-def serialised(report: OrderReport) -> tuple[bytes, str]:
+def serialised(report: OrderReport | Cancellation) -> tuple[bytes, str]:
     """The report's wire bytes and its fingerprint, from one serialisation.
 
     The fingerprint is the SHA-256 of the report with sorted keys and without `state`: shipped becoming
@@ -70,9 +71,8 @@ def build_trackings(shipped: Sequence[Row], rows: OrderRows) -> list[Tracking]:
     return [tracking for sub_order in shipped for tracking in rows.trackings.get(sub_order["id_order"], [])]
 
 
-def check_sub_orders(rows: OrderRows, shipped: Sequence[Row]) -> None:
-    """Refuse what no report can carry: an unknown currency, an unsendable line, an undated shipment."""
-    sub_orders = rows.sub_orders
+def check_currency(sub_orders: Sequence[Row]) -> None:
+    """Refuse an order whose sub-orders are in different currencies, or in one the shop no longer has."""
     currencies = {text_or_none(sub_order["currency_iso"]) for sub_order in sub_orders}
     if len(currencies) > 1:
         parts = ", ".join(f"order {row['id_order']} in {row['currency_iso']}" for row in sub_orders)
@@ -82,13 +82,19 @@ def check_sub_orders(rows: OrderRows, shipped: Sequence[Row]) -> None:
             "the back office"
         )
     for sub_order in sub_orders:
-        if sub_order["id_order"] in rows.unsendable:
-            raise UnreportableOrderError(rows.unsendable[sub_order["id_order"]])
         if text_or_none(sub_order["currency_iso"]) is None:
             raise UnreportableOrderError(
                 f"order {sub_order['id_order']} has currency id {sub_order['id_currency']}, which is not in "
                 "the currency table; restore the currency (International > Localization > Currencies)"
             )
+
+
+def check_sub_orders(rows: OrderRows, shipped: Sequence[Row]) -> None:
+    """Refuse what no report can carry: an unknown currency, an unsendable line, an undated shipment."""
+    check_currency(rows.sub_orders)
+    for sub_order in rows.sub_orders:
+        if sub_order["id_order"] in rows.unsendable:
+            raise UnreportableOrderError(rows.unsendable[sub_order["id_order"]])
     if all(sub_order["shipped_at"] is None for sub_order in shipped):
         raise UnreportableOrderError(
             f"order {shipped[0]['id_order']} is shipped but every shipped state in its history is dated "
@@ -146,6 +152,38 @@ def build_order_report(
     }
 
 
+def cancelled_before_shipment(sub_orders: Sequence[Row], config: ShopConfig) -> bool:
+    """Whether an order never shipped and is cancelled: every sub-order cancelled, one in PS_OS_CANCELED.
+
+    An order whose payment failed (PS_OS_ERROR) alone is no SeQura order to cancel.
+    """
+    states = {row["current_state"] for row in sub_orders}
+    return (
+        config.cancelled_state in states
+        and states <= set(config.canceled_states)
+        and all(row["shipped_rows"] == 0 for row in sub_orders)
+    )
+
+
+def build_cancellation(
+    rows: OrderRows, config: ShopConfig, merchant_reference: MerchantReference
+) -> Cancellation:
+    """What SeQura hears of an order cancelled before it shipped: both carts empty, nothing more.
+
+    Its buyer and addresses are left out: they cannot change what SeQura does with a cancelled order, and
+    leaving them out keeps a later edit of them from sending the cancellation again.
+    """
+    check_order_ref(merchant_reference)
+    check_currency(rows.sub_orders)
+    empty = build_cart([], rows, config, "cancelled order")
+    return {
+        "state": "cancelled",
+        "merchant_reference": merchant_reference,
+        "cart": empty,
+        "remaining_cart": empty,
+    }
+
+
 def _other_merchant(sub_orders: Sequence[Row], merchant_id: str) -> bool:
     """True when the PHP module's table says this order belongs to another SeQura merchant."""
     owners = {text_or_none(row["module_merchant_id"]) for row in sub_orders} - {None}
@@ -162,7 +200,10 @@ def quarantine_reason(problem: Exception) -> str:
 def build_reports(
     extract: ShopExtract, merchant_id: str, order_ref_field: OrderRefField = "reference"
 ) -> BuildResult:
-    """One order report per reference, or a quarantine entry saying what to fix; bad orders stop no other."""
+    """One report per shipped or cancelled reference, or a quarantine entry saying what to fix.
+
+    An order cancelled before it shipped gets a Cancellation; one bad order stops no other.
+    """
     products, removed, unit_rounding, unsendable = product_items(extract.order_lines)
     address_rows = {row["id_address"]: row for row in records(extract.order_addresses)}
     parts = {
@@ -182,7 +223,8 @@ def build_reports(
         if reference in extract.unreadable:
             continue
         sub_orders.sort(key=lambda row: row["id_order"])
-        if not any(row["shipped_rows"] > 0 for row in sub_orders):
+        shipped = any(row["shipped_rows"] > 0 for row in sub_orders)
+        if not shipped and not cancelled_before_shipment(sub_orders, extract.config):
             continue
         if _other_merchant(sub_orders, merchant_id):
             result.other_merchant.append(reference)
@@ -192,7 +234,11 @@ def build_reports(
         id_orders = tuple(int(row["id_order"]) for row in sub_orders)
         rows = OrderRows(sub_orders, **parts)
         try:
-            report = build_order_report(rows, extract.config, reference_sent)
+            report: OrderReport | Cancellation = (
+                build_order_report(rows, extract.config, reference_sent)
+                if shipped
+                else build_cancellation(rows, extract.config, reference_sent)
+            )
             payload, fingerprint = serialised(report)
         except Exception as problem:  # one order's surprise must not stop the others
             result.quarantined.append(

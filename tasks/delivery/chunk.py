@@ -19,6 +19,7 @@ from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.reports import BuiltReport, Change, ClassifiedReport, QuarantinedOrder, SentOrder
 from schemas.sequra import Platform, total_shown
 from tasks.delivery.build import build_reports
+from tasks.delivery.cancellations import cancellation_row, send_cancellations
 from tasks.delivery.diff import diff_against_last_report, of_kind
 from tasks.delivery.dry_run import add_to_dry_run_file
 from tasks.delivery.load import LoadResult, send_delivery_reports
@@ -92,8 +93,9 @@ def chunk_rows(context: RunContext, chunk: int) -> ChunkRows:
 def deliver_chunk(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
     """Extract, build, diff, send and commit one chunk of references; reads the shop, writes the store.
 
-    New orders go in delivery reports (POST), then orders that changed since SeQura last heard of them go
-    as order updates (PUT), so a nightly run does both. In a dry run the new orders are added to the
+    New orders go in delivery reports (POST), orders cancelled before they shipped as order updates with
+    both carts empty, then orders that changed since SeQura last heard of them as order updates (PUT), so
+    a nightly run does all three. In a dry run the new orders are added to the
     dry-run file, the updates are only described, and nothing is recorded.
     """
     with cyclic_collection_paused():
@@ -113,7 +115,8 @@ def _deliver(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
     classified, elsewhere = left_to_other_merchants(
         resources, diff_against_last_report(store, merchant, built.reports)
     )
-    new = [item.built for item in of_kind(classified, Change.NEW)]
+    new = [item.built for item in of_kind(classified, Change.NEW) if not item.built.cancellation]
+    cancellations = [item.built for item in of_kind(classified, Change.NEW) if item.built.cancellation]
     changed = of_kind(classified, Change.CHANGED)
     previous = snapshot_payloads(store, merchant, [item.built.order_ref_1 for item in changed])
     clock.lap("diff")
@@ -121,36 +124,41 @@ def _deliver(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
     timezone = context.plan.config.timezone
     if context.dry_run_file is not None:
         add_to_dry_run_file(context.dry_run_file, new)
+        update_rows = [cancellation_row(built, "dry run: not sent") for built in cancellations[:ROWS_SHOWN]]
         outcome = replace(
             outcome,
+            counts=replace(outcome.counts, cancelled=len(cancellations)),
             sent_rows=tuple(sent_row(b, timezone) for b in new[:ROWS_SHOWN]),
-            update_rows=tuple(updates_to_send(changed[:ROWS_SHOWN], previous)),
+            update_rows=tuple([*update_rows, *updates_to_send(changed[:ROWS_SHOWN], previous)][:ROWS_SHOWN]),
         )
     else:
         retried = sorted(context.retried & set(references))
         findings = record_findings(store, context.run_id, merchant, built, classified, retried)
         shipped = ship_new_orders(context, new, log)
+        cancelled = send_cancellations(resources, context.run_id, context.platform, cancellations, log)
         repeated = [item for item in classified if item.built.order_ref_1 in findings.repeat]
         updates = send_order_updates(
             resources, context.run_id, context.platform, changed + repeated, previous, findings.held, log
         )
-        refused = tuple(shipped.quarantined) + tuple(updates.quarantined)
+        refused = (*shipped.quarantined, *cancelled.quarantined, *updates.quarantined)
         held_before = sum(1 for item in changed + repeated if item.built.order_ref_1 in findings.held)
         counts = replace(
             outcome.counts,
             quarantined=outcome.counts.quarantined + len(shipped.quarantined),
             sent=len(shipped.sent),
             updated=updates.updated,
-            update_failed=len(updates.quarantined) + held_before,
-            unanswered=len(shipped.unanswered) + updates.unanswered,
+            update_failed=len(updates.quarantined) + len(cancelled.quarantined) + held_before,
+            unanswered=len(shipped.unanswered) + cancelled.unanswered + updates.unanswered,
+            cancelled=cancelled.cancelled,
+            not_at_sequra=cancelled.not_at_sequra,
         )
         outcome = replace(
             outcome,
             counts=counts,
-            requests=shipped.requests + updates.requests,
-            quarantined_rows=(outcome.quarantined_rows + refused)[:ROWS_SHOWN],
+            requests=shipped.requests + cancelled.requests + updates.requests,
+            quarantined_rows=(*outcome.quarantined_rows, *refused)[:ROWS_SHOWN],
             sent_rows=tuple(sent_row(b, timezone) for b in shipped.sent[:ROWS_SHOWN]),
-            update_rows=tuple(updates.rows[:ROWS_SHOWN]),
+            update_rows=tuple([*cancelled.rows, *updates.rows][:ROWS_SHOWN]),
         )
     clock.lap("load")
     return replace(outcome, seconds=clock.seconds)
@@ -223,7 +231,7 @@ def _found(
     """The outcome of a chunk before loading: what was found, and the diff's verdicts."""
     counts = DeliveryCounts(
         found=len(references),
-        new=len(of_kind(classified, Change.NEW)),
+        new=sum(1 for item in of_kind(classified, Change.NEW) if not item.built.cancellation),
         changed=len(of_kind(classified, Change.CHANGED)),
         already_reported=len(of_kind(classified, Change.UNCHANGED)),
         quarantined=len(quarantined),

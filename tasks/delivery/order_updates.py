@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from schemas.reports import Change, ClassifiedReport, QuarantinedOrder, Stage, UpdatedOrder
-from schemas.sequra import Cart, OrderReport, OrderUpdate, Platform, total_shown
+from schemas.sequra import Cancellation, Cart, OrderReport, OrderUpdate, Platform, total_shown
 from tasks.resources import RunResources
 from tasks.sequra_client import (
     LOG,
@@ -73,24 +73,27 @@ class UpdateResult:
     requests: int = 0
 
 
-def order_update(merchant_id: str, report: OrderReport, platform: Platform) -> OrderUpdate:
-    """The order update of a built report: its absolute carts, addresses, buyer, delivery and platform."""
-    update: OrderUpdate = {
+# What an order update carries of a shipped order besides its carts; a cancellation has none of them.
+PARTS_SENT = ("delivery_method", "delivery_address", "invoice_address", "customer", "trackings")
+
+
+def order_update(merchant_id: str, report: OrderReport | Cancellation, platform: Platform) -> OrderUpdate:
+    """The order update of a built report: its absolute carts, addresses, buyer, delivery and platform.
+
+    A cancellation before shipment carries only its two empty carts.
+    """
+    update: dict[str, Any] = {
         "merchant": {"id": merchant_id},
         "merchant_reference": report["merchant_reference"],
         "shipped_cart": report["cart"],
         "unshipped_cart": report["remaining_cart"],
-        "delivery_method": report["delivery_method"],
-        "delivery_address": report["delivery_address"],
-        "invoice_address": report["invoice_address"],
-        "customer": report["customer"],
-        "trackings": report["trackings"],
-        "platform": platform,
     }
-    return update
+    update |= {key: report[key] for key in PARTS_SENT if key in report}  # type: ignore[literal-required]
+    update["platform"] = platform
+    return update  # type: ignore[return-value]
 
 
-def order_update_body(merchant_id: str, report: OrderReport, platform: Platform) -> bytes:
+def order_update_body(merchant_id: str, report: OrderReport | Cancellation, platform: Platform) -> bytes:
     """The JSON body of PUT merchants/{merchant}/orders/{order_ref_1}."""
     return orjson.dumps({"order": order_update(merchant_id, report, platform)})
 

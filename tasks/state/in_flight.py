@@ -18,20 +18,29 @@ from tasks.state.snapshots import SENT_BY_US, keep_snapshots
 from tasks.state.store import KEYS_PER_QUERY, StateStore, payload_json, rows_of, upsert
 
 
-def record_sent(store: StateStore, run_id: str, merchant: str, sent: Sequence[BuiltReport]) -> None:
-    """Keep what SeQura acknowledged, in one transaction.
+def record_sent(
+    store: StateStore,
+    run_id: str,
+    merchant: str,
+    sent: Sequence[BuiltReport],
+    sent_by: str = SENT_BY_US,
+    counted: str = "sent_count",
+) -> None:
+    """Keep what SeQura answered, in one transaction.
 
-    Upserts the snapshots, clears them from in_flight, resolves their quarantine and counts them on the run.
+    Upserts the snapshots (`sent_by` who, or NOT_AT_SEQURA for a cancellation SeQura had no order for),
+    clears them from in_flight, resolves their quarantine and counts them on the run's `counted` column.
     """
     runs = state.runs
     moment = store.now()
     with store.engine.begin() as conn:
-        keep_snapshots(conn, run_id, merchant, sent, moment, SENT_BY_US)
+        keep_snapshots(conn, run_id, merchant, sent, moment, sent_by)
         forget_in_flight(conn, merchant, [built.order_ref_1 for built in sent])
         resolve_quarantine(conn, merchant, [built.reference for built in sent], moment)
-        conn.execute(
-            update(runs).where(runs.c.run_id == run_id).values(sent_count=runs.c.sent_count + len(sent))
-        )
+        if counted:
+            conn.execute(
+                update(runs).where(runs.c.run_id == run_id).values({counted: runs.c[counted] + len(sent)})
+            )
 
 
 def forget_in_flight(conn: Connection, merchant: str, order_refs: Sequence[str]) -> None:

@@ -22,11 +22,29 @@ SENT_BY_MODULE = "php-module"
 SENT_BY_ADOPTION = "adopted"  # recorded by `sequra-etl adopt` as SeQura's already, without sending
 
 
+NOT_AT_SEQURA = "not-at-sequra"  # a cancellation before shipment SeQura answered 404: it holds no such order
+
+
 def sent_fingerprints(store: StateStore, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
-    """The fingerprint last acknowledged by SeQura for each of `order_refs` that has one."""
+    """The fingerprint last answered by SeQura for each of `order_refs` that has one."""
+    return last_answers(store, merchant, order_refs)[0]
+
+
+def last_answers(
+    store: StateStore, merchant: str, order_refs: Sequence[str]
+) -> tuple[dict[str, str], set[str]]:
+    """The fingerprint SeQura last answered for each of `order_refs` with one, and those it holds none of.
+
+    The second holds the orders whose cancellation before shipment SeQura answered 404 (NOT_AT_SEQURA).
+    """
     with store.engine.connect() as conn:
-        rows = rows_of(conn, state.order_snapshots, merchant, "order_ref_1", order_refs, "fingerprint")
-    return {row.order_ref_1: row.fingerprint for row in rows}
+        rows = rows_of(
+            conn, state.order_snapshots, merchant, "order_ref_1", order_refs, "fingerprint", "sent_by"
+        )
+    return (
+        {row.order_ref_1: row.fingerprint for row in rows},
+        {row.order_ref_1 for row in rows if row.sent_by == NOT_AT_SEQURA},
+    )
 
 
 def snapshot_payloads(store: StateStore, merchant: str, order_refs: Sequence[str]) -> dict[str, bytes]:
