@@ -1,15 +1,16 @@
 """The demo: a seeded PrestaShop database, the local SeQura sandbox, and the flows run end to end.
 
-The third delivery report follows changes made after shipment, which go to SeQura as order updates. Then
-SeQura corrects buyer data: a reconciliation lists what differs in the shop, fixes it, and the next delivery
-report sends the fixed orders to SeQura as order updates.
+The first delivery report also tells SeQura of an order cancelled before it shipped. The third follows
+changes made after shipment, which go to SeQura as order updates. Then SeQura corrects buyer data: a
+reconciliation lists what differs in the shop, fixes it, and the next delivery report sends the fixed orders
+to SeQura as order updates. Last, the next day nothing ships, and the day's statistics go alone.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -159,6 +160,26 @@ def reconcile_demo(sandbox_url: str, held: Mapping[str, Mapping[str, object]], d
     )
 
 
+def quiet_day(sandbox: SandboxServer) -> bool:
+    """Step 8: the next day nothing ships, and the day's statistics go alone; moves the runs' clock a day."""
+    from flows.delivery_report import delivery_report
+    from tasks import clock
+
+    _say("8. The next day nothing ships: the day's statistics go alone, in a report with no orders")
+    clock.RUN_CLOCK = clock.MovedClock(ahead=timedelta(days=1))  # the demo cannot wait for tomorrow
+    quiet = delivery_report(until=clock.RUN_CLOCK.now())
+    alone = [
+        report["body"]["delivery_report"]
+        for report in sandbox.state.reports()
+        if not report["body"]["delivery_report"]["orders"]
+    ]
+    print(f"Sent {quiet.counts.sent}; statistics: {quiet.statistics}")
+    for report in alone:
+        placed = len(report["statistics"]["orders"])
+        print(f"  the sandbox got a report with no orders and the statistics of {placed} orders")
+    return quiet.counts.sent == 0 and len(alone) == 1
+
+
 def run_demo() -> int:
     """Seed the demo shop, start the sandbox, run the flow three times and say where to look."""
     from flows.delivery_report import delivery_report
@@ -183,6 +204,7 @@ def run_demo() -> int:
                 "SEQURA_MERCHANT_ID": config.merchants[0],
             }
         )
+        sandbox.state.check_out(config.merchants[0], [demo.cancelled_ref])
         _say(f"1. First run: the demo shop's shipped SeQura orders go to the sandbox at {sandbox.url}")
         first = delivery_report()
         accepted = sandbox.state.orders()
@@ -191,6 +213,11 @@ def run_demo() -> int:
         )
         for entry in first.outcome.quarantined_rows:
             print(f"  quarantined {entry.reference}: {entry.reason}")
+        for update in first.outcome.update_rows:
+            print(f"  {update.order_ref_1}: {update.changes} -> {update.result}")
+        cancelled = sandbox.state.held_order(None, demo.cancelled_ref) or {}
+        print(f"  the sandbox now holds {demo.cancelled_ref} as {cancelled.get('state')}")
+        print(f"Statistics: {first.statistics}")
 
         _say("2. The same window again: nothing is sent twice")
         second = delivery_report(since=first.window.since, until=first.window.until)
@@ -220,6 +247,7 @@ def run_demo() -> int:
             )
         held = {ref: sandbox.state.held_order(None, ref) or {} for ref in demo.shipped_refs}
         reconciled = reconcile_demo(sandbox.url, held, demo)
+        quiet = quiet_day(sandbox)
     _say("Where to look")
     print(f"Demo shop (SQLite): {shop_url}")
     print(f"State store: {state_url} (tables order_snapshots, runs, quarantine, order_changes)")
@@ -228,6 +256,13 @@ def run_demo() -> int:
         "Prefect UI with these runs and their artifacts: "
         f"PREFECT_HOME={os.environ.get('PREFECT_HOME', '~/.prefect')} .venv/bin/prefect server start"
     )
-    ok = first.counts.sent > 0 and second.counts.sent == 0 and third.counts.updated >= 3 and reconciled
+    ok = (
+        first.counts.sent > 0
+        and first.counts.cancelled == 1
+        and second.counts.sent == 0
+        and third.counts.updated >= 3
+        and reconciled
+        and quiet
+    )
     print("\nDemo " + ("succeeded" if ok else "FAILED: see the runs above"))
     return 0 if ok else 1

@@ -66,6 +66,7 @@ class DemoShop:
     corrupt_totals_ref: str  # in quarantine_refs: total_paid_tax_incl 7.50 above its lines
     missing_currency_ref: str  # in quarantine_refs: id_currency 99 has no currency row
     unknown_country_ref: str  # in quarantine_refs: its address has id_country 999
+    cancelled_ref: str  # in ignored_refs: a SeQura order cancelled before it shipped
 
 
 _GUEST = Buyer("Pau", "Vilà i Puig", "pau.vila@example.cat", SPAIN, "Carrer de Sants 200", None, "08028",
@@ -347,9 +348,9 @@ def seed_demo_shop(
     reference, id_order = seed.order(buyers[6], seur, 40)
     writer.set_state(id_order, PROCESSING_IN_PROGRESS, at=seed.hours_ago(30), id_employee=1)
     ignored.append(reference)
-    reference, id_order = seed.order(buyers[7], correos, 70)
+    cancelled_ref, id_order = seed.order(buyers[7], correos, 70)
     writer.set_state(id_order, CANCELED, at=seed.hours_ago(65), id_employee=1)
-    ignored.append(reference)
+    ignored.append(cancelled_ref)
 
     edge_cases = DemoShop(
         merchant_id=merchant_id,
@@ -376,10 +377,11 @@ def seed_demo_shop(
         corrupt_totals_ref=corrupt_totals_ref,
         missing_currency_ref=missing_currency_ref,
         unknown_country_ref=unknown_country_ref,
+        cancelled_ref=cancelled_ref,
     )
     shipped_edge_cases = [
         value
         for name, value in vars(edge_cases).items()
-        if name.endswith("_ref") and value not in edge_cases.quarantine_refs
+        if name.endswith("_ref") and value not in (*edge_cases.quarantine_refs, *edge_cases.ignored_refs)
     ]
     return replace(edge_cases, shipped_refs=(*shipped, *shipped_edge_cases))

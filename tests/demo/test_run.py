@@ -11,7 +11,7 @@ from tests.prefect_servers import BIN, STARTUP, clean_environment
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_demo_sends_the_shop_once_sees_a_change_and_reconciles_sequras_corrections(
+def test_the_demo_sends_the_shop_once_sees_changes_and_a_quiet_day_and_reconciles_sequras_corrections(
     tmp_path: Path,
 ) -> None:
     env = clean_environment(  # a fresh clone: .demo/ is not there yet (make demo's PREFECT_HOME)
@@ -30,11 +30,14 @@ def test_the_demo_sends_the_shop_once_sees_a_change_and_reconciles_sequras_corre
     assert "The sandbox accepted 31 orders: " in out
     [accepted] = re.findall(r"The sandbox accepted 31 orders: (.*)", out)
     assert len(accepted.split(", ")) == 31  # every one listed, none cut silently
-    assert "Sent 0; already reported 32; the sandbox still holds 31 orders" in out
+    assert "IZIQUQOKI: cancelled before shipment -> accepted (200)" in out
+    assert "the sandbox now holds IZIQUQOKI as cancelled" in out
+    assert "Sent 0; already reported 33; the sandbox still holds 31 orders" in out
     assert "| differences | 2 |" in out
     assert "Orders fixed: 3; skipped: 0" in out
     assert "YKZHQIALY: buyer -> accepted (200)" in out
     assert "Differences: 0" in out
+    assert re.search(r"the sandbox got a report with no orders and the statistics of [1-9]\d* orders", out)
     assert "Demo succeeded" in out
     assert "Traceback" not in said and "Failed to create" not in said and "Warning" not in said
     assert (tmp_path / ".demo" / "state.sqlite").exists()
