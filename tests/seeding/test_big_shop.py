@@ -58,9 +58,10 @@ def test_it_holds_exactly_the_shipped_sequra_orders_asked_for_and_others_besides
 def test_every_shipped_reference_builds_a_report_whose_totals_add_up(big: tuple[Engine, BigShop]) -> None:
     engine, shop = big
     result = build_window(engine, shop_tables(), *YEAR, chunk_size=250)
+    shipped = [built for built in result.reports if not built.cancellation]
     assert result.quarantined == []
-    assert len(result.reports) == shop.shipped_references
-    for built in result.reports:
+    assert len(shipped) == shop.shipped_references
+    for built in shipped:
         for cart in (built.report["cart"], built.report["remaining_cart"]):
             assert cart["order_total_with_tax"] == sum(item["total_with_tax"] for item in cart["items"])
 

@@ -96,13 +96,15 @@ def test_references_are_nine_uppercase_letters(demo: tuple[Engine, ShopTables, D
             assert re.fullmatch(r"[A-Z]{9}", reference)
 
 
-def test_edge_case_fields_name_shipped_or_quarantined_references(
+def test_edge_case_fields_name_shipped_quarantined_or_cancelled_references(
     demo: tuple[Engine, ShopTables, DemoShop],
 ) -> None:
     _, _, shop = demo
     quarantined = {"corrupt_totals_ref", "missing_currency_ref", "unknown_country_ref"}
     for name, value in vars(shop).items():
-        if name.endswith("_ref"):
+        if name == "cancelled_ref":
+            assert value in shop.ignored_refs and value not in shop.shipped_refs
+        elif name.endswith("_ref"):
             assert value in (shop.quarantine_refs if name in quarantined else shop.shipped_refs), name
 
 
