@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.outcomes import COUNT_COLUMNS, COUNT_HEADINGS, ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
+from schemas.outcomes import COUNT_HEADINGS, ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.reports import QuarantinedOrder, SentOrder, Stage, UpdatedOrder
 from tasks.inert import markdown_cell, markdown_cell_lines, markdown_text
 from tasks.state.quarantine import WaitingOrder
@@ -183,15 +183,24 @@ def _listed(names: Sequence[str], total: int) -> str:
     return ", ".join(map(markdown_text, names)) + (f" and {more:,} more" if more > 0 else "")
 
 
+# The counts the diff gives, then those SeQura's answers give: two tables narrow enough for the UI.
+FOUND_COUNTS = ("new", "changed", "already_reported", "quarantined")
+ANSWER_COUNTS = tuple(name for name in COUNT_HEADINGS if name not in ("found", *FOUND_COUNTS))
+
+
 def counts_table(counts: DeliveryCounts) -> list[str]:
-    """The counts as a markdown table of one row, under the headings the counts artifact gives them."""
+    """The counts as two one-row markdown tables, under the headings the counts artifact gives them."""
     row = counts.row()
-    shown = [heading for heading in COUNT_COLUMNS if heading != COUNT_HEADINGS["found"]]
-    return [
-        "| " + " | ".join(shown) + " |",
-        "|" + "---:|" * len(shown),
-        "| " + " | ".join(str(row[name]) for name in shown) + " |",
-    ]
+    lines: list[str] = []
+    for names in (FOUND_COUNTS, ANSWER_COUNTS):
+        shown = [COUNT_HEADINGS[name] for name in names]
+        lines += [
+            "| " + " | ".join(shown) + " |",
+            "|" + "---:|" * len(shown),
+            "| " + " | ".join(str(row[heading]) for heading in shown) + " |",
+            "",
+        ]
+    return lines[:-1]
 
 
 def summary_markdown(summary: DeliverySummary) -> str:

@@ -114,10 +114,12 @@ def test_a_summary_heads_the_window_in_shop_time_and_says_what_sequra_has_not_an
         DeliverySummary("run", "shop_es", window, False, outcome, timezone="Europe/Madrid")
     )
     assert markdown.startswith("# Delivery report 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid\n")
-    assert (
-        "| New | Changed | Already reported | Quarantined | Sent | Updated | Updates held | No answer yet |"
-        in markdown
+    found = "| New | Changed | Already reported | Quarantined |\n|---:|---:|---:|---:|\n| 5 | 0 | 0 | 0 |"
+    answered = (
+        "| Sent | Updated | Updates held | No answer yet | Cancelled | Nothing to cancel |\n"
+        "|---:|---:|---:|---:|---:|---:|\n| 0 | 0 | 0 | 5 | 0 | 0 |"
     )
+    assert found in markdown and answered in markdown
     assert "SeQura has not answered 5 of the reports or order updates sent" in markdown
 
 
