@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from schemas.frames import ShopConfig
-from tasks.extract.candidates import CandidateSearch, candidate_references, high_water_marks
+from tasks.extract.candidates import (
+    Candidate,
+    CandidateSearch,
+    candidates_among,
+    found_candidates,
+    high_water_marks,
+    in_scope_now,
+)
 from tasks.extract.configuration import shop_local, shop_local_bounds
 from tasks.resources import RunResources
+from tasks.state.owners import owners_of
+from tasks.state.quarantine import resolve_quarantine
 from tasks.state.runs import last_marks, record_marks, store_chunks
+from tasks.state.store import StateStore
 from tasks.window import Window
+
+Keep = Callable[[Sequence[Candidate]], list[str]]
+"""Which of a batch of candidates a run reads: the merchant's orders."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,39 @@ class DeliveryPlan:
     seconds: float
 
 
+def merchants_orders(store: StateStore, merchant: str, found: Sequence[Candidate]) -> list[str]:
+    """The references of `found` that are `merchant`'s; reads the store, a batch of references a query.
+
+    An order belongs to the merchant that reported it (or adopted it, or sent it without an answer yet),
+    wherever it is delivered now and however the merchants are split now; an order no merchant has
+    belongs to the merchant whose countries it is delivered to now.
+    """
+    owners = owners_of(store, [candidate.reference for candidate in found])
+    return [
+        candidate.reference
+        for candidate in found
+        if merchant in owners.get(candidate.reference, ())
+        or (candidate.in_scope and candidate.reference not in owners)
+    ]
+
+
+def _no_longer_the_merchants(
+    resources: RunResources, search: CandidateSearch, keep: Keep, retried: Collection[str], *, dry_run: bool
+) -> set[str]:
+    """Which of `retried` are SeQura orders no longer the merchant's; closes their quarantine, reads the shop.
+
+    Such an order was quarantined before it reached SeQura, and is now delivered to another merchant's
+    countries or reported by another merchant: that merchant reports it. A dry run closes nothing.
+    """
+    among = candidates_among(resources.shop, search, sorted(retried))
+    others = {candidate.reference for candidate in among} - set(keep(among))
+    if others and not dry_run:
+        store = resources.store
+        with store.engine.begin() as conn:
+            resolve_quarantine(conn, resources.merchant, sorted(others), store.now())
+    return others
+
+
 def plan_delivery(
     resources: RunResources,
     run_id: str,
@@ -39,7 +86,9 @@ def plan_delivery(
 
     A scheduled run (its window follows the last successful run) reads the shop's order_history and
     order_slip above that run's high-water marks instead of scanning them by date. `retried` (quarantined,
-    in flight, owed an update) are read too when the search does not find them. A real run that the
+    in flight, owed an update) are read too when the search does not find them. Where merchants are told
+    by delivery country, the run reads the orders that are its merchant's (see `merchants_orders`); a
+    quarantined order that is no longer the merchant's is resolved (unless `dry_run`). A real run that the
     schedule may go on from records its own marks, for the next one.
     """
     started = time.monotonic()
@@ -53,12 +102,17 @@ def plan_delivery(
         *shop_local_bounds(window.since, window.until, config.timezone),
         marks=marks,
     )
+    by_country = resources.order_filter.by_country
+    keep: Keep = partial(merchants_orders, store, resources.merchant) if by_country else in_scope_now
     left = set(retried)
 
     def references() -> Iterator[Sequence[str]]:
-        for found in candidate_references(resources.shop, search, settings.chunk_size):
-            left.difference_update(found)
-            yield found
+        for found in found_candidates(resources.shop, search, settings.chunk_size):
+            kept = keep(found)
+            left.difference_update(kept)
+            yield kept
+        if by_country and left:
+            left.difference_update(_no_longer_the_merchants(resources, search, keep, left, dry_run=dry_run))
         yield sorted(left)  # quarantined or in flight, and not found again by this search
 
     chunks, count = store_chunks(store, run_id, references(), settings.chunk_size)

@@ -6,14 +6,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Engine, Select, and_, func, select
+from sqlalchemy import Column, Engine, Row, Select, and_, case, func, select
 
 from schemas.prestashop import ShopTables
 from schemas.state import Marks
 from tasks.extract.connection import KEYS_PER_QUERY, reading_the_shop
-from tasks.extract.scope import OrderFilter, sequra_order_clauses
+from tasks.extract.scope import OrderFilter, in_merchant_countries, shop_order_clauses
 from tasks.rows import in_chunks
 
 GROUPING_MEMORY = 256 * 2**20  # bytes the database may use to group a backfill's shipments in memory
@@ -40,6 +40,18 @@ class CandidateSearch:
     marks: Mapping[str, int] | None = None
 
 
+class Candidate(NamedTuple):
+    """A reference the search found, and whether it is delivered where the merchant takes orders now."""
+
+    reference: str
+    in_scope: bool
+
+
+def in_scope_now(found: Sequence[Candidate]) -> list[str]:
+    """The references of the candidates delivered where the merchant takes orders now."""
+    return [candidate.reference for candidate in found if candidate.in_scope]
+
+
 def _in_window(column: Any, search: CandidateSearch) -> Any:
     """`column` falls in the search's shop-local window."""
     return and_(column >= search.since_local, column < search.until_local)
@@ -57,6 +69,25 @@ def _first_orders(query: Select, orders: Any) -> Select:
         .prefix_with("STRAIGHT_JOIN", dialect="mysql")
         .prefix_with("STRAIGHT_JOIN", dialect="mariadb")
     )
+
+
+def _with_scope(query: Select, search: CandidateSearch) -> Select:
+    """A `_first_orders` query with a third column where orders are told by country: in the scope now.
+
+    The column says whether one of the reference's orders is delivered where the merchant takes orders
+    now (1) or not (0). The search itself leaves the countries out: an order stays with the merchant that
+    reported it wherever it is delivered now, which only the state store tells.
+    """
+    order_filter = search.order_filter
+    if not order_filter.by_country:
+        return query
+    in_scope = in_merchant_countries(order_filter, search.tables)
+    return query.add_columns(func.max(case((in_scope, 1), else_=0)))
+
+
+def _candidate(row: Row[Any]) -> Candidate:
+    """The candidate of a row of `_with_scope`: in scope when the merchant does not tell orders by country."""
+    return Candidate(row[0], bool(row[2]) if len(row) > 2 else True)
 
 
 def _whole_table_read(query: Select, table: Any) -> Select:
@@ -79,7 +110,7 @@ def shipped_in_window_query(search: CandidateSearch) -> Select:
         .where(
             oh.c.id_order_state.in_(search.reporting_states),
             _in_window(oh.c.date_add, search),
-            *sequra_order_clauses(search.order_filter, search.tables),
+            *shop_order_clauses(search.order_filter, search.tables),
         ),
         o,
     )
@@ -93,7 +124,7 @@ def _above_mark(search: CandidateSearch, name: str) -> Select:
     return _first_orders(
         select(o.c.reference)
         .select_from(table.join(o, o.c.id_order == table.c.id_order))
-        .where(row_id > search.marks.get(name, 0), *sequra_order_clauses(search.order_filter, search.tables)),
+        .where(row_id > search.marks.get(name, 0), *shop_order_clauses(search.order_filter, search.tables)),
         o,
     )
 
@@ -117,7 +148,7 @@ def changed_queries(search: CandidateSearch) -> list[Select]:
     o, a, cust, slip, oh = t.orders, t.address, t.customer, t.order_slip, t.order_history
     returns = t.order_return
     since = search.since_local
-    earlier = [*sequra_order_clauses(search.order_filter, t), o.c.date_add < since]
+    earlier = [*shop_order_clauses(search.order_filter, t), o.c.date_add < since]
     queries = [
         _whole_table_read(
             _first_orders(select(o.c.reference).where(*earlier, _in_window(o.c.date_upd, search)), o), o
@@ -148,7 +179,7 @@ def changed_queries(search: CandidateSearch) -> list[Select]:
 def orders_pointing_query(search: CandidateSearch, column: str, ids: Sequence[int]) -> Select:
     """References of SeQura orders placed before the window pointing at `ids` by `column`, by its index."""
     o = search.tables.orders
-    earlier = [*sequra_order_clauses(search.order_filter, search.tables), o.c.date_add < search.since_local]
+    earlier = [*shop_order_clauses(search.order_filter, search.tables), o.c.date_add < search.since_local]
     return _first_orders(select(o.c.reference).where(o.c[column].in_(ids), *earlier), o)
 
 
@@ -156,27 +187,46 @@ def shipments_query(search: CandidateSearch) -> Select:
     """References shipped or cancelled in the window (by date) or above the marks, by their first id."""
     o, oh = search.tables.orders, search.tables.order_history
     if search.marks is None:
-        return shipped_in_window_query(search).order_by(func.min(o.c.id_order))
-    return (
-        _above_mark(search, "order_history")
-        .where(oh.c.id_order_state.in_(search.reporting_states))
-        .order_by(func.min(o.c.id_order))
-    )
+        query = shipped_in_window_query(search)
+    else:
+        query = _above_mark(search, "order_history").where(oh.c.id_order_state.in_(search.reporting_states))
+    return _with_scope(query, search).order_by(func.min(o.c.id_order))
 
 
 def shipped_among_query(search: CandidateSearch, references: Sequence[str]) -> Select:
     """Which of `references` have a SeQura sub-order that entered a shipped or the cancelled state, ever."""
     o, oh = search.tables.orders, search.tables.order_history
-    return _first_orders(
-        select(o.c.reference)
-        .select_from(o.join(oh, oh.c.id_order == o.c.id_order))
-        .where(
-            o.c.reference.in_(references),
-            oh.c.id_order_state.in_(search.reporting_states),
-            *sequra_order_clauses(search.order_filter, search.tables),
+    return _with_scope(
+        _first_orders(
+            select(o.c.reference)
+            .select_from(o.join(oh, oh.c.id_order == o.c.id_order))
+            .where(
+                o.c.reference.in_(references),
+                oh.c.id_order_state.in_(search.reporting_states),
+                *shop_order_clauses(search.order_filter, search.tables),
+            ),
+            o,
         ),
-        o,
+        search,
     )
+
+
+def orders_among_query(search: CandidateSearch, references: Sequence[str]) -> Select:
+    """Which of `references` are SeQura orders of the merchant's shop, by the index on reference."""
+    o = search.tables.orders
+    clauses = shop_order_clauses(search.order_filter, search.tables)
+    return _with_scope(
+        _first_orders(select(o.c.reference).where(o.c.reference.in_(references), *clauses), o), search
+    )
+
+
+def candidates_among(engine: Engine, search: CandidateSearch, references: Sequence[str]) -> list[Candidate]:
+    """The candidates among `references` that are SeQura orders of the merchant's shop; reads the shop."""
+    found: list[Candidate] = []
+    with reading_the_shop(search.tables), engine.connect() as conn:
+        for part in in_chunks(sorted(set(references)), KEYS_PER_QUERY):
+            found += [_candidate(row) for row in conn.execute(orders_among_query(search, part))]
+    return found
 
 
 POINTERS = {
@@ -207,8 +257,8 @@ def _changed_references(engine: Engine, search: CandidateSearch) -> set[str]:
         return set().union(*pool.map(run, changed_queries(search)))
 
 
-def candidate_references(engine: Engine, search: CandidateSearch, batch: int) -> Iterator[list[str]]:
-    """References to read, `batch` at a time: shipped in the window, then shipped before and changed in it.
+def found_candidates(engine: Engine, search: CandidateSearch, batch: int) -> Iterator[list[Candidate]]:
+    """Candidates, `batch` at a time: shipped in the window, then shipped before and changed in it.
 
     The shipments (by date, or above the marks) stream in the order of their first sub-order's id, so
     that a chunk's rows lie close together in the shop's tables; only the changed references, few beside
@@ -226,18 +276,23 @@ def candidate_references(engine: Engine, search: CandidateSearch, batch: int) ->
                 )
             result = conn.execution_options(stream_results=True).execute(shipments_query(search))
             for rows in result.partitions(batch):
-                references = [row[0] for row in rows if row[0] is not None]
-                changed.difference_update(references)
-                yield references
+                found = [_candidate(row) for row in rows if row[0] is not None]
+                changed.difference_update(candidate.reference for candidate in found)
+                yield found
         with engine.connect() as conn:
-            earlier: list[tuple[int, str]] = []
+            earlier: list[tuple[int, Candidate]] = []
             for part in in_chunks(sorted(changed), KEYS_PER_QUERY):
                 earlier += [
-                    (first_id, reference)
-                    for reference, first_id in conn.execute(shipped_among_query(search, part))
+                    (row[1], _candidate(row)) for row in conn.execute(shipped_among_query(search, part))
                 ]
-        for part in in_chunks([reference for _, reference in sorted(earlier)], batch):
-            yield list(part)
+    for part in in_chunks([candidate for _, candidate in sorted(earlier)], batch):
+        yield list(part)
+
+
+def candidate_references(engine: Engine, search: CandidateSearch, batch: int) -> Iterator[list[str]]:
+    """The references of `found_candidates` in the merchant's scope now, `batch` at a time (or fewer)."""
+    for found in found_candidates(engine, search, batch):
+        yield in_scope_now(found)
 
 
 def high_water_marks(

@@ -13,7 +13,7 @@ from schemas import frames
 from schemas.prestashop import ShopTables
 from tasks.extract.configuration import to_utc
 from tasks.extract.connection import KEYS_PER_QUERY, IdRange, frame_of_ids, in_ranges, reading_the_shop
-from tasks.extract.scope import OrderFilter, sequra_order_clauses
+from tasks.extract.scope import OrderFilter, shop_order_clauses
 from tasks.rows import in_chunks
 
 
@@ -26,9 +26,10 @@ def order_ids_query(tables: ShopTables, references: Sequence[str]) -> Select:
 def orders_query(
     tables: ShopTables, order_filter: OrderFilter, config: frames.ShopConfig, ranges: Sequence[IdRange]
 ) -> Select:
-    """One row per SeQura order with its id in the ranges: currency, language, buyer and carrier.
+    """One row per SeQura order of the shop with its id in the ranges: currency, language, buyer and carrier.
 
-    The orders are read along the primary key; every join is by primary key.
+    The orders are read along the primary key; every join is by primary key. Their delivery country is not
+    looked at: the plan chose the references (an order stays with the merchant that reported it).
     """
     o, cur, lang, cust, car, car_lang = (
         tables.orders,
@@ -88,7 +89,7 @@ def orders_query(
     return (
         select(*columns)
         .select_from(joined)
-        .where(*sequra_order_clauses(order_filter, tables), in_ranges(o.c.id_order, ranges))
+        .where(*shop_order_clauses(order_filter, tables), in_ranges(o.c.id_order, ranges))
     )
 
 
