@@ -169,8 +169,10 @@ def left_to_other_merchants(
 ) -> tuple[list[ClassifiedReport], list[str]]:
     """The diff without the new orders SeQura has under another configured merchant; their references.
 
-    An order stays with the merchant it was reported under: one whose delivery country changed, or that an
-    earlier merchant split reported, is left to that merchant and never reported twice. Reads the store.
+    The plan already leaves out the orders another merchant owns (tasks/state/owners.py); this catches one
+    another merchant's run reported between this run's plan and its chunk (the two merchants ran at once
+    and the order's delivery country changed in between), so that it is never reported twice. Reads the
+    store.
     """
     settings = resources.settings
     others = [

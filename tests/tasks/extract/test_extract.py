@@ -54,9 +54,9 @@ def test_demo_shop_reports_every_shipped_reference_and_quarantines_the_broken(
     create_shop_schema(engine, shop_tables())
     demo = seed_demo_shop(engine, shop_tables(), now=DEMO_NOW)
     built, quarantined = outcome(sqlite_demo)
-    assert set(built) == set(demo.shipped_refs) | set(demo.module_sent_refs)
+    assert set(built) == set(demo.shipped_refs) | set(demo.module_sent_refs) | {demo.cancelled_ref}
     assert set(quarantined) == set(demo.quarantine_refs)
-    assert not set(built) & set(demo.ignored_refs)
+    assert set(built) & set(demo.ignored_refs) == {demo.cancelled_ref}  # cancelled before it shipped
 
 
 @pytest.mark.mysql
