@@ -1,13 +1,17 @@
 """The invariant, as a property: whatever the shop does after shipment, SeQura ends up holding what it shows.
 
 Hypothesis generates sequences of shop events (ship a part, refund or return units, cancel, take a
-cancellation back, correct an address, add a tracking number, change the shipping cost, deliver)
-interleaved with scheduled runs, some of them meeting SeQura failures (500s, 429s, a run that gives up).
-Some orders SeQura approved at checkout, the others it never saw. After a last run, the state the sandbox
-holds for every shipped order must equal a model of the shop kept here, independently of the pipeline:
-shipped and unshipped items with quantities and amounts, both addresses and the tracking numbers; no order
-may have been reported twice; an approved order cancelled before it shipped is held as cancelled, with
-both carts empty and never in a delivery report; an order SeQura never saw and that never shipped is unknown.
+cancellation back, correct an address, send the order to Portugal, add a tracking number, change the
+shipping cost, deliver) interleaved with scheduled runs, some of them meeting SeQura failures (500s, 429s,
+a run that gives up). Some orders SeQura approved at checkout, the others it never saw. The shop is split
+between two merchants by delivery country, Spain (where the orders are placed) and Portugal: the runs are
+the Spanish merchant's, and the Portuguese one runs last when an order moved.
+
+After a last run, the state the sandbox holds for every shipped order must equal a model of the shop kept
+here, independently of the pipeline: shipped and unshipped items with quantities and amounts, both
+addresses (their country too) and the tracking numbers, under one merchant only; no order may have been
+reported twice; an approved order cancelled before it shipped is held as cancelled, with both carts empty
+and never in a delivery report; an order SeQura never saw and that never shipped is unknown.
 
 On MariaDB with the real PrestaShop 8.0 DDL, calling the stage functions a flow run calls. `make test`
 runs 200 sequences (derandomised, so CI is repeatable); `make reliability` runs
@@ -17,6 +21,7 @@ PROPERTY_SEQUENCES=2000 random ones.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +50,8 @@ from tests.shops import DELIVERED, MERCHANT, SHIPPED, Shop, new_address, seeded_
 pytestmark = pytest.mark.mysql
 
 SEQUENCES = int(os.environ.get("PROPERTY_SEQUENCES", "200"))
+PORTUGUESE = "demo_merchant_pt"
+MERCHANTS = json.dumps({MERCHANT: {"countries": ["ES"]}, PORTUGUESE: {"countries": ["PT"]}})
 SHOP_ZONE = ZoneInfo("Europe/Madrid")
 OVERLAP = timedelta(minutes=5)
 EXAMPLES = itertools.count()
@@ -75,6 +82,7 @@ class Order:
     delivery: str = "Calle Mayor 1"
     invoice: str = "Calle Mayor 1"
     id_address: int = 0
+    country: str = "ES"  # of the delivery address
     approved: bool = False  # SeQura knows it from checkout
     cancelled_unshipped: bool = False  # every part was cancelled, none shipped, at some moment
 
@@ -97,6 +105,7 @@ class Scenario:
     id_customer: int
     runs: int = 0
     failed_runs: int = 0
+    moved: bool = False  # an order was sent to Portugal
     trackings: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def tick(self) -> datetime:
@@ -104,12 +113,12 @@ class Scenario:
         self.clock += timedelta(hours=1)
         return self.clock
 
-    def run(self, fault: dict[str, int]) -> None:
-        """A scheduled run at the current time: from the last successful run (less the overlap) to now."""
+    def run(self, fault: dict[str, int], merchant: str = MERCHANT) -> None:
+        """A scheduled run of `merchant` now: from its last successful run (less the overlap) to now."""
         requests.post(self.sandbox.url + "_sandbox/faults", json=fault, timeout=5).raise_for_status()
         until = (self.clock + timedelta(minutes=1)).replace(tzinfo=SHOP_ZONE).astimezone(UTC)
         store = open_state_store(self.state_url)
-        last = last_successful_until(store, MERCHANT)
+        last = last_successful_until(store, merchant)
         store.dispose()
         window = (
             Window(last - OVERLAP, until, follows_last_run=True)
@@ -120,6 +129,8 @@ class Scenario:
             self.shop.engine,
             self.state_url,
             SEQURA_API_URL=self.sandbox.url,
+            SEQURA_MERCHANTS=MERCHANTS,
+            SEQURA_MERCHANT_ID=merchant,
             SEQURA_MAX_ATTEMPTS="2",
             SEQURA_BACKOFF_SECONDS="0.001",
             SHOP_CHUNK_SIZE="2",
@@ -162,12 +173,14 @@ def check_sequra_holds_what_the_shop_shows(scenario: Scenario) -> None:
         if not any(part.shipped for part in order.parts):
             check_unshipped(order, response, where)
             continue
+        assert response.status_code == 200, f"{where}: held by no merchant, or by both"
         held = response.json()
         told_cancelled = order.approved and order.cancelled_unshipped  # then shipped as an order update
         assert held["delivery_reports"] in ((0, 1) if told_cancelled else (1,)), where
         assert held_cart(held["shipped_cart"]) == expected_cart(order.parts, shipped=True), where
         assert held_cart(held["unshipped_cart"]) == expected_cart(order.parts, shipped=False), where
         assert held["delivery_address"]["address_line_1"] == order.delivery, where
+        assert held["delivery_address"]["country_code"] == order.country, where
         assert held["invoice_address"]["address_line_1"] == order.invoice, where
         numbers = [part.tracking for part in order.parts if part.shipped and part.tracking]
         assert [t["tracking_number"] for t in held["trackings"]] == numbers, where
@@ -261,6 +274,11 @@ def apply(scenario: Scenario, step: tuple[str, int, int, int, int]) -> None:
     elif kind == "shipping" and not part.cancelled:
         part.shipping = [0, 295, 495, 990][amount % 4]
         writer.change_shipping(part.id_order, Decimal(part.shipping) / 100, at=at)
+    elif kind == "country" and order.country == "ES" and not order.approved and part.shipped:
+        for part_of_order in order.parts:  # a delivery address corrected to Portugal, on every part
+            order.id_address = writer.move_delivery_country(part_of_order.id_order, "PT", at=at)
+        order.country = "PT"
+        scenario.moved = True
     elif kind == "address":
         street = f"Calle Corregida {amount}"
         moved = writer.edit_address(order.id_address, at=at, address1=street)
@@ -289,6 +307,7 @@ KINDS = [
     "tracking",
     "shipping",
     "address",
+    "country",
 ]
 STEPS = st.lists(
     st.tuples(st.sampled_from(KINDS), *(st.integers(0, 9) for _ in range(4))), min_size=2, max_size=12
@@ -337,6 +356,8 @@ def test_sequra_holds_what_the_shop_shows_after_any_events_runs_and_faults(
         apply(scenario, step)
     scenario.tick()
     scenario.run({})
+    if scenario.moved:  # the other merchant must leave alone what the first reported
+        scenario.run({}, PORTUGUESE)
     assert scenario.failed_runs < scenario.runs
     check_sequra_holds_what_the_shop_shows(scenario)
     updates = requests.get(sandbox_server.url + "_sandbox/order_updates", timeout=5).json()
@@ -344,3 +365,4 @@ def test_sequra_holds_what_the_shop_shows_after_any_events_runs_and_faults(
     event(f"runs that gave up: {min(scenario.failed_runs, 2)}")
     told = sum(order.approved and order.cancelled_unshipped for order in orders)
     event(f"approved orders cancelled before shipment: {min(told, 2)}{'+' if told >= 2 else ''}")
+    event(f"orders sent to Portugal: {sum(order.country == 'PT' for order in orders)}")
