@@ -1,27 +1,30 @@
 """The statistics block goes to SeQura once a shop-local day: with the first shipments, or alone if none.
 
-Real runs on a MariaDB shop (PrestaShop 8.0 DDL, Europe/Madrid) against the sandbox, the state store's clock
-moved to the moment each run is said to start.
+Real runs on a MariaDB shop (PrestaShop 8.0 DDL, the quiet day on 1.7.8.1 and 9.1.0 too; Europe/Madrid)
+against the sandbox, the state store's clock moved to the moment each run is said to start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 
 from sandbox.server import SandboxServer
+from schemas.prestashop import shop_tables
 from schemas.settings import Settings
+from seeding.prestashop_ddl import PRESTASHOP_VERSIONS
 from tasks.delivery.run import DeliveryRun
 from tasks.delivery.summary import DeliverySummary
 from tasks.resources import RunResources
 from tasks.window import Window
 from tests.clocks import MovedClock
 from tests.runs import settings_for
-from tests.shops import MERCHANT, SINCE, UNTIL, Shop
+from tests.shops import MERCHANT, SINCE, UNTIL, Shop, seeded_shop
 
 pytestmark = pytest.mark.mysql
 
@@ -64,9 +67,11 @@ def new_reports(sandbox: SandboxServer, seen: list[Report]) -> list[Report]:
     return new
 
 
+@pytest.mark.parametrize("version", PRESTASHOP_VERSIONS)
 def test_a_quiet_day_sends_the_statistics_alone_once_a_shop_local_day(
-    mysql_shop: Shop, sandbox: SandboxServer, tmp_path: Path
+    mysql_shop_engine_factory: Callable[..., Engine], sandbox: SandboxServer, tmp_path: Path, version: str
 ) -> None:
+    mysql_shop = seeded_shop(mysql_shop_engine_factory(version, "ps_"), shop_tables("ps_"))
     mysql_shop.order("PLACED001")  # placed, never shipped: nothing to report, one order for the statistics
     quiet = settings(mysql_shop, sandbox, tmp_path)
     seen: list[Report] = []
@@ -84,6 +89,7 @@ def test_a_quiet_day_sends_the_statistics_alone_once_a_shop_local_day(
         "sent in a report of its own (1 order of the last 7 days)",
     )
     assert first.outcome.requests == 1
+    mysql_shop.engine.dispose()
 
 
 def test_the_first_shipments_of_the_day_carry_the_statistics_and_later_ones_do_not(
