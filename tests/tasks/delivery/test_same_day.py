@@ -2,27 +2,31 @@
 
 README "Same-day reporting": with SEQURA_SHIPMENT_CHANNEL=order_update, each run's window follows the last
 successful run (run_window, as the deployment's schedule makes it) and reads the shop above its high-water
-marks. On MariaDB with the real PrestaShop 8.0 DDL, orders known to SeQura from checkout ship between
-runs, dated at the moment they ship; after every run the sandbox must hold exactly the orders shipped
-before it, each from one order update and none from a delivery report.
+marks. On MariaDB with the real DDL of PrestaShop 1.7.8.1, 8.0 and 9.1.0, orders known to SeQura from
+checkout ship between runs, dated at the moment they ship; after every run the sandbox must hold exactly
+the orders shipped before it, each from one order update and none from a delivery report.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from sqlalchemy import Engine
 
 from sandbox.server import SandboxServer
+from schemas.prestashop import shop_tables
 from schemas.settings import Settings
+from seeding.prestashop_ddl import PRESTASHOP_VERSIONS
 from tasks.delivery.run import run_window
 from tasks.state.store import open_state_store
 from tests.clocks import MovedClock
 from tests.runs import run_once, settings_for
-from tests.shops import MERCHANT, SHIPPED, Shop
+from tests.shops import MERCHANT, SHIPPED, seeded_shop
 
 pytestmark = pytest.mark.mysql
 
@@ -57,9 +61,14 @@ def held_by_sequra(sandbox: SandboxServer, references: list[str]) -> dict[str, t
     return held
 
 
+@pytest.mark.parametrize("version", PRESTASHOP_VERSIONS)
 def test_each_shipment_reaches_sequra_once_in_the_first_run_after_it_shipped(
-    mysql_shop: Shop, sandbox_server: SandboxServer, tmp_path: Path
+    mysql_shop_engine_factory: Callable[..., Engine],
+    sandbox_server: SandboxServer,
+    tmp_path: Path,
+    version: str,
 ) -> None:
+    mysql_shop = seeded_shop(mysql_shop_engine_factory(version, "ps_"), shop_tables("ps_"))
     requests.post(sandbox_server.url + "_sandbox/reset", timeout=5).raise_for_status()
     clock = MovedClock()
     placed = shop_moment(clock) - timedelta(days=1)
@@ -88,3 +97,4 @@ def test_each_shipment_reaches_sequra_once_in_the_first_run_after_it_shipped(
         scheduled_run(settings, clock)
         assert held_by_sequra(sandbox_server, references) == dict.fromkeys(shipped, (0, 1)), f"run {run}"
     assert requests.get(sandbox_server.url + "_sandbox/orders", timeout=5).json() == []  # none in a report
+    mysql_shop.engine.dispose()
