@@ -19,6 +19,11 @@ def _n(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _count(number: int, noun: str) -> str:
+    """A count with its noun: 1 request, 98 requests."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def _runs(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs, by N."""
     return [results["runs"][key] for key in sorted(results["runs"], key=int)]
@@ -58,6 +63,7 @@ def figures_table(results: dict[str, Any]) -> list[str]:
                 f"{_n(indexed['flow_seconds'])} s) | {_n(pipeline_seconds(indexed))} | "
                 f"{_n(indexed['peak_mb'], 0)} | |"
             )
+        lines.extend(same_day_rows(run))
         send = run["backfill_send"]
         sending = send["sent"] / send["stage_seconds"].get("load", 1.0)
         end_to_end = send["sent"] / pipeline_seconds(send)
@@ -79,6 +85,27 @@ def figures_table(results: dict[str, Any]) -> list[str]:
 
 
 NIGHTLY = 10_000
+SAME_DAY = 100
+CHANNELS = {"order_update": "as order updates", "delivery_report": "in a delivery report"}
+
+
+def same_day_rows(run: dict[str, Any]) -> list[str]:
+    """The 15-minute runs' rows, one per shipment channel, when measured; dated when measured apart."""
+    n = f"{run['orders']:,}"
+    when = f", measured {run['same_day_measured']}" if "same_day_measured" in run else ""
+    reader = run.get("same_day_reader", "mysqlclient")
+    rows = []
+    for channel, label in CHANNELS.items():
+        if f"same_day_{channel}" not in run:
+            continue
+        same_day = run[f"same_day_{channel}"]
+        rows.append(
+            f"| {n} | (c) 15-minute run, {SAME_DAY} new shipments among N, sent {label}, {reader}: "
+            f"pipeline (flow call {_n(same_day['flow_seconds'])} s; {same_day['found']:,} references read; "
+            f"{same_day['sent']:,} sent in {_count(same_day['requests'], 'request')}{when}) | "
+            f"{_n(pipeline_seconds(same_day))} | {_n(same_day['peak_mb'], 0)} | |"
+        )
+    return rows
 
 
 def targets_table(results: dict[str, Any]) -> list[str]:
@@ -217,10 +244,63 @@ def write_plot(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write_report(results: dict[str, Any], report: Path, plot: Path) -> None:
-    """Write RESULTS.md and the plot it shows."""
+def _received(same_day: dict[str, Any]) -> str:
+    """What the sandbox logged of a 15-minute run's requests, when it was recorded."""
+    if "received" not in same_day:
+        return ""
+    received = same_day["received"]
+    updates = _count(received["updates_of_added_orders"], "order update")
+    return (
+        f": {_count(received['reports'], 'report')}, {updates} of the orders added, "
+        f"{received['updates_of_other_orders']:,} of older ones"
+    )
+
+
+def same_day_lines(results: dict[str, Any]) -> list[str]:
+    """How to read the 15-minute runs' rows, with their figures, when they were measured."""
+    runs = [run for run in _runs(results) if "same_day_order_update" in run]
+    if not runs:
+        return []
+    lines = [
+        "## 15-minute runs",
+        "",
+        'README "Same-day reporting": a scheduled run 15 minutes after the real backfill, with '
+        f"{SAME_DAY} orders shipped in those minutes (`sequra-etl seed --days` of 15 minutes), sent for real "
+        "to the sandbox, which knows the new orders from checkout; once with order updates and once with "
+        "the delivery report, each from a copy of the state store the backfill left. Measured apart from "
+        "the other figures (`python -m benchmarks.run --same-day-only`), on the date each row gives.",
+        "",
+    ]
+    for run in runs:
+        update, report = run["same_day_order_update"], run["same_day_delivery_report"]
+        sending = _n(update["stage_seconds"].get("load", 0.0))
+        lines.append(
+            f"- N = {run['orders']:,}: {update['found']:,} references read for {update['new']:,} new; "
+            f"{_n(pipeline_seconds(update))} s of pipeline time with order updates "
+            f"({_count(update['requests'], 'request')}{_received(update)}, {sending} s of it sending), "
+            f"{_n(pipeline_seconds(report))} s with the delivery report "
+            f"({_count(report['requests'], 'request')}{_received(report)})."
+        )
+    lines += [
+        "",
+        "A run reads the references of every `order_history` row above the last run's mark, and a mark stays "
+        "below the first row dated within `DELIVERY_OVERLAP_MINUTES` (6 hours) of the last run's end. The "
+        "generator writes each order's whole history at once (placed, shipped, delivered days later), so a "
+        "row dated in those 6 hours can sit below the histories of orders placed days earlier, and all of "
+        "those are read again, found already reported, and not sent. In PrestaShop a history row is "
+        "inserted when the state changes, so ids follow time: a run there reads again only the orders "
+        "with a history row in the last 6 hours, as it reads again the orders, buyers and addresses "
+        "edited in them.",
+        "",
+    ]
+    return lines
+
+
+def write_report(results: dict[str, Any], report: Path, plot: Path, *, plot_too: bool = True) -> None:
+    """Write RESULTS.md, and the plot it shows unless `plot_too` is false (its figures unchanged)."""
     machine = results["machine"]
-    write_plot(results, plot)
+    if plot_too:
+        write_plot(results, plot)
     lines = [
         "# Benchmark results",
         "",
@@ -242,6 +322,7 @@ def write_report(results: dict[str, Any], report: Path, plot: Path) -> None:
         "",
         f"![time and memory against N]({plot.name})",
         "",
+        *same_day_lines(results),
         "## Where the time goes",
         "",
         *profile_lines(results),

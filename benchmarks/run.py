@@ -7,6 +7,8 @@ process of its own so that its peak memory is its own:
 - a backfill dry run over the whole year (extract, build, diff), per driver;
 - a real backfill to the sandbox, SEQURA_BATCH_SIZE orders a request (this fills the state store);
 - a nightly run: 10,000 orders shipped in the last day among the N already reported, read above the marks;
+- a 15-minute run: 100 orders shipped in the 15 minutes since the backfill, sent for real, once with each
+  shipment channel (order updates of orders SeQura knows from checkout, and the delivery report);
 - the per-order baseline on a sample, scaled to N (benchmarks/per_order.py);
 - where the time goes: a py-spy profile of the first backfill dry run, and EXPLAIN of every query.
 
@@ -18,6 +20,7 @@ written.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -47,9 +50,12 @@ RESULTS = HERE / "results.json"
 BIN = Path(sys.executable).parent
 SERVER = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 NIGHTLY_ORDERS = 10_000
+SAME_DAY_ORDERS = 100
+SAME_DAY_INTERVAL = timedelta(minutes=15)  # the same-day schedule of README "Same-day reporting"
 SAMPLE = 1000
 YEAR_START = "2025-11-20"  # the seeded shops ship over the year before SHOP_NOW
 SHOP_NOW = datetime(2026, 11, 20, 12, 0)  # shop-local end of the seeded year; the nightly day follows it
+BACKFILL_UNTIL = (SHOP_NOW - timedelta(hours=1)).isoformat()  # shop-local ~ UTC+1: inside the seeded year
 # Tables the nightly orders are added to, with their primary keys, to take them out again afterwards.
 APPENDED = {
     "orders": "id_order",
@@ -178,11 +184,110 @@ def take_out_rows_above(engine: Engine, highest: dict[str, int]) -> None:
             conn.execute(text(f"DELETE FROM ps_{name} WHERE {key} > :highest"), {"highest": highest[name]})
 
 
+def check_out(sandbox_url: str, references: list[str]) -> None:
+    """Tell the sandbox it knows these orders from checkout, as SeQura knows every order paid with it."""
+    request = urllib.request.Request(
+        f"{sandbox_url}_sandbox/checkouts",
+        data=json.dumps({"merchant": "demo_merchant", "order_refs": references}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+def references_above(engine: Engine, id_order: int) -> list[str]:
+    """The references of the SeQura orders added above `id_order`."""
+    orders = shop_tables().orders
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(orders.c.reference)
+                .where(orders.c.id_order > id_order, orders.c.module == "sequrapayment")
+                .distinct()
+            ).scalars()
+        )
+
+
+def sandbox_requests(sandbox_url: str) -> list[dict[str, Any]]:
+    """Every API request the sandbox logged, oldest first."""
+    with urllib.request.urlopen(f"{sandbox_url}_sandbox/requests", timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def received(logged: list[dict[str, Any]], added: set[str]) -> dict[str, int]:
+    """A run's requests as the sandbox logged them: reports, and order updates of added orders or not."""
+    updates = [entry["path"].rsplit("/", 1)[-1] for entry in logged if entry["method"] == "PUT"]
+    return {
+        "reports": sum(1 for entry in logged if entry["method"] == "POST"),
+        "updates_of_added_orders": sum(1 for ref in updates if ref in added),
+        "updates_of_other_orders": sum(1 for ref in updates if ref not in added),
+    }
+
+
+def shop_reader() -> str:
+    """The driver runs read the shop with: mysqlclient when the fast extra is installed, else pymysql."""
+    return "mysqlclient" if importlib.util.find_spec("MySQLdb") else "pymysql"
+
+
+def same_day_runs(name: str, env: dict[str, str], real_env: dict[str, str], work: Path) -> dict[str, Any]:
+    """A scheduled run 15 minutes after the backfill, with SAME_DAY_ORDERS shipped in those minutes.
+
+    Sent for real once per shipment channel, each from a copy of the state store the backfill left, then
+    the shop is as seeded again. Writes the shop, the sandbox and the copies of the state store.
+    """
+    engine = create_engine(database_url(name))
+    highest = highest_ids(engine)
+    now = SHOP_NOW + SAME_DAY_INTERVAL
+    days = SAME_DAY_INTERVAL / timedelta(days=1)
+    seeding = [str(BIN / "sequra-etl"), "seed", "--orders", str(SAME_DAY_ORDERS), "--shop-db",
+               database_url(name), "--now", now.isoformat(), "--days", str(days), "--seed", "3"]  # fmt: skip
+    result: dict[str, Any] = {"same_day_seed": measured(seeding, env), "same_day_reader": shop_reader()}
+    sandbox = env["SEQURA_API_URL"]
+    added = references_above(engine, highest["orders"])
+    check_out(sandbox, added)
+    state = Path(make_url(real_env["STATE_DB_URL"]).database or "")
+    until = (now - timedelta(hours=1)).isoformat()  # shop-local ~ UTC+1, as the nightly run's
+    for channel in ("order_update", "delivery_report"):
+        copy = state.with_name(f"{state.stem}-{channel}.sqlite")
+        shutil.copyfile(state, copy)
+        before = len(sandbox_requests(sandbox))
+        result[f"same_day_{channel}"] = measured(
+            [sys.executable, "-m", "benchmarks.deliver", "--until", until],
+            {**real_env, "STATE_DB_URL": f"sqlite:///{copy}", "SEQURA_SHIPMENT_CHANNEL": channel},
+        )
+        result[f"same_day_{channel}"]["received"] = received(sandbox_requests(sandbox)[before:], set(added))
+    take_out_rows_above(engine, highest)
+    engine.dispose()
+    return result
+
+
+def real_run_env(orders: int, env: dict[str, str], work: Path) -> dict[str, str]:
+    """The settings of real runs against the shop of N = `orders`, with a state store of their own."""
+    state = f"sqlite:///{work / f'state-{orders}.sqlite'}"
+    return {**env, "SHOP_DB_URL": database_url(f"sequra_bench_{orders}"), "STATE_DB_URL": state}
+
+
+def real_backfill(real_env: dict[str, str]) -> dict[str, Any]:
+    """The seeded year sent to the sandbox for real: fills the state store the scheduled runs go on from."""
+    backfill = [sys.executable, "-m", "benchmarks.deliver", "--since", YEAR_START, "--until", BACKFILL_UNTIL]
+    return measured(backfill, real_env)
+
+
+def bench_same_day(orders: int, env: dict[str, str], work: Path, keep_shop: bool) -> dict[str, Any]:
+    """Only what the 15-minute runs need at one N: the shop (unless kept), the real backfill, the runs."""
+    name = f"sequra_bench_{orders}"
+    # under keys of their own, so that the figures of the last whole run stay as they were measured
+    result: dict[str, Any] = {} if keep_shop else {"same_day_shop_seed": seed(orders, name, env)}
+    real_env = real_run_env(orders, env, work)
+    result["same_day_backfill"] = real_backfill(real_env)
+    result.update(same_day_runs(name, env, real_env, work))
+    result["same_day_measured"] = datetime.now().isoformat(timespec="minutes")
+    return result
+
+
 def bench_one(orders: int, env: dict[str, str], work: Path, profile: bool) -> dict[str, Any]:
     """Every measurement at one N."""
     name = f"sequra_bench_{orders}"
     result: dict[str, Any] = {"orders": orders, "seed": seed(orders, name, env)}
-    until = (SHOP_NOW - timedelta(hours=1)).isoformat()  # shop-local ~ UTC+1: inside the seeded year
     for driver in ("pymysql", "mysqldb"):
         result[f"floor_{driver}"] = measured(
             [sys.executable, "-m", "benchmarks.floor", database_url(name, driver)], env
@@ -194,18 +299,15 @@ def bench_one(orders: int, env: dict[str, str], work: Path, profile: bool) -> di
             "SHOP_FAST_READER": "true" if driver == "mysqldb" else "false",
             "STATE_DB_URL": f"sqlite:///{work / f'dry-{orders}-{driver}.sqlite'}",
         }
-        dry_run = [sys.executable, "-m", "benchmarks.deliver", "--since", YEAR_START, "--until", until,
-                   "--dry-run", "--out", str(work / "dry-run.json")]  # fmt: skip
+        dry_run = [sys.executable, "-m", "benchmarks.deliver", "--since", YEAR_START,
+                   "--until", BACKFILL_UNTIL, "--dry-run", "--out", str(work / "dry-run.json")]  # fmt: skip
         result[f"backfill_dry_{driver}"] = measured(dry_run, run_env)
         if profile and driver == "mysqldb":  # once more under py-spy, which slows what it samples
             spy = work / f"profile-{orders}.txt"
             measured(dry_run, {**run_env, "STATE_DB_URL": f"{run_env['STATE_DB_URL']}-profile"}, profile=spy)
             result["profile"] = profile_summary(spy)
-    state = f"sqlite:///{work / f'state-{orders}.sqlite'}"
-    real_env = {**env, "SHOP_DB_URL": database_url(name), "STATE_DB_URL": state}
-    result["backfill_send"] = measured(
-        [sys.executable, "-m", "benchmarks.deliver", "--since", YEAR_START, "--until", until], real_env
-    )
+    real_env = real_run_env(orders, env, work)
+    result["backfill_send"] = real_backfill(real_env)
     engine = create_engine(database_url(name))
     highest = highest_ids(engine)
     result["nightly_seed"] = measured(
@@ -219,6 +321,7 @@ def bench_one(orders: int, env: dict[str, str], work: Path, profile: bool) -> di
     with indexed_date_upd(engine):
         result["nightly_dry_indexed"] = measured(nightly, real_env)
     take_out_rows_above(engine, highest)
+    result.update(same_day_runs(name, env, real_env, work))
     result["explain"] = explain_queries(engine)
     engine.dispose()
     result["per_order"] = measured(
@@ -248,13 +351,22 @@ def main() -> int:
     parser.add_argument("--orders", type=int, action="append", help="N shipped SeQura orders (repeatable)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md from results.json")
+    parser.add_argument(
+        "--same-day-only",
+        action="store_true",
+        help="only the real backfill and the 15-minute runs, added to the figures results.json holds",
+    )
+    parser.add_argument(
+        "--keep-shop", action="store_true", help="with --same-day-only: the shop an earlier run seeded at N"
+    )
     args = parser.parse_args()
     if args.report_only:
         write_report(json.loads(RESULTS.read_text()), HERE / "RESULTS.md", HERE / "results.png")
         return 0
     sizes = args.orders or [100_000]
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
-    results["machine"] = machine()
+    if not args.same_day_only:
+        results["machine"] = machine()
     work = Path(tempfile.mkdtemp(prefix="sequra-etl-bench-"))
     prefect_port, sandbox_port = free_port(), free_port()
     env = {
@@ -285,11 +397,14 @@ def main() -> int:
             for orders in sizes:
                 print(f"benchmarking N = {orders:,}", flush=True)
                 profile = not args.no_profile and orders == min(sizes)
-                results["runs"][str(orders)] = bench_one(orders, env, work, profile=profile)
+                if args.same_day_only:
+                    results["runs"][str(orders)].update(bench_same_day(orders, env, work, args.keep_shop))
+                else:
+                    results["runs"][str(orders)] = bench_one(orders, env, work, profile=profile)
                 RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_report(results, HERE / "RESULTS.md", HERE / "results.png")
+    write_report(results, HERE / "RESULTS.md", HERE / "results.png", plot_too=not args.same_day_only)
     print(f"wrote {HERE / 'RESULTS.md'}")
     return 0
 
