@@ -173,3 +173,30 @@ def test_a_lost_answer_is_an_update_applied_whose_connection_then_drops(sandbox:
         sandbox.put_order("L-1", make_order_update("L-1", shipped_cart=shipped))
 
     assert sandbox.held("L-1").json()["shipped_cart"] == shipped
+
+
+def test_an_order_approved_at_checkout_is_held_approved_then_cancelled_then_shipped(
+    sandbox: SandboxClient,
+) -> None:
+    response = requests.post(
+        sandbox.url + "_sandbox/checkouts", json={"merchant": MERCHANT, "order_refs": ["Q-1"]}, timeout=5
+    )
+    response.raise_for_status()
+    assert sandbox.held("Q-1").json()["state"] == "approved"
+
+    cancelled = make_order_update("Q-1", shipped_cart=empty_cart(), unshipped_cart=empty_cart())
+    assert sandbox.put_order("Q-1", cancelled).status_code == 200
+    assert sandbox.held("Q-1").json()["state"] == "cancelled"
+
+    shipped = make_order_update("Q-1", shipped_cart=make_cart(product("A", "Camisa")))
+    assert sandbox.put_order("Q-1", shipped).status_code == 200
+    assert sandbox.held("Q-1").json()["state"] == "shipped"
+
+
+def test_a_cancellation_of_an_order_never_approved_is_answered_404_and_holds_nothing(
+    sandbox: SandboxClient,
+) -> None:
+    cancelled = make_order_update("NEVER-1", shipped_cart=empty_cart(), unshipped_cart=empty_cart())
+
+    assert sandbox.put_order("NEVER-1", cancelled).status_code == 404
+    assert sandbox.held("NEVER-1").status_code == 404
