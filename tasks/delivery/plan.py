@@ -9,6 +9,7 @@ from datetime import timedelta
 from functools import partial
 
 from schemas.frames import ShopConfig
+from schemas.shown import shown
 from tasks.extract.candidates import (
     Candidate,
     CandidateSearch,
@@ -22,8 +23,9 @@ from tasks.resources import RunResources
 from tasks.state.owners import owners_of
 from tasks.state.quarantine import resolve_quarantine
 from tasks.state.runs import last_marks, record_marks, store_chunks
-from tasks.state.store import StateStore
 from tasks.window import Window
+
+ORPHANS_NAMED = 20  # orders a warning names, of those whose merchant is gone
 
 Keep = Callable[[Sequence[Candidate]], list[str]]
 """Which of a batch of candidates a run reads: the merchant's orders."""
@@ -41,14 +43,27 @@ class DeliveryPlan:
     seconds: float
 
 
-def merchants_orders(store: StateStore, merchant: str, found: Sequence[Candidate]) -> list[str]:
-    """The references of `found` that are `merchant`'s; reads the store, a batch of references a query.
+def merchants_orders(resources: RunResources, found: Sequence[Candidate]) -> list[str]:
+    """The references of `found` that are the run's merchant's; reads the store, a batch a query.
 
     An order belongs to the merchant that reported it (or adopted it, or sent it without an answer yet),
     wherever it is delivered now and however the merchants are split now; an order no merchant has
-    belongs to the merchant whose countries it is delivered to now.
+    belongs to the merchant whose countries it is delivered to now. Logs a warning naming the orders whose
+    merchants are all gone from SEQURA_MERCHANTS: their changes reach SeQura under no merchant.
     """
-    owners = owners_of(store, [candidate.reference for candidate in found])
+    merchant = resources.merchant
+    owners = owners_of(resources.store, [candidate.reference for candidate in found])
+    configured = {account.merchant_id for account in resources.settings.merchants} | {merchant}
+    orphans = sorted(reference for reference, who in owners.items() if not who & configured)
+    if orphans:
+        gone = sorted({who for reference in orphans for who in owners[reference]})
+        resources.log.warning(
+            "%d orders changed whose merchant is no longer in SEQURA_MERCHANTS (%s), so no run sends their "
+            "changes: %s; add the merchant back to SEQURA_MERCHANTS to send them",
+            len(orphans),
+            ", ".join(map(shown, gone)),
+            ", ".join(map(shown, orphans[:ORPHANS_NAMED])) + (" …" if len(orphans) > ORPHANS_NAMED else ""),
+        )
     return [
         candidate.reference
         for candidate in found
@@ -103,7 +118,7 @@ def plan_delivery(
         marks=marks,
     )
     by_country = resources.order_filter.by_country
-    keep: Keep = partial(merchants_orders, store, resources.merchant) if by_country else in_scope_now
+    keep: Keep = partial(merchants_orders, resources) if by_country else in_scope_now
     left = set(retried)
 
     def references() -> Iterator[Sequence[str]]:

@@ -218,3 +218,21 @@ def owner_reads(engine: Engine) -> list[str]:
 
     event.listen(engine, "before_cursor_execute", seen)
     return reads
+
+
+def test_orders_of_a_merchant_gone_from_the_merchant_map_are_named_in_a_warning(
+    merchants: Merchants, caplog: pytest.LogCaptureFixture
+) -> None:
+    id_order = merchants.shop.shipped_order("ORPHANED1", lines=[SHIRT])  # to Madrid
+    assert merchants.run(SPAIN, BY_COUNTRY).counts.sent == 1
+    merchants.shop.writer.refund(id_order, product_reference="TSHIRT-1", quantity=1, at=LATER)
+    without_spain = {OTHER: {"countries": ["PT"]}, "demo_merchant_fr": {"countries": ["ES", "FR"]}}
+
+    with caplog.at_level("WARNING"):
+        outcome = merchants.run("demo_merchant_fr", without_spain)
+
+    assert (outcome.counts.found, outcome.counts.sent, outcome.counts.updated) == (0, 0, 0)
+    assert (
+        "1 orders changed whose merchant is no longer in SEQURA_MERCHANTS (demo_merchant), so no run sends "
+        "their changes: ORPHANED1; add the merchant back to SEQURA_MERCHANTS to send them"
+    ) in caplog.text
