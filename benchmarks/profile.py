@@ -7,7 +7,7 @@ from pathlib import Path
 
 BACKGROUND = "Thread._bootstrap"  # a thread other than the flow's: Prefect's, or the chunk read-ahead
 STAGES = {
-    "plan": ("candidate_references", "plan_delivery"),
+    "plan": ("found_candidates", "plan_delivery"),
     "extract": ("extract_chunk", "read_chunk"),
     "build": ("build_reports",),
     "diff": ("diff_against_last_report",),

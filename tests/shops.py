@@ -16,7 +16,7 @@ from seeding.vocabulary import Line
 from seeding.writer import ShopWriter
 from tasks.delivery.build import build_reports
 from tasks.delivery.order_rows import OrderRefField
-from tasks.extract.candidates import CandidateSearch, candidate_references
+from tasks.extract.candidates import CandidateSearch, found_candidates, in_scope_now
 from tasks.extract.configuration import read_config, shop_local_bounds
 from tasks.extract.scope import OrderFilter
 from tasks.extract.shipped_orders import extract_chunk
@@ -151,7 +151,8 @@ def candidates(
     config = read_config(engine, tables, order_filter.shop_id)
     bounds = shop_local_bounds(since, until, config.timezone)
     search = CandidateSearch(tables, order_filter, config.reporting_states, *bounds, marks=marks)
-    return [reference for part in candidate_references(engine, search, 10_000) for reference in part]
+    found = found_candidates(engine, search, 10_000)
+    return [reference for part in found for reference in in_scope_now(part)]
 
 
 def build_window(

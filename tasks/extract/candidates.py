@@ -289,12 +289,6 @@ def found_candidates(engine: Engine, search: CandidateSearch, batch: int) -> Ite
         yield list(part)
 
 
-def candidate_references(engine: Engine, search: CandidateSearch, batch: int) -> Iterator[list[str]]:
-    """The references of `found_candidates` in the merchant's scope now, `batch` at a time (or fewer)."""
-    for found in found_candidates(engine, search, batch):
-        yield in_scope_now(found)
-
-
 def high_water_marks(
     engine: Engine, tables: ShopTables, previous: Mapping[str, int] | None, cutoff_local: datetime
 ) -> Marks:

@@ -25,11 +25,6 @@ SENT_BY_ADOPTION = "adopted"  # recorded by `sequra-etl adopt` as SeQura's alrea
 NOT_AT_SEQURA = "not-at-sequra"  # a cancellation before shipment SeQura answered 404: it holds no such order
 
 
-def sent_fingerprints(store: StateStore, merchant: str, order_refs: Sequence[str]) -> dict[str, str]:
-    """The fingerprint last answered by SeQura for each of `order_refs` that has one."""
-    return last_answers(store, merchant, order_refs)[0]
-
-
 def last_answers(
     store: StateStore, merchant: str, order_refs: Sequence[str]
 ) -> tuple[dict[str, str], set[str]]:

@@ -24,7 +24,7 @@ from tasks.state.errors import StateStoreError
 from tasks.state.in_flight import StateLedger, record_sent, uncertain_deliveries
 from tasks.state.quarantine import record_quarantine
 from tasks.state.runs import start_run
-from tasks.state.snapshots import sent_fingerprints
+from tasks.state.snapshots import last_answers
 from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.cases import built_report
@@ -185,7 +185,7 @@ def test_release_by_default_records_a_held_order_as_sequras_and_never_reports_it
 
     assert "recorded as delivered to SeQura, not to be reported again: HELDORDER" in capsys.readouterr().out
     store = open_state_store(url)
-    assert sent_fingerprints(store, "demo_merchant", ["HELDORDER"]) == {
+    assert last_answers(store, "demo_merchant", ["HELDORDER"])[0] == {
         "HELDORDER": built_report("HELDORDER").fingerprint
     }
     assert uncertain_deliveries(store, "demo_merchant", ["HELDORDER"]) == {}
@@ -212,7 +212,7 @@ def test_forget_erases_a_buyer_saying_how_much_never_what_and_run_again_erases_n
     printed = (said + again).lower()
     assert [data for data in ("ana@", "garcía", "calle mayor", "28013") if data in printed] == []
     store = open_state_store(url)
-    assert sent_fingerprints(store, "demo_merchant", ["FORGETME1"]) == {
+    assert last_answers(store, "demo_merchant", ["FORGETME1"])[0] == {
         "FORGETME1": built_report("FORGETME1").fingerprint
     }
     store.dispose()

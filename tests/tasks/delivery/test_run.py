@@ -21,7 +21,7 @@ from tasks.delivery.run import Steps
 from tasks.extract.connection import ShopReadError
 from tasks.state.errors import RunInProgressError
 from tasks.state.runs import last_marks
-from tasks.state.snapshots import sent_fingerprints
+from tasks.state.snapshots import last_answers
 from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.clocks import MovedClock
@@ -131,7 +131,7 @@ def test_chunks_sent_before_a_crash_are_kept_and_the_next_run_sends_only_the_res
     with pytest.raises(Killed):
         run_once(settings, window, steps=DiesAfterFirstChunk())
     store = open_state_store(state_url)
-    sent = sent_fingerprints(store, MERCHANT, [f"CRASH{n:04d}" for n in range(5)])
+    sent = last_answers(store, MERCHANT, [f"CRASH{n:04d}" for n in range(5)])[0]
     store.dispose()
     assert set(sent) == {"CRASH0000", "CRASH0001"}  # the first of three chunks, committed
     with pytest.raises(RunInProgressError):  # the dead run's lock holds until its lease lapses

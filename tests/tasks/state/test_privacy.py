@@ -44,7 +44,7 @@ from tasks.state.quarantine import record_quarantine
 from tasks.state.releases import release_in_flight
 from tasks.state.runs import finish_run, start_run
 from tasks.state.shop_corrections import record_shop_corrections, settle_shop_corrections
-from tasks.state.snapshots import sent_fingerprints
+from tasks.state.snapshots import last_answers
 from tasks.state.store import StateStore, open_state_store, state_tables
 from tasks.window import Window
 from tests.cases import built_report, order_report
@@ -335,7 +335,7 @@ def test_a_report_in_flight_whose_buyer_was_forgotten_is_still_recorded_as_deliv
     assert forget_buyer(store, [], ["ana@example.com"]).counts == erased_counts(reports_in_flight=1)
     release_in_flight(store, MERCHANT, ["HELDORDER"], delivered=True)
 
-    assert sent_fingerprints(store, MERCHANT, ["HELDORDER"]) == {"HELDORDER": held.fingerprint}
+    assert last_answers(store, MERCHANT, ["HELDORDER"])[0] == {"HELDORDER": held.fingerprint}
     with store.engine.connect() as conn:
         payload = conn.execute(select(state.order_snapshots.c.payload)).scalar_one()
     assert orjson.loads(payload)["customer"] == ERASED

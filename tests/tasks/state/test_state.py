@@ -32,7 +32,7 @@ from tasks.state.runs import (
     record_marks,
     start_run,
 )
-from tasks.state.snapshots import sent_fingerprints
+from tasks.state.snapshots import last_answers
 from tasks.state.store import StateStore, open_state_store, state_tables
 from tasks.window import Window
 from tests.cases import built_report
@@ -110,11 +110,11 @@ def test_snapshots_of_acknowledged_orders_are_upserted_with_the_run_count(state_
     record_sent(store, "run-1", MERCHANT, [built_report("AAA"), built_report("BBB")])
     changed = built_report("AAA", total=3000)
     record_sent(store, "run-1", MERCHANT, [changed])
-    assert sent_fingerprints(store, MERCHANT, ["AAA", "BBB", "CCC"]) == {
+    assert last_answers(store, MERCHANT, ["AAA", "BBB", "CCC"])[0] == {
         "AAA": changed.fingerprint,
         "BBB": built_report("BBB").fingerprint,
     }
-    assert sent_fingerprints(store, "another_merchant", ["AAA"]) == {}
+    assert last_answers(store, "another_merchant", ["AAA"])[0] == {}
     with store.engine.connect() as conn:
         assert conn.execute(select(state.runs.c.sent_count)).scalar_one() == 3
     store.dispose()
@@ -242,7 +242,7 @@ def test_an_accepted_update_replaces_the_snapshot_and_settles_the_change(state_u
 
     record_updated(store, "run-1", MERCHANT, [changed])
 
-    assert sent_fingerprints(store, MERCHANT, ["AAA"]) == {"AAA": changed.fingerprint}
+    assert last_answers(store, MERCHANT, ["AAA"])[0] == {"AAA": changed.fingerprint}
     assert _outcomes(store) == [(changed.fingerprint[:8], "sent")]
     assert references_to_retry(store, MERCHANT) == []
     with store.engine.connect() as conn:
@@ -295,7 +295,7 @@ def test_an_order_released_as_delivered_is_kept_as_sent_and_confirmed_by_an_upda
     StateLedger(store, "run-1", MERCHANT).sending([built_report("AAA")])
     message = release_in_flight(store, MERCHANT, ["AAA"], delivered=True)
     assert message.startswith("recorded as delivered to SeQura, not to be reported again: AAA; the next run")
-    assert sent_fingerprints(store, MERCHANT, ["AAA"]) == {"AAA": built_report("AAA").fingerprint}
+    assert last_answers(store, MERCHANT, ["AAA"])[0] == {"AAA": built_report("AAA").fingerprint}
     assert uncertain_deliveries(store, MERCHANT, ["AAA"]) == {}
     assert references_to_retry(store, MERCHANT) == ["AAA"]  # read again, and sent as an update
     back = ClassifiedReport(built_report("AAA"), Change.UNCHANGED, built_report("AAA").fingerprint)
@@ -311,7 +311,7 @@ def test_an_order_released_for_sending_is_left_to_the_next_run(state_url: str) -
     with pytest.raises(NotReleasableError, match="maybe delivered for merchant demo_merchant: ZZZ"):
         release_in_flight(store, MERCHANT, ["AAA", "ZZZ"], delivered=False)
     assert release_in_flight(store, MERCHANT, ["AAA", "BBB"], delivered=False).endswith("AAA, BBB")
-    assert sent_fingerprints(store, MERCHANT, ["AAA"]) == {}
+    assert last_answers(store, MERCHANT, ["AAA"])[0] == {}
     assert uncertain_deliveries(store, MERCHANT, ["AAA", "BBB"]) == {}
     store.dispose()
 
