@@ -1,7 +1,8 @@
-"""The sandbox web app: a local double of SeQura's delivery report and order update API.
+"""The sandbox web app: a local double of SeQura's delivery report, order update and Disbursement API.
 
-Besides the two API endpoints it serves `/_sandbox/` endpoints, without auth, to read what it
-accepted and to plan faults (errors, rate limits, dropped connections, delays, rejected orders), and a file of
+Besides the API endpoints it serves `/_sandbox/` endpoints, without auth, to read what it accepted, to plan
+faults (errors, rate limits, dropped connections, delays, rejected orders), to move the payout clock and plan
+payout faults (`/_sandbox/payouts`), and a file of
 buyer data SeQura corrected, with auth, for reconciliations (`/_sandbox/corrections`).
 """
 
@@ -29,6 +30,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from sandbox.config import SandboxConfig
+from sandbox.disbursements import PayoutSettings, ShippedTotal, disbursements, listed
 from sandbox.validation import INVALID, order_ref_1, validate_delivery_report, validate_order_update
 
 MERCHANT_HEADER = "Sequra-Merchant-Id"
@@ -114,6 +116,8 @@ class SandboxState:
         self._faults = FaultPlan()
         self._random = random.Random()
         self._corrections: list[object] = []
+        self._shipped_totals: list[ShippedTotal] = []
+        self._payouts = PayoutSettings()
 
     def set_corrections(self, records: list[object]) -> None:
         """Replace the corrected buyer data the sandbox serves, records kept as given (malformed ones too)."""
@@ -165,7 +169,7 @@ class SandboxState:
     def _hold(
         self, merchant: str, order: object, keys: dict[str, str], received_at: str, counter: str
     ) -> Record:
-        """Apply an accepted report or update of an order to what SeQura holds of it (lock held)."""
+        """Apply an accepted report or update to the held order, log its shipped total (lock held)."""
         assert isinstance(order, dict)
         ref = order_ref_1(order)
         assert ref is not None
@@ -178,7 +182,30 @@ class SandboxState:
                 held[held_as] = order[key]
         held[counter] = int(held[counter]) + 1  # type: ignore[call-overload]
         held["updated_at"] = received_at
+        shipped = held.get("shipped_cart")
+        total = _dig(shipped, "order_total_with_tax")
+        if isinstance(total, int) and isinstance(shipped, dict):
+            self._shipped_totals.append(
+                ShippedTotal(merchant, ref, total, str(shipped.get("currency")), self._payouts.clock())
+            )
         return held
+
+    def payout_settings(self) -> PayoutSettings:
+        """Return a copy of the payout clock, rules and faults."""
+        with self._lock:
+            return self._payouts.model_copy(deep=True)
+
+    def set_payout_settings(self, settings: PayoutSettings) -> None:
+        """Replace the payout clock, rules and faults."""
+        with self._lock:
+            self._payouts = settings.model_copy(deep=True)
+
+    def disbursements(self, merchant: str) -> list[Record]:
+        """The merchant's disbursements issued by the sandbox's clock, newest first, with their lines."""
+        with self._lock:
+            history = list(self._shipped_totals)
+            settings = self._payouts.model_copy(deep=True)
+        return disbursements(merchant, history, settings)
 
     def held_order(self, merchant: str | None, order_ref: str) -> Record | None:
         """What SeQura holds for an order after every report and update it accepted, or None."""
@@ -251,7 +278,7 @@ class SandboxState:
             return fault, plan.model_copy(deep=True)
 
     def reset(self) -> None:
-        """Forget every record, the request log and the fault plan."""
+        """Forget every record, the request log, the fault plan and the payout settings."""
         with self._lock:
             self._reports.clear()
             self._orders.clear()
@@ -259,7 +286,9 @@ class SandboxState:
             self._held.clear()
             self._requests.clear()
             self._corrections.clear()
+            self._shipped_totals.clear()
         self.set_fault_plan(FaultPlan())
+        self.set_payout_settings(PayoutSettings())
 
 
 def _state_after_update(held: Record) -> object:
@@ -350,7 +379,8 @@ async def _answer_api(
         return _fault_response(fault, plan)
     await asyncio.sleep(plan.delay_seconds)
     try:
-        body = json.loads(await request.body(), parse_constant=_refuse_constant)
+        raw = await request.body()
+        body = None if request.method == "GET" else json.loads(raw, parse_constant=_refuse_constant)
     except ClientDisconnect:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     except ValueError:
@@ -423,6 +453,26 @@ def _receive_order_update(
     return JSONResponse({})
 
 
+def _list_disbursements(state: SandboxState, path_merchant: str, merchant: str, body: object) -> Response:
+    """The merchant's disbursements, newest first, as SeQura's list call answers them."""
+    if path_merchant != merchant:
+        return _errors(403, NO_ACCESS)
+    return JSONResponse([{"disbursement": listed(found)} for found in state.disbursements(merchant)])
+
+
+def _show_disbursement(
+    state: SandboxState, path_merchant: str, disbursement_id: str, merchant: str, body: object
+) -> Response:
+    """One disbursement with its per-order lines, or 404 when the merchant has none with this id."""
+    if path_merchant != merchant:
+        return _errors(403, NO_ACCESS)
+    path = f"/merchants/{merchant}/disbursements/{disbursement_id}"
+    found = [disbursement for disbursement in state.disbursements(merchant) if disbursement["path"] == path]
+    if not found:
+        return _errors(404, f"Disbursement {disbursement_id} not found for merchant {merchant}")
+    return JSONResponse({"disbursement": found[0]})
+
+
 def _flattened(record: object) -> dict[str, object]:
     """A correction record with nested keys flattened (`delivery_address.postal_code`), for CSV."""
     if not isinstance(record, dict):
@@ -470,6 +520,18 @@ def create_app(config: SandboxConfig) -> FastAPI:
             request, config, state, partial(_receive_order_update, state, merchant, order_ref)
         )
 
+    @app.get("/merchants/{merchant}/disbursements")
+    async def get_disbursements(request: Request, merchant: str) -> Response:
+        """List the merchant's disbursements issued by the sandbox's clock, newest first."""
+        return await _serve_api(request, config, state, partial(_list_disbursements, state, merchant))
+
+    @app.get("/merchants/{merchant}/disbursements/{disbursement_id}")
+    async def get_disbursement(request: Request, merchant: str, disbursement_id: str) -> Response:
+        """Show one disbursement with its per-order lines; 404 for an id the merchant does not have."""
+        return await _serve_api(
+            request, config, state, partial(_show_disbursement, state, merchant, disbursement_id)
+        )
+
     @app.get("/_sandbox/delivery_reports")
     def get_delivery_reports() -> JSONResponse:
         """List the accepted delivery reports as received."""
@@ -515,6 +577,17 @@ def create_app(config: SandboxConfig) -> FastAPI:
         state.set_fault_plan(plan)
         return state.fault_plan()
 
+    @app.get("/_sandbox/payouts")
+    def get_payouts() -> PayoutSettings:
+        """Show the payout clock, rules and faults."""
+        return state.payout_settings()
+
+    @app.post("/_sandbox/payouts")
+    def post_payouts(settings: PayoutSettings) -> PayoutSettings:
+        """Replace the payout clock (`now`), rules (delay_days, pay_after_days) and faults."""
+        state.set_payout_settings(settings)
+        return state.payout_settings()
+
     @app.get("/_sandbox/corrections")
     def get_corrections(request: Request, format: Literal["jsonl", "json", "csv"] = "jsonl") -> Response:
         """The buyer data SeQura corrected, as a merchant downloads it (Basic auth, like the API)."""
@@ -536,7 +609,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
 
     @app.post("/_sandbox/reset")
     def post_reset() -> JSONResponse:
-        """Forget every record, the request log and the fault plan."""
+        """Forget every record, the request log, the fault plan and the payout settings."""
         state.reset()
         return JSONResponse({})
 

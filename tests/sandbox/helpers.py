@@ -149,3 +149,14 @@ class SandboxClient:
 
     def reset(self) -> None:
         requests.post(self.url + "_sandbox/reset").raise_for_status()
+
+    def set_payouts(self, **settings: Any) -> dict[str, Any]:
+        """Set the payout clock, rules and faults (POST /_sandbox/payouts)."""
+        response = requests.post(self.url + "_sandbox/payouts", json=settings)
+        response.raise_for_status()
+        return response.json()
+
+    def get_api(self, path: str, merchant: str = MERCHANT, **kwargs: Any) -> requests.Response:
+        """GET an API path (without its leading slash) as the merchant, with the configured credentials."""
+        kwargs.setdefault("auth", self.auth)
+        return requests.get(self.url + path, headers={"Sequra-Merchant-Id": merchant}, timeout=5, **kwargs)
