@@ -44,3 +44,11 @@ class RunStoppedError(SequraEtlError, Generic[Done]):
         super().__init__(str(cause))
         self.cause = cause
         self.done = done
+
+
+class DisbursementFormatError(TerminalError):
+    """SeQura's disbursement list or detail is not in the shape read; the message names the disbursement.
+
+    It names the field and what was found: nothing is compared until SeQura's answer, or this reading of it,
+    changes.
+    """

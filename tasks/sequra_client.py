@@ -24,6 +24,13 @@ from pydantic import SecretStr
 
 from schemas.errors import SequraEtlError, TerminalError, TransientError
 from schemas.masking import masked_url
+from schemas.payouts import (
+    Disbursement,
+    DisbursementDetail,
+    disbursement_detail,
+    disbursement_id,
+    disbursements,
+)
 from schemas.sequra import unsafe_order_ref
 from schemas.setting_values import DEFAULT_SEQURA_API_URL, parse_api_url, parse_merchant_id
 from schemas.shown import shown
@@ -101,6 +108,18 @@ class SequraUnknownOrderError(SequraRequestError):
     """SeQura answered an order update with 404: it holds no order of this merchant by that reference."""
 
 
+class SequraNoDisbursementError(SequraRequestError):
+    """SeQura answered a disbursement GET with 404: no list for this merchant, or no such disbursement."""
+
+    def __init__(self, what: str, errors: list[str]) -> None:
+        SequraError.__init__(
+            self,
+            f"SeQura has no {what} (404: {'; '.join(errors)}); check SEQURA_API_URL and SEQURA_MERCHANT_ID",
+        )
+        self.status = 404
+        self.errors = errors
+
+
 class SequraUnsafeReferenceError(SequraError, TerminalError):
     """An order reference SeQura's order URL cannot carry (a dot segment, a /, a control character…)."""
 
@@ -115,6 +134,18 @@ class SequraClient(abc.ABC):
     @abc.abstractmethod
     def update_order(self, order_ref_1: str, body: bytes) -> int:
         """PUT one order update (its JSON body); return the 2xx status, raise a SequraError otherwise."""
+
+
+class SequraPayouts(abc.ABC):
+    """What reading SeQura's payouts needs: its disbursements and the orders each one pays."""
+
+    @abc.abstractmethod
+    def disbursements(self) -> list[Disbursement]:
+        """GET the merchant's disbursements; raise a SequraError or DisbursementFormatError otherwise."""
+
+    @abc.abstractmethod
+    def disbursement_lines(self, disbursement: Disbursement) -> DisbursementDetail:
+        """GET one disbursement's detail, its order lines; raise a SequraError or DisbursementFormatError."""
 
 
 def order_path(merchant_id: str, order_ref_1: str) -> str:
@@ -223,7 +254,7 @@ class _UnredirectedSession(requests.Session):
         return None
 
 
-class HttpSequraClient(SequraClient):
+class HttpSequraClient(SequraClient, SequraPayouts):
     """SeQura over HTTPS: Basic auth, Sequra-Merchant-Id, a timeout on every call, backoff with jitter.
 
     The base URL and the merchant id are checked as their settings are (SettingError naming them): https or
@@ -292,6 +323,38 @@ class HttpSequraClient(SequraClient):
         except SequraRequestError as error:
             if error.status == 404:
                 raise SequraUnknownOrderError(404, error.errors) from None
+            raise
+
+    def disbursements(self) -> list[Disbursement]:
+        """GET merchants/{merchant}/disbursements (the id URL-encoded): SeQura's payouts, as it lists them.
+
+        A GET changes nothing, so an attempt that got no answer is simply sent again. 404 raises
+        SequraNoDisbursementError; a list not in the documented shape DisbursementFormatError.
+        """
+        path = f"merchants/{quote(self.merchant_id, safe='')}/disbursements"
+        answer = self._read(path, f"disbursement list for merchant '{self.merchant_id}'")
+        return disbursements(answer.document())
+
+    def disbursement_lines(self, disbursement: Disbursement) -> DisbursementDetail:
+        """GET a disbursement's detail and return its order lines.
+
+        Its `path` is SeQura's data, never followed as given: only the id ending
+        /merchants/{merchant}/disbursements/{id} is taken, and the detail is requested under SEQURA_API_URL
+        (its path prefix included) like every other call. Any other path raises DisbursementFormatError
+        before anything is sent; 404 raises SequraNoDisbursementError.
+        """
+        identifier = disbursement_id(disbursement, self.merchant_id)
+        path = f"merchants/{quote(self.merchant_id, safe='')}/disbursements/{identifier}"
+        answer = self._read(path, f"disbursement {shown(disbursement.reference)} at /{path}")
+        return disbursement_detail(disbursement, answer.document())
+
+    def _read(self, path: str, what: str) -> Answer:
+        """GET `path` with no body, retried as a repeatable request; 404 raises SequraNoDisbursementError."""
+        try:
+            return self._request("GET", path, b"", repeatable=True)
+        except SequraRequestError as error:
+            if error.status == 404:
+                raise SequraNoDisbursementError(what, error.errors) from None
             raise
 
     def backoff(self, attempt: int, answer: Answer | None) -> float:

@@ -76,7 +76,10 @@ class Scripted:
 
 
 class Replay:
-    """A local HTTP server that answers each request with the answer scripted for its method, noting it."""
+    """A local HTTP server that answers each request with the answer scripted for it, noting it.
+
+    `answers` is keyed by method ("GET"), or by method and path as it arrives ("GET /a/b") for that path.
+    """
 
     def __init__(self) -> None:
         self.answers: dict[str, Scripted] = {}
@@ -92,10 +95,16 @@ class Replay:
                 replay.requests.append((self.command, self.path))
                 replay.authorizations.append(self.headers.get("Authorization"))
                 replay.peers.append(self.client_address)
-                scripted = replay.answers.get(self.command, Scripted(405))
+                answers = replay.answers
+                scripted = answers.get(
+                    f"{self.command} {self.path}", answers.get(self.command, Scripted(405))
+                )
                 self.close_connection = not scripted.keep_alive
                 with contextlib.suppress(OSError):
                     scripted.send(self.wfile)
+
+            def do_GET(self) -> None:
+                self.answer()
 
             def do_POST(self) -> None:
                 self.answer()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from sandbox.server import SandboxServer
-from schemas.errors import SettingError
+from schemas.errors import DisbursementFormatError, SettingError
 from tasks.delivery.build import serialised
 from tasks.delivery.load import delivery_report_body
 from tasks.delivery.order_updates import order_update_body
@@ -27,6 +27,7 @@ from tasks.sequra_client import (
     HttpSequraClient,
     SequraAuthError,
     SequraError,
+    SequraNoDisbursementError,
     SequraNotSequraError,
     SequraRejectedError,
     SequraUnavailableError,
@@ -661,3 +662,115 @@ def test_an_order_reference_is_refused_naming_it_or_stays_the_one_segment_of_its
     segment = served.removeprefix(orders)
     assert segment and "/" not in segment
     assert unquote(segment, errors="strict") == order_ref_1
+
+
+DISBURSEMENT_ID = "c6105f92-5718-4355-9f5b-56b24fe19baa"
+DISBURSEMENTS = f"/merchants/{MERCHANT}/disbursements"
+
+
+@pytest.fixture
+def double(replay: Replay) -> Replay:
+    """The module's Replay server, with no answer scripted and no request noted yet."""
+    replay.answers = {}
+    replay.requests.clear()
+    return replay
+
+
+def disbursement_list(path: str = f"{DISBURSEMENTS}/{DISBURSEMENT_ID}") -> Scripted:
+    """SeQura's list of one disbursement, as its docs show it, whose detail is at `path`."""
+    fields = {
+        "issue_date": "2014-12-02",
+        "to_date": "2014-11-16",
+        "currency": "EUR",
+        "disbursed_amount": 34234,
+        "adjustments_with_tax": 0,
+        "reference": "0000008mlHWOC",
+        "path": path,
+    }
+    return Scripted(
+        200, (("Content-Type", "application/json; charset=utf-8"),), json_bytes([{"disbursement": fields}])
+    )
+
+
+@pytest.mark.parametrize("prefix", ["", "api/v1/"])
+def test_disbursements_and_then_a_detail_are_read_under_the_api_url(double: Replay, prefix: str) -> None:
+    detail = {"disbursement": {"orders": [{"order_ref_1": "ABCDEFGHI", "amount_with_tax": 12100}]}}
+    double.answers[f"GET /{prefix}{DISBURSEMENTS[1:]}"] = disbursement_list()
+    double.answers[f"GET /{prefix}{DISBURSEMENTS[1:]}/{DISBURSEMENT_ID}"] = Scripted(
+        200, (("Content-Type", "application/json"),), json_bytes(detail)
+    )
+    client = HttpSequraClient(double.url + prefix, "demo", SecretStr("x"), MERCHANT, max_attempts=1)
+    [disbursement] = client.disbursements()
+    lines = client.disbursement_lines(disbursement).lines
+    assert (disbursement.reference, disbursement.disbursed_amount) == ("0000008mlHWOC", 34234)
+    assert [(line.order_ref_1, line.amount_with_tax) for line in lines] == [("ABCDEFGHI", 12100)]
+    assert double.requests == [
+        ("GET", f"/{prefix}{DISBURSEMENTS[1:]}"),
+        ("GET", f"/{prefix}{DISBURSEMENTS[1:]}/{DISBURSEMENT_ID}"),
+    ]
+
+
+def test_disbursements_refused_credentials_fail_at_once_naming_the_settings(double: Replay) -> None:
+    double.answers["GET"] = Scripted(401)
+    client = HttpSequraClient(double.url, "demo", SecretStr("x"), MERCHANT, max_attempts=3)
+    with pytest.raises(SequraAuthError, match="SEQURA_USERNAME and SEQURA_PASSWORD"):
+        client.disbursements()
+    assert len(double.requests) == 1
+
+
+def test_a_disbursement_list_or_detail_sequra_does_not_have_is_named(double: Replay) -> None:
+    double.answers["GET"] = Scripted(
+        404, (("Content-Type", "application/json"),), b'{"errors": ["Not found"]}'
+    )
+    client = HttpSequraClient(double.url, "demo", SecretStr("x"), MERCHANT, max_attempts=3)
+    with pytest.raises(SequraNoDisbursementError, match="no disbursement list for merchant 'demo_merchant'"):
+        client.disbursements()
+    double.answers[f"GET {DISBURSEMENTS}"] = disbursement_list()
+    [disbursement] = client.disbursements()
+    with pytest.raises(SequraNoDisbursementError, match=f"no disbursement 0000008mlHWOC at {DISBURSEMENTS}/"):
+        client.disbursement_lines(disbursement)
+    assert len(double.requests) == 3
+
+
+@pytest.mark.parametrize("content_type", ["text/html", "application/json"])
+def test_a_disbursement_list_that_is_an_html_page_is_not_sequras_answer(
+    double: Replay, content_type: str
+) -> None:
+    double.answers["GET"] = Scripted(200, (("Content-Type", content_type),), LOGIN_PAGE[2])
+    client = HttpSequraClient(double.url, "demo", SecretStr("x"), MERCHANT, max_attempts=3)
+    with pytest.raises(SequraNotSequraError, match="SEQURA_API_URL"):
+        client.disbursements()
+    assert len(double.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "http://127.0.0.1:{port}/elsewhere/disbursements/x",
+        "//127.0.0.1:{port}/merchants/demo_merchant/disbursements/x",
+        "/merchants/demo_merchant/disbursements/../../../elsewhere",
+        "/merchants/demo_merchant/disbursements/%2e%2e",
+        "/merchants/another_merchant/disbursements/x",
+    ],
+)
+def test_a_detail_path_leading_anywhere_else_is_refused_and_never_requested(
+    double: Replay, path: str
+) -> None:
+    double.answers["GET"] = disbursement_list(path.format(port=double.server.server_port))
+    client = HttpSequraClient(double.url, "demo", SecretStr("x"), MERCHANT, max_attempts=1)
+    [disbursement] = client.disbursements()
+    with pytest.raises(DisbursementFormatError, match="disbursement 0000008mlHWOC: its path"):
+        client.disbursement_lines(disbursement)
+    assert double.requests == [("GET", DISBURSEMENTS)]
+
+
+def test_a_disbursement_list_that_times_out_is_asked_again(double: Replay) -> None:
+    clock = MovedClock()
+    double.answers["GET"] = replace(disbursement_list(), drip_seconds=0.1, drip_from="headers")
+    client = HttpSequraClient(
+        double.url, "demo", SecretStr("x"), MERCHANT, timeout_seconds=0.3, max_attempts=2, clock=clock
+    )
+    with pytest.raises(SequraUnavailableError, match=r"no answer within 0\.3s"):
+        client.disbursements()
+    assert len(double.requests) == 2
+    assert len(clock.slept) == 1
