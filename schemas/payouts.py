@@ -45,10 +45,11 @@ class DisbursementLine:
 
 @dataclass(frozen=True)
 class DisbursementDetail:
-    """The order lines of one disbursement."""
+    """The order lines of one disbursement, and its detail's JSON as SeQura answered it (kept whole)."""
 
     reference: str
     lines: tuple[DisbursementLine, ...]
+    raw: str = ""
 
 
 def disbursements(document: object) -> list[Disbursement]:
@@ -158,7 +159,7 @@ def disbursement_id(disbursement: Disbursement, merchant_id: str) -> str:
     )
 
 
-def disbursement_detail(disbursement: Disbursement, document: object) -> DisbursementDetail:
+def disbursement_detail(disbursement: Disbursement, document: object, raw: str = "") -> DisbursementDetail:
     """The order lines of a disbursement's detail, wherever it holds them.
 
     A line is any object, at any depth, with `order_ref_1` and `amount_with_tax`. A detail with none raises
@@ -174,7 +175,7 @@ def disbursement_detail(disbursement: Disbursement, document: object) -> Disburs
             + (f"an object with keys {found}" if keys else _kind(document))
             + ": its orders are not called unpaid until this reading of SeQura's detail is updated"
         )
-    return DisbursementDetail(disbursement.reference, lines)
+    return DisbursementDetail(disbursement.reference, lines, raw)
 
 
 def _lines(value: object, name: str, depth: int) -> list[DisbursementLine]:

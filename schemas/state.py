@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -23,7 +24,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 8
+STATE_SCHEMA_VERSION = 9
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
@@ -234,4 +235,32 @@ shop_corrections = Table(  # version 4: the audit trail of `sequra-etl reconcile
     Index("ix_shop_corrections_order", "merchant", "order_ref_1"),
     Index("ix_shop_corrections_batch", "batch"),
     _erasure_index("shop_corrections", "applied_at"),
+)
+
+disbursements = Table(  # version 9: every disbursement SeQura listed and this store read, with its raw detail
+    "disbursements",
+    metadata,
+    Column("merchant", String(64), primary_key=True),
+    Column("reference", String(255), primary_key=True),
+    Column("issue_date", Date, nullable=False),
+    Column("to_date", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("disbursed_amount", BigInteger, nullable=False),  # cents
+    Column("adjustments_with_tax", BigInteger, nullable=False),  # cents
+    Column("path", String(255), nullable=False),
+    Column("detail", _payload(), nullable=False),  # the detail's JSON as SeQura answered it
+    Column("read_at", UtcDateTime, nullable=False),
+)
+
+disbursement_lines = Table(  # version 9: the per-order lines of each disbursement read
+    "disbursement_lines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("merchant", String(64), nullable=False),
+    Column("disbursement", String(255), nullable=False),  # its reference
+    Column("order_ref_1", String(255), nullable=False),
+    Column("amount_with_tax", BigInteger, nullable=False),  # cents paid (negative: taken back)
+    Column("maximum_amount_with_tax", BigInteger),
+    Index("ix_disbursement_lines_order", "merchant", "order_ref_1"),
+    Index("ix_disbursement_lines_disbursement", "merchant", "disbursement"),
 )

@@ -346,7 +346,7 @@ class HttpSequraClient(SequraClient, SequraPayouts):
         identifier = disbursement_id(disbursement, self.merchant_id)
         path = f"merchants/{quote(self.merchant_id, safe='')}/disbursements/{identifier}"
         answer = self._read(path, f"disbursement {shown(disbursement.reference)} at /{path}")
-        return disbursement_detail(disbursement, answer.document())
+        return disbursement_detail(disbursement, answer.document(), answer.body.decode("utf-8"))
 
     def _read(self, path: str, what: str) -> Answer:
         """GET `path` with no body, retried as a repeatable request; 404 raises SequraNoDisbursementError."""

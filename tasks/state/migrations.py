@@ -101,6 +101,11 @@ def _create_version_8(conn: Connection) -> None:
     _create_missing_indexes(conn, state.in_flight, "ix_in_flight_reference")
 
 
+def _create_version_9(conn: Connection) -> None:
+    """Version 9: the disbursements SeQura paid the merchant, each read once, and their per-order lines."""
+    state.metadata.create_all(conn, tables=[state.disbursements, state.disbursement_lines])
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _create_version_1,
     2: _create_version_2,
@@ -110,6 +115,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _create_version_6,
     7: _create_version_7,
     8: _create_version_8,
+    9: _create_version_9,
 }
 
 

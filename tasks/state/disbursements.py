@@ -1,0 +1,62 @@
+"""Disbursements: what SeQura paid the merchant, each disbursement read once and kept with its lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import insert, select
+
+from schemas import state
+from schemas.payouts import Disbursement, DisbursementLine
+from tasks.state.store import StateStore
+
+
+def disbursements_read(store: StateStore, merchant: str) -> set[str]:
+    """The references of the merchant's disbursements already read; reads the store."""
+    table = state.disbursements
+    with store.engine.connect() as conn:
+        return set(conn.execute(select(table.c.reference).where(table.c.merchant == merchant)).scalars())
+
+
+def record_disbursement(
+    store: StateStore,
+    merchant: str,
+    disbursement: Disbursement,
+    lines: Sequence[DisbursementLine],
+    detail: str,
+) -> None:
+    """Keep one disbursement, its raw detail and its lines, in one transaction; writes the store.
+
+    A disbursement already kept is left as it was: SeQura's transfers do not change once made.
+    """
+    if disbursement.reference in disbursements_read(store, merchant):
+        return
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(state.disbursements).values(
+                merchant=merchant,
+                reference=disbursement.reference,
+                issue_date=disbursement.issue_date,
+                to_date=disbursement.to_date,
+                currency=disbursement.currency,
+                disbursed_amount=disbursement.disbursed_amount,
+                adjustments_with_tax=disbursement.adjustments_with_tax,
+                path=disbursement.path,
+                detail=detail,
+                read_at=store.now(),
+            )
+        )
+        if lines:
+            conn.execute(
+                insert(state.disbursement_lines),
+                [
+                    {
+                        "merchant": merchant,
+                        "disbursement": disbursement.reference,
+                        "order_ref_1": line.order_ref_1,
+                        "amount_with_tax": line.amount_with_tax,
+                        "maximum_amount_with_tax": line.maximum_amount_with_tax,
+                    }
+                    for line in lines
+                ],
+            )
