@@ -29,11 +29,15 @@ def record_disbursement(
 
     A disbursement already kept is left as it was: SeQura's transfers do not change once made.
     """
-    if disbursement.reference in disbursements_read(store, merchant):
-        return
+    table = state.disbursements
     with store.engine.begin() as conn:
+        kept = select(table.c.reference).where(
+            table.c.merchant == merchant, table.c.reference == disbursement.reference
+        )
+        if conn.execute(kept).first() is not None:
+            return
         conn.execute(
-            insert(state.disbursements).values(
+            insert(table).values(
                 merchant=merchant,
                 reference=disbursement.reference,
                 issue_date=disbursement.issue_date,
