@@ -184,3 +184,20 @@ def test_dry_run_shows_the_cancellation_it_would_send(sequra: Sequra, tmp_path: 
         ("DRYCANCEL", "dry run: not sent")
     ]
     assert sequra.requests_for("DRYCANCEL") == []
+
+
+def test_cancellation_sequra_refuses_is_quarantined_with_its_words_and_stops_no_other(sequra: Sequra) -> None:
+    sequra.shop.shipped_order("SHIPPED02")
+    for reference in ("REFUSED01", "ACCEPTED1"):
+        sequra.shop.writer.cancel_order(sequra.shop.order(reference), at=MORNING)
+    sequra.approved("SHIPPED02", "REFUSED01", "ACCEPTED1")
+    sequra.faults(reject_refs=["REFUSED01"])
+
+    outcome = sequra.run()
+
+    assert (outcome.counts.sent, outcome.counts.cancelled, outcome.counts.update_failed) == (1, 1, 1)
+    [held] = outcome.quarantined_rows
+    assert (held.order_ref_1, held.stage) == ("REFUSED01", "update")
+    assert held.reason.startswith("SeQura refused its cancellation (409): ")
+    assert sequra.held("REFUSED01")["state"] == "approved"
+    assert sequra.held("ACCEPTED1")["state"] == "cancelled"
