@@ -6,9 +6,10 @@ message shows goes through shown. Errors are DisbursementFormatError, naming the
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from schemas.errors import DisbursementFormatError
 from schemas.sequra import ORDER_REF_LONGEST
@@ -208,3 +209,82 @@ def _line(fields: dict, name: str) -> DisbursementLine:
             f"{order}: 'maximum_amount_with_tax' is {_kind(maximum)}, not an amount in integer cents"
         )
     return DisbursementLine(str(raw), _cents(fields, "amount_with_tax", order), maximum)
+
+
+class Finding(enum.StrEnum):
+    """What the payout check found of one order (an order paid exactly as reported has none)."""
+
+    NOT_PAID = "not_paid"  # reported as shipped before the grace period, and in no disbursement
+    PAID_DIFFERS = "paid_differs"  # paid, but not what SeQura was last told shipped
+    PAID_NOT_REPORTED = "paid_not_reported"  # paid, but never reported as this merchant's from here
+
+
+PAYOUT_COLUMNS = (
+    "order_ref_1",
+    "finding",
+    "reported",
+    "disbursed",
+    "difference",
+    "currency",
+    "shipped_at",
+    "disbursements",
+    "what_to_do",
+)
+"""The columns of the payout check's CSV, in order."""
+
+
+@dataclass(frozen=True)
+class PayoutFinding:
+    """One order whose payout does not match its report: amounts in cents, None where there is none."""
+
+    order_ref_1: str
+    finding: Finding
+    reported: int | None
+    disbursed: int | None
+    currency: str
+    shipped_at: datetime | None
+    disbursements: tuple[str, ...] = ()
+
+    @property
+    def difference(self) -> int | None:
+        """Disbursed minus reported, in cents; None unless both are known."""
+        if self.reported is None or self.disbursed is None:
+            return None
+        return self.disbursed - self.reported
+
+    @property
+    def at_stake(self) -> int:
+        """The money this finding is about, in cents: what is unpaid, or paid beyond or short of it."""
+        if self.finding is Finding.NOT_PAID:
+            return self.reported or 0
+        if self.finding is Finding.PAID_NOT_REPORTED:
+            return self.disbursed or 0
+        return self.difference or 0
+
+    def what_to_do(self) -> str:
+        """What the merchant does about it, in words."""
+        if self.finding is Finding.NOT_PAID:
+            return (
+                "SeQura was told this order shipped and has paid nothing for it: ask SeQura's merchant "
+                "support why, giving the order reference and when it shipped"
+            )
+        if self.finding is Finding.PAID_NOT_REPORTED:
+            return (
+                "SeQura paid an order this merchant never reported from here: check whether it was reported "
+                "by hand, by the PrestaShop module before the switch, or under another merchant id"
+            )
+        if self.reported == 0:
+            return (
+                "SeQura paid an order it was told was cancelled: ask SeQura to take the payment back, or "
+                "check that the shop's cancellation is right"
+            )
+        if (self.difference or 0) < 0:
+            return (
+                "SeQura paid less than it was told shipped: look for a return or discount SeQura knows of "
+                "and the shop does not show; if there is none, ask SeQura, giving the disbursements"
+            )
+        return (
+            "SeQura paid more than it was told shipped: look for a return or cancellation the shop has "
+            "and SeQura was not told (the next run sends it); if there is none, tell SeQura, giving the "
+            "disbursements"
+        )

@@ -185,6 +185,13 @@ SETTINGS: dict[str, Setting] = {
         "days the state store keeps the buyer data of what it sent (names, emails, addresses, phones, "
         "trackings); then each order keeps only its fingerprint, amounts and dates",
     ),
+    "payout_grace_days": Setting(
+        "PAYOUT_GRACE_DAYS",
+        "30",
+        parse_positive_int,
+        "days SeQura may take to pay a shipped order: one reported longer before its latest disbursement's "
+        "period end and paid in none is not_paid",
+    ),
     "alert_silence_hours": Setting(
         "ALERT_SILENCE_HOURS",
         "26",
@@ -272,6 +279,7 @@ class Settings:
     merchants: tuple[MerchantAccount, ...]
     lock_wait_seconds: float
     retention_days: int
+    payout_grace_days: int
     alert_silence_hours: float
     alert_quarantine_share: Decimal
     delivery_countries: tuple[str, ...] = ()  # the merchant's delivery countries (SEQURA_MERCHANTS)

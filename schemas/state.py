@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-STATE_SCHEMA_VERSION = 9
+STATE_SCHEMA_VERSION = 10
 
 Marks = dict[str, int]
 """High-water marks: per append-only shop table, the highest row id a run has read past."""
@@ -149,6 +150,11 @@ order_snapshots = Table(
     _erased_at(),
     _erasure_index("order_snapshots", "last_sent_at"),
     Index("ix_order_snapshots_reference", "reference"),  # version 8: whose order a shop reference is
+    # version 10: what SeQura was told shipped, as columns the payout check compares set-based (the payload's
+    # cart.order_total_with_tax in cents, its currency, and sent_at: when the order shipped; NULL when none)
+    Column("shipped_total", BigInteger),
+    Column("currency", String(3)),
+    Column("shipped_at", UtcDateTime),
 )
 
 quarantine = Table(
@@ -264,3 +270,17 @@ disbursement_lines = Table(  # version 9: the per-order lines of each disburseme
     Index("ix_disbursement_lines_order", "merchant", "order_ref_1"),
     Index("ix_disbursement_lines_disbursement", "merchant", "disbursement"),
 )
+
+
+def shipped_columns(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What an order report tells SeQura shipped, as order_snapshots' columns: total (cents), currency, when.
+
+    A cancellation before shipment shipped nothing: a total of 0 and no moment.
+    """
+    cart = report["cart"]
+    sent_at = report.get("sent_at")
+    return {
+        "shipped_total": cart["order_total_with_tax"],
+        "currency": cart["currency"],
+        "shipped_at": datetime.fromisoformat(sent_at) if sent_at else None,
+    }

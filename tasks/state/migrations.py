@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Engine, Table, func, insert, inspect, select, text
+import orjson
+from sqlalchemy import Engine, Table, bindparam, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection
 
 from schemas import state
+from schemas.state import shipped_columns
 from tasks.state.errors import StateStoreError
+
+BACKFILL_BATCH = 2000  # snapshots read and rewritten at a time by a migration that fills a new column
 
 
 def _create_version_1(conn: Connection) -> None:
@@ -106,6 +110,49 @@ def _create_version_9(conn: Connection) -> None:
     state.metadata.create_all(conn, tables=[state.disbursements, state.disbursement_lines])
 
 
+def _create_version_10(conn: Connection) -> None:
+    """Version 10: each snapshot says what SeQura was told shipped (total, currency, when), as columns.
+
+    Filled from the stored payloads, BACKFILL_BATCH at a time, in primary-key order.
+    """
+    snapshots = state.order_snapshots
+    _add_missing_columns(conn, snapshots, "shipped_total", "currency", "shipped_at")
+    fill = (
+        update(snapshots)
+        .where(snapshots.c.merchant == bindparam("row_merchant"))
+        .where(snapshots.c.order_ref_1 == bindparam("row_order_ref_1"))
+        .values(
+            shipped_total=bindparam("shipped_total"),
+            currency=bindparam("currency"),
+            shipped_at=bindparam("shipped_at"),
+        )
+    )
+    merchants = conn.execute(select(snapshots.c.merchant).distinct()).scalars().all()
+    for merchant in merchants:
+        after = ""
+        while True:
+            rows = conn.execute(
+                select(snapshots.c.order_ref_1, snapshots.c.payload)
+                .where(snapshots.c.merchant == merchant, snapshots.c.order_ref_1 > after)
+                .order_by(snapshots.c.order_ref_1)
+                .limit(BACKFILL_BATCH)
+            ).all()
+            if not rows:
+                break
+            conn.execute(
+                fill,
+                [
+                    {
+                        "row_merchant": merchant,
+                        "row_order_ref_1": row.order_ref_1,
+                        **shipped_columns(orjson.loads(row.payload)),
+                    }
+                    for row in rows
+                ],
+            )
+            after = rows[-1].order_ref_1
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _create_version_1,
     2: _create_version_2,
@@ -116,6 +163,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     7: _create_version_7,
     8: _create_version_8,
     9: _create_version_9,
+    10: _create_version_10,
 }
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection
 
@@ -13,6 +14,7 @@ from schemas import state
 from schemas.errors import TerminalError
 from schemas.reports import Stage
 from schemas.shown import shown
+from schemas.state import shipped_columns
 from tasks.state.in_flight import forget_in_flight, in_flight_of_run
 from tasks.state.order_changes import (
     HELD_OUTCOMES,
@@ -65,6 +67,7 @@ def release_in_flight(store: StateStore, merchant: str, order_refs: Sequence[str
                     "reference": row.reference,
                     "fingerprint": row.fingerprint,
                     "payload": row.payload,
+                    **shipped_columns(orjson.loads(row.payload)),
                     "last_sent_at": row.sending_at,
                     "run_id": row.run_id,
                     "sent_by": SENT_BY_US,

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from schemas import state
 from schemas.reports import BuiltReport, ClassifiedReport
+from schemas.state import shipped_columns
 from tasks.rows import in_chunks
 from tasks.state.store import StateStore, payload_json, rows_of, upsert
 
@@ -64,6 +65,7 @@ def keep_snapshots(
             "reference": built.reference,
             "fingerprint": built.fingerprint,
             "payload": payload_json(built),
+            **shipped_columns(built.report),
             "last_sent_at": moment,
             "run_id": run_id,
             "sent_by": sent_by,

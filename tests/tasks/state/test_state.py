@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, inspect, select, text, update
 from schemas import state
 from schemas.outcomes import DeliveryCounts
 from schemas.reports import BuildResult, Change, ClassifiedReport, QuarantinedOrder, Stage
+from tasks.state import migrations
 from tasks.state.errors import RunInProgressError, StateStoreError
 from tasks.state.in_flight import StateLedger, in_flight_of_run, record_sent, uncertain_deliveries
 from tasks.state.locks import RUN_LEASE, free_lock, lease_kept
@@ -92,6 +93,39 @@ def test_a_version_1_store_gets_run_marks_chunks_and_update_outcomes(state_url: 
         "ix_order_changes_reference",
         "ix_order_changes_outcome",
     }
+    store.dispose()
+
+
+def test_a_version_9_store_gets_what_each_snapshot_shipped_as_columns(state_url: str) -> None:
+    store = open_state_store(state_url)
+    start_run(store, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
+    record_sent(
+        store, "run-1", MERCHANT, [built_report(f"R{number:04d}", 1000 + number) for number in range(5)]
+    )
+    with store.engine.begin() as conn:  # back to version 9, as stores written before version 10 are
+        for column in ("shipped_total", "currency", "shipped_at"):
+            conn.execute(text(f"ALTER TABLE order_snapshots DROP COLUMN {column}"))
+        conn.execute(delete(state.schema_version).where(state.schema_version.c.version >= 10))
+    store.dispose()
+    migrations.BACKFILL_BATCH, batch = 2, migrations.BACKFILL_BATCH  # three batches, the last one short
+    try:
+        store = open_state_store(state_url)
+    finally:
+        migrations.BACKFILL_BATCH = batch
+    snapshots = state.order_snapshots
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                snapshots.c.order_ref_1,
+                snapshots.c.shipped_total,
+                snapshots.c.currency,
+                snapshots.c.shipped_at,
+            ).order_by(snapshots.c.order_ref_1)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        (f"R{number:04d}", 1000 + number, "EUR", datetime(2026, 11, 20, 9, 15, tzinfo=UTC))
+        for number in range(5)
+    ]
     store.dispose()
 
 

@@ -1,0 +1,205 @@
+"""The payout check in the state store: what SeQura was told shipped against what its disbursements paid.
+
+Set-based: each order's lines are summed by the database and joined to its snapshot by primary key, and only
+the orders with a finding come back, streamed in batches, so a million reported orders cost no memory here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
+from sqlalchemy.engine import Connection
+
+from schemas import state
+from schemas.payouts import Finding, PayoutFinding
+from tasks.rows import in_chunks
+from tasks.state.snapshots import NOT_AT_SEQURA
+from tasks.state.store import KEYS_PER_QUERY, StateStore
+
+STREAMED = 1000  # findings fetched from the store at a time
+
+
+@dataclass(frozen=True)
+class PaidPeriods:
+    """The merchant's disbursements read: how many, and the end of the latest one's period."""
+
+    count: int
+    latest_to_date: date | None
+
+
+@dataclass(frozen=True)
+class CurrencyTotals:
+    """In one currency, in cents: transferred, paid for orders, and expected from what was reported."""
+
+    currency: str
+    transferred: int  # the disbursements' disbursed_amount: what reached the bank
+    paid: int  # the sum of their order lines
+    expected: int  # reported shipped totals of orders due by now or already paid
+
+
+def paid_periods(store: StateStore, merchant: str) -> PaidPeriods:
+    """How many disbursements of the merchant the store has read, and the latest to_date; reads the store."""
+    table = state.disbursements
+    with store.engine.connect() as conn:
+        count, latest = conn.execute(
+            select(func.count(), func.max(table.c.to_date)).where(table.c.merchant == merchant)
+        ).one()
+    return PaidPeriods(count, latest)
+
+
+def _paid_by_order(merchant: str) -> Select:
+    """Per order of the merchant's disbursement lines: the sum paid and the disbursements' currency."""
+    lines, disbursements = state.disbursement_lines, state.disbursements
+    return (
+        select(
+            lines.c.order_ref_1,
+            func.sum(lines.c.amount_with_tax).label("disbursed"),
+            func.max(disbursements.c.currency).label("currency"),
+        )
+        .join(
+            disbursements,
+            and_(
+                disbursements.c.merchant == lines.c.merchant,
+                disbursements.c.reference == lines.c.disbursement,
+            ),
+        )
+        .where(lines.c.merchant == merchant)
+        .group_by(lines.c.order_ref_1)
+    )
+
+
+def _reported(merchant: str) -> ColumnElement[bool]:
+    """Snapshots of orders SeQura holds as the merchant's (not a cancellation it answered 404 to)."""
+    snapshots = state.order_snapshots
+    return and_(snapshots.c.merchant == merchant, snapshots.c.sent_by != NOT_AT_SEQURA)
+
+
+def _due(due_before: datetime | None) -> ColumnElement[bool]:
+    """Snapshots of orders that shipped, and were reported, before `due_before` (none when it is None)."""
+    snapshots = state.order_snapshots
+    if due_before is None:
+        return false()
+    return and_(
+        snapshots.c.shipped_total > 0,
+        snapshots.c.shipped_at < due_before,
+        snapshots.c.first_sent_at < due_before,
+    )
+
+
+def payout_findings(store: StateStore, merchant: str, due_before: datetime | None) -> Iterator[PayoutFinding]:
+    """Every order of the merchant whose payout does not match its report, by order_ref_1; reads the store.
+
+    not_paid: reported as shipped (and reported) before `due_before` and in no disbursement; paid_differs:
+    paid a sum other than its last reported shipped total; then paid_not_reported: paid, with no snapshot.
+    """
+    snapshots = state.order_snapshots
+    paid = _paid_by_order(merchant).subquery()
+    reported = (
+        select(
+            snapshots.c.order_ref_1,
+            snapshots.c.shipped_total,
+            snapshots.c.currency,
+            snapshots.c.shipped_at,
+            paid.c.disbursed,
+        )
+        .select_from(snapshots.outerjoin(paid, paid.c.order_ref_1 == snapshots.c.order_ref_1))
+        .where(_reported(merchant))
+        .where(
+            or_(
+                and_(paid.c.disbursed.is_(None), _due(due_before)),
+                and_(paid.c.disbursed.is_not(None), paid.c.disbursed != snapshots.c.shipped_total),
+            )
+        )
+        .order_by(snapshots.c.order_ref_1)
+    )
+    unreported = (
+        select(paid.c.order_ref_1, paid.c.disbursed, paid.c.currency)
+        .where(paid.c.disbursed != 0)
+        .where(~exists().where(_reported(merchant), snapshots.c.order_ref_1 == paid.c.order_ref_1))
+        .order_by(paid.c.order_ref_1)
+    )
+    with store.engine.connect() as conn, store.engine.connect() as lookup:
+        for rows in conn.execution_options(yield_per=STREAMED).execute(reported).partitions():
+            references = _paid_in(lookup, merchant, [row.order_ref_1 for row in rows])
+            for row in rows:
+                yield PayoutFinding(
+                    order_ref_1=row.order_ref_1,
+                    finding=Finding.NOT_PAID if row.disbursed is None else Finding.PAID_DIFFERS,
+                    reported=row.shipped_total,
+                    disbursed=None if row.disbursed is None else int(row.disbursed),
+                    currency=row.currency,
+                    shipped_at=row.shipped_at,
+                    disbursements=references.get(row.order_ref_1, ()),
+                )
+        for rows in conn.execution_options(yield_per=STREAMED).execute(unreported).partitions():
+            references = _paid_in(lookup, merchant, [row.order_ref_1 for row in rows])
+            for row in rows:
+                yield PayoutFinding(
+                    order_ref_1=row.order_ref_1,
+                    finding=Finding.PAID_NOT_REPORTED,
+                    reported=None,
+                    disbursed=int(row.disbursed),
+                    currency=row.currency,
+                    shipped_at=None,
+                    disbursements=references.get(row.order_ref_1, ()),
+                )
+
+
+def _paid_in(conn: Connection, merchant: str, order_refs: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The references of the disbursements that paid each of `order_refs`, oldest period first."""
+    lines, disbursements = state.disbursement_lines, state.disbursements
+    paid_in: dict[str, list[str]] = defaultdict(list)
+    for batch in in_chunks(list(order_refs), KEYS_PER_QUERY):
+        query = (
+            select(lines.c.order_ref_1, lines.c.disbursement)
+            .join(
+                disbursements,
+                and_(
+                    disbursements.c.merchant == lines.c.merchant,
+                    disbursements.c.reference == lines.c.disbursement,
+                ),
+            )
+            .where(lines.c.merchant == merchant, lines.c.order_ref_1.in_(batch))
+            .order_by(lines.c.order_ref_1, disbursements.c.to_date, lines.c.disbursement, lines.c.id)
+        )
+        for order_ref_1, disbursement in conn.execute(query):
+            if disbursement not in paid_in[order_ref_1]:
+                paid_in[order_ref_1].append(disbursement)
+    return {order_ref_1: tuple(references) for order_ref_1, references in paid_in.items()}
+
+
+def payout_totals(store: StateStore, merchant: str, due_before: datetime | None) -> list[CurrencyTotals]:
+    """Per currency: transferred, paid for orders, expected (reported and due, or paid); reads the store."""
+    lines, disbursements, snapshots = state.disbursement_lines, state.disbursements, state.order_snapshots
+    transferred: dict[str, int] = defaultdict(int)
+    paid: dict[str, int] = defaultdict(int)
+    expected: dict[str, int] = defaultdict(int)
+    with store.engine.connect() as conn:
+        for currency, amount in conn.execute(
+            select(disbursements.c.currency, func.sum(disbursements.c.disbursed_amount))
+            .where(disbursements.c.merchant == merchant)
+            .group_by(disbursements.c.currency)
+        ):
+            transferred[currency] = int(amount)
+        paid_lines = _paid_by_order(merchant).subquery()
+        for currency, amount in conn.execute(
+            select(paid_lines.c.currency, func.sum(paid_lines.c.disbursed)).group_by(paid_lines.c.currency)
+        ):
+            paid[currency] = int(amount)
+        was_paid = exists().where(
+            lines.c.merchant == merchant, lines.c.order_ref_1 == snapshots.c.order_ref_1
+        )
+        for currency, amount in conn.execute(
+            select(snapshots.c.currency, func.sum(snapshots.c.shipped_total))
+            .where(_reported(merchant), or_(_due(due_before), was_paid))
+            .group_by(snapshots.c.currency)
+        ):
+            expected[currency] = int(amount)
+    return [
+        CurrencyTotals(currency, transferred[currency], paid[currency], expected[currency])
+        for currency in sorted(set(transferred) | set(paid) | set(expected))
+    ]
