@@ -1,9 +1,10 @@
 """The Prefect server's part in alerting: Secret blocks, the automations, and the events runs send them.
 
 Three automations notify a person: runs that need one (failed, crashed, timed out, late, Quarantined,
-AwaitingSeQura); a merchant without a successful delivery report for ALERT_SILENCE_HOURS (a proactive
-automation, per merchant, on the `reported` event each real run sends at its end); a run that quarantined
-more than ALERT_QUARANTINE_SHARE of the orders it found. Every message links to the run in the Prefect UI.
+AwaitingSeQura, PayoutsDiffer); a merchant without a successful delivery report for ALERT_SILENCE_HOURS (a
+proactive automation, per merchant, on the `reported` event each real run sends at its end); a run that
+quarantined more than ALERT_QUARANTINE_SHARE of the orders it found. Every message links to the run in the
+Prefect UI.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ QUARANTINED = "Quarantined"
 """The name of a Completed state whose run left orders in quarantine or held: automations can match it."""
 AWAITING_SEQURA = "AwaitingSeQura"
 """The name of a Completed state whose run sent orders SeQura has not answered yet: automations match it."""
+PAYOUTS_DIFFER = "PayoutsDiffer"
+"""The name of a Completed state whose payout check found orders not paid as reported: automations match."""
 ALERT_EVENTS = (
     "prefect.flow-run.Failed",
     "prefect.flow-run.Crashed",
@@ -43,8 +46,9 @@ ALERT_EVENTS = (
     "prefect.flow-run.Late",
     f"prefect.flow-run.{QUARANTINED}",
     f"prefect.flow-run.{AWAITING_SEQURA}",
+    f"prefect.flow-run.{PAYOUTS_DIFFER}",
 )
-ALERTED_FLOWS = ("delivery-report", "reconciliation", "every-merchant", "backfill")
+ALERTED_FLOWS = ("delivery-report", "reconciliation", "every-merchant", "backfill", "payouts")
 REPORTED = "sequra-etl.delivery-report.reported"
 """Sent by every real delivery report that reached its end (Completed, Quarantined or AwaitingSeQura)."""
 QUARANTINED_TOO_MANY = "sequra-etl.delivery-report.quarantined-too-many"

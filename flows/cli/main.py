@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NoReturn
 
-from flows.cli import delivery, dev, reconciliation, setup, store
+from flows.cli import delivery, dev, payouts, reconciliation, setup, store
 from schemas.errors import SequraEtlError, SettingError
 from schemas.settings import settings_table
 from schemas.version import package_version
@@ -26,10 +26,10 @@ from tasks.window import WindowError
 
 EXIT_SETTING = 2
 EXIT_FAILED = 1
-COMMAND_GROUPS = (delivery, reconciliation, store, setup, dev)
+COMMAND_GROUPS = (delivery, reconciliation, payouts, store, setup, dev)
 ARGUMENT_ERRORS = (SettingError, WindowError, NotReleasableError)
 """Errors a person fixes in the command line or the environment: exit code 2."""
-FLOW_COMMANDS = ("deliver", "backfill", "reconcile", "demo")
+FLOW_COMMANDS = ("deliver", "backfill", "reconcile", "payouts", "demo")
 """Commands that run Prefect flows here, whose failures Prefect would also log on the terminal."""
 FAILED_STATES = ("Finished in state Failed(", "Finished in state Crashed(")
 SERVER_CLOSING = "Stopping temporary server"

@@ -94,12 +94,13 @@ def test_configure_notify_creates_the_automations_for_runs_that_need_a_person_si
         assert [len(client.read_automations_by_name(name=name)) for name in ALERTS] == [1, 1, 1]
     automation = Automation.read(name=ALERT_AUTOMATION)
     assert set(automation.trigger.expect) == set(ALERT_EVENTS)
-    assert "prefect.flow-run.Quarantined" in automation.trigger.expect
+    assert {"prefect.flow-run.Quarantined", "prefect.flow-run.PayoutsDiffer"} <= automation.trigger.expect
     assert automation.trigger.match_related["prefect.resource.name"] == [
         "delivery-report",
         "reconciliation",
         "every-merchant",
         "backfill",
+        "payouts",
     ]
     [action] = automation.actions
     assert action.type == "send-notification"

@@ -32,11 +32,14 @@ def deployments() -> dict[str, dict]:
     return {deployment["name"]: deployment for deployment in document["deployments"]}
 
 
-def test_the_nightly_deployment_runs_every_merchant_and_is_the_only_one_with_a_schedule() -> None:
+def test_only_the_nightly_every_merchant_and_the_weekly_payouts_deployments_have_a_schedule() -> None:
     declared = deployments()
     nightly = declared["every-merchant"]
     active = [name for name, d in declared.items() if any(s["active"] for s in d.get("schedules", []))]
-    assert active == ["every-merchant"]
+    assert active == ["every-merchant", "payouts"]
+    assert [(s["cron"], s["timezone"], s["active"]) for s in declared["payouts"]["schedules"]] == [
+        ("0 8 * * 1", "Europe/Madrid", True)  # Monday morning in the shop's time zone
+    ]
     assert [s["active"] for s in declared["delivery-report"]["schedules"]] == [False]
     assert {s["slug"]: (s["cron"], s["timezone"], s["active"]) for s in nightly["schedules"]} == {
         "nightly": ("30 2 * * *", "Europe/Madrid", True),
@@ -147,6 +150,11 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
             {"parameters": {"since": "2026-11-20", "until": "2026-11-21"}, "idempotency_key": "one-run"},
         )
         run = wait_for_end(prefect_server, created["id"])
+        payouts = prefect_api(prefect_server, "GET", "/deployments/name/payouts/payouts")
+        checked = prefect_api(
+            prefect_server, "POST", f"/deployments/{payouts['id']}/create_flow_run", {"parameters": {}}
+        )
+        check = wait_for_end(prefect_server, checked["id"])
     seconds = time.monotonic() - started
     assert run["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
     assert run["name"] == "delivery-report 2026-11-20 01:00 → 2026-11-21 01:00 Europe/Madrid"
@@ -162,6 +170,13 @@ def test_the_documented_deployment_runs_on_a_prefect_server_through_a_worker(
             next(a for a in artifacts if a["key"] == "delivery-report-sent-demo-merchant")["data"]
         )
     ] == ["AAAAAAAAA"]
+    assert check["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+    assert check["name"].startswith("payouts demo_merchant ") and check["name"].endswith(" Europe/Madrid")
+    checked_artifacts = prefect_api(
+        prefect_server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [checked["id"]]}}}
+    )
+    payout_summary = next(a for a in checked_artifacts if a["key"] == "payouts-summary-demo-merchant")
+    assert "SeQura lists no disbursement for this merchant yet" in payout_summary["data"]
     assert (tmp_path / "state.sqlite").exists()
     assert not (tmp_path / "worker-data").exists()
     print(f"\nwork pool, deploy, worker and one run on a Prefect server: {seconds:.0f} s")
