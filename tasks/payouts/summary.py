@@ -21,8 +21,6 @@ FINDING_IN_WORDS = {
 }
 # Characters per line of the findings table's text columns: they fit the 846 px the Prefect UI gives a table
 ORDER_WIDTH, REFERENCES_WIDTH, TODO_WIDTH = 12, 14, 44
-PAYOUTS_DIFFER = "PayoutsDiffer"
-"""The name of a Completed state whose check found orders not paid as reported: automations match it."""
 
 
 def money(cents: int, currency: str) -> str:
