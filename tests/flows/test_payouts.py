@@ -16,6 +16,7 @@ from flows.cli.main import EXIT_FAILED, EXIT_SETTING, main
 from flows.delivery_report import delivery_report
 from flows.payouts import payouts
 from schemas.payouts import PAYOUT_COLUMNS
+from seeding.vocabulary import PORTUGAL
 from tests.flows.conftest import Pipeline
 from tests.shops import SINCE, UNTIL
 
@@ -24,13 +25,19 @@ REPORTED_ON = "2026-11-23T10:00:00"  # the sandbox's clock when it accepts the r
 PAID_BY = "2027-01-25T10:00:00"  # nine weeks on: the week of the reports is paid, and 30 days have passed
 
 
-def report_and_pay(pipeline: Pipeline, references: tuple[str, ...], **faults: object) -> None:
-    """Ship and report `references`, then let the sandbox pay them, with `faults`, weeks later."""
+def report_and_pay(
+    pipeline: Pipeline,
+    references: tuple[str, ...],
+    merchants: tuple[str | None, ...] = (None,),
+    **faults: object,
+) -> None:
+    """Ship `references`, report the shipments for each of `merchants`, let the sandbox pay with `faults`."""
     for reference in references:
         pipeline.shop.shipped_order(reference)
     sandbox = pipeline.sandbox.url
     requests.post(sandbox + "_sandbox/payouts", json={"now": REPORTED_ON}, timeout=5).raise_for_status()
-    delivery_report(**WINDOW)
+    for merchant in merchants:
+        delivery_report(**WINDOW, merchant=merchant)
     requests.post(sandbox + "_sandbox/payouts", json={"now": PAID_BY, **faults}, timeout=5).raise_for_status()
 
 
@@ -95,6 +102,47 @@ def test_a_check_where_every_order_was_paid_as_reported_ends_plain_completed(
     assert (summary.found, summary.periods.count, summary.read.lines) == (0, 1, 2)
     assert [(t.currency, t.paid, t.expected) for t in summary.totals] == [("EUR", 3490, 3490)]
     assert (tmp_path / "payouts.csv").read_text(encoding="utf-8").splitlines() == [",".join(PAYOUT_COLUMNS)]
+
+
+def test_every_merchant_is_checked_in_a_subflow_of_its_own_and_the_parent_ends_as_the_worst(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEQURA_MERCHANT_ID")
+    monkeypatch.setenv(
+        "SEQURA_MERCHANTS",
+        json.dumps({"demo_merchant": {"countries": ["ES"]}, "demo_merchant_pt": {"countries": ["PT"]}}),
+    )
+    lisbon = pipeline.shop.new_address(city="Lisboa", postcode="1100-148", id_country=PORTUGAL)
+    pipeline.shop.shipped_order("PORTUGALA", id_address_delivery=lisbon)
+    pipeline.shop.shipped_order("PORTUGALB", id_address_delivery=lisbon)
+    report_and_pay(
+        pipeline,
+        ("SPAINONEA",),
+        ("demo_merchant", "demo_merchant_pt"),
+        leave_out=["PORTUGALB"],
+        pay_unknown=[{"order_ref_1": "LATESTWEEK", "amount_with_tax": 100, "merchant": "demo_merchant_pt"}],
+    )
+
+    state = payouts(return_state=True)
+
+    assert (state.name, state.message) == (
+        PAYOUTS_DIFFER,
+        "demo_merchant_pt: 1 order reported as shipped and not paid and 1 order paid and never reported "
+        "from here",
+    )
+    checked = {summary.merchant: summary for summary in state.result()}
+    assert {merchant: summary.found for merchant, summary in checked.items()} == {
+        "demo_merchant": 0,
+        "demo_merchant_pt": 2,
+    }
+    assert [t.paid for t in checked["demo_merchant"].totals] == [1745]  # SPAINONEA only
+    written = {
+        path.name.split("-20")[0]: list(csv.DictReader(path.open(encoding="utf-8")))
+        for path in (tmp_path / ".sequra-etl").glob("payouts-*.csv")
+    }
+    assert [row["order_ref_1"] for row in written["payouts-demo-merchant"]] == []
+    assert [row["order_ref_1"] for row in written["payouts-demo-merchant-pt"]] == ["PORTUGALB", "LATESTWEEK"]
 
 
 @pytest.mark.flow
