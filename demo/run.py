@@ -3,17 +3,19 @@
 The first delivery report also tells SeQura of an order cancelled before it shipped. The third follows
 changes made after shipment, which go to SeQura as order updates. Then SeQura corrects buyer data: a
 reconciliation lists what differs in the shop, fixes it, and the next delivery report sends the fixed orders
-to SeQura as order updates. Last, the next day nothing ships, and the day's statistics go alone.
+to SeQura as order updates. Then the next day nothing ships, and the day's statistics go alone. Last, weeks
+later, SeQura has paid, and the payout check finds the orders it did not pay as it was told.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import orjson
 import requests
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Connection
@@ -180,6 +182,63 @@ def quiet_day(sandbox: SandboxServer) -> bool:
     return quiet.counts.sent == 0 and len(alone) == 1
 
 
+def module_reports_at_sequra(
+    sandbox: SandboxServer, state_url: str, merchant: str, refs: Sequence[str]
+) -> None:
+    """Let the sandbox hold what the PHP module reported before the switch, as it kept it in the state store.
+
+    The module reported these orders to SeQura before this project ran; the demo's sandbox was not there then.
+    """
+    from tasks.state.snapshots import snapshot_payloads
+    from tasks.state.store import open_state_store
+
+    store = open_state_store(state_url)
+    try:
+        reports = [orjson.loads(payload) for payload in snapshot_payloads(store, merchant, refs).values()]
+    finally:
+        store.dispose()
+    body = {"delivery_report": {"merchant": {"id": merchant}, "orders": reports}}
+    sandbox.state.record_report(merchant, body, reports)
+    for report in reports:
+        print(
+            f"  {report['merchant_reference']['order_ref_1']}: reported by the PHP module before the switch, "
+            "kept as its baseline and not sent again (the sandbox holds it as the module sent it)"
+        )
+
+
+def payouts_demo(sandbox_url: str, left_out: str, paid_less: str) -> bool:
+    """Step 9: seven weeks on, SeQura has paid; the payout check finds the three differences planted."""
+    from flows.payouts import payouts
+    from schemas.payouts import Finding
+    from tasks.inert import plain_text
+    from tasks.payouts.summary import payouts_markdown
+
+    paid_on = datetime.now() + timedelta(weeks=7)
+    unknown = "SEQURAONLY"
+    faults = {
+        "now": paid_on.isoformat(timespec="seconds"),
+        "leave_out": [left_out],
+        "pay_less": {paid_less: 250},
+        "pay_unknown": [{"order_ref_1": unknown, "amount_with_tax": 4990}],
+    }
+    requests.post(f"{sandbox_url}_sandbox/payouts", json=faults, timeout=10).raise_for_status()
+    _say(
+        f"9. Seven weeks on, SeQura has paid ({sandbox_url}merchants/…/disbursements): did it pay what it "
+        f"was told shipped? The sandbox left {left_out} out, paid {paid_less} 2.50 less, and paid {unknown}, "
+        "which the shop never reported"
+    )
+    out = DEMO_DIR / "payouts.csv"
+    summary = payouts(out=str(out))
+    print(plain_text(payouts_markdown(summary)))
+    print("\n" + out.read_text(encoding="utf-8"))
+    found = {(finding.order_ref_1, finding.finding) for finding in summary.findings}
+    return found == {
+        (left_out, Finding.NOT_PAID),
+        (paid_less, Finding.PAID_DIFFERS),
+        (unknown, Finding.PAID_NOT_REPORTED),
+    }
+
+
 def run_demo() -> int:
     """Seed the demo shop, start the sandbox, run the flow three times and say where to look."""
     from flows.delivery_report import delivery_report
@@ -215,6 +274,7 @@ def run_demo() -> int:
             print(f"  quarantined {entry.reference}: {entry.reason}")
         for update in first.outcome.update_rows:
             print(f"  {update.order_ref_1}: {update.changes} -> {update.result}")
+        module_reports_at_sequra(sandbox, state_url, config.merchants[0], demo.module_sent_refs)
         cancelled = sandbox.state.held_order(None, demo.cancelled_ref) or {}
         print(f"  the sandbox now holds {demo.cancelled_ref} as {cancelled.get('state')}")
         print(f"Statistics: {first.statistics}")
@@ -248,9 +308,18 @@ def run_demo() -> int:
         held = {ref: sandbox.state.held_order(None, ref) or {} for ref in demo.shipped_refs}
         reconciled = reconcile_demo(sandbox.url, held, demo)
         quiet = quiet_day(sandbox)
+        untouched = sorted(
+            order.order_ref_1
+            for order in first.outcome.sent_rows
+            if order.reference not in (demo.split_partial_ref, demo.partial_refund_ref, corrected_ref)
+        )
+        paid = payouts_demo(sandbox.url, untouched[0], untouched[1])
     _say("Where to look")
     print(f"Demo shop (SQLite): {shop_url}")
-    print(f"State store: {state_url} (tables order_snapshots, runs, quarantine, order_changes)")
+    print(
+        f"State store: {state_url} (tables order_snapshots, runs, quarantine, order_changes, disbursements, "
+        "disbursement_lines)"
+    )
     print(f"Orders in the demo shop by kind: {len(demo.shipped_refs)} shipped SeQura orders seeded")
     print(
         "Prefect UI with these runs and their artifacts: "
@@ -263,6 +332,7 @@ def run_demo() -> int:
         and third.counts.updated >= 3
         and reconciled
         and quiet
+        and paid
     )
     print("\nDemo " + ("succeeded" if ok else "FAILED: see the runs above"))
     return 0 if ok else 1

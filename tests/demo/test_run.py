@@ -11,7 +11,7 @@ from tests.prefect_servers import BIN, STARTUP, clean_environment
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_demo_sends_the_shop_once_sees_changes_and_a_quiet_day_and_reconciles_sequras_corrections(
+def test_the_demo_sends_the_shop_once_sees_changes_a_quiet_day_reconciles_corrections_and_checks_payouts(
     tmp_path: Path,
 ) -> None:
     env = clean_environment(  # a fresh clone: .demo/ is not there yet (make demo's PREFECT_HOME)
@@ -32,12 +32,18 @@ def test_the_demo_sends_the_shop_once_sees_changes_and_a_quiet_day_and_reconcile
     assert len(accepted.split(", ")) == 31  # every one listed, none cut silently
     assert "IZIQUQOKI: cancelled before shipment -> accepted (200)" in out
     assert "the sandbox now holds IZIQUQOKI as cancelled" in out
-    assert "Sent 0; already reported 33; the sandbox still holds 31 orders" in out
+    assert "TTCJIGBGA: reported by the PHP module before the switch, kept as its baseline" in out
+    assert "Sent 0; already reported 33; the sandbox still holds 32 orders" in out
     assert "| differences | 2 |" in out
     assert "Orders fixed: 3; skipped: 0" in out
     assert "YKZHQIALY: buyer -> accepted (200)" in out
     assert "Differences: 0" in out
     assert re.search(r"the sandbox got a report with no orders and the statistics of [1-9]\d* orders", out)
+    assert "2 disbursements read (2 new in this check, 30 order lines)" in out
+    assert "| Reported as shipped, not paid | 1 | 349.62 EUR |" in out
+    assert "| Paid, but not what was reported | 1 | -2.50 EUR paid less |" in out
+    assert "| Paid, never reported from here | 1 | 49.90 EUR |" in out
+    assert "SEQURAONLY,paid_not_reported,,49.90,,EUR,," in out
     assert "Demo succeeded" in out
     assert "Traceback" not in said and "Failed to create" not in said and "Warning" not in said
     assert (tmp_path / ".demo" / "state.sqlite").exists()
