@@ -463,8 +463,8 @@ class HttpSequraClient(SequraClient, SequraPayouts):
         raise SequraNotSequraError(
             f"the answer to {method} {masked_url(url)} was {answer.status} with "
             f"{shown(answer.content_type(), 100) or 'an untyped body'} ('{answer.text(60)}'), not SeQura's "
-            f"API (no body, or JSON): check SEQURA_API_URL (e.g. {DEFAULT_SEQURA_API_URL}); nothing was "
-            "marked as sent"
+            f"API (no body, or JSON): check SEQURA_API_URL (e.g. {DEFAULT_SEQURA_API_URL}); "
+            + ("nothing read from it was kept" if method == "GET" else "nothing was marked as sent")
         )
 
     def _raise_final(self, answer: Answer, maybe_delivered: bool) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from schemas.outcomes import ROWS_SHOWN
 from schemas.payouts import Finding, PayoutFinding
+from schemas.sequra import amount_shown
 from tasks.inert import markdown_cell_lines, markdown_text
 from tasks.payouts.check import PayoutSummary
 from tasks.payouts.output import finding_row
@@ -19,8 +20,14 @@ FINDING_IN_WORDS = {
     Finding.PAID_DIFFERS: "Paid, but not what was reported",
     Finding.PAID_NOT_REPORTED: "Paid, never reported from here",
 }
-# Characters per line of the findings table's text columns: they fit the 846 px the Prefect UI gives a table
-ORDER_WIDTH, REFERENCES_WIDTH, TODO_WIDTH = 12, 14, 44
+FINDING_SHORT = {
+    Finding.NOT_PAID: "not paid",
+    Finding.PAID_DIFFERS: "paid other than reported",
+    Finding.PAID_NOT_REPORTED: "paid, never reported",
+}
+# Characters per line of the findings table's columns: together they fit the 846 px the Prefect UI gives a
+# table at 1400 px, which never wraps a cell by itself
+ORDER_WIDTH, FINDING_WIDTH, AMOUNT_WIDTH, DATE_WIDTH, REFERENCES_WIDTH, TODO_WIDTH = 10, 10, 9, 10, 13, 26
 
 
 def money(cents: int, currency: str) -> str:
@@ -144,24 +151,34 @@ def _days(span: timedelta) -> str:
 
 
 def finding_rows(summary: PayoutSummary) -> list[dict[str, object]]:
-    """The findings shown (the first ROWS_SHOWN) as the table artifact's rows, in lines the view can hold."""
+    """The findings shown (the first ROWS_SHOWN) as the table artifact's rows, in lines the view can hold.
+
+    The CSV keeps its own columns (PAYOUT_COLUMNS); this table is what a person reads in the UI: amounts with
+    their currency, the difference under what was paid, the time shipped in shop time.
+    """
     rows = []
     for finding in summary.findings[:ROWS_SHOWN]:
         row = finding_row(finding, summary.timezone)
+        paid = [money(finding.disbursed, finding.currency)] if finding.disbursed is not None else []
+        if finding.difference:
+            paid.append(f"({'+' if finding.difference > 0 else ''}{amount_shown(finding.difference)})")
         rows.append(
             {
                 "Order": markdown_cell_lines(row["order_ref_1"], ORDER_WIDTH),
-                "Finding": row["finding"],
-                "Reported": row["reported"],
-                "Paid": row["disbursed"],
-                "Difference": row["difference"],
-                "Currency": markdown_text(row["currency"]),
-                "Shipped": row["shipped_at"],
+                "Finding": markdown_cell_lines(FINDING_SHORT[finding.finding], FINDING_WIDTH),
+                "Reported": _amount_cell(finding.reported, finding.currency),
+                "Paid": "  \n".join(markdown_cell_lines(part, AMOUNT_WIDTH) for part in paid),
+                "Shipped": markdown_cell_lines(row["shipped_at"], DATE_WIDTH),
                 "Disbursements": markdown_cell_lines(row["disbursements"], REFERENCES_WIDTH),
                 "What to do": markdown_cell_lines(row["what_to_do"], TODO_WIDTH),
             }
         )
     return rows
+
+
+def _amount_cell(cents: int | None, currency: str) -> str:
+    """An amount with its currency as a table cell, empty where there is none."""
+    return "" if cents is None else markdown_cell_lines(money(cents, currency), AMOUNT_WIDTH)
 
 
 def stopped_markdown(merchant: str, why: str, started_at: datetime | None, timezone: str) -> str:

@@ -90,11 +90,19 @@ def _due(due_before: datetime | None) -> ColumnElement[bool]:
     )
 
 
+def _settled(due_before: datetime | None) -> ColumnElement[bool]:
+    """Snapshots last reported before `due_before`: SeQura has had the grace days to pay their last change."""
+    if due_before is None:
+        return false()
+    return state.order_snapshots.c.last_sent_at < due_before
+
+
 def payout_findings(store: StateStore, merchant: str, due_before: datetime | None) -> Iterator[PayoutFinding]:
     """Every order of the merchant whose payout does not match its report, by order_ref_1; reads the store.
 
     not_paid: reported as shipped (and reported) before `due_before` and in no disbursement; paid_differs:
-    paid a sum other than its last reported shipped total; then paid_not_reported: paid, with no snapshot.
+    paid a sum other than its last reported shipped total, last reported before `due_before` (a change SeQura
+    has not had the grace days to pay is no finding yet); then paid_not_reported: paid, with no snapshot.
     """
     snapshots = state.order_snapshots
     paid = _paid_by_order(merchant).subquery()
@@ -111,7 +119,11 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
         .where(
             or_(
                 and_(paid.c.disbursed.is_(None), _due(due_before)),
-                and_(paid.c.disbursed.is_not(None), paid.c.disbursed != snapshots.c.shipped_total),
+                and_(
+                    paid.c.disbursed.is_not(None),
+                    paid.c.disbursed != snapshots.c.shipped_total,
+                    _settled(due_before),
+                ),
             )
         )
         .order_by(snapshots.c.order_ref_1)

@@ -1,9 +1,9 @@
 """The Prefect UI as a merchant sees it: a real browser at 1400×1000 on the pages a person opens.
 
 A delivery report's flow run and its artifacts (summary, sent, quarantine, open quarantine), a
-reconciliation's and a backfill's, on a real Prefect server. What the browser shows is measured: a table
-wider than the artifact's view is cut (the Vue UI never wraps a table cell: it scrolls the table sideways
-inside the view, and a person sees the last columns cut off).
+reconciliation's, a backfill's and a payout check's, on a real Prefect server. What the browser shows is
+measured: a table wider than the artifact's view is cut (the Vue UI never wraps a table cell: it scrolls the
+table sideways inside the view, and a person sees the last columns cut off).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield api
 
 
-def a_delivery_a_reconciliation_and_a_backfill(api: str, sandbox: SandboxServer, folder: Path) -> list[Any]:
-    """Run the three commands on the Prefect server `api`; the delivery, reconciliation and backfill runs."""
+def a_delivery_a_reconciliation_a_backfill_and_payouts(
+    api: str, sandbox: SandboxServer, folder: Path
+) -> list[Any]:
+    """Run four commands on the Prefect server `api`; the delivery, reconciliation, backfill and payouts runs.
+
+    Seven weeks after the delivery the sandbox has paid, leaving AAAAAAAAA out and paying an order never sent.
+    """
     requests.post(f"{sandbox.url}_sandbox/reset", timeout=5).raise_for_status()
     env = clean_environment(
         PREFECT_API_URL=api,
@@ -212,12 +218,20 @@ def a_delivery_a_reconciliation_and_a_backfill(api: str, sandbox: SandboxServer,
         sequra_etl(env, folder, "reconcile", "--corrections", corrections(folder), "--out", "d.csv"),
         sequra_etl(env, folder, "backfill", "--since", "2026-11-19", "--until", "2026-11-21"),
     ]
+    paid = {
+        "now": (datetime.now() + timedelta(weeks=7)).isoformat(timespec="seconds"),
+        "leave_out": ["AAAAAAAAA"],
+        "pay_unknown": [{"order_ref_1": "PAIDNOTSENT", "amount_with_tax": 4990}],
+    }
+    requests.post(f"{sandbox.url}_sandbox/payouts", json=paid, timeout=5).raise_for_status()
+    said.append(sequra_etl(env, folder, "payouts", "--out", "payouts.csv"))
     runs = [
         [run for run in flow_runs(api, "delivery-report") if not run["parent_task_run_id"]],
         flow_runs(api, "reconciliation"),
         flow_runs(api, "backfill"),
+        flow_runs(api, "payouts"),
     ]
-    assert [len(of_flow) for of_flow in runs] == [1, 1, 1], said
+    assert [len(of_flow) for of_flow in runs] == [1, 1, 1, 1], said
     return [of_flow[0] for of_flow in runs]
 
 
@@ -227,7 +241,7 @@ def test_what_a_merchant_opens_reads_in_words_and_shop_time_and_no_column_is_cut
     from playwright.sync_api import sync_playwright
 
     api = prefect_server
-    delivery, reconciliation, backfill = a_delivery_a_reconciliation_and_a_backfill(
+    delivery, reconciliation, backfill, payouts = a_delivery_a_reconciliation_a_backfill_and_payouts(
         api, sandbox_server, tmp_path
     )
     delivered, reconciled = artifacts_of(api, delivery), artifacts_of(api, reconciliation)
@@ -247,6 +261,10 @@ def test_what_a_merchant_opens_reads_in_words_and_shop_time_and_no_column_is_cut
         listed = {key: browser.artifact(artifact) for key, artifact in reconciled.items()}
         browser.flow_run(backfill)
         windows = browser.artifact(artifacts_of(api, backfill)["backfill-runs"])
+        checked = artifacts_of(api, payouts)
+        browser.flow_run(payouts)
+        paid = browser.artifact(checked["payouts-summary-demo-merchant"], "prefect-ui-payouts.png")
+        findings = browser.artifact(checked["payouts-findings-demo-merchant"])
         launched.close()
     assert not browser.problems, "\n".join(browser.problems)
     assert "Quarantined" in heading
@@ -263,6 +281,10 @@ def test_what_a_merchant_opens_reads_in_words_and_shop_time_and_no_column_is_cut
     assert "back-officepage" in differences
     assert "NOTINSHOP" in listed["reconciliation-not-reconciled-demo-merchant"]
     assert "2026-11-19 01:00 → 2026-11-20 01:00 Europe/Madrid" in " ".join(windows.split())  # lines in a cell
+    assert "Reported as shipped, not paid" in paid and "17.45 EUR" in paid
+    assert "The oldest unpaid order: AAAAAAAAA" in " ".join(paid.split())
+    said = "".join(findings.split())  # lines in a cell
+    assert "AAAAAAAAA" in said and "PAIDNOTSENT" in said and "askSeQura'smerchantsupport" in said
     assert (tmp_path / "prefect-ui-summary.png").stat().st_size > 10_000
 
 
@@ -303,5 +325,5 @@ def test_the_ui_of_a_server_on_another_port_reaches_its_api_and_a_worker_stops_o
 def test_each_deployment_tags_its_runs_with_its_own_name_so_a_tag_filter_finds_what_it_says() -> None:
     assert {name: deployment["tags"] for name, deployment in deployments().items()} == {
         name: ["sequra", name]
-        for name in ("every-merchant", "delivery-report", "backfill", "release", "reconciliation")
+        for name in ("every-merchant", "delivery-report", "backfill", "release", "reconciliation", "payouts")
     }
