@@ -102,9 +102,10 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
 
     not_paid: reported as shipped (and reported) before `due_before` and in no disbursement; paid_differs:
     paid a sum other than its last reported shipped total, last reported before `due_before` (a change SeQura
-    has not had the grace days to pay is no finding yet); then paid_not_reported: paid, with no snapshot.
+    has not had the grace days to pay is no finding yet); then paid_not_reported: paid, with no snapshot and
+    not sent without an answer (in flight: being paid says SeQura has it, and the next run settles it).
     """
-    snapshots = state.order_snapshots
+    snapshots, flight = state.order_snapshots, state.in_flight
     paid = _paid_by_order(merchant).subquery()
     reported = (
         select(
@@ -132,6 +133,7 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
         select(paid.c.order_ref_1, paid.c.disbursed, paid.c.currency)
         .where(paid.c.disbursed != 0)
         .where(~exists().where(_reported(merchant), snapshots.c.order_ref_1 == paid.c.order_ref_1))
+        .where(~exists().where(flight.c.merchant == merchant, flight.c.order_ref_1 == paid.c.order_ref_1))
         .order_by(paid.c.order_ref_1)
     )
     with store.engine.connect() as conn, store.engine.connect() as lookup:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from schemas.payouts import Disbursement, DisbursementLine, Finding
 from tasks.state.disbursements import record_disbursement
-from tasks.state.in_flight import record_sent
+from tasks.state.in_flight import StateLedger, record_sent
 from tasks.state.payouts import CurrencyTotals, paid_periods, payout_findings, payout_totals
 from tasks.state.runs import finish_run, start_run
 from tasks.state.snapshots import NOT_AT_SEQURA, keep_snapshots
@@ -113,4 +113,19 @@ def test_each_merchant_sees_only_its_own_disbursements_and_orders(state_url: str
 
     assert mine == [("SPAINONE1", Finding.NOT_PAID), ("PORTUGAL1", Finding.PAID_NOT_REPORTED)]
     assert theirs == [("SPAINONE1", Finding.PAID_NOT_REPORTED)]
+    store.dispose()
+
+
+def test_an_order_sent_without_an_answer_yet_and_paid_is_not_called_never_reported(state_url: str) -> None:
+    store = open_state_store(state_url)
+    run_id = str(uuid.uuid4())
+    start_run(
+        store, run_id, MERCHANT, Window(SHIPPED, SHIPPED + timedelta(days=1)), dry_run=False, flow_run_id=None
+    )
+    StateLedger(store, run_id, MERCHANT).sending([built_report("INFLIGHT1")])  # SeQura's answer was lost
+    paid(store, "D1", date(2026, 11, 22), ("INFLIGHT1", 2495), ("STRANGER1", 500))
+
+    found = [(f.order_ref_1, f.finding) for f in payout_findings(store, MERCHANT, DUE_BEFORE)]
+
+    assert found == [("STRANGER1", Finding.PAID_NOT_REPORTED)]
     store.dispose()
