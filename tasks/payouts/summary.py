@@ -91,9 +91,15 @@ def _read_in_words(summary: PayoutSummary) -> str:
             "orders paid before any disbursement is listed cannot be checked."
         )
     return (
-        f"{started}{periods.count:,} disbursements read ({read.new:,} new in this check, {read.lines:,} "
-        f"order lines), the latest paying orders up to {periods.latest_to_date:%Y-%m-%d}."
+        f"{started}{_counted(periods.count, 'disbursement')} read ({read.new:,} new in this check, "
+        f"{_counted(read.lines, 'order line')}), the latest paying orders up to "
+        f"{periods.latest_to_date:%Y-%m-%d}."
     )
+
+
+def _counted(count: int, noun: str) -> str:
+    """A count and its noun: 1 disbursement, 2 disbursements."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _due(summary: PayoutSummary) -> str:
@@ -146,8 +152,7 @@ def _oldest(oldest: PayoutFinding, summary: PayoutSummary) -> str:
 
 def _days(span: timedelta) -> str:
     """A span in whole days, as words."""
-    days = max(span.days, 0)
-    return f"{days:,} day" + ("" if days == 1 else "s")
+    return _counted(max(span.days, 0), "day")
 
 
 def finding_rows(summary: PayoutSummary) -> list[dict[str, object]]:

@@ -37,8 +37,8 @@ def summary_of(findings: list[PayoutFinding], merchant: str = "demo_merchant") -
     return PayoutSummary(
         merchant=merchant,
         out="/tmp/payouts.csv",
-        read=DisbursementsRead(listed=2, new=1, lines=3),
-        periods=PaidPeriods(2, date(2026, 11, 29)),
+        read=DisbursementsRead(listed=1, new=1, lines=1),
+        periods=PaidPeriods(1, date(2026, 11, 29)),
         grace_days=30,
         due_before=datetime(2026, 10, 30, 23, tzinfo=UTC),
         timezone=MADRID,
@@ -119,6 +119,10 @@ def test_the_summary_says_the_money_at_stake_and_the_oldest_unpaid_order_in_a_me
 
     said = payouts_markdown(summary_of(findings))
 
+    assert (
+        "1 disbursement read (1 new in this check, 1 order line), the latest paying orders up to 2026-11-29"
+        in said
+    )
     assert "| EUR | 1,234.56 EUR | 1,234.00 EUR | 1,250.00 EUR |" in said
     assert "| Reported as shipped, not paid | 1 | 1,000.00 EUR |" in said
     assert "| Paid, but not what was reported | 1 | -5.00 EUR paid less |" in said
