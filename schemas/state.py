@@ -272,6 +272,16 @@ disbursement_lines = Table(  # version 9: the per-order lines of each disburseme
 )
 
 
+order_payouts = Table(  # version 10: per order, the sum of its lines over every disbursement read
+    "order_payouts",
+    metadata,
+    Column("merchant", String(64), primary_key=True),
+    Column("order_ref_1", String(255), primary_key=True),
+    Column("disbursed", BigInteger, nullable=False),  # cents, returns after payment deducted
+    Column("currency", String(3), nullable=False),  # of the disbursements that paid it
+)
+
+
 def shipped_columns(report: Mapping[str, Any]) -> dict[str, Any]:
     """What an order report tells SeQura shipped, as order_snapshots' columns: total (cents), currency, when.
 

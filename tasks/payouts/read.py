@@ -20,14 +20,17 @@ class DisbursementsRead:
 def read_new_disbursements(resources: RunResources) -> DisbursementsRead:
     """Fetch and keep the detail of every listed disbursement not read before; reads SeQura, writes the store.
 
-    Each is kept in its own transaction, with its lines and raw detail, as soon as it is read: a reading
-    stopped half way keeps what it read, and the next one fetches only the rest.
+    Oldest period first, each is kept in its own transaction, with its lines and raw detail, as soon as it is
+    read: a reading stopped half way keeps what it read, and the next one fetches only the rest.
     """
     client = resources.sequra()
     store, merchant = resources.store, resources.merchant
     listed = client.disbursements()
     known = disbursements_read(store, merchant)
-    new = [disbursement for disbursement in listed if disbursement.reference not in known]
+    new = sorted(
+        (disbursement for disbursement in listed if disbursement.reference not in known),
+        key=lambda disbursement: (disbursement.to_date, disbursement.reference),
+    )
     lines = 0
     for disbursement in new:
         detail = client.disbursement_lines(disbursement)

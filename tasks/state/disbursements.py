@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 
 from schemas import state
 from schemas.payouts import Disbursement, DisbursementLine
-from tasks.state.store import StateStore
+from tasks.state.store import StateStore, rows_of, upsert
 
 
 def disbursements_read(store: StateStore, merchant: str) -> set[str]:
@@ -51,6 +53,7 @@ def record_disbursement(
             )
         )
         if lines:
+            add_to_order_payouts(conn, merchant, disbursement.currency, lines)
             conn.execute(
                 insert(state.disbursement_lines),
                 [
@@ -64,3 +67,22 @@ def record_disbursement(
                     for line in lines
                 ],
             )
+
+
+def add_to_order_payouts(
+    conn: Connection, merchant: str, currency: str, lines: Sequence[DisbursementLine]
+) -> None:
+    """Add one disbursement's lines to each order's sum in order_payouts; writes the store."""
+    table = state.order_payouts
+    sums: dict[str, int] = defaultdict(int)
+    for line in lines:
+        sums[line.order_ref_1] += line.amount_with_tax
+    known = {
+        row.order_ref_1: row.disbursed
+        for row in rows_of(conn, table, merchant, "order_ref_1", list(sums), "disbursed")
+    }
+    rows = [
+        {"order_ref_1": order_ref_1, "disbursed": known.get(order_ref_1, 0) + amount, "currency": currency}
+        for order_ref_1, amount in sums.items()
+    ]
+    upsert(conn, table, merchant, "order_ref_1", rows, {})

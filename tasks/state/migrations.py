@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Engine, Table, bindparam, func, insert, inspect, select, text, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection
 
 from schemas import state
@@ -111,10 +111,18 @@ def _create_version_9(conn: Connection) -> None:
 
 
 def _create_version_10(conn: Connection) -> None:
-    """Version 10: each snapshot says what SeQura was told shipped (total, currency, when), as columns.
+    """Version 10: what SeQura was told shipped and what it paid, per order, for the payout check.
 
-    Filled from the stored payloads, BACKFILL_BATCH at a time, in primary-key order.
+    Each snapshot's shipped total, currency and time as columns, filled from the stored payloads; each
+    order's sum over the disbursements read (order_payouts), filled from their lines.
     """
+    _fill_shipped_columns(conn)
+    state.metadata.create_all(conn, tables=[state.order_payouts])
+    sum_order_payouts(conn)
+
+
+def _fill_shipped_columns(conn: Connection) -> None:
+    """Add the snapshots' shipped columns and fill them from the payloads, BACKFILL_BATCH at a time."""
     snapshots = state.order_snapshots
     _add_missing_columns(conn, snapshots, "shipped_total", "currency", "shipped_at")
     fill = (
@@ -151,6 +159,33 @@ def _create_version_10(conn: Connection) -> None:
                 ],
             )
             after = rows[-1].order_ref_1
+
+
+def sum_order_payouts(conn: Connection) -> None:
+    """Fill an empty order_payouts with each order's sum over every disbursement line kept; writes it.
+
+    One INSERT ... SELECT: what tasks.state.disbursements keeps up to date, made at once (a migration).
+    """
+    lines, disbursements = state.disbursement_lines, state.disbursements
+    conn.execute(
+        insert(state.order_payouts).from_select(
+            ["merchant", "order_ref_1", "disbursed", "currency"],
+            select(
+                lines.c.merchant,
+                lines.c.order_ref_1,
+                func.sum(lines.c.amount_with_tax),
+                func.max(disbursements.c.currency),
+            )
+            .join(
+                disbursements,
+                and_(
+                    disbursements.c.merchant == lines.c.merchant,
+                    disbursements.c.reference == lines.c.disbursement,
+                ),
+            )
+            .group_by(lines.c.merchant, lines.c.order_ref_1),
+        )
+    )
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {

@@ -1,7 +1,8 @@
 """The payout check in the state store: what SeQura was told shipped against what its disbursements paid.
 
-Set-based: each order's lines are summed by the database and joined to its snapshot by primary key, and only
-the orders with a finding come back, streamed in batches, so a million reported orders cost no memory here.
+Set-based: each order's sum over the disbursements read (order_payouts, kept as each one is read) is joined to
+its snapshot by primary key, and only the orders with a finding come back, streamed in batches, so a million
+reported orders cost no memory here and no query plan joins an aggregate without an index.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
 from sqlalchemy.engine import Connection
 
 from schemas import state
@@ -51,27 +52,6 @@ def paid_periods(store: StateStore, merchant: str) -> PaidPeriods:
     return PaidPeriods(count, latest)
 
 
-def _paid_by_order(merchant: str) -> Select:
-    """Per order of the merchant's disbursement lines: the sum paid and the disbursements' currency."""
-    lines, disbursements = state.disbursement_lines, state.disbursements
-    return (
-        select(
-            lines.c.order_ref_1,
-            func.sum(lines.c.amount_with_tax).label("disbursed"),
-            func.max(disbursements.c.currency).label("currency"),
-        )
-        .join(
-            disbursements,
-            and_(
-                disbursements.c.merchant == lines.c.merchant,
-                disbursements.c.reference == lines.c.disbursement,
-            ),
-        )
-        .where(lines.c.merchant == merchant)
-        .group_by(lines.c.order_ref_1)
-    )
-
-
 def _reported(merchant: str) -> ColumnElement[bool]:
     """Snapshots of orders SeQura holds as the merchant's (not a cancellation it answered 404 to)."""
     snapshots = state.order_snapshots
@@ -105,8 +85,7 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
     has not had the grace days to pay is no finding yet); then paid_not_reported: paid, with no snapshot and
     not sent without an answer (in flight: being paid says SeQura has it, and the next run settles it).
     """
-    snapshots, flight = state.order_snapshots, state.in_flight
-    paid = _paid_by_order(merchant).subquery()
+    snapshots, flight, paid = state.order_snapshots, state.in_flight, state.order_payouts
     reported = (
         select(
             snapshots.c.order_ref_1,
@@ -115,7 +94,11 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
             snapshots.c.shipped_at,
             paid.c.disbursed,
         )
-        .select_from(snapshots.outerjoin(paid, paid.c.order_ref_1 == snapshots.c.order_ref_1))
+        .select_from(
+            snapshots.outerjoin(
+                paid, and_(paid.c.merchant == merchant, paid.c.order_ref_1 == snapshots.c.order_ref_1)
+            )
+        )
         .where(_reported(merchant))
         .where(
             or_(
@@ -131,7 +114,7 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
     )
     unreported = (
         select(paid.c.order_ref_1, paid.c.disbursed, paid.c.currency)
-        .where(paid.c.disbursed != 0)
+        .where(paid.c.merchant == merchant, paid.c.disbursed != 0)
         .where(~exists().where(_reported(merchant), snapshots.c.order_ref_1 == paid.c.order_ref_1))
         .where(~exists().where(flight.c.merchant == merchant, flight.c.order_ref_1 == paid.c.order_ref_1))
         .order_by(paid.c.order_ref_1)
@@ -188,7 +171,7 @@ def _paid_in(conn: Connection, merchant: str, order_refs: Sequence[str]) -> dict
 
 def payout_totals(store: StateStore, merchant: str, due_before: datetime | None) -> list[CurrencyTotals]:
     """Per currency: transferred, paid for orders, expected (reported and due, or paid); reads the store."""
-    lines, disbursements, snapshots = state.disbursement_lines, state.disbursements, state.order_snapshots
+    disbursements, snapshots = state.disbursements, state.order_snapshots
     transferred: dict[str, int] = defaultdict(int)
     paid: dict[str, int] = defaultdict(int)
     expected: dict[str, int] = defaultdict(int)
@@ -199,13 +182,15 @@ def payout_totals(store: StateStore, merchant: str, due_before: datetime | None)
             .group_by(disbursements.c.currency)
         ):
             transferred[currency] = int(amount)
-        paid_lines = _paid_by_order(merchant).subquery()
+        payouts = state.order_payouts
         for currency, amount in conn.execute(
-            select(paid_lines.c.currency, func.sum(paid_lines.c.disbursed)).group_by(paid_lines.c.currency)
+            select(payouts.c.currency, func.sum(payouts.c.disbursed))
+            .where(payouts.c.merchant == merchant)
+            .group_by(payouts.c.currency)
         ):
             paid[currency] = int(amount)
         was_paid = exists().where(
-            lines.c.merchant == merchant, lines.c.order_ref_1 == snapshots.c.order_ref_1
+            payouts.c.merchant == merchant, payouts.c.order_ref_1 == snapshots.c.order_ref_1
         )
         for currency, amount in conn.execute(
             select(snapshots.c.currency, func.sum(snapshots.c.shipped_total))

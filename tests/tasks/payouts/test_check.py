@@ -406,21 +406,21 @@ def test_a_detail_sequra_does_not_answer_stops_the_check_and_keeps_the_disbursem
     paid = payouts.references()
     listing = payouts.sandbox.get_api(f"merchants/{MERCHANT}/disbursements")
     path = {item["disbursement"]["to_date"]: item["disbursement"]["path"] for item in listing.json()}
-    late_detail = payouts.sandbox.get_api(path[SECOND_WEEK].lstrip("/"))
+    early_detail = payouts.sandbox.get_api(path[FIRST_WEEK].lstrip("/"))
     json_answer = (("Content-Type", "application/json"),)
 
     with Replay() as sequra:
         sequra.answers = {
             f"GET /merchants/{MERCHANT}/disbursements": Scripted(200, json_answer, listing.content),
-            f"GET {path[SECOND_WEEK]}": Scripted(200, json_answer, late_detail.content),  # listed first
-            f"GET {path[FIRST_WEEK]}": answer(paid[FIRST_WEEK]),
+            f"GET {path[FIRST_WEEK]}": Scripted(200, json_answer, early_detail.content),  # read first: older
+            f"GET {path[SECOND_WEEK]}": answer(paid[SECOND_WEEK]),
         }
-        with pytest.raises(error, match=named.format(reference=paid[FIRST_WEEK], path=path[FIRST_WEEK])):
+        with pytest.raises(error, match=named.format(reference=paid[SECOND_WEEK], path=path[SECOND_WEEK])):
             payouts.check(SEQURA_API_URL=sequra.url)
 
     assert not payouts.out.exists()
-    assert payouts.kept() == [(paid[SECOND_WEEK], "LATE01", 1745)]
-    summary, rows = payouts.check()  # SeQura answers again: only the rest is read, EARLY01 was paid
+    assert payouts.kept() == [(paid[FIRST_WEEK], "EARLY01", 1745)]
+    summary, rows = payouts.check()  # SeQura answers again: only the rest is read, LATE01 was paid
     assert (rows, summary.read) == ([], DisbursementsRead(listed=2, new=1, lines=1))
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from sqlalchemy import delete, insert, inspect, select, text, update
 
 from schemas import state
 from schemas.outcomes import DeliveryCounts
+from schemas.payouts import Disbursement, DisbursementLine
 from schemas.reports import BuildResult, Change, ClassifiedReport, QuarantinedOrder, Stage
 from tasks.state import migrations
+from tasks.state.disbursements import record_disbursement
 from tasks.state.errors import RunInProgressError, StateStoreError
 from tasks.state.in_flight import StateLedger, in_flight_of_run, record_sent, uncertain_deliveries
 from tasks.state.locks import RUN_LEASE, free_lock, lease_kept
@@ -96,15 +99,21 @@ def test_a_version_1_store_gets_run_marks_chunks_and_update_outcomes(state_url: 
     store.dispose()
 
 
-def test_a_version_9_store_gets_what_each_snapshot_shipped_as_columns(state_url: str) -> None:
+def test_a_version_9_store_gets_what_each_snapshot_shipped_and_each_order_was_paid(state_url: str) -> None:
     store = open_state_store(state_url)
     start_run(store, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
     record_sent(
         store, "run-1", MERCHANT, [built_report(f"R{number:04d}", 1000 + number) for number in range(5)]
     )
+    paid = Disbursement("D1", date(2026, 12, 6), date(2026, 11, 29), "EUR", 1500, 0, "/x/D1")
+    lines = [DisbursementLine("R0001", 1001, None), DisbursementLine("R0002", 500, None)]
+    record_disbursement(store, MERCHANT, paid, lines, "{}")
+    returned = [DisbursementLine("R0002", -500, None)]
+    record_disbursement(store, MERCHANT, replace(paid, reference="D2"), returned, "{}")
     with store.engine.begin() as conn:  # back to version 9, as stores written before version 10 are
         for column in ("shipped_total", "currency", "shipped_at"):
             conn.execute(text(f"ALTER TABLE order_snapshots DROP COLUMN {column}"))
+        conn.execute(text("DROP TABLE order_payouts"))
         conn.execute(delete(state.schema_version).where(state.schema_version.c.version >= 10))
     store.dispose()
     migrations.BACKFILL_BATCH, batch = 2, migrations.BACKFILL_BATCH  # three batches, the last one short
@@ -126,6 +135,11 @@ def test_a_version_9_store_gets_what_each_snapshot_shipped_as_columns(state_url:
         (f"R{number:04d}", 1000 + number, "EUR", datetime(2026, 11, 20, 9, 15, tzinfo=UTC))
         for number in range(5)
     ]
+    with store.engine.connect() as conn:
+        payouts = conn.execute(
+            select(state.order_payouts.c.order_ref_1, state.order_payouts.c.disbursed).order_by("order_ref_1")
+        ).all()
+    assert [tuple(row) for row in payouts] == [("R0001", 1001), ("R0002", 0)]
     store.dispose()
 
 
