@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 ANALYSIS = Path(__file__).parent / "analysis.md"
+PAYOUTS = Path(__file__).parent / "payouts.json"  # written by benchmarks/payouts.py
 DRIVERS = {"pymysql": "pymysql", "mysqldb": "mysqlclient"}
 
 
@@ -296,6 +298,89 @@ def same_day_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _plan_flag(query: str, steps: list[str]) -> str:
+    """A warning for a plan whose time grows faster than the rows it returns."""
+    again = [step.split(":")[0] for step in steps if ": ALL," in step and "BNL join" in step]
+    if again:
+        return f" **{', '.join(again)} read whole once per join buffer: time grows with N²**"
+    by_order = any("ix_disbursement_lines_order" in step for step in steps)
+    lines_first = not steps[0].startswith("disbursements:")
+    if query.startswith("findings: disbursements of") and not (by_order and lines_first):
+        return " **every line of every disbursement read for each 500 orders found, not their own lines**"
+    return ""
+
+
+def payout_lines(payouts: dict[str, Any]) -> list[str]:
+    """The payout check's section, from payouts.json: a row per N and state store, what was planted, plans."""
+    runs = sorted(payouts["runs"].values(), key=lambda run: (run["orders"], run["backend"]))
+    lines = [
+        "## Payout check",
+        "",
+        "Written by `python -m benchmarks.payouts` (in `make bench`) into benchmarks/payouts.json; "
+        "benchmarks/payouts.py says what each store holds. One merchant's N reported orders shipped over a "
+        "year, 52 weekly disbursements paying them, planted differences; the check as a run does it once "
+        "the disbursements are read (paid_periods, due_before with 30 grace days, the findings streamed "
+        "into the CSV and counted, payout_totals), in a process of its own. Seconds per part; memory is the "
+        "process's peak, and in brackets what it held before the check began. The findings counted are the "
+        "ones planted, or the benchmark fails. A check still running after "
+        f"{max(run['stopped_after_seconds'] for run in runs):,} s is stopped.",
+        "",
+        "| N | state store | fill | paid_periods | due_before | findings (query, CSV, tally) | totals | "
+        "check | peak memory (MB) | not_paid | paid_differs | paid_not_reported | < 60 s, bounded memory |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for run in runs:
+        check = run["check"]
+        start = f"| {run['orders']:,} | {run['backend']} | {_n(run['fill_seconds'])} |"
+        target = "met" if run["target"] == "met" else "**not met**"
+        if check is None:
+            stopped = f"**stopped after {run['stopped_after_seconds']:,} s**"
+            lines.append(f"{start} | | {stopped} | | {stopped} | | | | | {target} |")
+            continue
+        parts = " | ".join(
+            _n(check["seconds"][part], 2) for part in ("paid_periods", "due_before", "findings", "totals")
+        )
+        found = " | ".join(
+            f"{check['findings'][kind]:,}" for kind in ("not_paid", "paid_differs", "paid_not_reported")
+        )
+        lines.append(
+            f"{start} {parts} | {_n(check['total_seconds'], 2)} | {_n(check['peak_mb'], 0)} "
+            f"({_n(check['rss_before_mb'], 0)}) | {found} | {target} |"
+        )
+    lines.append("")
+    for orders in sorted({run["orders"] for run in runs}):
+        planted = next(run["planted"] for run in runs if run["orders"] == orders)
+        when = "; ".join(
+            f"{run['backend']} measured {run['measured']} on tasks/state/payouts.py at {run.get('code', '?')}"
+            for run in runs
+            if run["orders"] == orders
+        )
+        lines.append(
+            f"- N = {orders:,}: planted {planted['not_paid']:,} not paid, {planted['paid_less']:,} paid "
+            f"less, {planted['paid_not_reported']:,} paid and not reported; {planted['returned']:,} "
+            "returned after payment (a negative line later, the report lowered) and "
+            f"{planted['unpaid_in_grace']:,} shipped after the latest period (unpaid, within the grace "
+            "days) are no findings; "
+            f"{planted['lines']:,} disbursement lines; {when}."
+        )
+    largest = {run["backend"]: run for run in runs}
+    lines += [
+        "",
+        "Query plans at the largest N, as sent (MariaDB's EXPLAIN: table: access, key, estimated rows; "
+        "SQLite's EXPLAIN QUERY PLAN), on a store just filled, without ANALYZE TABLE:",
+        "",
+        "| state store | query | plan |",
+        "|---|---|---|",
+    ]
+    for backend, run in sorted(largest.items()):
+        for entry in run["plans"]:
+            lines.append(
+                f"| {backend}, N = {run['orders']:,} | {entry['query']} | {'; '.join(entry['plan'])}"
+                f"{_plan_flag(entry['query'], entry['plan'])} |"
+            )
+    return [*lines, ""]
+
+
 def write_report(results: dict[str, Any], report: Path, plot: Path, *, plot_too: bool = True) -> None:
     """Write RESULTS.md, and the plot it shows unless `plot_too` is false (its figures unchanged)."""
     machine = results["machine"]
@@ -323,6 +408,7 @@ def write_report(results: dict[str, Any], report: Path, plot: Path, *, plot_too:
         f"![time and memory against N]({plot.name})",
         "",
         *same_day_lines(results),
+        *(payout_lines(json.loads(PAYOUTS.read_text())) if PAYOUTS.exists() else []),
         "## Where the time goes",
         "",
         *profile_lines(results),
