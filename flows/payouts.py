@@ -53,7 +53,7 @@ def default_out(merchant: str) -> Path:
 
 
 @flow(name="payouts", flow_run_name=run_name, validate_parameters=False)
-def payouts(merchant: str | None = None, out: str | None = None) -> PayoutSummary | list[PayoutSummary]:
+def payouts(merchant: str | None = None, out: str | None = None) -> PayoutSummary | State:
     """Check what SeQura paid against what it was told shipped, order by order; write the findings to a CSV.
 
     Args:
@@ -71,9 +71,9 @@ def payouts(merchant: str | None = None, out: str | None = None) -> PayoutSummar
                 f"names one CSV, and the check is for {len(merchants)} merchants: name one merchant too, or "
                 "leave out out (each merchant's CSV goes to .sequra-etl/)",
             )
-        return every_merchants_check(merchants)  # type: ignore[return-value]
+        return every_merchants_check(merchants)
     check_deployment_out(out)
-    return merchant_check(merchants[0], out)  # type: ignore[return-value]
+    return merchant_check(merchants[0], out)
 
 
 def merchant_check(merchant: str, out: str | None) -> PayoutSummary | State:
@@ -127,7 +127,7 @@ def publish(summary: PayoutSummary) -> None:
 
 def final_state(summary: PayoutSummary) -> PayoutSummary | State:
     """Plain Completed when every order was paid as reported; else PayoutsDiffer, with the counts in words."""
-    if not summary.found:
+    if summary.all_paid:
         return summary
     return Completed(
         name=PAYOUTS_DIFFER,
@@ -149,7 +149,7 @@ def every_merchants_check(merchants: tuple[str, ...]) -> State:
             f"{len(failed)} of {len(merchants)} payout checks did not finish ({said}); each run says why"
         )
     summaries: list[PayoutSummary] = [state.result() for state in states.values()]
-    differing = [summary for summary in summaries if summary.found]
+    differing = [summary for summary in summaries if not summary.all_paid]
     if differing:
         return Completed(
             name=PAYOUTS_DIFFER,

@@ -20,6 +20,8 @@ ID_LONGEST = 100  # characters of the last segment of a disbursement's path
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 CURRENCY = re.compile(r"[A-Z]{3}")
 DISBURSEMENT_ID = re.compile(rf"[A-Za-z0-9-]{{1,{ID_LONGEST}}}")
+REFERENCE_LONGEST = 255  # characters of a disbursement's reference (the state store's column)
+REFERENCE = re.compile(rf"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{{1,{REFERENCE_LONGEST}}}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def _disbursement(element: object, position: int) -> Disbursement:
         else f"disbursement #{position}"
     )
     return Disbursement(
-        reference=_text(fields, "reference", name),
+        reference=_reference(fields, name),
         issue_date=_date(fields, "issue_date", name),
         to_date=_date(fields, "to_date", name),
         currency=_currency(fields, name),
@@ -98,6 +100,19 @@ def _text(fields: dict, key: str, name: str) -> str:
     value = _field(fields, key, name)
     if not isinstance(value, str) or not value:
         raise DisbursementFormatError(f"{name}: '{key}' is {_kind(value)}, not a non-empty string")
+    return value
+
+
+def _reference(fields: dict, name: str) -> str:
+    """A disbursement's reference: one word of at most REFERENCE_LONGEST printable characters.
+
+    The CSV lists references space-separated and the store keeps them in a column of that width.
+    """
+    value = _text(fields, "reference", name)
+    if not REFERENCE.fullmatch(value):
+        raise DisbursementFormatError(
+            f"{name}: its reference is not one word of at most {REFERENCE_LONGEST} printable characters"
+        )
     return value
 
 
@@ -244,6 +259,7 @@ class PayoutFinding:
     currency: str
     shipped_at: datetime | None
     disbursements: tuple[str, ...] = ()
+    baseline: bool = False  # its report is this project's baseline of what the PHP module (or adopt) sent
 
     @property
     def difference(self) -> int | None:
@@ -272,6 +288,12 @@ class PayoutFinding:
             return (
                 "SeQura paid an order this merchant never reported from here: check whether it was reported "
                 "by hand, by the PrestaShop module before the switch, or under another merchant id"
+            )
+        if self.baseline:
+            return (
+                "SeQura paid other than the report this project keeps for an order the PrestaShop module "
+                "reported before the switch (built from the shop, not the module's own report): check in "
+                "SeQura's back office what it was told, and correct the order there or in the shop"
             )
         if self.reported == 0:
             return (

@@ -19,17 +19,28 @@ from schemas.payouts import Finding, PayoutFinding
 from tasks.payouts.output import write_findings
 from tasks.payouts.read import DisbursementsRead, read_new_disbursements
 from tasks.resources import RunResources
-from tasks.state.payouts import CurrencyTotals, PaidPeriods, paid_periods, payout_findings, payout_totals
+from tasks.state.payouts import (
+    CurrencyTotals,
+    PaidPeriods,
+    paid_periods,
+    payout_findings,
+    payout_totals,
+    unpaid_past_grace,
+)
 
 
 @dataclass(frozen=True)
 class AtStake:
-    """Orders of one finding in one currency, and the money they are about (cents)."""
+    """Orders of one finding in one currency, and the money they are about (cents).
+
+    Orders paid other than reported are two parts, those paid more and those paid less, never netted.
+    """
 
     finding: Finding
     currency: str
     orders: int
     amount: int
+    paid_more: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class PayoutSummary:
     oldest_unpaid: PayoutFinding | None
     findings: list[PayoutFinding] = field(default_factory=list)
     started_at: datetime | None = None
+    unpaid_past_grace: int = 0  # due by today, in no disbursement, and no period listed late enough to say so
 
     def count(self, finding: Finding) -> int:
         """How many orders have `finding`."""
@@ -57,6 +69,11 @@ class PayoutSummary:
     def found(self) -> int:
         """How many orders have a finding."""
         return sum(part.orders for part in self.at_stake)
+
+    @property
+    def all_paid(self) -> bool:
+        """Whether every order was paid as reported, and none is past the grace unpaid."""
+        return not self.found and not self.unpaid_past_grace
 
 
 def due_before(latest_to_date: date | None, grace_days: int, timezone: str) -> datetime | None:
@@ -74,15 +91,16 @@ def due_before(latest_to_date: date | None, grace_days: int, timezone: str) -> d
 class FindingTally:
     """Counts findings as they stream past: per finding and currency, the oldest unpaid, the first rows."""
 
-    orders: Counter[tuple[Finding, str]] = field(default_factory=Counter)
-    amounts: Counter[tuple[Finding, str]] = field(default_factory=Counter)
+    orders: Counter[tuple[Finding, str, bool]] = field(default_factory=Counter)
+    amounts: Counter[tuple[Finding, str, bool]] = field(default_factory=Counter)
     oldest_unpaid: PayoutFinding | None = None
     shown: list[PayoutFinding] = field(default_factory=list)
 
     def count(self, findings: Iterable[PayoutFinding]) -> None:
         """Take every finding of `findings` into the tally."""
         for finding in findings:
-            key = (finding.finding, finding.currency)
+            more = finding.finding is Finding.PAID_DIFFERS and finding.at_stake > 0
+            key = (finding.finding, finding.currency, more)
             self.orders[key] += 1
             self.amounts[key] += finding.at_stake
             if len(self.shown) < ROWS_SHOWN:
@@ -91,11 +109,11 @@ class FindingTally:
                 self.oldest_unpaid = finding
 
     def at_stake(self) -> list[AtStake]:
-        """Per finding (in Finding's order) and currency: orders and money."""
+        """Per finding (in Finding's order), currency, and paid less then more: orders and money."""
         return [
-            AtStake(finding, currency, self.orders[finding, currency], self.amounts[finding, currency])
-            for finding in Finding
-            for currency in sorted(currency for kind, currency in self.orders if kind is finding)
+            AtStake(finding, currency, self.orders[key], self.amounts[key], more)
+            for key in sorted(self.orders, key=lambda key: (list(Finding).index(key[0]), key[1], key[2]))
+            for finding, currency, more in [key]
         ]
 
 
@@ -121,6 +139,7 @@ def check_payouts(resources: RunResources, out: Path) -> PayoutSummary:
     due = due_before(periods.latest_to_date, grace, timezone)
     tally = FindingTally()
     tally.count(write_findings(out, payout_findings(store, merchant, due), timezone))
+    overdue = unpaid_past_grace(store, merchant, resources.clock.now() - timedelta(days=grace), due)
     return PayoutSummary(
         merchant=merchant,
         out=str(out.resolve()),
@@ -133,4 +152,5 @@ def check_payouts(resources: RunResources, out: Path) -> PayoutSummary:
         at_stake=tally.at_stake(),
         oldest_unpaid=tally.oldest_unpaid,
         findings=tally.shown,
+        unpaid_past_grace=overdue,
     )

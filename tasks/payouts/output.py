@@ -39,17 +39,21 @@ def write_findings(path: Path, findings: Iterable[PayoutFinding], timezone: str)
     """Write the CSV's header, then each finding as it passes through; writes (and replaces) the file.
 
     A generator: the caller counts what passes while the file is written, one finding in memory at a time.
-    The file is written beside the target and moved into place at the end, so a reader never sees half.
+    The file is written beside the target and moved into place at the end, so a reader never sees half; a
+    check that stops leaves the last CSV as it was, and no partial file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", encoding="utf-8", newline="") as stream:
-        writer = csv.DictWriter(stream, PAYOUT_COLUMNS)
-        writer.writeheader()
-        for finding in findings:
-            row = finding_row(finding, timezone)
-            writer.writerow(
-                {key: value if key in AMOUNTS else spreadsheet_cell(value) for key, value in row.items()}
-            )
-            yield finding
-    partial.replace(path)
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as stream:
+            writer = csv.DictWriter(stream, PAYOUT_COLUMNS)
+            writer.writeheader()
+            for finding in findings:
+                row = finding_row(finding, timezone)
+                writer.writerow(
+                    {key: value if key in AMOUNTS else spreadsheet_cell(value) for key, value in row.items()}
+                )
+                yield finding
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)

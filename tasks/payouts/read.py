@@ -27,8 +27,9 @@ def read_new_disbursements(resources: RunResources) -> DisbursementsRead:
     store, merchant = resources.store, resources.merchant
     listed = client.disbursements()
     known = disbursements_read(store, merchant)
+    unique = {disbursement.reference: disbursement for disbursement in listed}.values()  # listed twice: once
     new = sorted(
-        (disbursement for disbursement in listed if disbursement.reference not in known),
+        (disbursement for disbursement in unique if disbursement.reference not in known),
         key=lambda disbursement: (disbursement.to_date, disbursement.reference),
     )
     lines = 0
@@ -36,4 +37,4 @@ def read_new_disbursements(resources: RunResources) -> DisbursementsRead:
         detail = client.disbursement_lines(disbursement)
         record_disbursement(store, merchant, disbursement, detail.lines, detail.raw)
         lines += len(detail.lines)
-    return DisbursementsRead(listed=len(listed), new=len(new), lines=lines)
+    return DisbursementsRead(listed=len(unique), new=len(new), lines=lines)

@@ -44,6 +44,10 @@ def findings_in_words(summary: PayoutSummary) -> str:
             (summary.count(Finding.NOT_PAID), "reported as shipped and not paid"),
             (summary.count(Finding.PAID_DIFFERS), "paid other than reported"),
             (summary.count(Finding.PAID_NOT_REPORTED), "paid and never reported from here"),
+            (
+                summary.unpaid_past_grace,
+                f"unpaid {summary.grace_days} days after shipping, in no disbursement listed",
+            ),
         )
         if count
     ]
@@ -72,7 +76,7 @@ def payouts_markdown(summary: PayoutSummary) -> str:
             "the sum of their order lines. Expected: what SeQura was told shipped, for the orders paid or "
             f"due by now (reported before {_due(summary)}).",
         ]
-    lines += ["", *_findings_in_words(summary)]
+    lines += ["", *_findings_in_words(summary), *_past_grace_in_words(summary)]
     lines += ["", f"Every finding, with what to do: {markdown_text(summary.out)}."]
     return "\n".join(lines)
 
@@ -115,7 +119,7 @@ def _due(summary: PayoutSummary) -> str:
 def _findings_in_words(summary: PayoutSummary) -> list[str]:
     """The money at stake per finding and currency, and the oldest unpaid order."""
     if not summary.found:
-        return ["**Every order was paid as reported.** No order is unpaid past its due date."]
+        return [] if summary.unpaid_past_grace else ["**Every order was paid as reported.**"]
     lines = [
         "| Finding | Orders | Money at stake |",
         "|---|---:|---:|",
@@ -129,6 +133,20 @@ def _findings_in_words(summary: PayoutSummary) -> list[str]:
     if oldest is not None and oldest.shipped_at is not None:
         lines += ["", f"The oldest unpaid order: {_oldest(oldest, summary)}."]
     return lines
+
+
+def _past_grace_in_words(summary: PayoutSummary) -> list[str]:
+    """The orders past the grace that no disbursement listed can call unpaid yet, when there are some."""
+    if not summary.unpaid_past_grace:
+        return []
+    latest = summary.periods.latest_to_date
+    listed = f"the latest one listed pays orders up to {latest:%Y-%m-%d}" if latest else "none is listed"
+    return [
+        "",
+        f"**{_counted(summary.unpaid_past_grace, 'order')} shipped and reported more than "
+        f"{summary.grace_days} days ago (PAYOUT_GRACE_DAYS), in no disbursement, and {listed}:** ask SeQura "
+        "whether its payments, or its list of them, stopped.",
+    ]
 
 
 def _direction(finding: Finding, amount: int) -> str:

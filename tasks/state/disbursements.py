@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from schemas import state
 from schemas.payouts import Disbursement, DisbursementLine
@@ -27,10 +28,26 @@ def record_disbursement(
     lines: Sequence[DisbursementLine],
     detail: str,
 ) -> None:
-    """Keep one disbursement, its raw detail and its lines, in one transaction; writes the store.
+    """Keep one disbursement, its raw detail, its lines and each order's new sum, in one transaction.
 
-    A disbursement already kept is left as it was: SeQura's transfers do not change once made.
+    Writes disbursements, disbursement_lines and order_payouts. A disbursement already kept is left as it was
+    (SeQura's transfers do not change once made), also when another check kept it meanwhile.
     """
+    try:
+        _keep(store, merchant, disbursement, lines, detail)
+    except IntegrityError:  # another check of the merchant kept it first: the same transfer, kept once
+        if disbursement.reference not in disbursements_read(store, merchant):
+            raise
+
+
+def _keep(
+    store: StateStore,
+    merchant: str,
+    disbursement: Disbursement,
+    lines: Sequence[DisbursementLine],
+    detail: str,
+) -> None:
+    """Insert the disbursement, its order sums and its lines unless kept already (one transaction)."""
     table = state.disbursements
     with store.engine.begin() as conn:
         kept = select(table.c.reference).where(

@@ -18,10 +18,11 @@ from sqlalchemy.engine import Connection
 from schemas import state
 from schemas.payouts import Finding, PayoutFinding
 from tasks.rows import in_chunks
-from tasks.state.snapshots import NOT_AT_SEQURA
+from tasks.state.snapshots import NOT_AT_SEQURA, SENT_BY_ADOPTION, SENT_BY_MODULE
 from tasks.state.store import KEYS_PER_QUERY, StateStore
 
 STREAMED = 1000  # findings fetched from the store at a time
+BASELINES = (SENT_BY_MODULE, SENT_BY_ADOPTION)  # snapshots built here of what SeQura had from elsewhere
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,10 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
     """Every order of the merchant whose payout does not match its report, by order_ref_1; reads the store.
 
     not_paid: reported as shipped (and reported) before `due_before` and in no disbursement; paid_differs:
-    paid a sum other than its last reported shipped total, last reported before `due_before` (a change SeQura
-    has not had the grace days to pay is no finding yet); then paid_not_reported: paid, with no snapshot and
-    not sent without an answer (in flight: being paid says SeQura has it, and the next run settles it).
+    paid a sum (or in a currency) other than its last reported shipped total, last reported before
+    `due_before` (a change SeQura has not had the grace days to pay is no finding yet) and not waiting for
+    SeQura's answer to an update (in flight); then paid_not_reported: paid, with no snapshot and not sent
+    without an answer (in flight: being paid says SeQura has it, and the next run settles it).
     """
     snapshots, flight, paid = state.order_snapshots, state.in_flight, state.order_payouts
     reported = (
@@ -92,6 +94,7 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
             snapshots.c.shipped_total,
             snapshots.c.currency,
             snapshots.c.shipped_at,
+            snapshots.c.sent_by,
             paid.c.disbursed,
         )
         .select_from(
@@ -105,8 +108,14 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
                 and_(paid.c.disbursed.is_(None), _due(due_before)),
                 and_(
                     paid.c.disbursed.is_not(None),
-                    paid.c.disbursed != snapshots.c.shipped_total,
+                    or_(
+                        paid.c.disbursed != snapshots.c.shipped_total,
+                        paid.c.currency != snapshots.c.currency,
+                    ),
                     _settled(due_before),
+                    ~exists().where(
+                        flight.c.merchant == merchant, flight.c.order_ref_1 == snapshots.c.order_ref_1
+                    ),
                 ),
             )
         )
@@ -131,6 +140,7 @@ def payout_findings(store: StateStore, merchant: str, due_before: datetime | Non
                     currency=row.currency,
                     shipped_at=row.shipped_at,
                     disbursements=references.get(row.order_ref_1, ()),
+                    baseline=row.sent_by in BASELINES,
                 )
         for rows in conn.execution_options(yield_per=STREAMED).execute(unreported).partitions():
             references = _paid_in(lookup, merchant, [row.order_ref_1 for row in rows])
@@ -173,6 +183,25 @@ def _paid_in(conn: Connection, merchant: str, order_refs: Sequence[str]) -> dict
             if disbursement not in paid_in[order_ref_1]:
                 paid_in[order_ref_1].append(disbursement)
     return {order_ref_1: tuple(references) for order_ref_1, references in paid_in.items()}
+
+
+def unpaid_past_grace(
+    store: StateStore, merchant: str, due_now: datetime, due_before: datetime | None
+) -> int:
+    """Orders shipped and reported before `due_now`, in no disbursement, that are not yet not_paid; reads it.
+
+    They are due by today's date, but no disbursement listed pays a period late enough to call them unpaid:
+    SeQura may have stopped paying, or stopped listing what it paid.
+    """
+    snapshots, paid = state.order_snapshots, state.order_payouts
+    query = (
+        select(func.count())
+        .select_from(snapshots)
+        .where(_reported(merchant), _due(due_now), ~_due(due_before))
+        .where(~exists().where(paid.c.merchant == merchant, paid.c.order_ref_1 == snapshots.c.order_ref_1))
+    )
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def payout_totals(store: StateStore, merchant: str, due_before: datetime | None) -> list[CurrencyTotals]:

@@ -97,7 +97,15 @@ def test_a_disbursement_without_adjustments_is_read() -> None:
         (without_field("reference"), "disbursement #1 has no 'reference'"),
         (
             [{"disbursement": {**DOCS_LIST[0]["disbursement"], "reference": "REF\nX\u202e", "path": ""}}],
-            "disbursement REF\\nX\\u202e: 'path' is '', not",
+            "disbursement REF\\nX\\u202e: its reference is not one word of at most 255 printable",
+        ),
+        (
+            with_field("reference", "0000008 mlHWOC"),
+            "disbursement 0000008 mlHWOC: its reference is not one word",
+        ),
+        (
+            with_field("reference", "R" * 256),
+            "its reference is not one word of at most 255 printable characters",
         ),
     ],
     ids=[
@@ -114,6 +122,8 @@ def test_a_disbursement_without_adjustments_is_read() -> None:
         "missing amount",
         "missing reference",
         "reference shown inert",
+        "reference of two words",
+        "reference too long",
     ],
 )
 def test_a_malformed_list_is_refused_naming_the_disbursement_and_the_field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.payouts import PAYOUT_COLUMNS, Finding, PayoutFinding
-from tasks.payouts.check import AtStake, PayoutSummary
+from tasks.payouts.check import AtStake, FindingTally, PayoutSummary
 from tasks.payouts.output import write_findings
 from tasks.payouts.read import DisbursementsRead
-from tasks.payouts.summary import finding_rows, money, payouts_markdown
+from tasks.payouts.summary import finding_rows, findings_in_words, money, payouts_markdown
 from tasks.state.payouts import CurrencyTotals, PaidPeriods
 from tests.hostile import hostile
 
@@ -109,6 +110,38 @@ def test_a_check_that_stops_half_way_leaves_no_half_written_csv(tmp_path: Path) 
     with pytest.raises(RuntimeError):
         list(write_findings(path, stopping(), MADRID))  # type: ignore[arg-type]
     assert path.read_text(encoding="utf-8") == "the last check's findings\n"
+    assert [file.name for file in tmp_path.iterdir()] == ["payouts.csv"]  # and no partial file left
+
+
+def test_orders_paid_more_and_orders_paid_less_are_never_netted() -> None:
+    tally = FindingTally()
+    tally.count(
+        [
+            PayoutFinding("PAIDMORE1", Finding.PAID_DIFFERS, 2495, 2595, "EUR", SHIPPED),
+            PayoutFinding("PAIDLESS1", Finding.PAID_DIFFERS, 2495, 2395, "EUR", SHIPPED),
+            PayoutFinding("PAIDLESS2", Finding.PAID_DIFFERS, 2495, 1495, "EUR", SHIPPED),
+        ]
+    )
+    summary = replace(summary_of([]), at_stake=tally.at_stake())
+
+    said = payouts_markdown(summary)
+
+    assert "| Paid, but not what was reported | 2 | -11.00 EUR paid less |" in said
+    assert "| Paid, but not what was reported | 1 | 1.00 EUR paid more |" in said
+    assert summary.count(Finding.PAID_DIFFERS) == 3
+
+
+def test_orders_past_the_grace_in_no_disbursement_listed_are_said_and_not_all_paid() -> None:
+    summary = replace(summary_of([]), unpaid_past_grace=3)
+
+    said = payouts_markdown(summary)
+
+    assert not summary.all_paid and "Every order was paid as reported" not in said
+    assert (
+        "**3 orders shipped and reported more than 30 days ago (PAYOUT_GRACE_DAYS), in no disbursement, and "
+        "the latest one listed pays orders up to 2026-11-29:** ask SeQura whether its payments" in said
+    )
+    assert findings_in_words(summary) == "3 orders unpaid 30 days after shipping, in no disbursement listed"
 
 
 def test_the_summary_says_the_money_at_stake_and_the_oldest_unpaid_order_in_a_merchants_words() -> None:

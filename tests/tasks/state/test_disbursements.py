@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from schemas import state
 from schemas.payouts import Disbursement, DisbursementLine
+from tasks.state import disbursements
 from tasks.state.disbursements import disbursements_read, record_disbursement
 from tasks.state.store import open_state_store
 
@@ -44,4 +48,27 @@ def test_a_disbursement_is_kept_once_with_its_lines_and_raw_detail(state_url: st
         ).all()
     assert (kept.to_date, kept.disbursed_amount, kept.detail) == (date(2014, 11, 16), 34234, detail)
     assert [tuple(line) for line in lines] == [("N12", 1300, 1800), ("N13", -1000, None)]
+    store.dispose()
+
+
+def test_a_disbursement_another_check_kept_first_is_kept_once_and_any_other_error_is_raised(
+    state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_state_store(state_url)
+    keep = disbursements._keep
+
+    def kept_meanwhile(*arguments: object) -> None:
+        keep(*arguments)  # the other check's transaction, committed first
+        raise IntegrityError("INSERT INTO disbursements", {}, Exception("Duplicate entry"))
+
+    monkeypatch.setattr(disbursements, "_keep", kept_meanwhile)
+    record_disbursement(store, MERCHANT, PAID, LINES, "{}")  # no error: the same transfer, kept once
+    assert disbursements_read(store, MERCHANT) == {"0000008mlHWOC"}
+
+    def refused(*arguments: object) -> None:
+        raise IntegrityError("INSERT INTO disbursement_lines", {}, Exception("cannot be null"))
+
+    monkeypatch.setattr(disbursements, "_keep", refused)
+    with pytest.raises(IntegrityError):
+        record_disbursement(store, MERCHANT, replace(PAID, reference="0000008OTHER"), LINES, "{}")
     store.dispose()

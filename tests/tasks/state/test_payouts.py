@@ -8,9 +8,15 @@ from datetime import UTC, date, datetime, timedelta
 from schemas.payouts import Disbursement, DisbursementLine, Finding
 from tasks.state.disbursements import record_disbursement
 from tasks.state.in_flight import StateLedger, record_sent
-from tasks.state.payouts import CurrencyTotals, paid_periods, payout_findings, payout_totals
+from tasks.state.payouts import (
+    CurrencyTotals,
+    paid_periods,
+    payout_findings,
+    payout_totals,
+    unpaid_past_grace,
+)
 from tasks.state.runs import finish_run, start_run
-from tasks.state.snapshots import NOT_AT_SEQURA, keep_snapshots
+from tasks.state.snapshots import NOT_AT_SEQURA, SENT_BY_MODULE, keep_snapshots
 from tasks.state.store import StateStore, open_state_store
 from tasks.window import Window
 from tests.cases import built_report
@@ -42,6 +48,14 @@ def reported(store: StateStore, *orders: tuple[str, int]) -> None:
     )
     record_sent(store, run_id, MERCHANT, [built_report(ref, total) for ref, total in orders])
     finish_run(store, run_id, "succeeded")
+
+
+def sending(store: StateStore, order_ref_1: str, total: int = 2495) -> None:
+    """Note a report of `order_ref_1` as sent, whose answer never came (in flight)."""
+    run_id = str(uuid.uuid4())
+    window = Window(SHIPPED, SHIPPED + timedelta(days=1))
+    start_run(store, run_id, MERCHANT, window, dry_run=False, flow_run_id=None)
+    StateLedger(store, run_id, MERCHANT).sending([built_report(order_ref_1, total)])
 
 
 def test_each_finding_comes_from_the_store_and_orders_paid_as_reported_do_not(state_url: str) -> None:
@@ -118,14 +132,56 @@ def test_each_merchant_sees_only_its_own_disbursements_and_orders(state_url: str
 
 def test_an_order_sent_without_an_answer_yet_and_paid_is_not_called_never_reported(state_url: str) -> None:
     store = open_state_store(state_url)
-    run_id = str(uuid.uuid4())
-    start_run(
-        store, run_id, MERCHANT, Window(SHIPPED, SHIPPED + timedelta(days=1)), dry_run=False, flow_run_id=None
-    )
-    StateLedger(store, run_id, MERCHANT).sending([built_report("INFLIGHT1")])  # SeQura's answer was lost
+    sending(store, "INFLIGHT1")  # SeQura's answer was lost
     paid(store, "D1", date(2026, 11, 22), ("INFLIGHT1", 2495), ("STRANGER1", 500))
 
     found = [(f.order_ref_1, f.finding) for f in payout_findings(store, MERCHANT, DUE_BEFORE)]
 
     assert found == [("STRANGER1", Finding.PAID_NOT_REPORTED)]
+    store.dispose()
+
+
+def test_an_update_waiting_for_sequras_answer_is_no_payout_that_differs(state_url: str) -> None:
+    store = open_state_store(state_url)
+    reported(store, ("RETURNED1", 2495), ("LESSPAID1", 2495))
+    paid(store, "D1", date(2026, 11, 22), ("RETURNED1", 2495), ("LESSPAID1", 2000))
+    run_id = str(uuid.uuid4())
+    start_run(
+        store, run_id, MERCHANT, Window(SHIPPED, SHIPPED + timedelta(days=1)), dry_run=False, flow_run_id=None
+    )
+    StateLedger(store, run_id, MERCHANT).sending([built_report("RETURNED1", 1495)])  # a return, answer lost
+
+    found = [(f.order_ref_1, f.finding) for f in payout_findings(store, MERCHANT, DUE_BEFORE)]
+
+    assert found == [("LESSPAID1", Finding.PAID_DIFFERS)]
+    store.dispose()
+
+
+def test_a_module_baseline_paid_otherwise_says_the_baseline_was_built_here(state_url: str) -> None:
+    store = open_state_store(state_url)
+    with store.engine.begin() as conn:
+        keep_snapshots(
+            conn, "run-0", MERCHANT, [built_report("MODULE001", 2495)], store.now(), SENT_BY_MODULE
+        )
+    paid(store, "D1", date(2026, 11, 22), ("MODULE001", 2995))
+
+    [found] = payout_findings(store, MERCHANT, DUE_BEFORE)
+
+    assert (found.finding, found.baseline, found.difference) == (Finding.PAID_DIFFERS, True, 500)
+    assert "the PrestaShop module reported before the switch" in found.what_to_do()
+    store.dispose()
+
+
+def test_orders_past_the_grace_that_no_disbursement_listed_can_call_unpaid_are_counted(
+    state_url: str,
+) -> None:
+    store = open_state_store(state_url)
+    reported(store, ("OVERDUE01", 2495), ("OVERDUE02", 2495), ("PAIDRIGHT", 2495))
+    paid(store, "D1", date(2026, 11, 22), ("PAIDRIGHT", 2495))
+    listed_end = datetime(2026, 11, 1, tzinfo=UTC)  # the latest period listed ended long before they shipped
+
+    assert unpaid_past_grace(store, MERCHANT, DUE_BEFORE, listed_end) == 2
+    assert unpaid_past_grace(store, MERCHANT, DUE_BEFORE, None) == 2  # no disbursement listed at all
+    assert unpaid_past_grace(store, MERCHANT, DUE_BEFORE, DUE_BEFORE) == 0  # those are not_paid findings
+    assert unpaid_past_grace(store, MERCHANT, SHIPPED, None) == 0  # not past the grace yet
     store.dispose()
