@@ -7,7 +7,8 @@ project's own open_state_store and fills it set-based: N snapshots of one mercha
 each kept with its lines by the project's record_disbursement as a check keeps what it reads, with planted
 differences (see Plan). Then, in a process of its own so that its peak memory is the check's own, it
 times the check as check_payouts does it once the disbursements are read: paid_periods, due_before, the
-findings streamed through write_findings into a CSV and counted by FindingTally, payout_totals. A finding
+findings streamed through write_findings into a CSV and counted by FindingTally, payout_totals and
+unpaid_past_grace (timed with the totals). A finding
 count or a total other than what was planted fails the benchmark. Each query of the check is explained
 (EXPLAIN on MariaDB, EXPLAIN QUERY PLAN on SQLite). Writes benchmarks/payouts.json, then RESULTS.md.
 """
@@ -43,7 +44,7 @@ from schemas.payouts import Disbursement, DisbursementLine, Finding
 from tasks.payouts.check import FindingTally, due_before
 from tasks.payouts.output import write_findings
 from tasks.state.disbursements import record_disbursement
-from tasks.state.payouts import paid_periods, payout_findings, payout_totals
+from tasks.state.payouts import paid_periods, payout_findings, payout_totals, unpaid_past_grace
 from tasks.state.store import StateStore, open_state_store
 
 PAYOUTS = HERE / "payouts.json"
@@ -54,6 +55,7 @@ GRACE_DAYS = 30  # PAYOUT_GRACE_DAYS's default
 BATCH = 10_000  # rows a statement while filling
 WEEKS = 52
 LATEST_TO_DATE = date(2026, 11, 8)  # a Sunday; paid out (issue_date) 7 days later
+CHECKED_AT = datetime.combine(LATEST_TO_DATE + timedelta(days=8), day_start(), UTC)  # the day after its issue
 FIRST_TO_DATE = LATEST_TO_DATE - timedelta(weeks=WEEKS - 1)
 # Shipped over the 365 days from the first period's last day (shop time): the first disbursement pays that
 # day, each later one a week, and the 7 days after the latest period are not paid yet (within the grace).
@@ -278,7 +280,7 @@ def _query_name(part: str, statement: str, ordinal: int) -> str:
             return "findings: not paid, paid differs"
         return "findings: disbursements of the orders found (500 a query)"
     if part == "totals":
-        return f"totals: {('transferred', 'paid', 'expected')[ordinal]}"
+        return f"totals: {('transferred', 'paid', 'expected', 'past the grace, in no disbursement')[ordinal]}"
     return part
 
 
@@ -332,6 +334,7 @@ def measure(url: str, out: Path) -> dict[str, Any]:
     seconds["findings"] = time.perf_counter() - started
     part, started = "totals", time.perf_counter()
     totals = payout_totals(store, MERCHANT, due)
+    overdue = unpaid_past_grace(store, MERCHANT, CHECKED_AT - timedelta(days=GRACE_DAYS), due)
     seconds["totals"] = time.perf_counter() - started
     peak = _peak_mb()
     store.dispose()
@@ -347,10 +350,18 @@ def measure(url: str, out: Path) -> dict[str, Any]:
         "csv_rows": csv_rows,
         "periods": {"count": periods.count, "latest_to_date": str(periods.latest_to_date)},
         "due_before": due.isoformat() if due else None,
-        "findings": {str(kind): tally.orders[kind, "EUR"] for kind in Finding},
-        "at_stake": {str(kind): tally.amounts[kind, "EUR"] for kind in Finding},
+        "findings": {str(kind): _of_kind(tally.orders, kind) for kind in Finding},
+        "at_stake": {str(kind): _of_kind(tally.amounts, kind) for kind in Finding},
         "totals": [asdict(total) for total in totals],
+        "unpaid_past_grace": overdue,
     }
+
+
+def _of_kind(counts: Counter[tuple[Finding, str, bool]], kind: Finding) -> int:
+    """One finding's count (or cents) in EUR, its orders paid more and paid less together."""
+    return sum(
+        value for (finding, currency, _), value in counts.items() if finding is kind and currency == "EUR"
+    )
 
 
 def statements_of_check(url: str) -> list[dict[str, Any]]:
@@ -372,6 +383,7 @@ def statements_of_check(url: str) -> list[dict[str, Any]]:
         pass
     part = "totals"
     payout_totals(store, MERCHANT, due)
+    unpaid_past_grace(store, MERCHANT, CHECKED_AT - timedelta(days=GRACE_DAYS), due)
     store.dispose()
     return sent
 
@@ -416,6 +428,8 @@ def check_figures(plan: Plan, check: dict[str, Any]) -> None:
     ]
     if check["totals"] != wanted:
         raise AssertionError(f"totals {check['totals']}, filled {wanted}")
+    if check["unpaid_past_grace"] != 0:  # the orders after the latest period are within the grace
+        raise AssertionError(f"{check['unpaid_past_grace']} orders past the grace in no disbursement listed")
 
 
 def measured_apart(url: str, work: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
