@@ -320,9 +320,9 @@ def payout_lines(payouts: dict[str, Any]) -> list[str]:
         "benchmarks/payouts.py says what each store holds. One merchant's N reported orders shipped over a "
         "year, 52 weekly disbursements paying them, planted differences; the check as a run does it once "
         "the disbursements are read (paid_periods, due_before with 30 grace days, the findings streamed "
-        "into the CSV and counted, payout_totals), in a process of its own. Seconds per part; memory is the "
-        "process's peak, and in brackets what it held before the check began. The findings counted are the "
-        "ones planted, or the benchmark fails. A check still running after "
+        "into the CSV and counted, payout_totals with unpaid_past_grace), in a process of its own. Seconds "
+        "per part; memory is the process's peak, and in brackets what it held before the check began. The "
+        "findings counted are the ones planted, or the benchmark fails. A check still running after "
         f"{max(run['stopped_after_seconds'] for run in runs):,} s is stopped.",
         "",
         "| N | state store | fill | paid_periods | due_before | findings (query, CSV, tally) | totals | "
