@@ -41,7 +41,7 @@ from benchmarks.report import write_report
 from benchmarks.run import HERE, RESULTS, SERVER, database_url, machine
 from schemas import state
 from schemas.payouts import Disbursement, DisbursementLine, Finding
-from tasks.payouts.check import FindingTally, due_before
+from tasks.payouts.check import FindingTally, TallyKey, due_before
 from tasks.payouts.output import write_findings
 from tasks.state.disbursements import record_disbursement
 from tasks.state.payouts import paid_periods, payout_findings, payout_totals, unpaid_past_grace
@@ -357,7 +357,7 @@ def measure(url: str, out: Path) -> dict[str, Any]:
     }
 
 
-def _of_kind(counts: Counter[tuple[Finding, str, bool]], kind: Finding) -> int:
+def _of_kind(counts: Counter[TallyKey], kind: Finding) -> int:
     """One finding's count (or cents) in EUR, its orders paid more and paid less together."""
     return sum(
         value for (finding, currency, _), value in counts.items() if finding is kind and currency == "EUR"

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from schemas.outcomes import ROWS_SHOWN
@@ -87,12 +88,20 @@ def due_before(latest_to_date: date | None, grace_days: int, timezone: str) -> d
     return period_end - timedelta(days=grace_days)
 
 
+class TallyKey(NamedTuple):
+    """A part of the money at stake: a finding, a currency and, for paid_differs, whether SeQura paid more."""
+
+    finding: Finding
+    currency: str
+    paid_more: bool
+
+
 @dataclass
 class FindingTally:
     """Counts findings as they stream past: per finding and currency, the oldest unpaid, the first rows."""
 
-    orders: Counter[tuple[Finding, str, bool]] = field(default_factory=Counter)
-    amounts: Counter[tuple[Finding, str, bool]] = field(default_factory=Counter)
+    orders: Counter[TallyKey] = field(default_factory=Counter)
+    amounts: Counter[TallyKey] = field(default_factory=Counter)
     oldest_unpaid: PayoutFinding | None = None
     shown: list[PayoutFinding] = field(default_factory=list)
 
@@ -100,7 +109,7 @@ class FindingTally:
         """Take every finding of `findings` into the tally."""
         for finding in findings:
             more = finding.finding is Finding.PAID_DIFFERS and finding.at_stake > 0
-            key = (finding.finding, finding.currency, more)
+            key = TallyKey(finding.finding, finding.currency, more)
             self.orders[key] += 1
             self.amounts[key] += finding.at_stake
             if len(self.shown) < ROWS_SHOWN:
@@ -110,10 +119,10 @@ class FindingTally:
 
     def at_stake(self) -> list[AtStake]:
         """Per finding (in Finding's order), currency, and paid less then more: orders and money."""
+        ordered = sorted(self.orders, key=lambda part: (list(Finding).index(part.finding), part[1:]))
         return [
-            AtStake(finding, currency, self.orders[key], self.amounts[key], more)
-            for key in sorted(self.orders, key=lambda key: (list(Finding).index(key[0]), key[1], key[2]))
-            for finding, currency, more in [key]
+            AtStake(part.finding, part.currency, self.orders[part], self.amounts[part], part.paid_more)
+            for part in ordered
         ]
 
 

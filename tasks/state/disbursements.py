@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from schemas import state
 from schemas.payouts import Disbursement, DisbursementLine
-from tasks.state.store import StateStore, rows_of, upsert
+from tasks.state.store import StateStore, existing_keys
 
 
 def disbursements_read(store: StateStore, merchant: str) -> set[str]:
@@ -89,17 +89,28 @@ def _keep(
 def add_to_order_payouts(
     conn: Connection, merchant: str, currency: str, lines: Sequence[DisbursementLine]
 ) -> None:
-    """Add one disbursement's lines to each order's sum in order_payouts; writes the store."""
+    """Add one disbursement's lines to each order's sum in order_payouts; writes the store.
+
+    An order already paid gets its lines added in the database (disbursed = disbursed + amount), so a sum is
+    never read and written back over another check's addition.
+    """
     table = state.order_payouts
     sums: dict[str, int] = defaultdict(int)
     for line in lines:
         sums[line.order_ref_1] += line.amount_with_tax
-    known = {
-        row.order_ref_1: row.disbursed
-        for row in rows_of(conn, table, merchant, "order_ref_1", list(sums), "disbursed")
-    }
-    rows = [
-        {"order_ref_1": order_ref_1, "disbursed": known.get(order_ref_1, 0) + amount, "currency": currency}
-        for order_ref_1, amount in sums.items()
+    paid_before = existing_keys(conn, table, merchant, "order_ref_1", list(sums))
+    added = [{"paid_order": ref, "amount": amount} for ref, amount in sums.items() if ref in paid_before]
+    if added:
+        conn.execute(
+            update(table)
+            .where(table.c.merchant == merchant, table.c.order_ref_1 == bindparam("paid_order"))
+            .values(disbursed=table.c.disbursed + bindparam("amount"), currency=currency),
+            added,
+        )
+    first = [
+        {"merchant": merchant, "order_ref_1": ref, "disbursed": amount, "currency": currency}
+        for ref, amount in sums.items()
+        if ref not in paid_before
     ]
-    upsert(conn, table, merchant, "order_ref_1", rows, {})
+    if first:
+        conn.execute(insert(table), first)
