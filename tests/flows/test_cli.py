@@ -322,9 +322,9 @@ def test_a_window_that_ends_before_it_starts_is_refused_before_any_run_is_create
     pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with get_client(sync_client=True) as client:
-        before = len(client.read_flow_runs(limit=200))
+        before = client.count_flow_runs()
         code, err = run(["deliver", "--since", "2026-11-21", "--until", "2026-11-20"], capsys)
-        after = len(client.read_flow_runs(limit=200))
+        after = client.count_flow_runs()
     assert code == EXIT_SETTING
     assert err == "sequra-etl: --since (2026-11-21) must be before --until (2026-11-20)\n"
     assert after == before
@@ -400,9 +400,9 @@ def test_a_corrections_url_with_credentials_is_refused_before_any_run(
     url: str, refusal: str, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with get_client(sync_client=True) as client:
-        before = len(client.read_flow_runs(limit=200))
+        before = client.count_flow_runs()
         code, err = run(["reconcile", "--corrections", url], capsys)
-        after = len(client.read_flow_runs(limit=200))
+        after = client.count_flow_runs()
     assert code == EXIT_SETTING
     assert f"--corrections: {refusal}" in err
     assert "hunter2" not in err

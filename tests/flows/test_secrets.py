@@ -17,6 +17,7 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
+from prefect.client.schemas.sorting import FlowRunSort
 from sqlalchemy import MetaData, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -32,6 +33,7 @@ STATE_PASSWORD = f"State-S3cret-{secrets.token_hex(4)}"
 SEQURA_PASSWORD = "demo-secret"  # the sandbox's own; read from a Secret block
 SECRETS = (SHOP_PASSWORD, STATE_PASSWORD, SEQURA_PASSWORD)
 WINDOW = ["--since", "2026-11-20", "--until", "2026-11-21"]
+NEWEST = FlowRunSort.EXPECTED_START_TIME_DESC  # the session's server holds hundreds of runs; ids are random
 
 
 @pytest.fixture
@@ -107,7 +109,7 @@ def test_no_password_is_shown_by_runs_that_succeed_or_fail(
     monkeypatch.setenv("STATE_DB_URL", state_with_password)
     monkeypatch.setenv("SEQURA_MAX_ATTEMPTS", "2")
     with get_client(sync_client=True) as client:
-        before = {run.id for run in client.read_flow_runs(limit=200)}
+        before = {run.id for run in client.read_flow_runs(sort=NEWEST, limit=200)}
 
         assert main(["deliver", *WINDOW, "--dry-run"]) == 0
         assert main(["deliver", *WINDOW]) == 0
@@ -118,7 +120,7 @@ def test_no_password_is_shown_by_runs_that_succeed_or_fail(
         assert main(["deliver", *WINDOW]) == 1  # the shop refuses the password
         monkeypatch.setenv("SHOP_DB_URL", shop_reader)
         assert main(["reconcile", "--corrections", f"{pipeline.sandbox.url}_sandbox/corrections"]) == 0
-        ran = [run.id for run in client.read_flow_runs(limit=200) if run.id not in before]
+        ran = [run.id for run in client.read_flow_runs(sort=NEWEST, limit=200) if run.id not in before]
 
     out, err = capfd.readouterr()
     shown = everything_shown(ran, tmp_path, state_with_password)
