@@ -48,6 +48,13 @@ def parse_positive_int(name: str, value: str) -> int:
     return int(value)
 
 
+def parse_count(name: str, value: str) -> int:
+    """Parse a whole number, zero or more, or raise a SettingError naming the setting."""
+    if not re.fullmatch(r"\d+", value.strip()):
+        raise SettingError(name, f"'{value}' is not a whole number (0 or more)")
+    return int(value)
+
+
 def parse_seconds(name: str, value: str) -> float:
     """Parse a finite number of seconds above zero or raise a SettingError naming the setting."""
     try:

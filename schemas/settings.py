@@ -21,6 +21,7 @@ from schemas.setting_values import (
     DEFAULT_SEQURA_API_URL,
     parse_admin_url,
     parse_api_url,
+    parse_count,
     parse_database_url,
     parse_flag,
     parse_merchant_id,
@@ -118,6 +119,12 @@ SETTINGS: dict[str, Setting] = {
         "true",
         parse_flag,
         "read MySQL/MariaDB with mysqlclient when it is installed (pip install -e '.[fast]')",
+    ),
+    "build_processes": Setting(
+        "SHOP_BUILD_PROCESSES",
+        "2",
+        parse_count,
+        "processes reading and building a run's next chunks while it sends; 0: in the run's own process",
     ),
     "overlap_minutes": Setting(
         "DELIVERY_OVERLAP_MINUTES",
@@ -267,6 +274,7 @@ class Settings:
     backoff_seconds: float
     chunk_size: int
     fast_reader: bool
+    build_processes: int
     overlap_minutes: int
     first_run_days: int
     shipment_channel: Literal["delivery_report", "order_update"]

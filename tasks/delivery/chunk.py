@@ -9,25 +9,32 @@ by the run; a chunk opens nothing of its own.
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from schemas.frames import ShopExtract
+from sqlalchemy import URL, Engine
+
+from schemas.frames import ShopConfig
 from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
-from schemas.reports import BuiltReport, Change, ClassifiedReport, QuarantinedOrder, SentOrder
+from schemas.prestashop import shop_tables
+from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder, SentOrder
 from schemas.sequra import Platform, total_shown
 from tasks.delivery.build import build_reports
 from tasks.delivery.cancellations import cancellation_row, send_cancellations
 from tasks.delivery.diff import diff_against_last_report, of_kind
 from tasks.delivery.dry_run import add_to_dry_run_file
 from tasks.delivery.load import LoadResult, send_delivery_reports
+from tasks.delivery.order_rows import OrderRefField
 from tasks.delivery.order_updates import send_order_updates, updates_to_send
 from tasks.delivery.plan import DeliveryPlan
 from tasks.delivery.read_ahead import ReadAhead, Stopwatch, cyclic_collection_paused
 from tasks.delivery.settle import settle_unanswered_reports, unknown_to_sequra
 from tasks.delivery.statistics import StatisticsBlock
+from tasks.extract.connection import shop_engine
+from tasks.extract.scope import OrderFilter
 from tasks.extract.shipped_orders import extract_chunk
 from tasks.resources import RunResources
 from tasks.state.order_changes import record_findings
@@ -41,10 +48,24 @@ Log = logging.Logger | logging.LoggerAdapter
 
 @dataclass(frozen=True)
 class ChunkRows:
-    """What one chunk reads: its references (from the state store) and their frames (from the shop)."""
+    """One chunk read and built: its references (from the state store) and their reports."""
 
     references: list[str]
-    extract: ShopExtract
+    built: BuildResult
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """What reading and building one chunk takes, small and picklable for a worker process."""
+
+    shop_url: URL
+    fast_reader: bool
+    table_prefix: str
+    order_filter: OrderFilter
+    config: ShopConfig
+    references: list[str]
+    merchant: str
+    order_ref_field: OrderRefField
 
 
 @dataclass(frozen=True)
@@ -67,26 +88,76 @@ class RunContext:
         return self.resources.merchant
 
 
+class ChunkBuildError(RuntimeError):
+    """A worker process could not read or build a chunk, and its error could not travel back as it was."""
+
+
 ChunkWork = Callable[[RunContext, int, Log], DeliveryOutcome]
 """What a run does with each chunk: deliver it (the default), or adopt it."""
 
 
-def read_chunk(context: RunContext, chunk: int) -> ChunkRows:
-    """Read one chunk's references and frames on the run's engines; reads the store and the shop."""
+def chunk_job(context: RunContext, chunk: int) -> ChunkJob:
+    """What reading and building the chunk takes: its references and the run's shop; reads the store."""
     resources = context.resources
-    references = chunk_references(resources.store, context.run_id, chunk)
-    extract = extract_chunk(
-        resources.shop, resources.tables, resources.order_filter, context.plan.config, references
+    settings = resources.settings
+    return ChunkJob(
+        shop_url=resources.shop.url,
+        fast_reader=settings.fast_reader,
+        table_prefix=resources.tables.prefix,
+        order_filter=resources.order_filter,
+        config=context.plan.config,
+        references=chunk_references(resources.store, context.run_id, chunk),
+        merchant=context.merchant,
+        order_ref_field=settings.order_ref_field,
     )
-    return ChunkRows(references, extract)
+
+
+def read_and_build(shop: Engine, job: ChunkJob) -> ChunkRows:
+    """Read the chunk's frames from the shop and build its reports; reads the shop."""
+    tables = shop_tables(job.table_prefix)
+    extract = extract_chunk(shop, tables, job.order_filter, job.config, job.references)
+    with cyclic_collection_paused():
+        return ChunkRows(job.references, build_reports(extract, job.merchant, job.order_ref_field))
+
+
+_WORKER_SHOPS: dict[tuple[str, bool], Engine] = {}  # a worker process's engine on the shop, made once
+
+
+def read_and_build_in_worker(job: ChunkJob) -> ChunkRows:
+    """read_and_build in a worker process, on an engine of its own kept for its next chunks.
+
+    An error that cannot travel back to the run (it does not pickle) comes back as a ChunkBuildError
+    with its words.
+    """
+    key = (job.shop_url.render_as_string(hide_password=False), job.fast_reader)
+    if key not in _WORKER_SHOPS:
+        _WORKER_SHOPS[key] = shop_engine(job.shop_url, fast=job.fast_reader)
+    try:
+        return read_and_build(_WORKER_SHOPS[key], job)
+    except Exception as error:
+        try:
+            pickle.dumps(error)
+        except Exception:
+            raise ChunkBuildError(f"{type(error).__name__}: {error}") from None
+        raise
 
 
 def chunk_rows(context: RunContext, chunk: int) -> ChunkRows:
-    """The chunk's rows, read ahead if they were; starts reading the next chunk in the background."""
-    rows = context.read_ahead.take(chunk, partial(read_chunk, context, chunk))
-    if chunk + 1 < context.plan.chunks:
-        following = chunk + 1
-        context.read_ahead.start(following, partial(read_chunk, context, following))
+    """The chunk read and built, ahead if it was; starts reading and building the next ones in the background.
+
+    With SHOP_BUILD_PROCESSES, the run's next chunks are read and built in worker processes; else the next
+    one is read and built in a thread of the run's.
+    """
+    ahead = context.read_ahead
+    rows = ahead.take(chunk, lambda: read_and_build(context.resources.shop, chunk_job(context, chunk)))
+    worker = read_and_build_in_worker if context.resources.settings.build_processes else None
+    for following in range(chunk + 1, min(chunk + 1 + ahead.ahead, context.plan.chunks)):
+        if not ahead.reading(following):
+            job = chunk_job(context, following)
+            ahead.start(
+                following,
+                partial(worker, job) if worker else partial(read_and_build, context.resources.shop, job),
+            )
     return rows
 
 
@@ -105,13 +176,11 @@ def deliver_chunk(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
 def _deliver(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
     """The stages of deliver_chunk, timed."""
     resources = context.resources
-    store, merchant, settings = resources.store, context.merchant, resources.settings
+    store, merchant = resources.store, context.merchant
     clock = Stopwatch()
     rows = chunk_rows(context, chunk)
-    references = rows.references
-    clock.lap("extract")
-    built = build_reports(rows.extract, merchant, settings.order_ref_field)
-    clock.lap("build")
+    references, built = rows.references, rows.built
+    clock.lap("extract and build")
     classified, elsewhere = left_to_other_merchants(
         resources, diff_against_last_report(store, merchant, built.reports)
     )

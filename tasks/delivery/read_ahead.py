@@ -1,12 +1,13 @@
-"""Read-ahead: the next chunk read in the background while this one is built and sent."""
+"""Read-ahead: the next chunks read (and built) in the background while this one is diffed and sent."""
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
@@ -17,36 +18,53 @@ Rows = TypeVar("Rows")
 
 
 class ReadAhead(Generic[Rows]):
-    """Reads a run's next chunk in a background thread of its own while the current one is built and sent.
+    """Reads a run's next chunks in the background while the current one is diffed and sent.
 
-    A run's chunks go one after the other in one process: while Python builds chunk n, the database and
-    the driver, mostly waiting on the network, get chunk n+1 ready. It holds one chunk at most; a chunk
+    By default one background thread reads the next chunk: while Python works on chunk n, the database and
+    the driver, mostly waiting on the network, get chunk n+1 ready. Given `processes`, that many worker
+    processes each read and build a chunk of their own on the other cores, the chunks after the current
+    one; what a read must carry to a process is then picklable. It holds at most `ahead` chunks; a chunk
     nobody asked for ahead (the first, or after a crash) is read when it is needed.
     """
 
-    def __init__(self) -> None:
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-read-ahead")
+    def __init__(self, processes: int = 0) -> None:
+        self.ahead = max(processes, 1)
+        self._reader: Executor = (
+            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            if processes
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-read-ahead")
+        )
         self._lock = threading.Lock()
-        self._next: tuple[ChunkKey, Future[Rows]] | None = None
+        self._next: dict[ChunkKey, Future[Rows]] = {}
 
     def take(self, key: ChunkKey, read: Callable[[], Rows]) -> Rows:
-        """The chunk `key`: read ahead if it was, else now."""
+        """The chunk `key`: read ahead if it was, else now; chunks before it read ahead are dropped."""
         with self._lock:
-            ahead, self._next = self._next, None
-        if ahead is not None and ahead[0] == key:
-            return ahead[1].result()
+            ahead = self._next.pop(key, None)
+            for earlier in [number for number in self._next if number < key]:
+                self._next.pop(earlier).cancel()
+        if ahead is not None:
+            return ahead.result()
         return read()
 
-    def start(self, key: ChunkKey, read: Callable[[], Rows]) -> None:
-        """Begin reading the chunk `key` in the background, in place of any other chunk read ahead."""
+    def reading(self, key: ChunkKey) -> bool:
+        """Whether the chunk `key` is being read ahead."""
         with self._lock:
-            self._next = (key, self._reader.submit(read))
+            return key in self._next
+
+    def start(self, key: ChunkKey, read: Callable[[], Rows]) -> None:
+        """Begin reading the chunk `key` in the background, unless it is already."""
+        with self._lock:
+            if key not in self._next:
+                self._next[key] = self._reader.submit(read)
 
     def close(self) -> None:
-        """Wait for a read still going (its rows or error are dropped) and stop the reading thread."""
+        """Wait for reads still going (their rows or errors are dropped) and stop the readers."""
         with self._lock:
-            self._next = None
-        self._reader.shutdown(wait=True)
+            for future in self._next.values():
+                future.cancel()
+            self._next = {}
+        self._reader.shutdown(wait=True, cancel_futures=True)
 
 
 @contextmanager

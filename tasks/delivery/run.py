@@ -230,7 +230,7 @@ class DeliveryRun:
             platform=platform_block(plan.config),
             statistics=self._statistics_block(plan),
             retried=self._retried,
-            read_ahead=ReadAhead[ChunkRows](),
+            read_ahead=ReadAhead[ChunkRows](resources.settings.build_processes if plan.chunks > 1 else 0),
             dry_run_file=self.dry_run_file,
         )
 
