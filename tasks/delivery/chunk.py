@@ -9,33 +9,31 @@ by the run; a chunk opens nothing of its own.
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import URL, Engine
-
-from schemas.frames import ShopConfig
 from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
-from schemas.prestashop import shop_tables
-from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder, SentOrder
+from schemas.reports import BuiltReport, Change, ClassifiedReport, QuarantinedOrder, SentOrder
 from schemas.sequra import Platform, total_shown
-from tasks.delivery.build import build_reports
 from tasks.delivery.cancellations import cancellation_row, send_cancellations
 from tasks.delivery.diff import diff_against_last_report, of_kind
 from tasks.delivery.dry_run import add_to_dry_run_file
 from tasks.delivery.load import LoadResult, send_delivery_reports
-from tasks.delivery.order_rows import OrderRefField
 from tasks.delivery.order_updates import send_order_updates, updates_to_send
 from tasks.delivery.plan import DeliveryPlan
-from tasks.delivery.read_ahead import ReadAhead, Stopwatch, cyclic_collection_paused
+from tasks.delivery.read_ahead import (
+    ChunkJob,
+    ChunkRows,
+    ReadAhead,
+    Stopwatch,
+    cyclic_collection_paused,
+    read_and_build,
+    read_and_build_in_worker,
+)
 from tasks.delivery.settle import settle_unanswered_reports, unknown_to_sequra
 from tasks.delivery.statistics import StatisticsBlock
-from tasks.extract.connection import shop_engine
-from tasks.extract.scope import OrderFilter
-from tasks.extract.shipped_orders import extract_chunk
 from tasks.resources import RunResources
 from tasks.state.order_changes import record_findings
 from tasks.state.quarantine import record_quarantine
@@ -44,28 +42,6 @@ from tasks.state.snapshots import reported_under, snapshot_payloads
 from tasks.window import Window, shop_minute
 
 Log = logging.Logger | logging.LoggerAdapter
-
-
-@dataclass(frozen=True)
-class ChunkRows:
-    """One chunk read and built: its references (from the state store) and their reports."""
-
-    references: list[str]
-    built: BuildResult
-
-
-@dataclass(frozen=True)
-class ChunkJob:
-    """What reading and building one chunk takes, small and picklable for a worker process."""
-
-    shop_url: URL
-    fast_reader: bool
-    table_prefix: str
-    order_filter: OrderFilter
-    config: ShopConfig
-    references: list[str]
-    merchant: str
-    order_ref_field: OrderRefField
 
 
 @dataclass(frozen=True)
@@ -88,10 +64,6 @@ class RunContext:
         return self.resources.merchant
 
 
-class ChunkBuildError(RuntimeError):
-    """A worker process could not read or build a chunk, and its error could not travel back as it was."""
-
-
 ChunkWork = Callable[[RunContext, int, Log], DeliveryOutcome]
 """What a run does with each chunk: deliver it (the default), or adopt it."""
 
@@ -110,36 +82,6 @@ def chunk_job(context: RunContext, chunk: int) -> ChunkJob:
         merchant=context.merchant,
         order_ref_field=settings.order_ref_field,
     )
-
-
-def read_and_build(shop: Engine, job: ChunkJob) -> ChunkRows:
-    """Read the chunk's frames from the shop and build its reports; reads the shop."""
-    tables = shop_tables(job.table_prefix)
-    extract = extract_chunk(shop, tables, job.order_filter, job.config, job.references)
-    with cyclic_collection_paused():
-        return ChunkRows(job.references, build_reports(extract, job.merchant, job.order_ref_field))
-
-
-_WORKER_SHOPS: dict[tuple[str, bool], Engine] = {}  # a worker process's engine on the shop, made once
-
-
-def read_and_build_in_worker(job: ChunkJob) -> ChunkRows:
-    """read_and_build in a worker process, on an engine of its own kept for its next chunks.
-
-    An error that cannot travel back to the run (it does not pickle) comes back as a ChunkBuildError
-    with its words.
-    """
-    key = (job.shop_url.render_as_string(hide_password=False), job.fast_reader)
-    if key not in _WORKER_SHOPS:
-        _WORKER_SHOPS[key] = shop_engine(job.shop_url, fast=job.fast_reader)
-    try:
-        return read_and_build(_WORKER_SHOPS[key], job)
-    except Exception as error:
-        try:
-            pickle.dumps(error)
-        except Exception:
-            raise ChunkBuildError(f"{type(error).__name__}: {error}") from None
-        raise
 
 
 def chunk_rows(context: RunContext, chunk: int) -> ChunkRows:

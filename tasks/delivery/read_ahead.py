@@ -4,17 +4,56 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from sqlalchemy import URL, Engine
+
+from schemas.frames import ShopConfig
+from schemas.prestashop import shop_tables
+from schemas.reports import BuildResult
+from tasks.delivery.build import build_reports
+from tasks.delivery.order_rows import OrderRefField
+from tasks.extract.connection import shop_engine
+from tasks.extract.scope import OrderFilter
+from tasks.extract.shipped_orders import extract_chunk
 
 ChunkKey = int  # a chunk's number in its run
 
 
 Rows = TypeVar("Rows")
+
+
+@dataclass(frozen=True)
+class ChunkRows:
+    """One chunk read and built: its references (from the state store) and their reports."""
+
+    references: list[str]
+    built: BuildResult
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """What reading and building one chunk takes, small and picklable for a worker process."""
+
+    shop_url: URL
+    fast_reader: bool
+    table_prefix: str
+    order_filter: OrderFilter
+    config: ShopConfig
+    references: list[str]
+    merchant: str
+    order_ref_field: OrderRefField
+
+
+class ChunkBuildError(RuntimeError):
+    """A worker process could not read or build a chunk, and its error could not travel back as it was."""
 
 
 class ReadAhead(Generic[Rows]):
@@ -95,3 +134,33 @@ class Stopwatch:
         now = time.monotonic()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._since
         self._since = now
+
+
+def read_and_build(shop: Engine, job: ChunkJob) -> ChunkRows:
+    """Read the chunk's frames from the shop and build its reports; reads the shop."""
+    tables = shop_tables(job.table_prefix)
+    extract = extract_chunk(shop, tables, job.order_filter, job.config, job.references)
+    with cyclic_collection_paused():
+        return ChunkRows(job.references, build_reports(extract, job.merchant, job.order_ref_field))
+
+
+_WORKER_SHOPS: dict[tuple[str, bool], Engine] = {}  # a worker process's engine on the shop, made once
+
+
+def read_and_build_in_worker(job: ChunkJob) -> ChunkRows:
+    """read_and_build in a worker process, on an engine of its own kept for its next chunks.
+
+    An error that cannot travel back to the run (it does not pickle) comes back as a ChunkBuildError
+    with its words.
+    """
+    key = (job.shop_url.render_as_string(hide_password=False), job.fast_reader)
+    if key not in _WORKER_SHOPS:
+        _WORKER_SHOPS[key] = shop_engine(job.shop_url, fast=job.fast_reader)
+    try:
+        return read_and_build(_WORKER_SHOPS[key], job)
+    except Exception as error:
+        try:
+            pickle.dumps(error)
+        except Exception:
+            raise ChunkBuildError(f"{type(error).__name__}: {error}") from None
+        raise
