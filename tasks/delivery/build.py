@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -30,6 +31,8 @@ from tasks.delivery.buyer import addresses_by_id, build_address, build_customer
 from tasks.delivery.cart import build_cart, carrier_label, discount_items, product_items
 from tasks.delivery.order_rows import OrderRefField, OrderRows, UnreportableOrderError, merchant_reference
 from tasks.rows import Row, columns_of, grouped, records, text_or_none, with_optional
+
+PLAIN_ORDER_REF = re.compile(r"[A-Za-z0-9]{1,255}")  # an order_ref_1 that needs no closer look
 
 
 def serialised(report: OrderReport | Cancellation) -> tuple[bytes, str]:
@@ -73,7 +76,10 @@ def build_trackings(shipped: Sequence[Row], rows: OrderRows) -> list[Tracking]:
 
 def check_currency(sub_orders: Sequence[Row]) -> None:
     """Refuse an order whose sub-orders are in different currencies, or in one the shop no longer has."""
-    currencies = {text_or_none(sub_order["currency_iso"]) for sub_order in sub_orders}
+    currencies = {sub_order["currency_iso"] for sub_order in sub_orders}
+    if len(currencies) == 1 and text_or_none(next(iter(currencies))) is not None:
+        return  # the common case, told without looking at each sub-order again
+    currencies = {text_or_none(currency) for currency in currencies}
     if len(currencies) > 1:
         parts = ", ".join(f"order {row['id_order']} in {row['currency_iso']}" for row in sub_orders)
         raise UnreportableOrderError(
@@ -104,6 +110,8 @@ def check_sub_orders(rows: OrderRows, shipped: Sequence[Row]) -> None:
 
 def check_order_ref(merchant_reference: MerchantReference) -> None:
     """Refuse an order_ref_1 that SeQura's order URL cannot carry: an update could reach another address."""
+    if PLAIN_ORDER_REF.fullmatch(merchant_reference["order_ref_1"]):
+        return  # letters and digits, as PrestaShop makes them: nothing a URL could read otherwise
     reason = unsafe_order_ref(merchant_reference["order_ref_1"])
     if reason is not None:
         raise UnreportableOrderError(reason)
