@@ -150,7 +150,7 @@ _WORKER_SHOPS: dict[tuple[str, bool], Engine] = {}  # a worker process's engine 
 def read_and_build_in_worker(job: ChunkJob) -> ChunkRows:
     """read_and_build in a worker process, on an engine of its own kept for its next chunks.
 
-    An error that cannot travel back to the run (it does not pickle) comes back as a ChunkBuildError
+    An error that cannot travel back to the run (pickled and unpickled) comes back as a ChunkBuildError
     with its words.
     """
     key = (job.shop_url.render_as_string(hide_password=False), job.fast_reader)
@@ -160,7 +160,7 @@ def read_and_build_in_worker(job: ChunkJob) -> ChunkRows:
         return read_and_build(_WORKER_SHOPS[key], job)
     except Exception as error:
         try:
-            pickle.dumps(error)
+            pickle.loads(pickle.dumps(error))
         except Exception:
             raise ChunkBuildError(f"{type(error).__name__}: {error}") from None
         raise

@@ -10,16 +10,20 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
 
 from sandbox.server import SandboxServer
+from schemas.errors import SettingError
 from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.prestashop import create_shop_schema, shop_tables
 from schemas.reports import BuildResult
 from seeding.demo_shop import DemoShop, seed_demo_shop
+from tasks.delivery import read_ahead
 from tasks.delivery.chunk import ChunkRows
-from tasks.delivery.read_ahead import ReadAhead
+from tasks.delivery.read_ahead import ChunkBuildError, ChunkJob, ReadAhead
 from tasks.delivery.run import Steps
 from tasks.extract.connection import ShopReadError
+from tasks.extract.scope import OrderFilter
 from tasks.state.errors import RunInProgressError
 from tasks.state.runs import last_marks
 from tasks.state.snapshots import last_answers
@@ -205,3 +209,20 @@ def test_a_read_ahead_that_failed_fails_the_chunk_that_takes_it() -> None:
     with pytest.raises(ShopReadError):
         ahead.take(1, rows_of("never read", []))
     ahead.close()
+
+
+def test_an_error_a_worker_process_cannot_send_back_as_it_is_reaches_the_run_in_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(shop: Engine, job: ChunkJob) -> ChunkRows:
+        raise SettingError("SHOP_DB_URL", "the shop refused the chunk's read")
+
+    monkeypatch.setattr(read_ahead, "read_and_build", refused)
+    job = ChunkJob(
+        make_url("sqlite://"), False, "ps_", OrderFilter(("sequrapayment",)), None, [], MERCHANT, "reference"
+    )  # type: ignore[arg-type]
+
+    with pytest.raises(
+        ChunkBuildError, match=r"SettingError: .*SHOP_DB_URL.*the shop refused the chunk's read"
+    ):
+        read_ahead.read_and_build_in_worker(job)
