@@ -87,19 +87,21 @@ def chunk_job(context: RunContext, chunk: int) -> ChunkJob:
 def chunk_rows(context: RunContext, chunk: int) -> ChunkRows:
     """The chunk read and built, ahead if it was; starts reading and building the next ones in the background.
 
-    With SHOP_BUILD_PROCESSES, the run's next chunks are read and built in worker processes; else the next
-    one is read and built in a thread of the run's.
+    In a run with worker processes (SHOP_BUILD_PROCESSES), its next chunks are read and built there, one
+    each; else the next one is read and built in a thread of the run's.
     """
     ahead = context.read_ahead
-    rows = ahead.take(chunk, lambda: read_and_build(context.resources.shop, chunk_job(context, chunk)))
-    worker = read_and_build_in_worker if context.resources.settings.build_processes else None
+    shop = context.resources.shop
     for following in range(chunk + 1, min(chunk + 1 + ahead.ahead, context.plan.chunks)):
         if not ahead.reading(following):
             job = chunk_job(context, following)
             ahead.start(
                 following,
-                partial(worker, job) if worker else partial(read_and_build, context.resources.shop, job),
+                partial(read_and_build_in_worker, job)
+                if ahead.in_processes
+                else partial(read_and_build, shop, job),
             )
+    rows = ahead.take(chunk, lambda: read_and_build(shop, chunk_job(context, chunk)))
     return rows
 
 

@@ -29,6 +29,13 @@ ChunkKey = int  # a chunk's number in its run
 
 Rows = TypeVar("Rows")
 
+PROCESSES_FROM_REFERENCES = 10_000  # a worker process takes a second or two to start: a small run reads alone
+
+
+def worker_processes(build_processes: int, references: int) -> int:
+    """How many worker processes a run of `references` reads and builds with (SHOP_BUILD_PROCESSES or 0)."""
+    return build_processes if references >= PROCESSES_FROM_REFERENCES else 0
+
 
 @dataclass(frozen=True)
 class ChunkRows:
@@ -68,6 +75,7 @@ class ReadAhead(Generic[Rows]):
 
     def __init__(self, processes: int = 0) -> None:
         self.ahead = max(processes, 1)
+        self.in_processes = processes > 0
         self._reader: Executor = (
             ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
             if processes

@@ -26,7 +26,7 @@ from tasks.delivery.chunk import ChunkRows, ChunkWork, RunContext, deliver_chunk
 from tasks.delivery.dry_run import finish_dry_run_file, start_dry_run_file
 from tasks.delivery.load import send_statistics_alone
 from tasks.delivery.plan import DeliveryPlan, plan_delivery
-from tasks.delivery.read_ahead import ReadAhead
+from tasks.delivery.read_ahead import ReadAhead, worker_processes
 from tasks.delivery.statistics import StatisticsBlock, statistics_of_run, why_not_due
 from tasks.delivery.summary import DeliverySummary
 from tasks.resources import RunResources
@@ -230,7 +230,9 @@ class DeliveryRun:
             platform=platform_block(plan.config),
             statistics=self._statistics_block(plan),
             retried=self._retried,
-            read_ahead=ReadAhead[ChunkRows](resources.settings.build_processes if plan.chunks > 1 else 0),
+            read_ahead=ReadAhead[ChunkRows](
+                worker_processes(resources.settings.build_processes, plan.references)
+            ),
             dry_run_file=self.dry_run_file,
         )
 

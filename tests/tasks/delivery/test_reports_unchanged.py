@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from schemas.prestashop import shop_tables
 from seeding.big_shop import loading_engine, seed_big_shop
 from seeding.prestashop_ddl import PRESTASHOP_VERSIONS
+from tasks.delivery import read_ahead
 from tasks.window import Window
 from tests.runs import dry_run, settings_for
 from tests.shops import build_window
@@ -101,8 +102,11 @@ def write_fingerprints(database_url_of: Callable[[], str], folder: Path) -> None
 @pytest.mark.mysql
 @pytest.mark.parametrize("version", PRESTASHOP_VERSIONS)
 def test_every_report_of_a_generated_shop_is_byte_identical_to_the_recorded_one(
-    version: str, mysql_database_factory: Callable[[], str], tmp_path: Path
+    version: str, mysql_database_factory: Callable[[], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(
+        read_ahead, "PROCESSES_FROM_REFERENCES", 1
+    )  # built in worker processes, as a backfill
     recorded: Fingerprints = json.loads(FIXTURE.read_text())[version]
     engine = generated_shop(mysql_database_factory(), version)
 
