@@ -8,7 +8,7 @@ from pathlib import Path
 BACKGROUND = "Thread._bootstrap"  # a thread other than the flow's: Prefect's, or the chunk read-ahead
 STAGES = {
     "plan": ("found_candidates", "plan_delivery"),
-    "extract": ("extract_chunk", "read_chunk"),
+    "extract": ("extract_chunk", "chunk_references"),
     "build": ("build_reports",),
     "diff": ("diff_against_last_report",),
     "write": ("add_to_dry_run_file", "finish_dry_run_file", "statistics_of_run"),
