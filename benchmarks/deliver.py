@@ -48,6 +48,9 @@ def main() -> None:
                 "sent": summary.counts.sent,
                 "requests": summary.outcome.requests,
                 "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                # the largest of the worker processes that read and build chunks (SHOP_BUILD_PROCESSES):
+                # the run's whole peak is at most peak_mb plus this once per worker
+                "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                 # the report a dry run wrote, as a digest: the same bytes as an earlier version's, or not
                 "report_sha256": report_digest(summary.dry_run_file),
             }
