@@ -8,6 +8,7 @@ from schemas.errors import RunStoppedError
 from schemas.masking import masked_url
 from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.reports import Change
+from tasks.delivery.build import build_reports
 from tasks.delivery.chunk import Log, RunContext, chunk_rows
 from tasks.delivery.diff import diff_against_last_report, of_kind
 from tasks.delivery.run import DeliveryRun
@@ -25,7 +26,7 @@ def adopt_chunk(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
     """
     resources = context.resources
     rows = chunk_rows(context, chunk)
-    built = rows.built
+    built = build_reports(rows.extract, context.merchant, resources.settings.order_ref_field)
     classified = diff_against_last_report(resources.store, context.merchant, built.reports)
     new = [item.built for item in of_kind(classified, Change.NEW)]
     record_adopted(resources.store, context.run_id, context.merchant, new)

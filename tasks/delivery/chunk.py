@@ -16,7 +16,7 @@ from pathlib import Path
 
 from schemas.frames import ShopExtract
 from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
-from schemas.reports import BuildResult, BuiltReport, Change, ClassifiedReport, QuarantinedOrder, SentOrder
+from schemas.reports import BuiltReport, Change, ClassifiedReport, QuarantinedOrder, SentOrder
 from schemas.sequra import Platform, total_shown
 from tasks.delivery.build import build_reports
 from tasks.delivery.cancellations import cancellation_row, send_cancellations
@@ -41,15 +41,10 @@ Log = logging.Logger | logging.LoggerAdapter
 
 @dataclass(frozen=True)
 class ChunkRows:
-    """What one chunk reads: its references (from the state store), their frames (from the shop) and reports.
-
-    Read and built ahead, while the chunk before is diffed and out to SeQura: the build changes nothing
-    in the state store, so building early changes nothing of what is sent or recorded.
-    """
+    """What one chunk reads: its references (from the state store) and their frames (from the shop)."""
 
     references: list[str]
     extract: ShopExtract
-    built: BuildResult
 
 
 @dataclass(frozen=True)
@@ -77,19 +72,17 @@ ChunkWork = Callable[[RunContext, int, Log], DeliveryOutcome]
 
 
 def read_chunk(context: RunContext, chunk: int) -> ChunkRows:
-    """Read one chunk's references and frames on the run's engines, and build its reports; reads both."""
+    """Read one chunk's references and frames on the run's engines; reads the store and the shop."""
     resources = context.resources
     references = chunk_references(resources.store, context.run_id, chunk)
     extract = extract_chunk(
         resources.shop, resources.tables, resources.order_filter, context.plan.config, references
     )
-    return ChunkRows(
-        references, extract, build_reports(extract, context.merchant, resources.settings.order_ref_field)
-    )
+    return ChunkRows(references, extract)
 
 
 def chunk_rows(context: RunContext, chunk: int) -> ChunkRows:
-    """The chunk's rows and reports, read and built ahead if they were; starts the next in the background."""
+    """The chunk's rows, read ahead if they were; starts reading the next chunk in the background."""
     rows = context.read_ahead.take(chunk, partial(read_chunk, context, chunk))
     if chunk + 1 < context.plan.chunks:
         following = chunk + 1
@@ -112,11 +105,13 @@ def deliver_chunk(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
 def _deliver(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
     """The stages of deliver_chunk, timed."""
     resources = context.resources
-    store, merchant = resources.store, context.merchant
+    store, merchant, settings = resources.store, context.merchant, resources.settings
     clock = Stopwatch()
     rows = chunk_rows(context, chunk)
-    references, built = rows.references, rows.built
-    clock.lap("extract")  # and build: both done ahead, while the chunk before was out
+    references = rows.references
+    clock.lap("extract")
+    built = build_reports(rows.extract, merchant, settings.order_ref_field)
+    clock.lap("build")
     classified, elsewhere = left_to_other_merchants(
         resources, diff_against_last_report(store, merchant, built.reports)
     )

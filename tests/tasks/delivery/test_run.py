@@ -14,7 +14,6 @@ from sqlalchemy import Engine, create_engine
 from sandbox.server import SandboxServer
 from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.prestashop import create_shop_schema, shop_tables
-from schemas.reports import BuildResult
 from seeding.demo_shop import DemoShop, seed_demo_shop
 from tasks.delivery.chunk import ChunkRows
 from tasks.delivery.read_ahead import ReadAhead
@@ -179,7 +178,7 @@ def rows_of(name: str, reads: list[str]) -> Callable[[], ChunkRows]:
 
     def read() -> ChunkRows:
         reads.append(name)
-        return ChunkRows([name], extract=None, built=BuildResult())  # type: ignore[arg-type]
+        return ChunkRows([name], extract=None)  # type: ignore[arg-type]
 
     return read
 
