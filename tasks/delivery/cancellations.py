@@ -54,6 +54,27 @@ def cancellation_row(built: BuiltReport, result: str) -> UpdatedOrder:
 
 
 @dataclass
+class Answered:
+    """The cancellations SeQura answered, accepted or 404, kept in the state store together at the end.
+
+    Until then they stay noted in flight: a run stopped before keeping them sends them again, which an
+    order update's absolute state makes harmless, and SeQura's 404 is simply heard again.
+    """
+
+    accepted: list[BuiltReport] = field(default_factory=list)
+    not_at_sequra: list[BuiltReport] = field(default_factory=list)
+
+    def record(self, ledger: StateLedger) -> None:
+        """Keep every answer heard, in one transaction per kind; writes the state store."""
+        if self.accepted:
+            record_sent(ledger.store, ledger.run_id, ledger.merchant, self.accepted, counted="updated_count")
+        if self.not_at_sequra:
+            record_sent(
+                ledger.store, ledger.run_id, ledger.merchant, self.not_at_sequra, NOT_AT_SEQURA, counted=""
+            )
+
+
+@dataclass
 class CancellationSender:
     """Sends one chunk's cancellations before shipment, one order update each, recording every answer."""
 
@@ -70,15 +91,19 @@ class CancellationSender:
             return result
         ledger = self.ledger
         ledger.sending(cancellations)
-        for built in cancellations:
-            result.requests += 1
-            renew_lock(ledger.store, ledger.merchant, ledger.run_id)
-            result.rows.append(cancellation_row(built, self._send(built, result)))
+        answered = Answered()
+        try:
+            for built in cancellations:
+                result.requests += 1
+                renew_lock(ledger.store, ledger.merchant, ledger.run_id)
+                result.rows.append(cancellation_row(built, self._send(built, result, answered)))
+        finally:
+            answered.record(ledger)
         record_quarantine(ledger.store, ledger.run_id, ledger.merchant, result.quarantined)
         return result
 
-    def _send(self, built: BuiltReport, result: CancellationResult) -> str:
-        """PUT one cancellation and record SeQura's answer; returns the answer in words."""
+    def _send(self, built: BuiltReport, result: CancellationResult, answered: Answered) -> str:
+        """PUT one cancellation and note SeQura's answer in `answered`; returns the answer in words."""
         ledger = self.ledger
         body = order_update_body(ledger.merchant, built.report, self.platform)
         try:
@@ -92,7 +117,7 @@ class CancellationSender:
             result.unanswered += 1
             return "no answer from SeQura: the next run sends it again"
         except SequraUnknownOrderError:
-            record_sent(ledger.store, ledger.run_id, ledger.merchant, [built], NOT_AT_SEQURA, counted="")
+            answered.not_at_sequra.append(built)
             result.not_at_sequra += 1
             self.log.warning("order %s: %s", built.order_ref_1, NOTHING_TO_CANCEL)
             return NOTHING_TO_CANCEL
@@ -111,7 +136,7 @@ class CancellationSender:
             )
             return reason
         self.unanswered.in_a_row = 0
-        record_sent(ledger.store, ledger.run_id, ledger.merchant, [built], counted="updated_count")
+        answered.accepted.append(built)
         result.cancelled += 1
         self.log.info("order %s: cancellation before shipment accepted (%d)", built.order_ref_1, status)
         return f"accepted ({status})"

@@ -152,6 +152,14 @@ def test_a_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
         open_state_store(url)
 
 
+def test_a_sqlite_store_commits_through_a_write_ahead_log_and_stays_durable(tmp_path: Path) -> None:
+    store = open_state_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: a commit survives a crash
+    store.dispose()
+
+
 def test_snapshots_of_acknowledged_orders_are_upserted_with_the_run_count(state_url: str) -> None:
     store = open_state_store(state_url)
     start_run(store, "run-1", MERCHANT, Window(SINCE, UNTIL), dry_run=False, flow_run_id=None)
