@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from schemas.errors import SequraEtlError
+from schemas.errors import TransientError
 
 EARLY_COMMANDS = ("deliver",)
 """Commands that start the temporary server as they start: they run one flow, here, after their checks."""
@@ -37,7 +37,7 @@ STOP_WAIT_SECONDS = 5
 logger = logging.getLogger("prefect")
 
 
-class TemporaryServerError(SequraEtlError):
+class TemporaryServerError(TransientError):
     """Prefect's temporary server stopped before it answered."""
 
 
