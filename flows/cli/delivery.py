@@ -18,6 +18,7 @@ from flows.cli.options import (
     settings_of,
     window_options,
 )
+from flows.cli.temporary_server import prefect_api
 from schemas.errors import SettingError
 from schemas.settings import Settings
 from tasks.window import parse_moment
@@ -91,7 +92,8 @@ def deliver(args: argparse.Namespace) -> int:
     settings.state_url()
     check_window_options(args.since, args.until)
     check_ready(settings)
-    summary = delivery_report(since=args.since, until=args.until, dry_run=args.dry_run, out=args.out)
+    with prefect_api():
+        summary = delivery_report(since=args.since, until=args.until, dry_run=args.dry_run, out=args.out)
     print(plain_text(summary_markdown(summary)))
     return 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from flows.cli import delivery, dev, payouts, reconciliation, setup, store
+from flows.cli.temporary_server import early_temporary_server
 from schemas.errors import SequraEtlError, SettingError
 from schemas.settings import settings_table
 from schemas.version import package_version
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     make_prefect_home()
     try:
-        with failures_off_the_terminal(args.command, args.debug):
+        with early_temporary_server(args.command), failures_off_the_terminal(args.command, args.debug):
             return args.run(args)
     except SequraEtlError as error:
         if args.debug:

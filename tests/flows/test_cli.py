@@ -3,10 +3,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.logging.handlers import PrefectConsoleHandler
@@ -356,6 +358,44 @@ def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine(
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     assert main(["state-store"]) == 0
     assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "300"
+
+
+def test_deliver_without_prefect_api_url_runs_on_a_temporary_server_that_keeps_the_run_and_stops_with_it(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA")
+    home = tmp_path / "prefect-home"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    window = ["--since", "2026-11-20", "--until", "2026-11-21T00:00:00Z"]
+    done = subprocess.run(
+        [str(BIN / "sequra-etl"), "deliver", *window],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said[-3000:]
+    assert "| 1 | 0 | 0 | 0 | 0 | 0 |" in done.stdout
+    [address] = re.findall(r"Starting temporary server on (http://127\.0\.0\.1:\d+)", said)
+    assert f"Stopping temporary server on {address}" in said
+    assert "View at" not in said  # the temporary server serves no UI to link to
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{address}/api/health", timeout=5)
+    kept = sqlite3.connect(home / "prefect.db")
+    try:
+        [(name, state)] = kept.execute("SELECT name, state_type FROM flow_run").fetchall()
+        artifacts = {key for (key,) in kept.execute("SELECT key FROM artifact")}
+        logs = [message for (message,) in kept.execute("SELECT message FROM log")]
+    finally:
+        kept.close()
+    assert name.startswith("delivery-report") and state == "COMPLETED"
+    kinds = ("delivery-report-summary", "delivery-report-counts", "delivery-report-sent")
+    assert {f"{kind}-demo-merchant" for kind in kinds} <= artifacts
+    assert any("found 1, new 1" in message for message in logs)  # its last logs reached the server
+    assert pipeline.accepted() == ["AAAAAAAAA"]
 
 
 def test_state_store_prints_the_same_default_from_any_folder(
