@@ -11,12 +11,15 @@ artifact moves as children finish, a table says what each one did, and the paren
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
+import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -27,11 +30,12 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import ArtifactSort
+from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 from prefect.settings import get_current_settings
-from prefect.states import Crashed, Scheduled
+from prefect.states import Crashed, Pending, Scheduled
 
 from flows.children import (
     ChildOutcome,
@@ -51,10 +55,14 @@ from tasks.state.runs import lapsed_run
 from tasks.state.store import StateStore, open_state_store
 
 DELIVERY_DEPLOYMENT = "delivery-report/delivery-report"
+BACKFILL_DEPLOYMENT = "backfill/backfill"
 POLL_SECONDS = 2.0
+PARENT_POLL_SECONDS = 1.0  # how often the command looks whether the parent run it handed a worker ended
 START_WAIT = timedelta(minutes=10)  # how long children may wait for a worker before the fan-out gives up
 RETRIES = 2  # new attempts at a child whose run died or met a failure running again can fix
 RETRY_PAUSE = timedelta(seconds=10)  # between a child's failed attempt and the next
+# When a child run made to run in its parent's process is due for the workers: never. Claimed Pending at once.
+NOT_FOR_WORKERS = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class ChildRunsError(TerminalError):
@@ -71,13 +79,15 @@ class FanOut:
 
     `kind` (backfill, every-merchant) tags the children and prefixes the progress and table artifacts;
     `scope` makes each child's idempotency key, with its merchant, window and mode; `timezone` is the shop's,
-    in which the windows show.
+    in which the windows show. `in_process`: a parent run on a worker runs its children's deployment runs in
+    its own process (one process for all the windows) instead of handing them to the work pool.
     """
 
     kind: str
     scope: str
     dry_run: bool
     timezone: str = "UTC"
+    in_process: bool = False  # when the parent is itself a deployment's run, run the children's runs in it
 
 
 def run_children(children: Sequence[ChildRun], fan: FanOut) -> list[ChildOutcome]:
@@ -114,6 +124,12 @@ def run_children(children: Sequence[ChildRun], fan: FanOut) -> list[ChildOutcome
             key=f"{fan.kind}-runs",
             description=f"What each delivery report run did, per merchant and window ({fan.timezone})",
         )
+        create_table_artifact(
+            [outcome.row() for outcome in outcomes],
+            key=f"{fan.kind}-counts",
+            description=f"Each delivery report run's counts, a column each, as the command prints them "
+            f"({fan.timezone})",
+        )
     failed = [outcome for outcome in outcomes if outcome.failed]
     if failed:
         raise ChildRunsError(
@@ -132,6 +148,15 @@ def run_all(
     A merchant's later windows are not run after one failed in a way running again cannot fix.
     """
     logger = get_run_logger()
+    if why_here is None and fan.in_process and on_a_worker():
+        logger.info(
+            "%d delivery reports, runs of %s run in this run's process on the worker, a merchant's windows "
+            "one after the other, merchants side by side",
+            len(children),
+            DELIVERY_DEPLOYMENT,
+        )
+        run_in_process(children, fan, finished)
+        return
     if why_here is None:
         logger.info(
             "%d delivery reports, run by the work pool's workers (%s) with the workers' settings",
@@ -141,12 +166,72 @@ def run_all(
         run_on_workers(children, fan, finished)
         return
     logger.info("%d delivery reports, run here one after the other: %s", len(children), why_here)
+    run_in_order(children, fan, finished, lambda child: run_here_tried(child, fan))
+
+
+def run_in_order(
+    children: Sequence[ChildRun],
+    fan: FanOut,
+    finished: Callable[[ChildOutcome], None],
+    run: Callable[[ChildRun], ChildOutcome],
+) -> None:
+    """Run the children one after the other with `run`, but none of a merchant after one failed for good."""
     stopped: set[str] = set()  # merchants with a window that failed for good: their later ones are not run
     for child in children:
-        outcome = not_run(child, fan.timezone) if child.merchant in stopped else run_here_tried(child, fan)
+        outcome = not_run(child, fan.timezone) if child.merchant in stopped else run(child)
         finished(outcome)
         if outcome.failed and not outcome.retryable:
             stopped.add(child.merchant)
+
+
+def on_a_worker() -> bool:
+    """Whether this flow run is a deployment's run (started by a worker with the workers' settings)."""
+    context = FlowRunContext.get()
+    return context is not None and context.flow_run is not None and context.flow_run.deployment_id is not None
+
+
+def run_in_process(
+    children: Sequence[ChildRun], fan: FanOut, finished: Callable[[ChildOutcome], None]
+) -> None:
+    """Run the children's deployment runs in this process: a thread per merchant, its windows in order.
+
+    Each child is the run of the delivery-report deployment its idempotency key names (created, or found
+    from before), claimed Pending so that no worker takes it, and run here; tried again like one run here.
+    """
+    merchants: dict[str, list[ChildRun]] = {}
+    for child in children:
+        merchants.setdefault(child.merchant, []).append(child)
+    told = threading.Lock()  # one child's outcome at a time to `finished`, one new run at a time to Prefect
+
+    def tell(outcome: ChildOutcome) -> None:
+        with told:
+            finished(outcome)
+
+    def run(child: ChildRun) -> ChildOutcome:
+        with told:
+            run_id = claimed(child, fan)
+        return run_here_tried(child, fan, run_id)
+
+    with ThreadPoolExecutor(max_workers=len(merchants), thread_name_prefix="merchant") as pool:
+        merchant_runs = [
+            pool.submit(contextvars.copy_context().run, run_in_order, windows, fan, tell, run)
+            for windows in merchants.values()
+        ]
+        for merchant_run in merchant_runs:
+            merchant_run.result()
+
+
+def claimed(child: ChildRun, fan: FanOut) -> uuid.UUID:
+    """The child's deployment run, created or found by its idempotency key, Pending for this process."""
+    run: FlowRun = run_deployment(  # type: ignore[assignment]
+        DELIVERY_DEPLOYMENT,
+        parameters=child.parameters(fan.dry_run),
+        idempotency_key=idempotency_key(fan.scope, child, fan.dry_run),
+        tags=[fan.kind],
+        timeout=0,
+        scheduled_time=NOT_FOR_WORKERS,
+    )
+    return run.id
 
 
 def not_on_workers() -> str | None:
@@ -171,12 +256,13 @@ def not_on_workers() -> str | None:
     return None
 
 
-def run_here_tried(child: ChildRun, fan: FanOut) -> ChildOutcome:
+def run_here_tried(child: ChildRun, fan: FanOut, run_id: uuid.UUID | None = None) -> ChildOutcome:
     """Run one child here, and again RETRY_PAUSE later (RETRIES times at most) while that can fix it.
 
-    Each new attempt runs the child's own flow run again, as on the workers: never a twin of it.
+    It runs its flow run `run_id`, else a new subflow. Each new attempt runs the child's own flow run again,
+    as on the workers: never a twin of it.
     """
-    outcome = run_here(child, fan)
+    outcome = run_here(child, fan, again=run_id)
     while outcome.retryable and outcome.tries <= RETRIES and outcome.run_id is not None:
         trying_again(outcome)
         time.sleep(RETRY_PAUSE.total_seconds())
@@ -202,7 +288,7 @@ def run_here(child: ChildRun, fan: FanOut, again: uuid.UUID | None = None) -> Ch
         state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
     else:
         with get_client(sync_client=True) as client:
-            client.set_flow_run_state(again, Scheduled(message="tried again by its parent"), force=True)
+            client.set_flow_run_state(again, Pending(message="run by its parent"), force=True)
             flow_run = client.read_flow_run(again)
         state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
     run_id = state.state_details.flow_run_id
@@ -302,6 +388,47 @@ def run_on_workers(
                     raise no_worker_error(len(active), next(iter(active)))
         finally:
             liveness.store.dispose()
+
+
+def run_parent_on_workers(
+    deployment: str, parameters: dict[str, object], kind: str
+) -> list[ChildOutcome] | None:
+    """Hand the parent to the work pool as a run of `deployment`, wait for it, and say what its children did.
+
+    None when the server has no such deployment. Raises ChildRunsError when the parent did not end Completed
+    (naming why, with the children's outcomes it published), or no worker took it for START_WAIT.
+    """
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            return None
+        run: FlowRun = run_deployment(  # type: ignore[assignment]
+            deployment, parameters=parameters, timeout=0, as_subflow=False
+        )
+        handed = time.monotonic()
+        while run.state is None or not run.state.is_final():
+            if run.start_time is None and time.monotonic() - handed > START_WAIT.total_seconds():
+                raise no_worker_error(1, run.id)
+            time.sleep(PARENT_POLL_SECONDS)
+            run = client.read_flow_run(run.id)
+        outcomes = published_outcomes(client, run, kind)
+    if not run.state.is_completed():
+        raise ChildRunsError(f"{run.name} ended {run.state.name}: {run.state.message}", outcomes)
+    return outcomes
+
+
+def published_outcomes(client: SyncPrefectClient, run: FlowRun, kind: str) -> list[ChildOutcome]:
+    """The children's outcomes a parent run published in its counts table, in its children's order."""
+    artifacts = client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]), key=ArtifactFilterKey(any_=[f"{kind}-counts"])
+        ),
+        sort=ArtifactSort.CREATED_DESC,
+        limit=1,
+    )
+    rows = json.loads(str(artifacts[0].data)) if artifacts else []
+    return [ChildOutcome.from_row(row) for row in rows]
 
 
 def deployment_settings(client: SyncPrefectClient) -> Settings:
