@@ -14,14 +14,14 @@ from __future__ import annotations
 import contextvars
 import json
 import os
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 from prefect import get_client, get_run_logger
@@ -35,7 +35,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 from prefect.settings import get_current_settings
-from prefect.states import Crashed, Pending, Scheduled
+from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
 from flows.children import (
     ChildOutcome,
@@ -63,6 +63,9 @@ RETRIES = 2  # new attempts at a child whose run died or met a failure running a
 RETRY_PAUSE = timedelta(seconds=10)  # between a child's failed attempt and the next
 # When a child run made to run in its parent's process is due for the workers: never. Claimed Pending at once.
 NOT_FOR_WORKERS = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+T = TypeVar("T")
 
 
 class ChildRunsError(TerminalError):
@@ -166,19 +169,9 @@ def run_all(
         run_on_workers(children, fan, finished)
         return
     logger.info("%d delivery reports, run here one after the other: %s", len(children), why_here)
-    run_in_order(children, fan, finished, lambda child: run_here_tried(child, fan))
-
-
-def run_in_order(
-    children: Sequence[ChildRun],
-    fan: FanOut,
-    finished: Callable[[ChildOutcome], None],
-    run: Callable[[ChildRun], ChildOutcome],
-) -> None:
-    """Run the children one after the other with `run`, but none of a merchant after one failed for good."""
     stopped: set[str] = set()  # merchants with a window that failed for good: their later ones are not run
     for child in children:
-        outcome = not_run(child, fan.timezone) if child.merchant in stopped else run(child)
+        outcome = not_run(child, fan.timezone) if child.merchant in stopped else run_here_tried(child, fan)
         finished(outcome)
         if outcome.failed and not outcome.retryable:
             stopped.add(child.merchant)
@@ -196,33 +189,58 @@ def run_in_process(
     """Run the children's deployment runs in this process: a thread per merchant, its windows in order.
 
     Each child is the run of the delivery-report deployment its idempotency key names (created, or found
-    from before), claimed Pending so that no worker takes it, and run here; tried again like one run here.
+    from before), made while the window before it runs, and run here; tried again like one run here. What
+    Prefect is told besides (new runs, `finished`) goes one call at a time on a thread of its own.
     """
     merchants: dict[str, list[ChildRun]] = {}
     for child in children:
         merchants.setdefault(child.merchant, []).append(child)
-    told = threading.Lock()  # one child's outcome at a time to `finished`, one new run at a time to Prefect
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookkeeping") as bookkeeping,
+        ThreadPoolExecutor(max_workers=len(merchants), thread_name_prefix="merchant") as pool,
+    ):
 
-    def tell(outcome: ChildOutcome) -> None:
-        with told:
-            finished(outcome)
+        def aside(call: Callable[..., T], *args: object) -> Future[T]:
+            return bookkeeping.submit(contextvars.copy_context().run, call, *args)
 
-    def run(child: ChildRun) -> ChildOutcome:
-        with told:
-            run_id = claimed(child, fan)
-        return run_here_tried(child, fan, run_id)
-
-    with ThreadPoolExecutor(max_workers=len(merchants), thread_name_prefix="merchant") as pool:
         merchant_runs = [
-            pool.submit(contextvars.copy_context().run, run_in_order, windows, fan, tell, run)
+            pool.submit(contextvars.copy_context().run, run_windows_in_process, windows, fan, aside, finished)
             for windows in merchants.values()
         ]
         for merchant_run in merchant_runs:
             merchant_run.result()
 
 
+def run_windows_in_process(
+    windows: Sequence[ChildRun],
+    fan: FanOut,
+    aside: Callable[..., Future[Any]],
+    finished: Callable[[ChildOutcome], None],
+) -> None:
+    """Run one merchant's windows in order here, the next one's run made `aside` while one runs.
+
+    After a window that failed for good the later ones are not run; the next one's run, made already, is
+    Cancelled saying so (the same command runs it again).
+    """
+    following: Future[uuid.UUID] | None = aside(claimed, windows[0], fan)
+    told: list[Future[None]] = []
+    for index, child in enumerate(windows):
+        if following is None:
+            told.append(aside(finished, not_run(child, fan.timezone)))
+            continue
+        run_id = following.result()
+        following = aside(claimed, windows[index + 1], fan) if index + 1 < len(windows) else None
+        outcome = run_here_tried(child, fan, run_id)
+        told.append(aside(finished, outcome))
+        if outcome.failed and not outcome.retryable and following is not None:
+            told.append(aside(not_run_after_all, following.result()))
+            following = None
+    for told_one in told:
+        told_one.result()
+
+
 def claimed(child: ChildRun, fan: FanOut) -> uuid.UUID:
-    """The child's deployment run, created or found by its idempotency key, Pending for this process."""
+    """The child's deployment run, created or found by its idempotency key, due for no worker: run here."""
     run: FlowRun = run_deployment(  # type: ignore[assignment]
         DELIVERY_DEPLOYMENT,
         parameters=child.parameters(fan.dry_run),
@@ -232,6 +250,16 @@ def claimed(child: ChildRun, fan: FanOut) -> uuid.UUID:
         scheduled_time=NOT_FOR_WORKERS,
     )
     return run.id
+
+
+def not_run_after_all(run_id: uuid.UUID) -> None:
+    """Cancel a window's run made before an earlier window of its merchant failed for good; writes Prefect."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(
+            run_id,
+            Cancelled(message="an earlier window of this merchant failed; run the same command again"),
+            force=True,
+        )
 
 
 def not_on_workers() -> str | None:
