@@ -378,3 +378,27 @@ def test_a_backfill_run_on_a_worker_runs_each_window_as_a_deployment_run_in_its_
     assert sorted((run.id, run.run_count) for run in rerun) == sorted((run.id, 2) for run in children)
     assert [row["Sent"] for row in json.loads(artifact_data("backfill-counts"))] == [0, 0, 0]
     assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "BBBBBBBBB"]
+
+
+def test_a_window_refused_on_a_worker_stops_its_merchants_later_windows_and_cancels_the_next_ones_run(
+    pipeline: Pipeline, deployed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
+    monkeypatch.setenv("SEQURA_PASSWORD", "not-the-password")
+    ended = backfill_as_a_worker_runs_it()
+    assert ended.is_failed()
+    assert [row["Result"] for row in json.loads(artifact_data("backfill-counts"))] == [
+        "Failed",
+        "Not run",
+        "Not run",
+    ]
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("delivery-report/delivery-report")
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(deployment_id={"any_": [deployment.id]})
+        )
+    assert sorted((str(run.parameters["since"])[:10], run.state.name) for run in children) == [
+        ("2026-11-20", "Failed"),
+        ("2026-11-21", "Cancelled"),  # made while the first ran, never run
+    ]
+    assert pipeline.accepted() == []
