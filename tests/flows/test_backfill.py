@@ -342,12 +342,13 @@ def deployed() -> Iterator[None]:
             client.delete_deployment(deployment)
 
 
-def backfill_as_a_worker_runs_it() -> State:
-    """Run the backfill of SPAN as a worker runs a run of the backfill deployment: in this process."""
+def backfill_as_a_worker_runs_it(span: dict[str, str] = SPAN) -> State:
+    """Run the backfill of `span` as a worker runs a run of the backfill deployment: in this process."""
+    parameters = {**span, "window": "1d"}
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("backfill/backfill")
-        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters={**SPAN, "window": "1d"})
-    return run_flow(backfill, flow_run=flow_run, parameters={**SPAN, "window": "1d"}, return_type="state")
+        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+    return run_flow(backfill, flow_run=flow_run, parameters=parameters, return_type="state")
 
 
 def test_a_backfill_run_on_a_worker_runs_each_window_as_a_deployment_run_in_its_own_process(
@@ -383,9 +384,13 @@ def test_a_backfill_run_on_a_worker_runs_each_window_as_a_deployment_run_in_its_
 def test_a_window_refused_on_a_worker_stops_its_merchants_later_windows_and_cancels_the_next_ones_run(
     pipeline: Pipeline, deployed: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
+    pipeline.shop.shipped_order("AAAAAAAAA", at=MORNING + timedelta(days=3))
     monkeypatch.setenv("SEQURA_PASSWORD", "not-the-password")
-    ended = backfill_as_a_worker_runs_it()
+    later = {  # days of their own: a window's run is found again by its key, whichever test made it
+        "since": (SINCE + timedelta(days=3)).isoformat(),
+        "until": (SINCE + timedelta(days=6)).isoformat(),
+    }
+    ended = backfill_as_a_worker_runs_it(later)
     assert ended.is_failed()
     assert [row["Result"] for row in json.loads(artifact_data("backfill-counts"))] == [
         "Failed",
@@ -398,7 +403,7 @@ def test_a_window_refused_on_a_worker_stops_its_merchants_later_windows_and_canc
             flow_run_filter=FlowRunFilter(deployment_id={"any_": [deployment.id]})
         )
     assert sorted((str(run.parameters["since"])[:10], run.state.name) for run in children) == [
-        ("2026-11-20", "Failed"),
-        ("2026-11-21", "Cancelled"),  # made while the first ran, never run
+        ("2026-11-23", "Failed"),
+        ("2026-11-24", "Cancelled"),  # made while the first ran, never run
     ]
     assert pipeline.accepted() == []
