@@ -34,7 +34,7 @@ from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
-from prefect.settings import get_current_settings
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
 from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
 from flows.children import (
@@ -310,15 +310,20 @@ def trying_again(outcome: ChildOutcome) -> None:
 
 
 def run_here(child: ChildRun, fan: FanOut, again: uuid.UUID | None = None) -> ChildOutcome:
-    """Run one child as a subflow (or its flow run `again`) and say what it did; writes Prefect."""
+    """Run one child as a subflow (or its flow run `again`) and say what it did; writes Prefect.
+
+    It lives in this process, so it sends no heartbeat of its own: this run's stands for it (and Prefect
+    would spend up to a second at the child's end joining the thread that sends it).
+    """
     parameters = child.parameters(fan.dry_run)
-    if again is None:
-        state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
-    else:
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(again, Pending(message="run by its parent"), force=True)
-            flow_run = client.read_flow_run(again)
-        state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        if again is None:
+            state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
+        else:
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(again, Pending(message="run by its parent"), force=True)
+                flow_run = client.read_flow_run(again)
+            state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
     run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id).name
