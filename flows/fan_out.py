@@ -1,8 +1,11 @@
 """Fan-out: one delivery-report child run per merchant and window, on the Prefect workers or here.
 
 With a Prefect server that has the delivery-report deployment, each child is a run of that deployment
-created with an idempotency key, so any worker of the pool may take it and a repeated fan-out finds the same
-runs instead of creating them again. Without one, the children run here, one after the other, as subflows.
+created with an idempotency key, so a repeated fan-out finds the same runs instead of creating them again.
+A parent that runs in a process of its own on a worker (a backfill, as the command starts it) runs those
+child runs in that process, due for no worker, one process start for all its windows; another parent hands
+them to the work pool, where any worker may take them. Without the deployment, the children run here, one
+after the other, as subflows.
 A merchant's windows go one at a time, oldest first (they would only queue on the merchant's lock); merchants
 go side by side. A child whose run died, or failed in a way running again can fix, runs again (the same flow
 run, on the workers and here); one that failed for good stops its merchant's later windows. A progress
