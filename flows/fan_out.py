@@ -225,25 +225,32 @@ def run_windows_in_process(
     After a window that failed for good the later ones are not run; the next one's run, made already, is
     Cancelled saying so (the same command runs it again).
     """
-    following: Future[uuid.UUID] | None = aside(claimed, windows[0], fan)
+    following: Future[FlowRun] | None = aside(claimed, windows[0], fan)
     told: list[Future[None]] = []
     for index, child in enumerate(windows):
         if following is None:
             told.append(aside(finished, not_run(child, fan.timezone)))
             continue
-        run_id = following.result()
+        pending = following.result()
         following = aside(claimed, windows[index + 1], fan) if index + 1 < len(windows) else None
-        outcome = run_here_tried(child, fan, run_id)
+        outcome = run_here_tried(child, fan, pending)
         told.append(aside(finished, outcome))
         if outcome.failed and not outcome.retryable and following is not None:
-            told.append(aside(not_run_after_all, following.result()))
+            told.append(aside(not_run_after_all, following.result().id))
             following = None
     for told_one in told:
         told_one.result()
 
 
-def claimed(child: ChildRun, fan: FanOut) -> uuid.UUID:
-    """The child's deployment run, created or found by its idempotency key, due for no worker: run here."""
+def pending_run(run_id: uuid.UUID) -> FlowRun:
+    """The flow run `run_id` made Pending, for this process to run it (no worker takes it); writes Prefect."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, Pending(message="run by its parent"), force=True)
+        return client.read_flow_run(run_id)
+
+
+def claimed(child: ChildRun, fan: FanOut) -> FlowRun:
+    """The child's deployment run, created or found by its idempotency key, Pending for this process."""
     run: FlowRun = run_deployment(  # type: ignore[assignment]
         DELIVERY_DEPLOYMENT,
         parameters=child.parameters(fan.dry_run),
@@ -252,7 +259,7 @@ def claimed(child: ChildRun, fan: FanOut) -> uuid.UUID:
         timeout=0,
         scheduled_time=NOT_FOR_WORKERS,
     )
-    return run.id
+    return pending_run(run.id)
 
 
 def not_run_after_all(run_id: uuid.UUID) -> None:
@@ -287,13 +294,13 @@ def not_on_workers() -> str | None:
     return None
 
 
-def run_here_tried(child: ChildRun, fan: FanOut, run_id: uuid.UUID | None = None) -> ChildOutcome:
+def run_here_tried(child: ChildRun, fan: FanOut, pending: FlowRun | None = None) -> ChildOutcome:
     """Run one child here, and again RETRY_PAUSE later (RETRIES times at most) while that can fix it.
 
-    It runs its flow run `run_id`, else a new subflow. Each new attempt runs the child's own flow run again,
+    It runs its `pending` flow run, else a new subflow. Each new attempt runs the child's own flow run again,
     as on the workers: never a twin of it.
     """
-    outcome = run_here(child, fan, again=run_id)
+    outcome = run_here(child, fan, pending=pending)
     while outcome.retryable and outcome.tries <= RETRIES and outcome.run_id is not None:
         trying_again(outcome)
         time.sleep(RETRY_PAUSE.total_seconds())
@@ -312,20 +319,22 @@ def trying_again(outcome: ChildOutcome) -> None:
     )
 
 
-def run_here(child: ChildRun, fan: FanOut, again: uuid.UUID | None = None) -> ChildOutcome:
-    """Run one child as a subflow (or its flow run `again`) and say what it did; writes Prefect.
+def run_here(
+    child: ChildRun, fan: FanOut, again: uuid.UUID | None = None, pending: FlowRun | None = None
+) -> ChildOutcome:
+    """Run one child as a subflow (or its flow run `again`, or its `pending` one) and say what it did.
+
+    Writes Prefect.
 
     It lives in this process, so it sends no heartbeat of its own: this run's stands for it (and Prefect
     would spend up to a second at the child's end joining the thread that sends it).
     """
     parameters = child.parameters(fan.dry_run)
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        if again is None:
+        if again is None and pending is None:
             state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
         else:
-            with get_client(sync_client=True) as client:
-                client.set_flow_run_state(again, Pending(message="run by its parent"), force=True)
-                flow_run = client.read_flow_run(again)
+            flow_run = pending if again is None else pending_run(again)
             state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
     run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
