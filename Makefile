@@ -41,8 +41,9 @@ test: $(STAMP) fast-reader
 	PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest
 
 ## bench: the pipeline against its floor on generated MariaDB shops (N = 100,000; BENCH_1M=1 adds 1,000,000),
-## then a backfill of 30 daily windows through a Prefect worker (benchmarks/backfill.json), then the payout
-## check on state stores of 100,000 and 1,000,000 reported orders, SQLite and MariaDB (benchmarks/payouts.json)
+## then backfills of 30 and 365 daily windows through the deployments and a worker (benchmarks/backfill.json),
+## then the payout check on state stores of 100,000 and 1,000,000 reported orders, SQLite and MariaDB
+## (benchmarks/payouts.json)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run --orders 100000 $(if $(BENCH_1M),--orders 1000000)

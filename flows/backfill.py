@@ -61,7 +61,7 @@ def backfill(
     children = backfill_children(since, until, window, merchant)
     timezone = shop_timezone(children[0].merchant)
     rename_run(f"backfill {merchant + ' ' if merchant else ''}{span(since, until).in_shop_time(timezone)}")
-    fan = FanOut("backfill", "backfill", bool(dry_run), timezone)
+    fan = FanOut("backfill", "backfill", bool(dry_run), timezone, in_process=True)
     return parent_state(run_children(children, fan))  # type: ignore[return-value]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prefect.states import Completed, State
@@ -98,6 +98,18 @@ class ChildOutcome:
             **self.counts.row(),
             "Problem": shown(self.why(), PROBLEM_SHOWN),
         }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> ChildOutcome:
+        """The child a row `row()` made: what a parent run on a worker tells the command that started it."""
+        return cls(
+            str(row["Merchant"]),
+            str(row["Window"]),
+            str(row["Run"]),
+            str(row["Result"]),
+            DeliveryCounts.from_row(row),
+            problem=str(row["Problem"]),
+        )
 
     def cells(self) -> dict[str, object]:
         """The child as a row of the parent's table in the UI: in words, in lines no wider than the view.

@@ -1,8 +1,11 @@
 """Fan-out: one delivery-report child run per merchant and window, on the Prefect workers or here.
 
 With a Prefect server that has the delivery-report deployment, each child is a run of that deployment
-created with an idempotency key, so any worker of the pool may take it and a repeated fan-out finds the same
-runs instead of creating them again. Without one, the children run here, one after the other, as subflows.
+created with an idempotency key, so a repeated fan-out finds the same runs instead of creating them again.
+A parent that runs in a process of its own on a worker (a backfill, as the command starts it) runs those
+child runs in that process, due for no worker, one process start for all its windows; another parent hands
+them to the work pool, where any worker may take them. Without the deployment, the children run here, one
+after the other, as subflows.
 A merchant's windows go one at a time, oldest first (they would only queue on the merchant's lock); merchants
 go side by side. A child whose run died, or failed in a way running again can fix, runs again (the same flow
 run, on the workers and here); one that failed for good stops its merchant's later windows. A progress
@@ -11,14 +14,17 @@ artifact moves as children finish, a table says what each one did, and the paren
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 from prefect import get_client, get_run_logger
@@ -27,11 +33,12 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import ArtifactSort
+from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
-from prefect.settings import get_current_settings
-from prefect.states import Crashed, Scheduled
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
 from flows.children import (
     ChildOutcome,
@@ -51,10 +58,17 @@ from tasks.state.runs import lapsed_run
 from tasks.state.store import StateStore, open_state_store
 
 DELIVERY_DEPLOYMENT = "delivery-report/delivery-report"
+BACKFILL_DEPLOYMENT = "backfill/backfill"
 POLL_SECONDS = 2.0
+PARENT_POLL_SECONDS = 1.0  # how often the command looks whether the parent run it handed a worker ended
 START_WAIT = timedelta(minutes=10)  # how long children may wait for a worker before the fan-out gives up
 RETRIES = 2  # new attempts at a child whose run died or met a failure running again can fix
 RETRY_PAUSE = timedelta(seconds=10)  # between a child's failed attempt and the next
+# When a child run made to run in its parent's process is due for the workers: never. Claimed Pending at once.
+NOT_FOR_WORKERS = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+T = TypeVar("T")
 
 
 class ChildRunsError(TerminalError):
@@ -71,13 +85,15 @@ class FanOut:
 
     `kind` (backfill, every-merchant) tags the children and prefixes the progress and table artifacts;
     `scope` makes each child's idempotency key, with its merchant, window and mode; `timezone` is the shop's,
-    in which the windows show.
+    in which the windows show. `in_process`: a parent run on a worker runs its children's deployment runs in
+    its own process (one process for all the windows) instead of handing them to the work pool.
     """
 
     kind: str
     scope: str
     dry_run: bool
     timezone: str = "UTC"
+    in_process: bool = False  # when the parent is itself a deployment's run, run the children's runs in it
 
 
 def run_children(children: Sequence[ChildRun], fan: FanOut) -> list[ChildOutcome]:
@@ -114,6 +130,12 @@ def run_children(children: Sequence[ChildRun], fan: FanOut) -> list[ChildOutcome
             key=f"{fan.kind}-runs",
             description=f"What each delivery report run did, per merchant and window ({fan.timezone})",
         )
+        create_table_artifact(
+            [outcome.row() for outcome in outcomes],
+            key=f"{fan.kind}-counts",
+            description=f"Each delivery report run's counts, a column each, as the command prints them "
+            f"({fan.timezone})",
+        )
     failed = [outcome for outcome in outcomes if outcome.failed]
     if failed:
         raise ChildRunsError(
@@ -132,6 +154,15 @@ def run_all(
     A merchant's later windows are not run after one failed in a way running again cannot fix.
     """
     logger = get_run_logger()
+    if why_here is None and fan.in_process and on_a_worker():
+        logger.info(
+            "%d delivery reports, runs of %s run in this run's process on the worker, a merchant's windows "
+            "one after the other, merchants side by side",
+            len(children),
+            DELIVERY_DEPLOYMENT,
+        )
+        run_in_process(children, fan, finished)
+        return
     if why_here is None:
         logger.info(
             "%d delivery reports, run by the work pool's workers (%s) with the workers' settings",
@@ -147,6 +178,98 @@ def run_all(
         finished(outcome)
         if outcome.failed and not outcome.retryable:
             stopped.add(child.merchant)
+
+
+def on_a_worker() -> bool:
+    """Whether this flow run is a deployment's run (started by a worker with the workers' settings)."""
+    context = FlowRunContext.get()
+    return context is not None and context.flow_run is not None and context.flow_run.deployment_id is not None
+
+
+def run_in_process(
+    children: Sequence[ChildRun], fan: FanOut, finished: Callable[[ChildOutcome], None]
+) -> None:
+    """Run the children's deployment runs in this process: a thread per merchant, its windows in order.
+
+    Each child is the run of the delivery-report deployment its idempotency key names (created, or found
+    from before), made while the window before it runs, and run here; tried again like one run here. What
+    Prefect is told besides (new runs, `finished`) goes one call at a time on a thread of its own.
+    """
+    merchants: dict[str, list[ChildRun]] = {}
+    for child in children:
+        merchants.setdefault(child.merchant, []).append(child)
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookkeeping") as bookkeeping,
+        ThreadPoolExecutor(max_workers=len(merchants), thread_name_prefix="merchant") as pool,
+    ):
+
+        def aside(call: Callable[..., T], *args: object) -> Future[T]:
+            return bookkeeping.submit(contextvars.copy_context().run, call, *args)
+
+        merchant_runs = [
+            pool.submit(contextvars.copy_context().run, run_windows_in_process, windows, fan, aside, finished)
+            for windows in merchants.values()
+        ]
+        for merchant_run in merchant_runs:
+            merchant_run.result()
+
+
+def run_windows_in_process(
+    windows: Sequence[ChildRun],
+    fan: FanOut,
+    aside: Callable[..., Future[Any]],
+    finished: Callable[[ChildOutcome], None],
+) -> None:
+    """Run one merchant's windows in order here, the next one's run made `aside` while one runs.
+
+    After a window that failed for good the later ones are not run; the next one's run, made already, is
+    Cancelled saying so (the same command runs it again).
+    """
+    following: Future[FlowRun] | None = aside(claimed, windows[0], fan)
+    told: list[Future[None]] = []
+    for index, child in enumerate(windows):
+        if following is None:
+            told.append(aside(finished, not_run(child, fan.timezone)))
+            continue
+        pending = following.result()
+        following = aside(claimed, windows[index + 1], fan) if index + 1 < len(windows) else None
+        outcome = run_here_tried(child, fan, pending)
+        told.append(aside(finished, outcome))
+        if outcome.failed and not outcome.retryable and following is not None:
+            told.append(aside(not_run_after_all, following.result().id))
+            following = None
+    for told_one in told:
+        told_one.result()
+
+
+def pending_run(run_id: uuid.UUID) -> FlowRun:
+    """The flow run `run_id` made Pending, for this process to run it (no worker takes it); writes Prefect."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, Pending(message="run by its parent"), force=True)
+        return client.read_flow_run(run_id)
+
+
+def claimed(child: ChildRun, fan: FanOut) -> FlowRun:
+    """The child's deployment run, created or found by its idempotency key, Pending for this process."""
+    run: FlowRun = run_deployment(  # type: ignore[assignment]
+        DELIVERY_DEPLOYMENT,
+        parameters=child.parameters(fan.dry_run),
+        idempotency_key=idempotency_key(fan.scope, child, fan.dry_run),
+        tags=[fan.kind],
+        timeout=0,
+        scheduled_time=NOT_FOR_WORKERS,
+    )
+    return pending_run(run.id)
+
+
+def not_run_after_all(run_id: uuid.UUID) -> None:
+    """Cancel a window's run made before an earlier window of its merchant failed for good; writes Prefect."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(
+            run_id,
+            Cancelled(message="an earlier window of this merchant failed; run the same command again"),
+            force=True,
+        )
 
 
 def not_on_workers() -> str | None:
@@ -171,12 +294,13 @@ def not_on_workers() -> str | None:
     return None
 
 
-def run_here_tried(child: ChildRun, fan: FanOut) -> ChildOutcome:
+def run_here_tried(child: ChildRun, fan: FanOut, pending: FlowRun | None = None) -> ChildOutcome:
     """Run one child here, and again RETRY_PAUSE later (RETRIES times at most) while that can fix it.
 
-    Each new attempt runs the child's own flow run again, as on the workers: never a twin of it.
+    It runs its `pending` flow run, else a new subflow. Each new attempt runs the child's own flow run again,
+    as on the workers: never a twin of it.
     """
-    outcome = run_here(child, fan)
+    outcome = run_here(child, fan, pending=pending)
     while outcome.retryable and outcome.tries <= RETRIES and outcome.run_id is not None:
         trying_again(outcome)
         time.sleep(RETRY_PAUSE.total_seconds())
@@ -195,16 +319,23 @@ def trying_again(outcome: ChildOutcome) -> None:
     )
 
 
-def run_here(child: ChildRun, fan: FanOut, again: uuid.UUID | None = None) -> ChildOutcome:
-    """Run one child as a subflow (or its flow run `again`) and say what it did; writes Prefect."""
+def run_here(
+    child: ChildRun, fan: FanOut, again: uuid.UUID | None = None, pending: FlowRun | None = None
+) -> ChildOutcome:
+    """Run one child as a subflow (or its flow run `again`, or its `pending` one) and say what it did.
+
+    Writes Prefect.
+
+    It lives in this process, so it sends no heartbeat of its own: this run's stands for it (and Prefect
+    would spend up to a second at the child's end joining the thread that sends it).
+    """
     parameters = child.parameters(fan.dry_run)
-    if again is None:
-        state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
-    else:
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(again, Scheduled(message="tried again by its parent"), force=True)
-            flow_run = client.read_flow_run(again)
-        state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        if again is None and pending is None:
+            state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
+        else:
+            flow_run = pending if again is None else pending_run(again)
+            state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
     run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id).name
@@ -302,6 +433,47 @@ def run_on_workers(
                     raise no_worker_error(len(active), next(iter(active)))
         finally:
             liveness.store.dispose()
+
+
+def run_parent_on_workers(
+    deployment: str, parameters: dict[str, object], kind: str
+) -> list[ChildOutcome] | None:
+    """Hand the parent to the work pool as a run of `deployment`, wait for it, and say what its children did.
+
+    None when the server has no such deployment. Raises ChildRunsError when the parent did not end Completed
+    (naming why, with the children's outcomes it published), or no worker took it for START_WAIT.
+    """
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            return None
+        run: FlowRun = run_deployment(  # type: ignore[assignment]
+            deployment, parameters=parameters, timeout=0, as_subflow=False
+        )
+        handed = time.monotonic()
+        while run.state is None or not run.state.is_final():
+            if run.start_time is None and time.monotonic() - handed > START_WAIT.total_seconds():
+                raise no_worker_error(1, run.id)
+            time.sleep(PARENT_POLL_SECONDS)
+            run = client.read_flow_run(run.id)
+        outcomes = published_outcomes(client, run, kind)
+    if not run.state.is_completed():
+        raise ChildRunsError(f"{run.name} ended {run.state.name}: {run.state.message}", outcomes)
+    return outcomes
+
+
+def published_outcomes(client: SyncPrefectClient, run: FlowRun, kind: str) -> list[ChildOutcome]:
+    """The children's outcomes a parent run published in its counts table, in its children's order."""
+    artifacts = client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]), key=ArtifactFilterKey(any_=[f"{kind}-counts"])
+        ),
+        sort=ArtifactSort.CREATED_DESC,
+        limit=1,
+    )
+    rows = json.loads(str(artifacts[0].data)) if artifacts else []
+    return [ChildOutcome.from_row(row) for row in rows]
 
 
 def deployment_settings(client: SyncPrefectClient) -> Settings:

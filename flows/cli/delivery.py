@@ -101,12 +101,14 @@ def deliver(args: argparse.Namespace) -> int:
 def backfill(args: argparse.Namespace) -> int:
     """Check the window, every merchant's shop and the state store, then run the backfill flow once.
 
-    Prints what each window did, also when some failed.
+    With a Prefect server that has the backfill deployment, the backfill is a run of it on the work pool
+    (its windows run in that run's process); else it runs here. Prints what each window did, also when some
+    failed.
     """
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import backfill_children
     from flows.children import outcomes_markdown
-    from flows.fan_out import ChildRunsError, not_on_workers
+    from flows.fan_out import BACKFILL_DEPLOYMENT, ChildRunsError, not_on_workers, run_parent_on_workers
 
     export_options(args)
     children = backfill_children(args.since, args.until, args.window, args.merchant_id)
@@ -115,7 +117,8 @@ def backfill(args: argparse.Namespace) -> int:
         for attr, option in OPTION_SETTINGS.items()
         if attr != "merchant_id" and getattr(args, attr, None) is not None
     ]
-    if given and not_on_workers() is None:
+    on_workers = not_on_workers() is None
+    if given and on_workers:
         raise SettingError(
             ", ".join(given),
             "the windows run on the work pool's workers, with the settings of the workers' environment (and "
@@ -125,14 +128,17 @@ def backfill(args: argparse.Namespace) -> int:
         settings = Settings.from_env(merchant_id=merchant)
         settings.require("shop_db_url", "username", "password")
         check_ready(settings)
+    parameters: dict[str, object] = {
+        "since": args.since,
+        "until": args.until,
+        "window": args.window,
+        "dry_run": args.dry_run,
+        "merchant": args.merchant_id,
+    }
     try:
-        outcomes = backfill_flow(
-            since=args.since,
-            until=args.until,
-            window=args.window,
-            dry_run=args.dry_run,
-            merchant=args.merchant_id,
-        )
+        outcomes = run_parent_on_workers(BACKFILL_DEPLOYMENT, parameters, "backfill") if on_workers else None
+        if outcomes is None:
+            outcomes = backfill_flow(**parameters)  # type: ignore[arg-type]
     except ChildRunsError as error:
         print(outcomes_markdown(error.outcomes))
         raise

@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,8 +13,9 @@ import requests
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.sorting import ArtifactSort
+from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-from prefect.states import Running
+from prefect.states import Running, State
 from sqlalchemy import create_engine, select, update
 
 from flows import fan_out
@@ -321,3 +323,87 @@ def test_a_running_child_whose_lease_lapsed_is_marked_crashed_and_a_live_one_is_
         store.dispose()
     assert ended.state.type.value == "CRASHED"
     assert "stopped renewing its run lease" in ended.state.message
+
+
+@pytest.fixture
+def deployed() -> Iterator[None]:
+    """The delivery-report and backfill deployments on the test server while the test runs."""
+    with get_client(sync_client=True) as client:
+        made = [
+            client.create_deployment(flow_id=client.create_flow(flow), name=flow.name, entrypoint=entrypoint)
+            for flow, entrypoint in (
+                (delivery_report, "flows/delivery_report.py:delivery_report"),
+                (backfill, "flows/backfill.py:backfill"),
+            )
+        ]
+    yield
+    with get_client(sync_client=True) as client:
+        for deployment in made:
+            client.delete_deployment(deployment)
+
+
+def backfill_as_a_worker_runs_it(span: dict[str, str] = SPAN) -> State:
+    """Run the backfill of `span` as a worker runs a run of the backfill deployment: in this process."""
+    parameters = {**span, "window": "1d"}
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("backfill/backfill")
+        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+    return run_flow(backfill, flow_run=flow_run, parameters=parameters, return_type="state")
+
+
+def test_a_backfill_run_on_a_worker_runs_each_window_as_a_deployment_run_in_its_own_process(
+    pipeline: Pipeline, deployed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        fan_out, "START_WAIT", timedelta(seconds=5)
+    )  # no worker runs here: none is waited for
+    ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
+    first = backfill_as_a_worker_runs_it()
+    assert first.is_completed(), first.message
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("delivery-report/delivery-report")
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(deployment_id={"any_": [deployment.id]})
+        )
+        parent = first.state_details.flow_run_id
+        under_parent = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [parent]})
+        )
+    assert sorted(run.name for run in children) == [f"delivery-report {day}" for day in MADRID_DAYS]
+    assert sorted(run.id for run in under_parent) == sorted(run.id for run in children)
+    assert [said(row["Result"]) for row in json.loads(artifact_data("backfill-runs"))] == ["Completed"] * 3
+    again = backfill_as_a_worker_runs_it()
+    assert again.is_completed(), again.message
+    with get_client(sync_client=True) as client:
+        rerun = client.read_flow_runs(flow_run_filter=FlowRunFilter(deployment_id={"any_": [deployment.id]}))
+    assert sorted((run.id, run.run_count) for run in rerun) == sorted((run.id, 2) for run in children)
+    assert [row["Sent"] for row in json.loads(artifact_data("backfill-counts"))] == [0, 0, 0]
+    assert sorted(pipeline.accepted()) == ["AAAAAAAAA", "BBBBBBBBB"]
+
+
+def test_a_window_refused_on_a_worker_stops_its_merchants_later_windows_and_cancels_the_next_ones_run(
+    pipeline: Pipeline, deployed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.shop.shipped_order("AAAAAAAAA", at=MORNING + timedelta(days=3))
+    monkeypatch.setenv("SEQURA_PASSWORD", "not-the-password")
+    later = {  # days of their own: a window's run is found again by its key, whichever test made it
+        "since": (SINCE + timedelta(days=3)).isoformat(),
+        "until": (SINCE + timedelta(days=6)).isoformat(),
+    }
+    ended = backfill_as_a_worker_runs_it(later)
+    assert ended.is_failed()
+    assert [row["Result"] for row in json.loads(artifact_data("backfill-counts"))] == [
+        "Failed",
+        "Not run",
+        "Not run",
+    ]
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("delivery-report/delivery-report")
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(deployment_id={"any_": [deployment.id]})
+        )
+    assert sorted((str(run.parameters["since"])[:10], run.state.name) for run in children) == [
+        ("2026-11-23", "Failed"),
+        ("2026-11-24", "Cancelled"),  # made while the first ran, never run
+    ]
+    assert pipeline.accepted() == []
