@@ -46,9 +46,8 @@ test: $(STAMP) fast-reader
 ## (benchmarks/payouts.json)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m benchmarks.run --orders 100000 $(if $(BENCH_1M),--orders 1000000)
-	$(BIN)/python -m benchmarks.backfill --orders 30000
-	$(BIN)/python -m benchmarks.payouts --orders 100000 --orders 1000000
+	$(BIN)/python -m benchmarks.run --orders 100000 $(if $(BENCH_1M),--orders 1000000) --backfill-orders 30000 \
+		--payout-orders 100000 --payout-orders 1000000
 
 ## reliability: 2,000 random sequences of shop events, runs and faults; 50 runs killed at random moments;
 ## 1,000 random hostile inputs for every parser and boundary

@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from benchmarks.run import BACKFILL_UNTIL, BIN, YEAR_START, background, free_port
 
 EMPTY_WINDOW = ("2026-11-21T00:00:00", "2026-11-21T00:01:00")  # after the seeded year: nothing shipped
-DRIVERS = ("pymysql", "mysqldb")
+DRIVERS = ("pymysql", "mysqldb", "connectorx")
 
 
 def timed(command: list[str], env: dict[str, str]) -> dict[str, float]:

@@ -2,8 +2,10 @@
 
 One streaming query per table the pipeline reads (the SeQura orders with their buyer and carrier, their
 shipped history rows, lines, discounts, addresses and tracking numbers), the columns the extract selects,
-no pandas, no building: what no pipeline on that driver can beat. Run as
-`python -m benchmarks.floor DATABASE_URL` to print {"seconds", "rows", "peak_mb"} as JSON.
+no pandas, no building: what no pipeline on that driver can beat. Drivers: pymysql and mysqlclient (DB-API,
+a streaming cursor), and connectorx (Rust, Arrow record batches streamed; a URL with the driver name
+`connectorx`). Run as `python -m benchmarks.floor DATABASE_URL` to print {"seconds", "rows", "peak_mb"} as
+JSON.
 """
 
 from __future__ import annotations
@@ -77,8 +79,41 @@ def connect(url: URL) -> object:
     return pymysql.connect(cursorclass=pymysql.cursors.SSCursor, **options)
 
 
+def connectorx_url(url: URL) -> str:
+    """The URL connectorx takes for the shop's database: mysql://user:password@host:port/database."""
+    return (
+        url.set(drivername="mysql", query={})
+        .render_as_string(hide_password=False)
+        .replace(f"{url.username}@", f"{url.username}:{url.password or ''}@", 1)
+    )
+
+
+def measure_floor_connectorx(url: URL, prefix: str) -> dict[str, float]:
+    """The floor with connectorx: each query's rows streamed as Arrow record batches and counted."""
+    import connectorx
+
+    source = connectorx_url(url)
+    states = connectorx.read_sql(
+        source, f"SELECT id_order_state FROM {prefix}order_state WHERE shipped = 1", return_type="arrow"
+    )
+    shipped_states = ",".join(str(state) for state in states.column(0).to_pylist()) or "0"
+    rows = 0
+    started = time.perf_counter()
+    for query in floor_queries(prefix, shipped_states):
+        batches = connectorx.read_sql(source, query, return_type="arrow_stream", batch_size=10_000)
+        for batch in batches:
+            rows += batch.num_rows
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows": rows,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
 def measure_floor(url: URL, prefix: str = "ps_") -> dict[str, float]:
     """Fetch every row the pipeline needs, streaming, and return the seconds and rows it took."""
+    if url.get_driver_name() == "connectorx":
+        return measure_floor_connectorx(url, prefix)
     connection = connect(url)
     cursor = connection.cursor()  # type: ignore[attr-defined]
     cursor.execute(f"SELECT id_order_state FROM {prefix}order_state WHERE shipped = 1")

@@ -53,6 +53,7 @@ NIGHTLY_ORDERS = 10_000
 SAME_DAY_ORDERS = 100
 SAME_DAY_INTERVAL = timedelta(minutes=15)  # the same-day schedule of README "Same-day reporting"
 SAMPLE = 1000
+COMMAND_ORDERS = 100_000  # the shop the command is timed on as a user runs it
 YEAR_START = "2025-11-20"  # the seeded shops ship over the year before SHOP_NOW
 SHOP_NOW = datetime(2026, 11, 20, 12, 0)  # shop-local end of the seeded year; the nightly day follows it
 BACKFILL_UNTIL = (SHOP_NOW - timedelta(hours=1)).isoformat()  # shop-local ~ UTC+1: inside the seeded year
@@ -87,6 +88,7 @@ def measured(command: list[str], env: dict[str, str], profile: Path | None = Non
         command = [
             str(BIN / "py-spy"),
             "record",
+            "--subprocesses",  # the build processes too
             "-r",
             "100",
             "-f",
@@ -284,11 +286,11 @@ def bench_same_day(orders: int, env: dict[str, str], work: Path, keep_shop: bool
     return result
 
 
-def bench_one(orders: int, env: dict[str, str], work: Path, profile: bool) -> dict[str, Any]:
-    """Every measurement at one N."""
+def bench_one(orders: int, env: dict[str, str], work: Path, profile: bool, command: bool) -> dict[str, Any]:
+    """Every measurement at one N; with `command`, the command as a user runs it too."""
     name = f"sequra_bench_{orders}"
     result: dict[str, Any] = {"orders": orders, "seed": seed(orders, name, env)}
-    for driver in ("pymysql", "mysqldb"):
+    for driver in ("pymysql", "mysqldb", "connectorx"):
         result[f"floor_{driver}"] = measured(
             [sys.executable, "-m", "benchmarks.floor", database_url(name, driver)], env
         )
@@ -306,6 +308,10 @@ def bench_one(orders: int, env: dict[str, str], work: Path, profile: bool) -> di
             spy = work / f"profile-{orders}.txt"
             measured(dry_run, {**run_env, "STATE_DB_URL": f"{run_env['STATE_DB_URL']}-profile"}, profile=spy)
             result["profile"] = profile_summary(spy)
+    if command:  # the command as a user runs it, Prefect's start included (benchmarks/command.py)
+        result["command"] = measured(
+            [sys.executable, "-m", "benchmarks.command", "--shop-db", database_url(name)], env
+        )
     real_env = real_run_env(orders, env, work)
     result["backfill_send"] = real_backfill(real_env)
     engine = create_engine(database_url(name))
@@ -345,6 +351,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def then_the_others(backfill_orders: int | None, payout_orders: list[int]) -> None:
+    """The backfill through a worker and the payout check, each as its own module writes its JSON."""
+    if backfill_orders:
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.backfill", "--orders", str(backfill_orders)], check=True
+        )
+    if payout_orders:
+        sizes = [argument for orders in payout_orders for argument in ("--orders", str(orders))]
+        subprocess.run([sys.executable, "-m", "benchmarks.payouts", *sizes], check=True)
+
+
 def main() -> int:
     """Measure at each --orders, add to results.json, write RESULTS.md and results.png."""
     parser = argparse.ArgumentParser(description="Benchmark the delivery report on generated shops.")
@@ -359,7 +376,12 @@ def main() -> int:
     parser.add_argument(
         "--keep-shop", action="store_true", help="with --same-day-only: the shop an earlier run seeded at N"
     )
+    parser.add_argument("--backfill-orders", type=int, help="then the backfill through a worker, this shop")
+    parser.add_argument(
+        "--payout-orders", type=int, action="append", help="then the payout check at this N (repeatable)"
+    )
     args = parser.parse_args()
+    started = time.perf_counter()
     if args.report_only:
         write_report(json.loads(RESULTS.read_text()), HERE / "RESULTS.md", HERE / "results.png")
         return 0
@@ -400,10 +422,16 @@ def main() -> int:
                 if args.same_day_only:
                     results["runs"][str(orders)].update(bench_same_day(orders, env, work, args.keep_shop))
                 else:
-                    results["runs"][str(orders)] = bench_one(orders, env, work, profile=profile)
+                    results["runs"][str(orders)] = bench_one(
+                        orders, env, work, profile=profile, command=orders == COMMAND_ORDERS
+                    )
                 RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    then_the_others(args.backfill_orders, args.payout_orders or [])
+    if args.backfill_orders and args.payout_orders:
+        results["bench_seconds"], results["bench_sizes"] = time.perf_counter() - started, sizes
+        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     write_report(results, HERE / "RESULTS.md", HERE / "results.png", plot_too=not args.same_day_only)
     print(f"wrote {HERE / 'RESULTS.md'}")
     return 0
