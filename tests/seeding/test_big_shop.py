@@ -98,6 +98,37 @@ def test_adding_orders_continues_its_ids_and_keeps_references_unique(
     engine.dispose()
 
 
+def history_dates_by_id(engine: Engine, above: int = 0) -> list[datetime]:
+    """The dates of the order_history rows above the id `above`, in id order."""
+    oh = shop_tables().order_history
+    with engine.connect() as conn:
+        query = select(oh.c.date_add).where(oh.c.id_order_history > above).order_by(oh.c.id_order_history)
+        return list(conn.execute(query).scalars())
+
+
+def test_history_ids_follow_the_dates_the_states_changed_as_prestashop_inserts_them(
+    big: tuple[Engine, BigShop],
+) -> None:
+    engine, shop = big
+    dates = history_dates_by_id(engine)
+    assert len(dates) == shop.rows["ps_order_history"] > 3 * 1000
+    assert dates == sorted(dates)
+
+
+def test_a_night_added_to_a_shop_writes_its_history_above_the_shop_s_in_date_order(
+    mysql_database_factory: Callable[[], str],
+) -> None:
+    engine = loading_engine(make_url(mysql_database_factory()))
+    first = seed_big_shop(engine, shop_tables(), 300, now=NOW)
+    night = seed_big_shop(engine, shop_tables(), 100, now=NOW.replace(day=21), days=1, seed=2)
+    shop_rows = first.rows["ps_order_history"]
+    added = history_dates_by_id(engine, above=shop_rows)
+    assert len(added) == night.rows["ps_order_history"]
+    assert added == sorted(added)
+    assert added[-1] > NOW
+    engine.dispose()
+
+
 def test_only_mariadb_and_mysql_can_be_seeded() -> None:
     with pytest.raises(BigShopError, match="MariaDB or MySQL"):
         loading_engine(make_url("sqlite:///shop.sqlite"))
