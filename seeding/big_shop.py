@@ -4,13 +4,15 @@ Rows are generated in the demo shop's vocabulary (its buyers, catalogue, carrier
 as PrestaShop writes them: split orders sharing a reference, discounts, gift wrapping, refunds with credit
 slips, addresses edited after shipping (the old row soft-deleted), a carrier edited mid-year, histories
 through payment, preparation, shipped and delivered, and some orders of other payment modules or not shipped
-yet. Orders are generated in shipping order, so ids grow with time, as in a real shop. Every table is written
-to a tab-separated file and loaded with one `LOAD DATA LOCAL INFILE`, which is what makes a million orders
-take minutes instead of hours.
+yet. Orders are generated in shipping order, so ids grow with time, as in a real shop; so do `order_history`
+ids, written in the order of their dates as PrestaShop inserts a row when a state changes. Every table is
+written to a tab-separated file and loaded with one `LOAD DATA LOCAL INFILE`, which is what makes a million
+orders take minutes instead of hours.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 import tempfile
 import time
@@ -71,6 +73,8 @@ SIZES = ("XS", "S", "M", "L", "XL", "azul", "negro", "verde")
 LINE_COUNTS = (1, 1, 2, 2, 3, 3, 3, 4, 4, 5, 5, 3)  # three lines an order on average
 PACKAGE_TAX_RATE = 21
 WRAPPING_CENTS = 250
+PLACED_HOURS_BEFORE_SHIPPING = (20, 72)  # an order is placed this long before it ships
+TOP_UP_MINUTES = 50  # the orders topping up the period ship in its last this many minutes
 
 
 class BigShopError(TerminalError, ValueError):
@@ -240,6 +244,9 @@ class _Generator:
         self.shipped_references = 0
         self.other_orders = 0
         self.soft_deleted: list[tuple[int, datetime]] = []  # addresses edited: (id_address, when)
+        # order_history rows not written yet, by date: (date_add, place in line, id_employee, id_order, state)
+        self.pending_history: list[tuple[datetime, int, int, int, int]] = []
+        self.history_rows = 0
         p = tables.prefix
         self.files = {
             "customer": _TableFile(
@@ -391,7 +398,7 @@ class _Generator:
     def reference(self, shipped_at: datetime, now: datetime, mid_year: datetime, room: int) -> None:
         """One SeQura order reference shipped at `shipped_at`: one order, or two if `room` allows a split."""
         rng = self.rng
-        placed = shipped_at - timedelta(hours=rng.uniform(20, 72))
+        placed = shipped_at - timedelta(hours=rng.uniform(*PLACED_HOURS_BEFORE_SHIPPING))
         buyer = self.buyer(placed - timedelta(days=rng.uniform(0, 30)))
         id_cart = self._next("id_cart")
         reference = _reference(id_cart)
@@ -565,9 +572,8 @@ class _Generator:
                 _excl(cents * gone),
             )
         for state, at, employee in events:
-            self.files["order_history"].add(
-                self._next("order_history"), employee, id_order, state, _stamp(at)
-            )
+            heapq.heappush(self.pending_history, (at, self.history_rows, employee, id_order, state))
+            self.history_rows += 1
         self.files["order_carrier"].add(
             self._next("order_carrier"),
             id_order,
@@ -600,6 +606,18 @@ class _Generator:
         else:
             self.other_orders += 1
 
+    def write_history(self, before: datetime | None = None) -> None:
+        """Write the pending order_history rows dated before `before` (all without it), in date order.
+
+        PrestaShop inserts a history row when an order changes state, so its ids follow their dates; the
+        rows wait here until no order generated later can bring a row dated before them.
+        """
+        pending = self.pending_history
+        while pending and (before is None or pending[0][0] < before):
+            at, _, employee, id_order, state = heapq.heappop(pending)
+            row_id = self._next("order_history")
+            self.files["order_history"].add(row_id, employee, id_order, state, _stamp(at))
+
     def edit_address(self, buyer: _Buyer, id_address: int, at: datetime, *, repoint: bool) -> int:
         """Edit a used address as PrestaShop does: a new row, the old one soft-deleted at `at`.
 
@@ -615,7 +633,7 @@ class _Generator:
     def other_order(self, shipped_at: datetime, now: datetime, mid_year: datetime) -> None:
         """An order of another payment module, shipped too: never reported to SeQura."""
         rng = self.rng
-        placed = shipped_at - timedelta(hours=rng.uniform(20, 72))
+        placed = shipped_at - timedelta(hours=rng.uniform(*PLACED_HOURS_BEFORE_SHIPPING))
         buyer = self.buyer(placed)
         id_cart = self._next("id_cart")
         self.order(
@@ -800,17 +818,21 @@ def seed_big_shop(
         references = max(1, round(orders / (1 + SPLIT_SHARE)))
         last = now - timedelta(minutes=10)
         times = _shipping_times(references, start, last, rng)
+        # No order generated from now on is placed before this long before the latest shipment.
+        earliest_next = timedelta(hours=PLACED_HOURS_BEFORE_SHIPPING[1], minutes=TOP_UP_MINUTES)
         number = 0
         while generator.shipped_orders < orders:
-            shipped_at = next(times, None) or last - timedelta(minutes=rng.uniform(0, 50))
+            shipped_at = next(times, None) or last - timedelta(minutes=rng.uniform(0, TOP_UP_MINUTES))
             generator.reference(shipped_at, now, mid_year, room=orders - generator.shipped_orders)
             if rng.random() < OTHER_MODULE_SHARE:
                 generator.other_order(shipped_at, now, mid_year)
             if rng.random() < NOT_SHIPPED_SHARE:
                 generator.unshipped_order(shipped_at - timedelta(hours=rng.uniform(1, 48)), now, mid_year)
+            generator.write_history(before=shipped_at - earliest_next)
             number += 1
             if number % BATCH_REFERENCES == 0:
                 loads.append(loader.submit(_load, engine, generator.rotate()))  # the database loads as we go
+        generator.write_history()
         loads.append(loader.submit(_load, engine, generator.rotate()))
         for load in loads:
             load.result()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Engine, Row, Select, and_, case, func, select
+from sqlalchemy import Column, Engine, Row, Select, and_, case, func, inspect, select
 
 from schemas.prestashop import ShopTables
 from schemas.state import Marks
@@ -90,15 +90,25 @@ def _candidate(row: Row[Any]) -> Candidate:
     return Candidate(row[0], bool(row[2]) if len(row) > 2 else True)
 
 
-def _whole_table_read(query: Select, table: Any) -> Select:
-    """`query` reading `table` front to back on MySQL and MariaDB, not through one of its indexes.
+def _whole_table_read(query: Select, table: Any, date_upd_index: str | None = None) -> Select:
+    """`query` reading `table` front to back on MySQL and MariaDB, or through its index on date_upd if any.
 
     Left to itself MariaDB reads every order through the index on reference, to group by it without a
-    sort: a million random reads instead of one sweep, forty seconds instead of two.
+    sort: a million random reads instead of one sweep, forty seconds instead of two. An index led by
+    date_upd (README, "Large shops") reads only the rows changed in the window.
     """
-    return query.with_hint(table, "USE INDEX ()", dialect_name="mysql").with_hint(
-        table, "USE INDEX ()", dialect_name="mariadb"
-    )
+    hint = "USE INDEX ()"
+    if date_upd_index is not None:
+        hint = "FORCE INDEX (`{}`)".format(date_upd_index.replace("`", "``"))
+    return query.with_hint(table, hint, dialect_name="mysql").with_hint(table, hint, dialect_name="mariadb")
+
+
+def date_upd_index(engine: Engine, table: Any) -> str | None:
+    """The name of an index of `table` whose first column is date_upd, or None; reads the shop's schema."""
+    for index in inspect(engine).get_indexes(table.name):
+        if index["column_names"] and index["column_names"][0] == "date_upd":
+            return index["name"]
+    return None
 
 
 def shipped_in_window_query(search: CandidateSearch) -> Select:
@@ -129,19 +139,20 @@ def _above_mark(search: CandidateSearch, name: str) -> Select:
     )
 
 
-def changed_queries(search: CandidateSearch) -> list[Select]:
+def changed_queries(search: CandidateSearch, orders_date_upd_index: str | None = None) -> list[Select]:
     """What may have changed in the window, one query per kind of change, each reading one table.
 
     Each query selects either references (reference, lowest id_order) or the ids of changed addresses
     (`id_address`) or buyers (`id_customer`), whose orders `orders_pointing_query` then finds by index.
     Changes PrestaShop makes in place (the order row, its buyer, an address edited in place) are found by
-    their date_upd in the window, which PrestaShop does not index; so are merchandise returns (order_return,
-    whose lines change product_quantity_return and not the order row). Rows added to order_history (a state
-    change other than a shipment, as a cancellation) and order_slip (a refund, which leaves the order row
-    untouched) are found above the marks of the last run when there are marks, else by their date in the
-    window. An order placed in the window can only have shipped in it or after it, so it is found as a
-    shipment or not at all: leaving such orders out keeps a backfill from reading every order of its
-    window twice. An address or a buyer created in the window can only belong to such orders, or to an
+    their date_upd in the window, which PrestaShop does not index (the orders are read through
+    `orders_date_upd_index` when the shop has one, README "Large shops"); so are merchandise returns
+    (order_return, whose lines change product_quantity_return and not the order row). Rows added to
+    order_history (a state change other than a shipment, as a cancellation) and order_slip (a refund, which
+    leaves the order row untouched) are found above the marks of the last run when there are marks, else by
+    their date in the window. An order placed in the window can only have shipped in it or after it, so it
+    is found as a shipment or not at all: leaving such orders out keeps a backfill from reading every order
+    of its window twice. An address or a buyer created in the window can only belong to such orders, or to an
     order repointed to it, whose own date_upd tells.
     """
     t = search.tables
@@ -151,7 +162,9 @@ def changed_queries(search: CandidateSearch) -> list[Select]:
     earlier = [*shop_order_clauses(search.order_filter, t), o.c.date_add < since]
     queries = [
         _whole_table_read(
-            _first_orders(select(o.c.reference).where(*earlier, _in_window(o.c.date_upd, search)), o), o
+            _first_orders(select(o.c.reference).where(*earlier, _in_window(o.c.date_upd, search)), o),
+            o,
+            orders_date_upd_index,
         ),
         select(a.c.id_address).where(a.c.date_add < since, _in_window(a.c.date_upd, search)),
         select(cust.c.id_customer).where(cust.c.date_add < since, _in_window(cust.c.date_upd, search)),
@@ -254,7 +267,8 @@ def _changed_references(engine: Engine, search: CandidateSearch) -> set[str]:
             return found
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="candidate-search") as pool:
-        return set().union(*pool.map(run, changed_queries(search)))
+        queries = changed_queries(search, date_upd_index(engine, search.tables.orders))
+        return set().union(*pool.map(run, queries))
 
 
 def found_candidates(engine: Engine, search: CandidateSearch, batch: int) -> Iterator[list[Candidate]]:

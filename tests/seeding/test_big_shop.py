@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -12,7 +12,9 @@ from sqlalchemy.engine import make_url
 from flows.cli.main import main
 from schemas.prestashop import shop_tables
 from seeding.big_shop import BigShop, BigShopError, loading_engine, seed_big_shop
-from tests.shops import build_window
+from tasks.extract.candidates import high_water_marks
+from tasks.extract.scope import OrderFilter
+from tests.shops import build_window, candidates
 
 NOW = datetime(2026, 11, 20, 12, 0)
 YEAR = (datetime(2025, 11, 1, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))
@@ -95,6 +97,71 @@ def test_adding_orders_continues_its_ids_and_keeps_references_unique(
     assert later.shipped_orders == 50
     assert shipped_sequra_orders(engine) == 250
     assert references == count(engine, select(func.count(func.distinct(o.c.id_cart))))
+    engine.dispose()
+
+
+def history_dates_by_id(engine: Engine, above: int = 0) -> list[datetime]:
+    """The dates of the order_history rows above the id `above`, in id order."""
+    oh = shop_tables().order_history
+    with engine.connect() as conn:
+        query = select(oh.c.date_add).where(oh.c.id_order_history > above).order_by(oh.c.id_order_history)
+        return list(conn.execute(query).scalars())
+
+
+def test_history_ids_follow_the_dates_the_states_changed_as_prestashop_inserts_them(
+    big: tuple[Engine, BigShop],
+) -> None:
+    engine, shop = big
+    dates = history_dates_by_id(engine)
+    assert len(dates) == shop.rows["ps_order_history"] > 3 * 1000
+    assert dates == sorted(dates)
+
+
+def test_a_night_added_to_a_shop_writes_its_history_above_the_shop_s_in_date_order(
+    mysql_database_factory: Callable[[], str],
+) -> None:
+    engine = loading_engine(make_url(mysql_database_factory()))
+    first = seed_big_shop(engine, shop_tables(), 300, now=NOW)
+    night = seed_big_shop(engine, shop_tables(), 100, now=NOW.replace(day=21), days=1, seed=2)
+    shop_rows = first.rows["ps_order_history"]
+    added = history_dates_by_id(engine, above=shop_rows)
+    assert len(added) == night.rows["ps_order_history"]
+    assert added == sorted(added)
+    assert added[-1] > NOW
+    engine.dispose()
+
+
+def changed_since(engine: Engine, cutoff: datetime) -> set[str]:
+    """References with a history row dated from `cutoff` on, or whose order, buyer or address changed then."""
+    t = shop_tables()
+    o, oh, cust, a = t.orders, t.order_history, t.customer, t.address
+    queries = [
+        select(o.c.reference).join(oh, oh.c.id_order == o.c.id_order).where(oh.c.date_add >= cutoff),
+        select(o.c.reference).where(o.c.date_upd >= cutoff),
+        select(o.c.reference)
+        .join(cust, cust.c.id_customer == o.c.id_customer)
+        .where(cust.c.date_upd >= cutoff),
+        select(o.c.reference)
+        .join(a, a.c.id_address.in_([o.c.id_address_delivery, o.c.id_address_invoice]))
+        .where(a.c.date_upd >= cutoff),
+    ]
+    with engine.connect() as conn:
+        return {reference for query in queries for reference in conn.execute(query).scalars()}
+
+
+def test_a_night_added_to_a_generated_shop_reads_again_only_the_orders_changed_in_the_overlap(
+    mysql_database_factory: Callable[[], str],
+) -> None:
+    engine = loading_engine(make_url(mysql_database_factory()))
+    tables = shop_tables()
+    seed_big_shop(engine, tables, 2000, now=NOW, days=30)
+    cutoff = NOW - timedelta(hours=6)  # the last run's end less the overlap, shop-local
+    marks = high_water_marks(engine, tables, None, cutoff)
+    seed_big_shop(engine, tables, 100, now=NOW + timedelta(days=1), days=1, seed=2)
+    since, until = (datetime(2026, 11, 20, 5, 0, tzinfo=UTC), datetime(2026, 11, 21, 11, 0, tzinfo=UTC))
+    read = candidates(engine, tables, OrderFilter(("sequrapayment",)), since, until, marks=marks)
+    assert len(read) > 100
+    assert set(read) - changed_since(engine, cutoff) == set()
     engine.dispose()
 
 

@@ -345,6 +345,23 @@ def test_with_marks_a_buyer_edited_in_place_is_still_found_by_date(shop: Shop) -
     assert shop.references(marks=marks) == ["EMAILEDIT"]
 
 
+@pytest.mark.mysql
+def test_with_the_readme_s_index_on_date_upd_an_edited_order_is_found_through_it_not_by_reading_every_order(
+    mysql_shop: Shop,
+) -> None:
+    edited = mysql_shop.shipped_order("EDITEDORD", at=MORNING - timedelta(days=40))
+    mysql_shop.shipped_order("UNTOUCHED", at=MORNING - timedelta(days=40))
+    marks = current_marks(mysql_shop)
+    mysql_shop.set_order(edited, date_upd=MORNING)
+    with mysql_shop.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE ps_orders ADD INDEX sequra_etl_date_upd (date_upd)")
+    statements: list[str] = []
+    event.listen(mysql_shop.engine, "before_cursor_execute", lambda *sent: statements.append(sent[2]))
+    assert mysql_shop.references(marks=marks) == ["EDITEDORD"]
+    assert any("FORCE INDEX (`sequra_etl_date_upd`)" in statement for statement in statements)
+    assert not any("ps_orders USE INDEX ()" in statement for statement in statements)
+
+
 def test_marks_stop_before_rows_dated_after_the_cutoff_so_the_next_run_reads_them_again(shop: Shop) -> None:
     shop.shipped_order("EARLYSHIP", at=MORNING)
     shop.shipped_order("LATESHIPS", at=MORNING + timedelta(hours=5))
