@@ -403,8 +403,8 @@ def same_day_lines(results: dict[str, Any]) -> list[str]:
         'README "Same-day reporting": a scheduled run 15 minutes after the real backfill, with '
         f"{SAME_DAY} orders shipped in those minutes (`sequra-etl seed --days` of 15 minutes), sent for real "
         "to the sandbox, which knows the new orders from checkout; once with order updates and once with "
-        "the delivery report, each from a copy of the state store the backfill left. Measured apart from "
-        "the other figures (`python -m benchmarks.run --same-day-only`), on the date each row gives.",
+        "the delivery report, each from a copy of the state store the backfill left. Measured with the "
+        "other figures, or apart (`python -m benchmarks.run --same-day-only`) on the date a row gives.",
         "",
     ]
     for run in runs:
@@ -421,11 +421,9 @@ def same_day_lines(results: dict[str, Any]) -> list[str]:
         "",
         "A run reads the references of every `order_history` row above the last run's mark, and a mark stays "
         "below the first row dated within `DELIVERY_OVERLAP_MINUTES` (6 hours) of the last run's end. The "
-        "generator writes each order's whole history at once (placed, shipped, delivered days later), so a "
-        "row dated in those 6 hours can sit below the histories of orders placed days earlier, and all of "
-        "those are read again, found already reported, and not sent. In PrestaShop a history row is "
-        "inserted when the state changes, so ids follow time: a run there reads again only the orders "
-        "with a history row in the last 6 hours, as it reads again the orders, buyers and addresses "
+        "generator writes history rows in date order, as PrestaShop inserts one when a state changes, so a "
+        "run reads again only the orders with a history row in those 6 hours (more at 1,000,000, whose "
+        "generated shop ships ten times as many orders an hour), and the orders, buyers and addresses "
         "edited in them.",
         "",
     ]
