@@ -26,13 +26,14 @@ import os
 import platform
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -250,7 +251,7 @@ def same_day_runs(name: str, env: dict[str, str], real_env: dict[str, str], work
     until = (now - timedelta(hours=1)).isoformat()  # shop-local ~ UTC+1, as the nightly run's
     for channel in ("order_update", "delivery_report"):
         copy = state.with_name(f"{state.stem}-{channel}.sqlite")
-        shutil.copyfile(state, copy)
+        copy_state_store(state, copy)
         before = len(sandbox_requests(sandbox))
         result[f"same_day_{channel}"] = measured(
             [sys.executable, "-m", "benchmarks.deliver", "--until", until],
@@ -260,6 +261,13 @@ def same_day_runs(name: str, env: dict[str, str], real_env: dict[str, str], work
     take_out_rows_above(engine, highest)
     engine.dispose()
     return result
+
+
+def copy_state_store(state: Path, copy: Path) -> None:
+    """Copy a SQLite state store with SQLite's backup, its write-ahead log's commits included."""
+    copy.unlink(missing_ok=True)
+    with closing(sqlite3.connect(state)) as source, closing(sqlite3.connect(copy)) as target:
+        source.backup(target)
 
 
 def real_run_env(orders: int, env: dict[str, str], work: Path) -> dict[str, str]:
