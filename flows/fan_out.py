@@ -32,6 +32,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
@@ -223,21 +224,33 @@ def run_windows_in_process(
     """Run one merchant's windows in order here, the next one's run made `aside` while one runs.
 
     After a window that failed for good the later ones are not run; the next one's run, made already, is
-    Cancelled saying so (the same command runs it again).
+    Cancelled saying so (the same command runs it again). So is it when running a window raises. A window
+    whose run another process has is not run here (`ran_elsewhere`).
     """
-    following: Future[FlowRun] | None = aside(claimed, windows[0], fan)
+    following: Future[Claimed] | None = aside(claimed, windows[0], fan)
     told: list[Future[None]] = []
-    for index, child in enumerate(windows):
-        if following is None:
-            told.append(aside(finished, not_run(child, fan.timezone)))
-            continue
-        pending = following.result()
-        following = aside(claimed, windows[index + 1], fan) if index + 1 < len(windows) else None
-        outcome = run_here_tried(child, fan, pending)
-        told.append(aside(finished, outcome))
-        if outcome.failed and not outcome.retryable and following is not None:
-            told.append(aside(not_run_after_all, following.result().id))
-            following = None
+    try:
+        for index, child in enumerate(windows):
+            if following is None:
+                told.append(aside(finished, not_run(child, fan.timezone)))
+                continue
+            claim = following.result()
+            following = aside(claimed, windows[index + 1], fan) if index + 1 < len(windows) else None
+            if claim.ours:
+                outcome = run_here_tried(child, fan, claim.run)
+            else:
+                outcome = aside(ran_elsewhere, child, fan, claim.run).result()
+            told.append(aside(finished, outcome))
+            if outcome.failed and not outcome.retryable and following is not None:
+                next_claim, following = following.result(), None
+                if next_claim.ours:
+                    told.append(aside(not_run_after_all, next_claim.run.id))
+    except BaseException:
+        if following is not None:  # the next window's run, Pending for no worker, must not stay so for ever
+            left = following.result() if following.exception() is None else None
+            if left is not None and left.ours:
+                aside(not_run_after_all, left.run.id).result()
+        raise
     for told_one in told:
         told_one.result()
 
@@ -249,8 +262,16 @@ def pending_run(run_id: uuid.UUID) -> FlowRun:
         return client.read_flow_run(run_id)
 
 
-def claimed(child: ChildRun, fan: FanOut) -> FlowRun:
-    """The child's deployment run, created or found by its idempotency key, Pending for this process."""
+@dataclass(frozen=True)
+class Claimed:
+    """A child's deployment run, and whether this process has it to run (else another process has it)."""
+
+    run: FlowRun
+    ours: bool
+
+
+def claimed(child: ChildRun, fan: FanOut) -> Claimed:
+    """The child's deployment run, created or found by its idempotency key, claimed for this process."""
     run: FlowRun = run_deployment(  # type: ignore[assignment]
         DELIVERY_DEPLOYMENT,
         parameters=child.parameters(fan.dry_run),
@@ -259,7 +280,54 @@ def claimed(child: ChildRun, fan: FanOut) -> FlowRun:
         timeout=0,
         scheduled_time=NOT_FOR_WORKERS,
     )
-    return pending_run(run.id)
+    return claim(run.id, START_WAIT)
+
+
+def claim(run_id: uuid.UUID, wait: timedelta) -> Claimed:
+    """The flow run `run_id` made Pending for this process, when it is Scheduled or has ended; writes Prefect.
+
+    A run another process has (Pending or Running: another parent of the same windows, a worker) is never
+    taken over: two processes would run it at once, and its merchant's lock, which knows the run by its id,
+    would let both send. It is waited for, up to `wait`, and handed back as it is then, not ours. A Scheduled
+    run is claimed by asking the server, not forcing it: the server refuses Pending to all but the first.
+    """
+    given_up = time.monotonic() + wait.total_seconds()
+    busy = False  # it was found in another process's hands: once it ends, its outcome is the window's
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(run_id)
+            state = run.state
+            if state is None or state.is_scheduled():
+                asked = Pending(message="run by its parent")
+                asked.state_details.scheduled_time = datetime.now(UTC)  # else it waits for NOT_FOR_WORKERS
+                taken = client.set_flow_run_state(run_id, asked)
+                if taken.status == SetStateStatus.ACCEPT:
+                    return Claimed(client.read_flow_run(run_id), ours=True)
+                busy = True
+            elif state.is_final() and not busy:
+                client.set_flow_run_state(run_id, Pending(message="run again by its parent"), force=True)
+                return Claimed(client.read_flow_run(run_id), ours=True)
+            elif state.is_final() or time.monotonic() > given_up:
+                return Claimed(run, ours=False)
+            else:
+                busy = True
+            time.sleep(POLL_SECONDS)
+
+
+def ran_elsewhere(child: ChildRun, fan: FanOut, run: FlowRun) -> ChildOutcome:
+    """What a window whose run another process had did: its outcome if it ended, else not run here."""
+    if run.state is not None and run.state.is_final():
+        with get_client(sync_client=True) as client:
+            return replace(outcome_of(client, child, run, fan.timezone), run_id=run.id)
+    return ChildOutcome(
+        child.merchant,
+        child.window(fan.timezone),
+        run.name,
+        "Not run",
+        problem=f"its run was still {run.state.name if run.state else 'starting'} in another process after "
+        f"{START_WAIT.total_seconds() / 60:g} minutes (another backfill of these windows?), so it was not "
+        "run here; run the same command again once that run ended",
+    )
 
 
 def not_run_after_all(run_id: uuid.UUID) -> None:

@@ -3,7 +3,9 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,12 +17,12 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-from prefect.states import Running, State
+from prefect.states import Completed, Crashed, Failed, Pending, Running, Scheduled, State
 from sqlalchemy import create_engine, select, update
 
 from flows import fan_out
 from flows.backfill import backfill
-from flows.children import ChildOutcome
+from flows.children import ChildOutcome, ChildRun
 from flows.cli.main import main
 from flows.delivery_report import delivery_report
 from flows.every_merchant import every_merchant
@@ -407,3 +409,88 @@ def test_a_window_refused_on_a_worker_stops_its_merchants_later_windows_and_canc
         ("2026-11-24", "Cancelled"),  # made while the first ran, never run
     ]
     assert pipeline.accepted() == []
+
+
+def a_child_run(state: State) -> uuid.UUID:
+    """A delivery-report flow run in `state`, as a window's run is found by its idempotency key."""
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run(
+            delivery_report, parameters={"merchant": "demo_merchant"}, state=state
+        ).id
+
+
+def state_of(run_id: uuid.UUID) -> str:
+    """The name of the flow run's state type now, e.g. RUNNING."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id).state.type.value
+
+
+@pytest.mark.flow
+def test_a_window_running_in_another_process_is_not_run_again_here() -> None:
+    running = a_child_run(Running())
+    claim = fan_out.claim(running, timedelta(0))
+    assert not claim.ours
+    assert state_of(running) == "RUNNING"
+    pending = a_child_run(Pending())  # another parent claimed it, and is about to run it
+    assert not fan_out.claim(pending, timedelta(0)).ours
+    assert state_of(pending) == "PENDING"
+
+
+@pytest.mark.flow
+def test_a_window_not_yet_run_or_ended_is_claimed_to_run_here() -> None:
+    for state in (Scheduled(scheduled_time=fan_out.NOT_FOR_WORKERS), Completed(), Failed(), Crashed()):
+        run_id = a_child_run(state)
+        assert fan_out.claim(run_id, timedelta(0)).ours, state.name
+        assert state_of(run_id) == "PENDING"
+
+
+@pytest.mark.flow
+def test_a_window_another_process_was_running_is_waited_for_and_its_outcome_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fan_out, "POLL_SECONDS", 0.1)
+    running = a_child_run(Running())
+
+    def other_process_ends_it() -> None:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(running, Completed(), force=True)
+
+    threading.Timer(0.5, other_process_ends_it).start()
+    claim = fan_out.claim(running, timedelta(seconds=30))
+    assert not claim.ours and claim.run.state.is_completed()  # ended there: not run a second time here
+    outcome = fan_out.ran_elsewhere(
+        ChildRun("demo_merchant"), fan_out.FanOut("backfill", "test", False), claim.run
+    )
+    assert (outcome.result, outcome.problem) == ("Completed", "published no counts")
+    still = fan_out.ran_elsewhere(
+        ChildRun("demo_merchant"),
+        fan_out.FanOut("backfill", "test", False),
+        fan_out.claim(a_child_run(Running()), timedelta(0)).run,
+    )
+    assert still.failed and "still Running in another process" in still.problem
+
+
+@pytest.mark.flow
+def test_a_window_that_raises_cancels_the_next_windows_run_claimed_for_no_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[uuid.UUID] = []
+
+    def claimed(child: ChildRun, fan: fan_out.FanOut) -> fan_out.Claimed:
+        made.append(a_child_run(Scheduled(scheduled_time=fan_out.NOT_FOR_WORKERS)))
+        return fan_out.claim(made[-1], timedelta(0))
+
+    def run_here_tried(*args: object) -> ChildOutcome:
+        raise RuntimeError("the window's run broke")
+
+    monkeypatch.setattr(fan_out, "claimed", claimed)
+    monkeypatch.setattr(fan_out, "run_here_tried", run_here_tried)
+    windows = [
+        ChildRun("demo_merchant", "2026-11-20", "2026-11-21"),
+        ChildRun("demo_merchant", "2026-11-21", "2026-11-22"),
+    ]
+    with ThreadPoolExecutor(max_workers=1) as bookkeeping, pytest.raises(RuntimeError, match="broke"):
+        fan_out.run_windows_in_process(
+            windows, fan_out.FanOut("backfill", "test", False), bookkeeping.submit, lambda outcome: None
+        )
+    assert len(made) == 2 and state_of(made[1]) == "CANCELLED"
