@@ -2,8 +2,9 @@
 
 SeQura holds such an order as approved and waiting to ship until it hears otherwise; the buyer's instalments
 and the merchant's risk depend on it. Each goes once as an order update with both carts empty, as SeQura's
-Magento module sends it, noted in flight in the state store before it leaves: one left without an answer
-is sent again by the next run, which is safe, as an update carries the order's absolute state. SeQura's
+Magento module sends it, noted in flight in the state store before it leaves; SeQura's answers are kept
+RECORD_EVERY at a time. One left without an answer, or answered but not yet kept when the run stopped, is
+sent again by the next run, which is safe, as an update carries the order's absolute state. SeQura's
 404 (it never approved the order, or holds it on review) is final: kept as NOT_AT_SEQURA, shown in the
 run's table of updates, and never sent again; the order is reported as new if it ships after all.
 """
@@ -31,6 +32,7 @@ from tasks.state.quarantine import record_quarantine
 from tasks.state.snapshots import NOT_AT_SEQURA
 
 CANCELLED_BEFORE_SHIPMENT = "cancelled before shipment"
+RECORD_EVERY = 50  # answers kept in one transaction: at most this many are sent again after a run is killed
 NOTHING_TO_CANCEL = "SeQura has no approved order of this reference (404): nothing to cancel; not sent again"
 
 
@@ -55,7 +57,7 @@ def cancellation_row(built: BuiltReport, result: str) -> UpdatedOrder:
 
 @dataclass
 class Answered:
-    """The cancellations SeQura answered, accepted or 404, kept in the state store together at the end.
+    """The cancellations SeQura answered, accepted or 404, kept in the state store RECORD_EVERY at a time.
 
     Until then they stay noted in flight: a run stopped before keeping them sends them again, which an
     order update's absolute state makes harmless, and SeQura's 404 is simply heard again.
@@ -64,14 +66,20 @@ class Answered:
     accepted: list[BuiltReport] = field(default_factory=list)
     not_at_sequra: list[BuiltReport] = field(default_factory=list)
 
+    def waiting(self) -> int:
+        """How many answers are heard and not kept yet."""
+        return len(self.accepted) + len(self.not_at_sequra)
+
     def record(self, ledger: StateLedger) -> None:
-        """Keep every answer heard, in one transaction per kind; writes the state store."""
+        """Keep every answer heard, in one transaction per kind, then forget them; writes the state store."""
         if self.accepted:
             record_sent(ledger.store, ledger.run_id, ledger.merchant, self.accepted, counted="updated_count")
+            self.accepted = []
         if self.not_at_sequra:
             record_sent(
                 ledger.store, ledger.run_id, ledger.merchant, self.not_at_sequra, NOT_AT_SEQURA, counted=""
             )
+            self.not_at_sequra = []
 
 
 @dataclass
@@ -97,6 +105,8 @@ class CancellationSender:
                 result.requests += 1
                 renew_lock(ledger.store, ledger.merchant, ledger.run_id)
                 result.rows.append(cancellation_row(built, self._send(built, result, answered)))
+                if answered.waiting() >= RECORD_EVERY:
+                    answered.record(ledger)
         finally:
             answered.record(ledger)
         record_quarantine(ledger.store, ledger.run_id, ledger.merchant, result.quarantined)
@@ -149,6 +159,9 @@ def send_cancellations(
     cancellations: Sequence[BuiltReport],
     log: logging.Logger | logging.LoggerAdapter = LOG,
 ) -> CancellationResult:
-    """Tell SeQura of the orders cancelled before they shipped, each once; writes the state store."""
+    """Tell SeQura of the orders cancelled before they shipped; writes the state store.
+
+    Each is sent once, and again only if the run stopped before its answer was kept (RECORD_EVERY).
+    """
     ledger = StateLedger(resources.store, run_id, resources.merchant)
     return CancellationSender(resources, ledger, platform, log).send(cancellations)

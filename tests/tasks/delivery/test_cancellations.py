@@ -15,6 +15,10 @@ import requests
 from sandbox.server import SandboxServer
 from schemas.outcomes import DeliveryOutcome
 from schemas.prestashop import shop_tables
+from tasks.delivery import cancellations
+from tasks.sequra_client import HttpSequraClient
+from tasks.state.in_flight import in_flight_since
+from tasks.state.store import open_state_store
 from tasks.window import Window
 from tests.runs import dry_run, run_once, settings_for
 from tests.shops import MERCHANT, MORNING, SHIPPED, SINCE, UNTIL, Shop, seeded_shop
@@ -201,3 +205,30 @@ def test_cancellation_sequra_refuses_is_quarantined_with_its_words_and_stops_no_
     assert held.reason.startswith("SeQura refused its cancellation (409): ")
     assert sequra.held("REFUSED01")["state"] == "approved"
     assert sequra.held("ACCEPTED1")["state"] == "cancelled"
+
+
+def test_cancellations_answered_are_kept_as_they_come_so_a_killed_run_sends_few_again(
+    sequra: Sequra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cancellations, "RECORD_EVERY", 2)
+    references = ["KEPTEARL1", "KEPTEARL2", "KEPTEARL3"]
+    for reference in references:
+        id_order = sequra.shop.order(reference)
+        sequra.shop.writer.cancel_order(id_order, at=MORNING)
+    sequra.approved(*references)
+    in_flight_at_each_put: list[set[str]] = []
+    update_order = HttpSequraClient.update_order
+
+    def observed(client: HttpSequraClient, order_ref_1: str, body: bytes) -> int:
+        store = open_state_store(sequra.state_url)
+        in_flight_at_each_put.append(set(in_flight_since(store, MERCHANT, references)))
+        store.dispose()
+        return update_order(client, order_ref_1, body)
+
+    monkeypatch.setattr(HttpSequraClient, "update_order", observed)
+
+    outcome = sequra.run()
+
+    assert outcome.counts.cancelled == 3
+    # at the third PUT, the two answered before it are kept: a run killed then would send one again, not three
+    assert [len(in_flight) for in_flight in in_flight_at_each_put] == [3, 3, 1]
