@@ -90,8 +90,8 @@ def _candidate(row: Row[Any]) -> Candidate:
     return Candidate(row[0], bool(row[2]) if len(row) > 2 else True)
 
 
-def _whole_table_read(query: Select, table: Any, date_upd_index: str | None = None) -> Select:
-    """`query` reading `table` front to back on MySQL and MariaDB, or through its index on date_upd if any.
+def _orders_read(query: Select, table: Any, date_upd_index: str | None = None) -> Select:
+    """`query` reading `table` front to back on MySQL and MariaDB, or through `date_upd_index` when given.
 
     Left to itself MariaDB reads every order through the index on reference, to group by it without a
     sort: a million random reads instead of one sweep, forty seconds instead of two. An index led by
@@ -161,7 +161,7 @@ def changed_queries(search: CandidateSearch, orders_date_upd_index: str | None =
     since = search.since_local
     earlier = [*shop_order_clauses(search.order_filter, t), o.c.date_add < since]
     queries = [
-        _whole_table_read(
+        _orders_read(
             _first_orders(select(o.c.reference).where(*earlier, _in_window(o.c.date_upd, search)), o),
             o,
             orders_date_upd_index,
@@ -267,7 +267,10 @@ def _changed_references(engine: Engine, search: CandidateSearch) -> set[str]:
             return found
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="candidate-search") as pool:
-        queries = changed_queries(search, date_upd_index(engine, search.tables.orders))
+        # a run above marks reads a short window: few rows through the index; a backfill or a first run
+        # reads a long one, where the index's random reads cost more than one sweep of the table
+        index = date_upd_index(engine, search.tables.orders) if search.marks else None
+        queries = changed_queries(search, index)
         return set().union(*pool.map(run, queries))
 
 

@@ -362,6 +362,22 @@ def test_with_the_readme_s_index_on_date_upd_an_edited_order_is_found_through_it
     assert not any("ps_orders USE INDEX ()" in statement for statement in statements)
 
 
+@pytest.mark.mysql
+def test_a_backfill_reads_the_orders_in_one_sweep_even_with_the_readme_s_index_on_date_upd(
+    mysql_shop: Shop,
+) -> None:
+    edited = mysql_shop.shipped_order("EDITEDOLD", at=MORNING - timedelta(days=40))
+    mysql_shop.set_order(edited, date_upd=MORNING)
+    with mysql_shop.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE ps_orders ADD INDEX sequra_etl_date_upd (date_upd)")
+    statements: list[str] = []
+    event.listen(mysql_shop.engine, "before_cursor_execute", lambda *sent: statements.append(sent[2]))
+    # no marks: a long window, where the index's random reads would cost more than one sweep
+    assert mysql_shop.references() == ["EDITEDOLD"]
+    assert not any("FORCE INDEX" in statement for statement in statements)
+    assert any("ps_orders USE INDEX ()" in statement for statement in statements)
+
+
 def test_marks_stop_before_rows_dated_after_the_cutoff_so_the_next_run_reads_them_again(shop: Shop) -> None:
     shop.shipped_order("EARLYSHIP", at=MORNING)
     shop.shipped_order("LATESHIPS", at=MORNING + timedelta(hours=5))
