@@ -4,8 +4,9 @@ With a Prefect server that has the delivery-report deployment, each child is a r
 created with an idempotency key, so a repeated fan-out finds the same runs instead of creating them again.
 A parent that runs in a process of its own on a worker (a backfill, as the command starts it) runs those
 child runs in that process, due for no worker, one process start for all its windows; another parent hands
-them to the work pool, where any worker may take them. Without the deployment, the children run here, one
-after the other, as subflows.
+them to the work pool, where any worker may take them; a child run that another process has (Pending or
+Running: another parent of the same windows) is never run a second time at once: its end is waited for.
+Without the deployment, the children run here, one after the other, as subflows.
 A merchant's windows go one at a time, oldest first (they would only queue on the merchant's lock); merchants
 go side by side. A child whose run died, or failed in a way running again can fix, runs again (the same flow
 run, on the workers and here); one that failed for good stops its merchant's later windows. A progress
@@ -326,7 +327,8 @@ def ran_elsewhere(child: ChildRun, fan: FanOut, run: FlowRun) -> ChildOutcome:
         "Not run",
         problem=f"its run was still {run.state.name if run.state else 'starting'} in another process after "
         f"{START_WAIT.total_seconds() / 60:g} minutes (another backfill of these windows?), so it was not "
-        "run here; run the same command again once that run ended",
+        f"run here; run the same command again once that run ended (if its process died, mark run {run.id} "
+        "Crashed in the Prefect UI first)",
     )
 
 
