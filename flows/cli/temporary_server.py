@@ -5,7 +5,8 @@ and the flow, reads the shop and the state store, then imports Prefect's whole s
 waits for it. Started here, the same server (Prefect's app under uvicorn, as Prefect runs it: no UI, no
 services) comes up on the other core while the command imports and reads, and the command never imports
 the server's code. The run reports to it as to any Prefect API, and it stops as the process exits, as
-Prefect's does, after Prefect has sent the run's last logs and events.
+Prefect's does, after Prefect has sent the run's last logs and events; killed, the process takes it along
+(Linux sends the server SIGTERM as its parent ends).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,8 +24,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 
 from schemas.errors import TransientError
+from tasks.child_process import die_with_parent
 
 EARLY_COMMANDS = ("deliver",)
 """Commands that start the temporary server as they start: they run one flow, here, after their checks."""
@@ -56,14 +60,19 @@ class TemporaryServer:
 
     @classmethod
     def start(cls) -> TemporaryServer:
-        """Start the server on a free port without waiting for it; starts a process, stopped at exit."""
+        """Start the server on a free port without waiting for it; starts a process, stopped at exit.
+
+        Started by the main thread, it gets SIGTERM when the process ends, however it ends (Linux).
+        """
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         app = "prefect.server.api.server:create_app"
         command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1",
                    "--port", str(port), "--log-level", "error", "--lifespan", "on"]  # fmt: skip
-        server = cls(subprocess.Popen(command, env={**os.environ, **SERVER_ENVIRONMENT}), port)
+        environment = {**os.environ, **SERVER_ENVIRONMENT}
+        with_parent = partial(die_with_parent, signal.SIGTERM, os.getpid())
+        server = cls(subprocess.Popen(command, env=environment, preexec_fn=with_parent), port)
         atexit.register(server.stop)
         return server
 

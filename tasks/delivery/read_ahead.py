@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import pickle
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sqlalchemy import URL, Engine
 
+from schemas.errors import TransientError
 from schemas.frames import ShopConfig
 from schemas.prestashop import shop_tables
 from schemas.reports import BuildResult
+from tasks.child_process import die_with_parent
 from tasks.delivery.build import build_reports
 from tasks.delivery.order_rows import OrderRefField
 from tasks.extract.connection import shop_engine
@@ -63,6 +68,25 @@ class ChunkBuildError(RuntimeError):
     """A worker process could not read or build a chunk, and its error could not travel back as it was."""
 
 
+class BuildProcessDiedError(TransientError):
+    """A worker process died while the run's chunks were read and built (killed: out of memory?)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a build process of the shop's chunks died (out of memory?); lower SHOP_BUILD_PROCESSES or "
+            "SHOP_CHUNK_SIZE, or set SHOP_BUILD_PROCESSES=0, and run again"
+        )
+
+
+@contextmanager
+def build_process_death_named() -> Iterator[None]:
+    """Raise a BuildProcessDiedError, not the pool's BrokenProcessPool, when a worker process died."""
+    try:
+        yield
+    except BrokenProcessPool as error:
+        raise BuildProcessDiedError() from error
+
+
 class ReadAhead(Generic[Rows]):
     """Reads a run's next chunks in the background while the current one is diffed and sent.
 
@@ -70,14 +94,21 @@ class ReadAhead(Generic[Rows]):
     the driver, mostly waiting on the network, get chunk n+1 ready. Given `processes`, that many worker
     processes each read and build a chunk of their own on the other cores, the chunks after the current
     one; what a read must carry to a process is then picklable. It holds at most `ahead` chunks; a chunk
-    nobody asked for ahead (the first, or after a crash) is read when it is needed.
+    nobody asked for ahead (the first, or after a crash) is read when it is needed. The worker processes
+    end with the run's process, even one killed (SIGKILL): Linux kills each when the thread that started it
+    (the one calling `start`) ends.
     """
 
     def __init__(self, processes: int = 0) -> None:
         self.ahead = max(processes, 1)
         self.in_processes = processes > 0
         self._reader: Executor = (
-            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            ProcessPoolExecutor(
+                processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_parent,
+                initargs=(signal.SIGKILL, os.getpid()),
+            )
             if processes
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-read-ahead")
         )
@@ -85,13 +116,17 @@ class ReadAhead(Generic[Rows]):
         self._next: dict[ChunkKey, Future[Rows]] = {}
 
     def take(self, key: ChunkKey, read: Callable[[], Rows]) -> Rows:
-        """The chunk `key`: read ahead if it was, else now; chunks before it read ahead are dropped."""
+        """The chunk `key`: read ahead if it was, else now; chunks before it read ahead are dropped.
+
+        Raises BuildProcessDiedError if a worker process died.
+        """
         with self._lock:
             ahead = self._next.pop(key, None)
             for earlier in [number for number in self._next if number < key]:
                 self._next.pop(earlier).cancel()
         if ahead is not None:
-            return ahead.result()
+            with build_process_death_named():
+                return ahead.result()
         return read()
 
     def reading(self, key: ChunkKey) -> bool:
@@ -100,10 +135,14 @@ class ReadAhead(Generic[Rows]):
             return key in self._next
 
     def start(self, key: ChunkKey, read: Callable[[], Rows]) -> None:
-        """Begin reading the chunk `key` in the background, unless it is already."""
+        """Begin reading the chunk `key` in the background, unless it is already.
+
+        Raises BuildProcessDiedError if a worker process died.
+        """
         with self._lock:
             if key not in self._next:
-                self._next[key] = self._reader.submit(read)
+                with build_process_death_named():
+                    self._next[key] = self._reader.submit(read)
 
     def close(self) -> None:
         """Wait for reads still going (their rows or errors are dropped) and stop the readers."""

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.child_processes import killed_with_its_children, started_by_a_parent
+from tests.prefect_servers import STARTUP
+
+COMMAND_WITH_SERVER = f"""
+import time
+from flows.cli.temporary_server import TemporaryServer
+server = TemporaryServer.start()
+server.wait_until_answering({STARTUP})
+print(server.process.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_the_temporary_server_ends_when_the_command_that_started_it_is_killed(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    command, server = started_by_a_parent(COMMAND_WITH_SERVER, env=env)
+
+    assert killed_with_its_children(command, [server], within=15) == []

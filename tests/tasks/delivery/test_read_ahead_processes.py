@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from functools import partial
+
+import pytest
+
+from tasks.delivery.read_ahead import BuildProcessDiedError, ReadAhead
+from tests.child_processes import children_of, killed_with_its_children, started_by_a_parent
+from tests.prefect_servers import PROJECT
+
+RUN_WITH_WORKERS = """
+import os, time
+from tasks.delivery.read_ahead import ReadAhead
+ahead = ReadAhead(2)
+ahead.start(1, os.getpid)
+ahead.start(2, os.getpid)
+ahead.take(1, os.getpid), ahead.take(2, os.getpid)
+print(os.getpid(), flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_build_processes_end_when_the_run_that_started_them_is_killed() -> None:
+    run, pid = started_by_a_parent(RUN_WITH_WORKERS)
+    workers = children_of(pid)
+    assert len(workers) >= 2  # the two workers, and multiprocessing's resource tracker
+
+    assert killed_with_its_children(run, workers, within=10) == []
+
+
+def test_a_build_process_whose_parent_is_gone_before_it_is_ready_exits() -> None:
+    script = "from tasks.child_process import die_with_parent; die_with_parent(9, 1); print('kept')"
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True)
+
+    assert (done.returncode, done.stdout) == (1, "")
+
+
+def test_a_build_process_that_died_stops_the_run_saying_what_to_do() -> None:
+    ahead = ReadAhead[int](1)
+    ahead.start(1, partial(os._exit, 9))
+    with pytest.raises(
+        BuildProcessDiedError, match=r"died \(out of memory\?\); lower SHOP_BUILD_PROCESSES"
+    ) as died:
+        ahead.take(1, os.getpid)
+    with pytest.raises(BuildProcessDiedError):
+        ahead.start(2, os.getpid)
+    ahead.close()
+
+    assert died.value.retryable
