@@ -38,6 +38,8 @@ SERVER_ENVIRONMENT = {
 }
 """What Prefect sets for its temporary server: no UI, no services."""
 STOP_WAIT_SECONDS = 5
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Asks the server on loopback directly, whatever http_proxy says."""
 logger = logging.getLogger("prefect")
 
 
@@ -81,7 +83,7 @@ class TemporaryServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(f"{self.address}/api/health", timeout=2):
+                with DIRECT.open(f"{self.address}/api/health", timeout=2):
                     return
             except OSError:
                 code = self.process.poll()

@@ -3,6 +3,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from flows.cli.temporary_server import TemporaryServer
 from tests.child_processes import killed_with_its_children, started_by_a_parent
 from tests.prefect_servers import STARTUP
 
@@ -22,3 +25,16 @@ def test_the_temporary_server_ends_when_the_command_that_started_it_is_killed(tm
     command, server = started_by_a_parent(COMMAND_WITH_SERVER, env=env)
 
     assert killed_with_its_children(command, [server], within=15) == []
+
+
+def test_the_temporary_server_is_asked_directly_whatever_http_proxy_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # a proxy that answers nothing
+    monkeypatch.delenv("no_proxy", raising=False)
+    server = TemporaryServer.start()
+    try:
+        server.wait_until_answering(timeout=STARTUP)
+    finally:
+        server.stop()
