@@ -101,8 +101,7 @@ def chunk_rows(context: RunContext, chunk: int) -> ChunkRows:
                 if ahead.in_processes
                 else partial(read_and_build, shop, job),
             )
-    rows = ahead.take(chunk, lambda: read_and_build(shop, chunk_job(context, chunk)))
-    return rows
+    return ahead.take(chunk, lambda: read_and_build(shop, chunk_job(context, chunk)))
 
 
 def deliver_chunk(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
