@@ -64,8 +64,11 @@ class ChunkJob:
     order_ref_field: OrderRefField
 
 
-class ChunkBuildError(RuntimeError):
-    """A worker process could not read or build a chunk, and its error could not travel back as it was."""
+class ChunkBuildError(TransientError):
+    """A worker process could not read or build a chunk, and its error could not travel back as it was.
+
+    Most often the shop's driver's own error (a connection lost): running again can succeed.
+    """
 
 
 class BuildProcessDiedError(TransientError):

@@ -412,10 +412,17 @@ def test_a_window_refused_on_a_worker_stops_its_merchants_later_windows_and_canc
 
 
 def a_child_run(state: State) -> uuid.UUID:
-    """A delivery-report flow run in `state`, as a window's run is found by its idempotency key."""
+    """A delivery-report flow run in `state`, as a window's run is found by its idempotency key.
+
+    Tagged with a merchant of its own: an untagged delivery-report run that completed counts, for every
+    later run on the server, as one that may have sent without a state store (flows/history.py).
+    """
     with get_client(sync_client=True) as client:
         return client.create_flow_run(
-            delivery_report, parameters={"merchant": "demo_merchant"}, state=state
+            delivery_report,
+            parameters={"merchant": "demo_merchant"},
+            state=state,
+            tags=["merchant:another-process"],
         ).id
 
 
