@@ -273,15 +273,7 @@ class Claimed:
 
 def claimed(child: ChildRun, fan: FanOut) -> Claimed:
     """The child's deployment run, created or found by its idempotency key, claimed for this process."""
-    run: FlowRun = run_deployment(  # type: ignore[assignment]
-        DELIVERY_DEPLOYMENT,
-        parameters=child.parameters(fan.dry_run),
-        idempotency_key=idempotency_key(fan.scope, child, fan.dry_run),
-        tags=[fan.kind],
-        timeout=0,
-        scheduled_time=NOT_FOR_WORKERS,
-    )
-    return claim(run.id, START_WAIT)
+    return claim(deployment_run(child, fan, NOT_FOR_WORKERS).id, START_WAIT)
 
 
 def claim(run_id: uuid.UUID, wait: timedelta) -> Claimed:
@@ -423,15 +415,21 @@ def idempotency_key(scope: str, child: ChildRun, dry_run: bool) -> str:
     return f"{scope}:{child.merchant}:{child.since}:{child.until}:{mode}:{retry}"
 
 
-def submit(client: SyncPrefectClient, child: ChildRun, fan: FanOut) -> uuid.UUID:
-    """Create the child's run of the deployment, or find the one made before (run again if it ended)."""
-    run: FlowRun = run_deployment(  # type: ignore[assignment]
+def deployment_run(child: ChildRun, fan: FanOut, scheduled_time: datetime | None = None) -> FlowRun:
+    """The child's run of the delivery-report deployment, created, or found by its idempotency key."""
+    return run_deployment(  # type: ignore[return-value]
         DELIVERY_DEPLOYMENT,
         parameters=child.parameters(fan.dry_run),
         idempotency_key=idempotency_key(fan.scope, child, fan.dry_run),
         tags=[fan.kind],
         timeout=0,
+        scheduled_time=scheduled_time,
     )
+
+
+def submit(client: SyncPrefectClient, child: ChildRun, fan: FanOut) -> uuid.UUID:
+    """Create the child's run of the deployment, or find the one made before (run again if it ended)."""
+    run = deployment_run(child, fan)
     latest = client.read_flow_run(run.id).state  # another fan-out may have started it again meanwhile
     if latest is not None and latest.is_final():
         client.set_flow_run_state(run.id, Scheduled(message="run again by a repeated fan-out"), force=True)
