@@ -34,12 +34,15 @@ ChunkKey = int  # a chunk's number in its run
 
 Rows = TypeVar("Rows")
 
-PROCESSES_FROM_REFERENCES = 10_000  # a worker process takes a second or two to start: a small run reads alone
+# A worker process takes a second or two to start. Measured (benchmarks/RESULTS.md): a nightly run of 3
+# chunks lost ~2 s to them, a year of 100,000 orders (20 chunks) gained nothing, one of 1,000,000 (192) gained
+# 22 s; a run of fewer chunks reads and builds alone.
+PROCESSES_FROM_CHUNKS = 40
 
 
-def worker_processes(build_processes: int, references: int) -> int:
-    """How many worker processes a run of `references` reads and builds with (SHOP_BUILD_PROCESSES or 0)."""
-    return build_processes if references >= PROCESSES_FROM_REFERENCES else 0
+def worker_processes(build_processes: int, chunks: int) -> int:
+    """How many worker processes a run of `chunks` reads and builds with (SHOP_BUILD_PROCESSES or 0)."""
+    return build_processes if chunks >= PROCESSES_FROM_CHUNKS else 0
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,7 @@ class DeliveryRun:
             statistics=self._statistics_block(plan),
             retried=self._retried,
             read_ahead=ReadAhead[ChunkRows](
-                worker_processes(resources.settings.build_processes, plan.references)
+                worker_processes(resources.settings.build_processes, plan.chunks)
             ),
             dry_run_file=self.dry_run_file,
         )

@@ -7,7 +7,12 @@ from functools import partial
 
 import pytest
 
-from tasks.delivery.read_ahead import BuildProcessDiedError, ReadAhead
+from tasks.delivery.read_ahead import (
+    PROCESSES_FROM_CHUNKS,
+    BuildProcessDiedError,
+    ReadAhead,
+    worker_processes,
+)
 from tests.child_processes import children_of, killed_with_its_children, started_by_a_parent
 from tests.prefect_servers import PROJECT
 
@@ -50,3 +55,12 @@ def test_a_build_process_that_died_stops_the_run_saying_what_to_do() -> None:
     ahead.close()
 
     assert died.value.retryable
+
+
+def test_a_run_of_few_chunks_reads_and_builds_alone_where_worker_processes_would_not_pay_their_start() -> (
+    None
+):
+    assert worker_processes(2, chunks=3) == 0  # a nightly run
+    assert worker_processes(2, chunks=PROCESSES_FROM_CHUNKS - 1) == 0
+    assert worker_processes(2, chunks=PROCESSES_FROM_CHUNKS) == 2
+    assert worker_processes(0, chunks=200) == 0
