@@ -104,9 +104,7 @@ def write_fingerprints(database_url_of: Callable[[], str], folder: Path) -> None
 def test_every_report_of_a_generated_shop_is_byte_identical_to_the_recorded_one(
     version: str, mysql_database_factory: Callable[[], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        read_ahead, "PROCESSES_FROM_CHUNKS", 1
-    )  # built in worker processes, as a backfill
+    monkeypatch.setattr(read_ahead, "PROCESSES_FROM_CHUNKS", 1)  # built in worker processes, as a backfill
     recorded: Fingerprints = json.loads(FIXTURE.read_text())[version]
     engine = generated_shop(mysql_database_factory(), version)
 
