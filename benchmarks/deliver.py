@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flows.delivery_report import delivery_report
 from schemas.settings import Settings
+from tasks.delivery.read_ahead import worker_processes
 
 
 def report_digest(path: str | None) -> str | None:
@@ -52,7 +53,8 @@ def main() -> None:
                 # the largest of the worker processes that read and build chunks (SHOP_BUILD_PROCESSES):
                 # the run's whole peak is at most peak_mb plus this once per worker
                 "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                "build_processes": Settings.from_env().build_processes,
+                # the build processes the run started: none for a run of fewer chunks than pays for them
+                "build_processes": worker_processes(Settings.from_env().build_processes, summary.chunks),
                 # the report a dry run wrote, as a digest: the same bytes as an earlier version's, or not
                 "report_sha256": report_digest(summary.dry_run_file),
             }
