@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 from prefect import get_client, runtime
 from prefect.client.schemas.filters import (
@@ -59,12 +60,18 @@ def run_tags(settings: Settings, dry_run: bool) -> list[str]:
     ]
 
 
-def tag_run(tags: list[str]) -> None:
-    """Add tags to this flow run (best effort: a Prefect API that does not answer only costs the tags)."""
+def tag_run(tags: list[str], name: str | None = None) -> None:
+    """Add tags to this flow run, and rename it `name` when given, in one call; writes the Prefect server.
+
+    Its tags so far are those its run context holds. Best effort: a Prefect API that does not answer only
+    costs the tags (and the name).
+    """
+    update: dict[str, Any] = {"tags": sorted({*runtime.flow_run.tags, *tags})}
+    if name is not None:
+        update["name"] = name
     try:
         with get_client(sync_client=True) as client:
-            run = client.read_flow_run(runtime.flow_run.id)
-            client.update_flow_run(run.id, tags=sorted({*run.tags, *tags}))
+            client.update_flow_run(runtime.flow_run.id, **update)
     except Exception as error:
         LOG.warning("could not tag this run in Prefect (%s); it is not counted by later runs' checks", error)
 
