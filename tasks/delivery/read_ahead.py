@@ -7,8 +7,10 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -85,6 +87,22 @@ class BuildProcessDiedError(TransientError):
 
 
 @contextmanager
+def main_module_left_behind() -> Iterator[None]:
+    """Worker processes started in the block do not import the run's main module; swaps sys.modules meanwhile.
+
+    A spawned process imports its parent's main module again (the command line, or Prefect's engine, with
+    all of Prefect: ~50 MB and a second or two of each worker's start) for functions defined there; a
+    worker runs only read_and_build_in_worker, which imports what reading and building take.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+@contextmanager
 def build_process_death_named() -> Iterator[None]:
     """Raise a BuildProcessDiedError, not the pool's BrokenProcessPool, when a worker process died."""
     try:
@@ -147,7 +165,7 @@ class ReadAhead(Generic[Rows]):
         """
         with self._lock:
             if key not in self._next:
-                with build_process_death_named():
+                with build_process_death_named(), main_module_left_behind():
                     self._next[key] = self._reader.submit(read)
 
     def close(self) -> None:

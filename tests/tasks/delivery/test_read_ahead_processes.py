@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,18 @@ ahead.start(2, os.getpid)
 ahead.take(1, os.getpid), ahead.take(2, os.getpid)
 print(os.getpid(), flush=True)
 time.sleep(120)
+"""
+
+RUN_WHOSE_MAIN_MODULE_SAYS_WHO_IMPORTS_IT = """
+import os
+from tasks.delivery.read_ahead import ReadAhead
+with open(os.environ["IMPORTED_BY"], "a") as imported_by:
+    print(os.getpid(), file=imported_by)
+if __name__ == "__main__":
+    ahead = ReadAhead(1)
+    ahead.start(1, os.getpid)
+    ahead.take(1, os.getpid)
+    ahead.close()
 """
 
 
@@ -64,3 +77,12 @@ def test_a_run_of_few_chunks_reads_and_builds_alone_where_worker_processes_would
     assert worker_processes(2, chunks=PROCESSES_FROM_CHUNKS - 1) == 0
     assert worker_processes(2, chunks=PROCESSES_FROM_CHUNKS) == 2
     assert worker_processes(0, chunks=200) == 0
+
+
+def test_the_build_processes_leave_the_runs_main_module_and_its_prefect_unimported(tmp_path: Path) -> None:
+    main, imported_by = tmp_path / "run.py", tmp_path / "imported_by"
+    main.write_text(RUN_WHOSE_MAIN_MODULE_SAYS_WHO_IMPORTS_IT)
+    env = {**os.environ, "IMPORTED_BY": str(imported_by)}
+    subprocess.run([sys.executable, str(main)], cwd=PROJECT, env=env, check=True, timeout=120)
+
+    assert len(imported_by.read_text().split()) == 1  # the run's process alone
