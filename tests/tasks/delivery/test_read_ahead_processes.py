@@ -5,9 +5,13 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from schemas.reports import BuildResult
+from tasks.delivery import chunk as chunk_module
+from tasks.delivery.chunk import ChunkRows, chunk_rows
 from tasks.delivery.read_ahead import (
     PROCESSES_FROM_CHUNKS,
     BuildProcessDiedError,
@@ -86,3 +90,46 @@ def test_the_build_processes_leave_the_runs_main_module_and_its_prefect_unimport
     subprocess.run([sys.executable, str(main)], cwd=PROJECT, env=env, check=True, timeout=120)
 
     assert len(imported_by.read_text().split()) == 1  # the run's process alone
+
+
+def test_a_chunk_read_ahead_in_a_build_process_waits_in_the_run_as_bytes_until_taken() -> None:
+    ahead = ReadAhead[dict[str, int]](1)
+    ahead.start(1, partial(dict, orders=5000))
+    waiting = ahead._next[1].result()
+
+    assert isinstance(waiting, bytes)
+    assert ahead.take(1, dict) == {"orders": 5000}
+    ahead.close()
+
+
+class StartsRecorded(ReadAhead[ChunkRows]):
+    """A read-ahead that records which chunks it was asked to read ahead, and reads them in a thread."""
+
+    def __init__(self, processes: int) -> None:
+        super().__init__()
+        self.ahead, self.in_processes, self.started = max(processes, 1), processes > 0, list[int]()
+
+    def start(self, key: int, read: object) -> None:
+        """Record `key` and read a chunk named after it."""
+        self.started.append(key)
+        super().start(key, partial(ChunkRows, [f"read ahead {key}"], BuildResult()))
+
+
+@pytest.mark.parametrize(
+    ("processes", "started", "first_read_by"),
+    [(2, [0, 1, 2], "read ahead 0"), (0, [1], "the run's process")],
+)
+def test_with_build_processes_the_first_chunk_too_is_built_in_one_and_never_in_the_runs_process(
+    processes: int, started: list[int], first_read_by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built_here = ChunkRows([first_read_by], BuildResult())
+    monkeypatch.setattr(chunk_module, "chunk_job", lambda context, chunk: chunk)
+    monkeypatch.setattr(chunk_module, "read_and_build", lambda shop, job: built_here)
+    ahead = StartsRecorded(processes)
+    shop, plan = SimpleNamespace(shop=None), SimpleNamespace(chunks=9)
+    run = SimpleNamespace(read_ahead=ahead, resources=shop, plan=plan)
+
+    rows = chunk_rows(run, 0)  # type: ignore[arg-type]
+    ahead.close()
+
+    assert (ahead.started, rows.references) == (started, [first_read_by])
