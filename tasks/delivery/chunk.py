@@ -87,12 +87,14 @@ def chunk_job(context: RunContext, chunk: int) -> ChunkJob:
 def chunk_rows(context: RunContext, chunk: int) -> ChunkRows:
     """The chunk read and built, ahead if it was; starts reading and building the next ones in the background.
 
-    In a run with worker processes (SHOP_BUILD_PROCESSES), its next chunks are read and built there, one
-    each; else the next one is read and built in a thread of the run's.
+    In a run with worker processes (SHOP_BUILD_PROCESSES), it and its next chunks are read and built there,
+    one each, so the run's process never holds a build's frames; else the next one is read and built in a
+    thread of the run's, and the first in the run's own.
     """
     ahead = context.read_ahead
     shop = context.resources.shop
-    for following in range(chunk + 1, min(chunk + 1 + ahead.ahead, context.plan.chunks)):
+    first = chunk if ahead.in_processes else chunk + 1  # the run's process builds no chunk of its own
+    for following in range(first, min(chunk + 1 + ahead.ahead, context.plan.chunks)):
         if not ahead.reading(following):
             job = chunk_job(context, following)
             ahead.start(

