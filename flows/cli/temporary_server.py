@@ -130,7 +130,7 @@ def api_configured() -> bool:
 
 
 @contextmanager
-def early_temporary_server(command: str) -> Iterator[None]:
+def early_temporary_server(command: str | None) -> Iterator[None]:
     """For a command in EARLY_COMMANDS without PREFECT_API_URL, start the temporary server now; starts it.
 
     prefect_api() uses it for the run, or stops it when Prefect's settings name a server after all.

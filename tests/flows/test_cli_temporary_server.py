@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from flows.cli.temporary_server import TemporaryServer
 from tests.child_processes import killed_with_its_children, started_by_a_parent
-from tests.prefect_servers import STARTUP
+from tests.prefect_servers import PROJECT, STARTUP
 
 COMMAND_WITH_SERVER = f"""
 import time
@@ -38,3 +40,30 @@ def test_the_temporary_server_is_asked_directly_whatever_http_proxy_says(
         server.wait_until_answering(timeout=STARTUP)
     finally:
         server.stop()
+
+
+COMMAND_THAT_SAYS_WHAT_IS_IMPORTED = """
+import sys
+from flows.cli import temporary_server
+from flows.cli.main import main
+
+def start():
+    print(sorted(name for name in ("prefect", "pandas", "sqlalchemy") if name in sys.modules), flush=True)
+    raise SystemExit(0)
+
+temporary_server.TemporaryServer.start = start
+main(["deliver", "--dry-run"])
+"""
+
+
+def test_deliver_starts_the_temporary_server_before_importing_prefect_pandas_or_sqlalchemy(
+    tmp_path: Path,
+) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", COMMAND_THAT_SAYS_WHAT_IS_IMPORTED],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=STARTUP,
+    )  # fmt: skip
+
+    assert done.stdout == "[]\n", done.stderr[-3000:]
