@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
-from flows.cli.temporary_server import TemporaryServer
+from flows.cli.temporary_server import STARTED, TemporaryServer, prefect_api
 from tests.child_processes import killed_with_its_children, started_by_a_parent
 from tests.prefect_servers import PROJECT, STARTUP
 
@@ -67,3 +68,15 @@ def test_deliver_starts_the_temporary_server_before_importing_prefect_pandas_or_
     )  # fmt: skip
 
     assert done.stdout == "[]\n", done.stderr[-3000:]
+
+
+def test_runs_on_the_temporary_server_send_no_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(TemporaryServer, "wait_until_answering", lambda self, timeout: None)
+    token = STARTED.set(TemporaryServer(process=None, port=1))  # type: ignore[arg-type]
+    try:
+        with temporary_settings({PREFECT_API_URL: ""}), prefect_api():
+            settings = get_current_settings()
+            assert settings.api.url == "http://127.0.0.1:1/api"
+            assert settings.flows.heartbeat_frequency is None
+    finally:
+        STARTED.reset(token)
