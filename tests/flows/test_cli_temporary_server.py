@@ -80,3 +80,34 @@ def test_runs_on_the_temporary_server_send_no_heartbeat(monkeypatch: pytest.Monk
             assert settings.flows.heartbeat_frequency is None
     finally:
         STARTED.reset(token)
+
+
+DELIVER_THAT_SAYS_WHAT_IS_IMPORTED_AS_IT_WAITS = """
+import contextlib, sys
+from flows.cli import delivery
+from flows.cli.main import main
+
+@contextlib.contextmanager
+def waiting_for_the_server():
+    names = ("prefect.flow_engine", "prefect.task_engine", "fastapi.encoders", "pandera.backends.pandas")
+    print(sorted(name for name in names if name not in sys.modules), flush=True)
+    raise SystemExit(0)
+    yield
+
+for check in ("check_out_option", "check_window_options", "check_ready"):
+    setattr(delivery, check, lambda *args: None)
+delivery.settings_of = lambda *args: type("Checked", (), {"state_url": lambda self: None})()
+delivery.prefect_api = waiting_for_the_server
+main(["deliver", "--dry-run"])
+"""
+
+
+def test_deliver_imports_what_the_run_imports_before_it_waits_for_the_server(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path), PREFECT_API_URL="http://127.0.0.1:9/api")
+    done = subprocess.run(
+        [sys.executable, "-c", DELIVER_THAT_SAYS_WHAT_IS_IMPORTED_AS_IT_WAITS],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=STARTUP,
+    )  # fmt: skip
+
+    assert done.stdout == "[]\n", done.stderr[-3000:]
