@@ -87,6 +87,7 @@ def deliver(args: argparse.Namespace) -> int:
     from tasks.delivery.summary import summary_markdown
     from tasks.inert import plain_text
 
+    import_what_the_run_imports()
     check_out_option(args)
     settings = settings_of(args, "shop_db_url", "username", "password", "merchant_id")
     settings.state_url()
@@ -96,6 +97,22 @@ def deliver(args: argparse.Namespace) -> int:
         summary = delivery_report(since=args.since, until=args.until, dry_run=args.dry_run, out=args.out)
     print(plain_text(summary_markdown(summary)))
     return 0
+
+
+def import_what_the_run_imports() -> None:
+    """Import now what a run imports as it starts: the flow engine, the checks of the shop's frames.
+
+    Imported by the run, they would wait for Prefect's temporary server to answer; imported here, while it
+    starts on the other core.
+    """
+    # the flow's first call: its engines, fastapi's encoder of parameters; a frame's first check: pandera's
+    import fastapi.encoders  # noqa: F401
+    import pandera.backends.pandas.builtin_checks
+    import pandera.backends.pandas.builtin_hypotheses
+    import pandera.backends.pandas.register  # noqa: F401
+    import prefect.flow_engine
+    import prefect.task_engine
+    import prefect.utilities.visualization  # noqa: F401
 
 
 def backfill(args: argparse.Namespace) -> int:

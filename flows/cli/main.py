@@ -9,27 +9,23 @@ terminal. --debug shows them, and the error's traceback, instead.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NoReturn
 
-from flows.cli import delivery, dev, payouts, reconciliation, setup, store
 from flows.cli.temporary_server import early_temporary_server
 from schemas.errors import SequraEtlError, SettingError
-from schemas.settings import settings_table
 from schemas.version import package_version
-from tasks.state.releases import NotReleasableError
 from tasks.window import WindowError
 
 EXIT_SETTING = 2
 EXIT_FAILED = 1
-COMMAND_GROUPS = (delivery, reconciliation, payouts, store, setup, dev)
-ARGUMENT_ERRORS = (SettingError, WindowError, NotReleasableError)
-"""Errors a person fixes in the command line or the environment: exit code 2."""
 FLOW_COMMANDS = ("deliver", "backfill", "reconcile", "payouts", "demo")
 """Commands that run Prefect flows here, whose failures Prefect would also log on the terminal."""
 FAILED_STATES = ("Finished in state Failed(", "Finished in state Crashed(")
@@ -98,6 +94,23 @@ def make_prefect_home() -> None:
             Path(home).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
+def is_argument_error(error: SequraEtlError) -> bool:
+    """Whether a person fixes the error in the command line or the environment (exit code 2)."""
+    from tasks.state.releases import NotReleasableError
+
+    return isinstance(error, SettingError | WindowError | NotReleasableError)
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand the command line names, before parsing it: its first word that is not an option.
+
+    None when it asks for help or the version, which run no command.
+    """
+    if any(word in ("-h", "--help", "--version") for word in argv):
+        return None
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def said(error: SequraEtlError) -> str:
     """An error as the terminal shows it: one line, control characters shown as their codes."""
     from tasks.inert import markdown_text, plain_text
@@ -114,7 +127,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line: one subcommand per job, each with an example in its --help."""
+    """The command line: one subcommand per job, each with an example in its --help; imports them all."""
+    from flows.cli import delivery, dev, payouts, reconciliation, setup, store
+    from schemas.settings import settings_table
+
     settings_help = "\n".join(
         f"  {env:<26} {meaning} (default: {default or '-'})" for env, default, meaning in settings_table()
     )
@@ -128,7 +144,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--debug", action="store_true", help="show the traceback of an error")
     root.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = root.add_subparsers(dest="command", required=True)
-    for group in COMMAND_GROUPS:
+    for group in (delivery, reconciliation, payouts, store, setup, dev):
         group.add_commands(commands)
     return root
 
@@ -138,21 +154,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Without PREFECT_API_URL a run starts Prefect's temporary server, which takes 15 to 20 s on a busy
     2-core machine: it gets 120 s instead of Prefect's 20, unless
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS says otherwise.
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS says otherwise. A command that starts it as it starts
+    (EARLY_COMMANDS) starts it before importing the commands, the shop's and Prefect's code.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    args = parser().parse_args(argv)
     make_prefect_home()
-    try:
-        with early_temporary_server(args.command), failures_off_the_terminal(args.command, args.debug):
-            return args.run(args)
-    except SequraEtlError as error:
-        if args.debug:
-            raise
-        print(said(error), file=sys.stderr)
-        return EXIT_SETTING if isinstance(error, ARGUMENT_ERRORS) else EXIT_FAILED
+    with early_temporary_server(command_named(argv)):
+        args = parser().parse_args(argv)
+        try:
+            with failures_off_the_terminal(args.command, args.debug):
+                return args.run(args)
+        except SequraEtlError as error:
+            if args.debug:
+                raise
+            print(said(error), file=sys.stderr)
+            return EXIT_SETTING if is_argument_error(error) else EXIT_FAILED
+
+
+def console() -> NoReturn:
+    """The console script: main(), then Python's exit without its last clean-up; ends the process.
+
+    Python's exit waits for the threads and runs their exit hooks and the exit handlers (Prefect sends its
+    last logs and events, the temporary server stops), then frees every module one by one: half a second
+    of CPU after a run, for a process that ends anyway. An exception leaves as from main().
+    """
+    code = main()
+    threading._shutdown()  # type: ignore[attr-defined]  # as Python's exit: Prefect's hooks send the rest
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

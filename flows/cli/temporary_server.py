@@ -130,7 +130,7 @@ def api_configured() -> bool:
 
 
 @contextmanager
-def early_temporary_server(command: str) -> Iterator[None]:
+def early_temporary_server(command: str | None) -> Iterator[None]:
     """For a command in EARLY_COMMANDS without PREFECT_API_URL, start the temporary server now; starts it.
 
     prefect_api() uses it for the run, or stops it when Prefect's settings name a server after all.
@@ -150,10 +150,18 @@ def prefect_api() -> Iterator[None]:
     """Around a flow call: the temporary server the command started, once it answers, as Prefect's API.
 
     Without one, or when Prefect's settings (a profile) name a server, Prefect's API is as configured.
-    Waits for the server; raises TemporaryServerError if it stops before it answers.
+    Waits for the server; raises TemporaryServerError if it stops before it answers. Runs on it send no
+    heartbeat: the server stops with the run, so none is left to miss one, and Prefect would spend up to
+    a second at the run's end joining the thread that sends them.
     """
     server = STARTED.get()
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, get_current_settings, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_UI_URL,
+        get_current_settings,
+        temporary_settings,
+    )
 
     settings = get_current_settings()
     if server is None or settings.api.url:
@@ -169,5 +177,6 @@ def prefect_api() -> Iterator[None]:
     server.used = True
     server.wait_until_answering(settings.server.ephemeral.startup_timeout_seconds)
     # no UI URL: the temporary server serves no UI, so runs get no "View at" link, as on Prefect's own
-    with temporary_settings({PREFECT_API_URL: f"{server.address}/api", PREFECT_UI_URL: ""}):
+    on_the_server = {PREFECT_API_URL: f"{server.address}/api", PREFECT_UI_URL: ""}
+    with temporary_settings({**on_the_server, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield

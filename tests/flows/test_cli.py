@@ -16,6 +16,7 @@ from prefect.settings import PREFECT_API_URL
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from flows.cli import main as cli_main
 from flows.cli.main import EXIT_FAILED, EXIT_SETTING, failures_off_the_terminal, main, parser
 from flows.release import release
 from schemas.errors import SettingError
@@ -678,3 +679,17 @@ def test_a_failure_keeps_prefects_lines_about_it_and_the_servers_closing_line_of
         raise SettingError("SEQURA_MERCHANT_ID", "is not set")
     assert all(console.filter(progress) and console.filter(failed) for console in consoles)
     assert not any(console.filter(closing) for console in consoles)  # it would follow the error's line
+
+
+def test_the_console_script_exits_after_the_threads_and_exit_handlers_without_freeing_modules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    done: list[object] = []
+    monkeypatch.setattr(cli_main, "main", lambda: done.append("main") or 0)
+    monkeypatch.setattr(cli_main.threading, "_shutdown", lambda: done.append("threads"))
+    monkeypatch.setattr(cli_main.atexit, "_run_exitfuncs", lambda: done.append("exit handlers"))
+    monkeypatch.setattr(cli_main.os, "_exit", lambda code: done.append(("exit", code)))
+
+    cli_main.console()
+
+    assert done == ["main", "threads", "exit handlers", ("exit", 0)]
