@@ -183,8 +183,9 @@ def console() -> NoReturn:
     code = main()
     threading._shutdown()  # type: ignore[attr-defined]  # as Python's exit: Prefect's hooks send the rest
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(BrokenPipeError):  # its reader is gone (`| head`): nothing is left to say to it
+            stream.flush()
     os._exit(code)
 
 

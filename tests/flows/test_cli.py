@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -693,3 +695,22 @@ def test_the_console_script_exits_after_the_threads_and_exit_handlers_without_fr
     cli_main.console()
 
     assert done == ["main", "threads", "exit handlers", ("exit", 0)]
+
+
+def test_the_console_script_exits_quietly_when_its_reader_has_gone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class GoneReader(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    exits: list[int] = []
+    monkeypatch.setattr(cli_main, "main", lambda: 0)
+    monkeypatch.setattr(cli_main.threading, "_shutdown", lambda: None)
+    monkeypatch.setattr(cli_main.atexit, "_run_exitfuncs", lambda: None)
+    monkeypatch.setattr(cli_main.os, "_exit", exits.append)
+    monkeypatch.setattr(sys, "stdout", GoneReader())
+
+    cli_main.console()
+
+    assert exits == [0]
