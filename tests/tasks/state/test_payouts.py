@@ -86,13 +86,14 @@ def test_each_finding_comes_from_the_store_and_orders_paid_as_reported_do_not(st
 
 def test_an_order_is_due_only_once_shipped_and_reported_before_the_grace_ends(state_url: str) -> None:
     store = open_state_store(state_url)
+    before = store.now()  # the store's clock: SeQura acknowledged the report between these two moments
     reported(store, ("LATEREPORT", 2495))
+    after = store.now()
 
     assert list(payout_findings(store, MERCHANT, SHIPPED)) == []  # shipped at the moment: not before it
     assert list(payout_findings(store, MERCHANT, None)) == []  # no disbursement read: nothing is due
-    reported_at = store.now()  # the store's clock: when SeQura acknowledged the report
-    assert list(payout_findings(store, MERCHANT, reported_at - timedelta(seconds=1))) == []
-    [late] = payout_findings(store, MERCHANT, reported_at + timedelta(seconds=1))
+    assert list(payout_findings(store, MERCHANT, before - timedelta(seconds=1))) == []
+    [late] = payout_findings(store, MERCHANT, after + timedelta(seconds=1))
     assert (late.order_ref_1, late.finding) == ("LATEREPORT", Finding.NOT_PAID)
     store.dispose()
 
