@@ -239,9 +239,10 @@ def run_windows_in_process(
             following = aside(claimed, windows[index + 1], fan) if index + 1 < len(windows) else None
             if claim.ours:
                 outcome = run_here_tried(child, fan, claim.run)
+                told.append(aside(finished_named, finished, outcome))
             else:
                 outcome = aside(ran_elsewhere, child, fan, claim.run).result()
-            told.append(aside(finished, outcome))
+                told.append(aside(finished, outcome))
             if outcome.failed and not outcome.retryable and following is not None:
                 next_claim, following = following.result(), None
                 if next_claim.ours:
@@ -254,6 +255,17 @@ def run_windows_in_process(
         raise
     for told_one in told:
         told_one.result()
+
+
+def finished_named(finished: Callable[[ChildOutcome], None], outcome: ChildOutcome) -> None:
+    """Tell `finished` the outcome of a window run here, under the name its run ended with; reads Prefect.
+
+    The run renames itself as it runs (in shop time): its name is read once it ended, off the window's path.
+    """
+    if outcome.run_id is not None:
+        with get_client(sync_client=True) as client:
+            outcome = replace(outcome, run=client.read_flow_run(outcome.run_id).name)
+    finished(outcome)
 
 
 def pending_run(run_id: uuid.UUID) -> FlowRun:
@@ -399,7 +411,8 @@ def run_here(
 ) -> ChildOutcome:
     """Run one child as a subflow (or its flow run `again`, or its `pending` one) and say what it did.
 
-    Writes Prefect.
+    Writes Prefect. A flow run `again` or `pending` is named as it was before it ran (finished_named reads
+    the name it ended with); a subflow as it ended.
 
     It lives in this process, so it sends no heartbeat of its own: this run's stands for it (and Prefect
     would spend up to a second at the child's end joining the thread that sends it).
@@ -408,12 +421,13 @@ def run_here(
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         if again is None and pending is None:
             state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
+            with get_client(sync_client=True) as client:
+                run = client.read_flow_run(state.state_details.flow_run_id).name
         else:
             flow_run = unwatched(pending if again is None else pending_run(again))
             state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
+            run = flow_run.name
     run_id = state.state_details.flow_run_id
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(run_id).name
     if not state.is_completed():
         return replace(failed_outcome(child, fan.timezone, run, state), run_id=run_id)
     summary: DeliverySummary = state.result()

@@ -527,3 +527,27 @@ def test_a_window_that_raises_cancels_the_next_windows_run_claimed_for_no_worker
             windows, fan_out.FanOut("backfill", "test", False), bookkeeping.submit, lambda outcome: None
         )
     assert len(made) == 2 and state_of(made[1]) == "CANCELLED"
+
+
+@pytest.mark.flow
+def test_a_window_run_here_is_told_under_the_name_its_run_ended_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = a_child_run(Scheduled(scheduled_time=fan_out.NOT_FOR_WORKERS))
+
+    def run_here_tried(child: ChildRun, fan: fan_out.FanOut, pending: FlowRun) -> ChildOutcome:
+        with get_client(sync_client=True) as client:  # as a run renames itself in shop time
+            client.update_flow_run(pending.id, name="delivery-report 2026-11-20 01:00 → 2026-11-21 01:00")
+        return ChildOutcome(
+            child.merchant, child.window(fan.timezone), pending.name, "Completed", run_id=pending.id
+        )
+
+    monkeypatch.setattr(fan_out, "claimed", lambda child, fan: fan_out.claim(run, timedelta(0)))
+    monkeypatch.setattr(fan_out, "run_here_tried", run_here_tried)
+    told: list[ChildOutcome] = []
+    with ThreadPoolExecutor(max_workers=1) as bookkeeping:
+        fan_out.run_windows_in_process(
+            [ChildRun("demo_merchant", "2026-11-20", "2026-11-21")],
+            fan_out.FanOut("backfill", "test", False),
+            bookkeeping.submit,
+            told.append,
+        )
+    assert [outcome.run for outcome in told] == ["delivery-report 2026-11-20 01:00 → 2026-11-21 01:00"]
