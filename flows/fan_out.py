@@ -429,8 +429,8 @@ def run_here(
 ) -> ChildOutcome:
     """Run one child as a subflow (or its flow run `again`, or its `pending` one) and say what it did.
 
-    Writes Prefect. A flow run `again` or `pending` is named as it was before it ran (finished_named reads
-    the name it ended with); a subflow as it ended.
+    Writes Prefect. A `pending` flow run is named as it was before it ran (finished_named reads the name it
+    ended with, off the window's path); the others as they ended.
 
     It lives in this process, so it sends no heartbeat of its own: this run's stands for it (and Prefect
     would spend up to a second at the child's end joining the thread that sends it).
@@ -439,13 +439,15 @@ def run_here(
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         if again is None and pending is None:
             state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
-            with get_client(sync_client=True) as client:
-                run = client.read_flow_run(state.state_details.flow_run_id).name
         else:
             flow_run = unwatched(pending if again is None else pending_run(again))
             state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
-            run = flow_run.name
     run_id = state.state_details.flow_run_id
+    if pending is not None:
+        run = pending.name
+    else:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(run_id).name
     if not state.is_completed():
         return replace(failed_outcome(child, fan.timezone, run, state), run_id=run_id)
     summary: DeliverySummary = state.result()
