@@ -29,12 +29,11 @@ from typing import Any, TypeVar
 
 import httpx
 from prefect import get_client, get_run_logger
-from prefect._internal.engine import dynamic_key_for_task_run
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.client.schemas.objects import FlowRun
-from prefect.client.schemas.responses import DeploymentResponse, SetStateStatus
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
@@ -42,10 +41,6 @@ from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
 from prefect.states import Cancelled, Crashed, Pending, Scheduled, State
-from prefect.tasks import Task
-from prefect.telemetry.run_telemetry import LABELS_TRACEPARENT_KEY
-from prefect.utilities.engine import collect_task_run_inputs_sync
-from prefect.utilities.slugify import slugify
 
 from flows.children import (
     ChildOutcome,
@@ -205,8 +200,6 @@ def run_in_process(
     merchants: dict[str, list[ChildRun]] = {}
     for child in children:
         merchants.setdefault(child.merchant, []).append(child)
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(DELIVERY_DEPLOYMENT)
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookkeeping") as bookkeeping,
         ThreadPoolExecutor(max_workers=len(merchants), thread_name_prefix="merchant") as pool,
@@ -216,15 +209,7 @@ def run_in_process(
             return bookkeeping.submit(contextvars.copy_context().run, call, *args)
 
         merchant_runs = [
-            pool.submit(
-                contextvars.copy_context().run,
-                run_windows_in_process,
-                windows,
-                fan,
-                deployment,
-                aside,
-                finished,
-            )
+            pool.submit(contextvars.copy_context().run, run_windows_in_process, windows, fan, aside, finished)
             for windows in merchants.values()
         ]
         for merchant_run in merchant_runs:
@@ -234,7 +219,6 @@ def run_in_process(
 def run_windows_in_process(
     windows: Sequence[ChildRun],
     fan: FanOut,
-    deployment: DeploymentResponse,
     aside: Callable[..., Future[Any]],
     finished: Callable[[ChildOutcome], None],
 ) -> None:
@@ -244,7 +228,7 @@ def run_windows_in_process(
     Cancelled saying so (the same command runs it again). So is it when running a window raises. A window
     whose run another process has is not run here (`ran_elsewhere`).
     """
-    following: Future[Claimed] | None = aside(claimed, windows[0], fan, deployment)
+    following: Future[Claimed] | None = aside(claimed, windows[0], fan)
     told: list[Future[None]] = []
     try:
         for index, child in enumerate(windows):
@@ -252,15 +236,12 @@ def run_windows_in_process(
                 told.append(aside(finished, not_run(child, fan.timezone)))
                 continue
             claim = following.result()
-            following = (
-                aside(claimed, windows[index + 1], fan, deployment) if index + 1 < len(windows) else None
-            )
+            following = aside(claimed, windows[index + 1], fan) if index + 1 < len(windows) else None
             if claim.ours:
                 outcome = run_here_tried(child, fan, claim.run)
-                told.append(aside(finished_named, finished, outcome))
             else:
                 outcome = aside(ran_elsewhere, child, fan, claim.run).result()
-                told.append(aside(finished, outcome))
+            told.append(aside(finished, outcome))
             if outcome.failed and not outcome.retryable and following is not None:
                 next_claim, following = following.result(), None
                 if next_claim.ours:
@@ -273,17 +254,6 @@ def run_windows_in_process(
         raise
     for told_one in told:
         told_one.result()
-
-
-def finished_named(finished: Callable[[ChildOutcome], None], outcome: ChildOutcome) -> None:
-    """Tell `finished` the outcome of a window run here, under the name its run ended with; reads Prefect.
-
-    The run renames itself as it runs (in shop time): its name is read once it ended, off the window's path.
-    """
-    if outcome.run_id is not None:
-        with get_client(sync_client=True) as client:
-            outcome = replace(outcome, run=client.read_flow_run(outcome.run_id).name)
-    finished(outcome)
 
 
 def pending_run(run_id: uuid.UUID) -> FlowRun:
@@ -301,9 +271,9 @@ class Claimed:
     ours: bool
 
 
-def claimed(child: ChildRun, fan: FanOut, deployment: DeploymentResponse) -> Claimed:
-    """The child's run of `deployment`, created or found by its idempotency key, claimed for this process."""
-    return claim(deployment_run(child, fan, deployment, NOT_FOR_WORKERS), START_WAIT)
+def claimed(child: ChildRun, fan: FanOut) -> Claimed:
+    """The child's deployment run, created or found by its idempotency key, claimed for this process."""
+    return claim(deployment_run(child, fan, NOT_FOR_WORKERS), START_WAIT)
 
 
 def claim(run: FlowRun, wait: timedelta) -> Claimed:
@@ -429,8 +399,7 @@ def run_here(
 ) -> ChildOutcome:
     """Run one child as a subflow (or its flow run `again`, or its `pending` one) and say what it did.
 
-    Writes Prefect. A `pending` flow run is named as it was before it ran (finished_named reads the name it
-    ended with, off the window's path); the others as they ended.
+    Writes Prefect.
 
     It lives in this process, so it sends no heartbeat of its own: this run's stands for it (and Prefect
     would spend up to a second at the child's end joining the thread that sends it).
@@ -443,11 +412,8 @@ def run_here(
             flow_run = unwatched(pending if again is None else pending_run(again))
             state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
     run_id = state.state_details.flow_run_id
-    if pending is not None:
-        run = pending.name
-    else:
-        with get_client(sync_client=True) as client:
-            run = client.read_flow_run(run_id).name
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id).name
     if not state.is_completed():
         return replace(failed_outcome(child, fan.timezone, run, state), run_id=run_id)
     summary: DeliverySummary = state.result()
@@ -472,58 +438,21 @@ def idempotency_key(scope: str, child: ChildRun, dry_run: bool) -> str:
     return f"{scope}:{child.merchant}:{child.since}:{child.until}:{mode}:{retry}"
 
 
-def deployment_run(
-    child: ChildRun, fan: FanOut, deployment: DeploymentResponse, scheduled_time: datetime | None = None
-) -> FlowRun:
-    """The child's run of `deployment`, created, or found by its idempotency key; writes Prefect.
-
-    Made as Prefect's run_deployment makes it (tagged with the fan-out's kind, due at `scheduled_time`, else
-    now, linked under this run by a task run, with this run's trace), from the deployment read once for all
-    the children instead of once for each.
-    """
-    parameters = child.parameters(fan.dry_run)
-    context = FlowRunContext.get()
-    assert context is not None and context.flow_run is not None, "a fan-out runs in its parent's flow run"
-    traceparent = context.flow_run.labels.get(LABELS_TRACEPARENT_KEY)
-    with get_client(sync_client=True) as client:
-        return client.create_flow_run_from_deployment(
-            deployment.id,
-            parameters=parameters,
-            state=Scheduled(scheduled_time=scheduled_time or datetime.now(UTC)),
-            tags=[fan.kind],
-            idempotency_key=idempotency_key(fan.scope, child, fan.dry_run),
-            parent_task_run_id=linking_task_run(client, context, deployment, parameters),
-            labels={LABELS_TRACEPARENT_KEY: traceparent} if traceparent else {},
-        )
+def deployment_run(child: ChildRun, fan: FanOut, scheduled_time: datetime | None = None) -> FlowRun:
+    """The child's run of the delivery-report deployment, created, or found by its idempotency key."""
+    return run_deployment(  # type: ignore[return-value]
+        DELIVERY_DEPLOYMENT,
+        parameters=child.parameters(fan.dry_run),
+        idempotency_key=idempotency_key(fan.scope, child, fan.dry_run),
+        tags=[fan.kind],
+        timeout=0,
+        scheduled_time=scheduled_time,
+    )
 
 
-def linking_task_run(
-    client: SyncPrefectClient,
-    context: FlowRunContext,
-    deployment: DeploymentResponse,
-    parameters: dict[str, Any],
-) -> uuid.UUID:
-    """A new task run of the parent's run that shows a child run under it, as run_deployment's.
-
-    Writes Prefect.
-    """
-    task: Task[[], None] = Task(name=DELIVERY_DEPLOYMENT, fn=lambda: None, version=deployment.version)
-    task.task_key = f"prefect.deployments.flow_runs.run_deployment.{slugify(DELIVERY_DEPLOYMENT)}"
-    assert context.flow_run is not None
-    return client.create_task_run(
-        task=task,
-        flow_run_id=context.flow_run.id,
-        dynamic_key=str(dynamic_key_for_task_run(context, task)),
-        task_inputs={name: collect_task_run_inputs_sync(value) for name, value in parameters.items()},
-        state=Pending(),
-    ).id
-
-
-def submit(
-    client: SyncPrefectClient, child: ChildRun, fan: FanOut, deployment: DeploymentResponse
-) -> uuid.UUID:
-    """Create the child's run of `deployment`, or find the one made before (run again if it ended)."""
-    run = deployment_run(child, fan, deployment)
+def submit(client: SyncPrefectClient, child: ChildRun, fan: FanOut) -> uuid.UUID:
+    """Create the child's run of the deployment, or find the one made before (run again if it ended)."""
+    run = deployment_run(child, fan)
     latest = client.read_flow_run(run.id).state  # another fan-out may have started it again meanwhile
     if latest is not None and latest.is_final():
         client.set_flow_run_state(run.id, Scheduled(message="run again by a repeated fan-out"), force=True)
@@ -554,17 +483,14 @@ def run_on_workers(
         waiting.setdefault(child.merchant, deque()).append(child)
     tries: dict[uuid.UUID, int] = {}
     with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(DELIVERY_DEPLOYMENT)
-        settings = deployment_settings(deployment)
+        settings = deployment_settings(client)
         liveness = Liveness(
             open_state_store(settings.state_url()),
             settings.run_lease(),
             None if fan.dry_run else settings.lock_wait() + 2 * settings.run_lease(),
         )
         try:
-            active = {
-                submit(client, queue[0], fan, deployment): queue.popleft() for queue in waiting.values()
-            }
+            active = {submit(client, queue[0], fan): queue.popleft() for queue in waiting.values()}
             moved = time.monotonic()
             while active:
                 time.sleep(POLL_SECONDS)
@@ -593,7 +519,7 @@ def run_on_workers(
                         finished(not_run(waiting[child.merchant].popleft(), fan.timezone))
                     if waiting[child.merchant]:
                         following = waiting[child.merchant].popleft()
-                        active[submit(client, following, fan, deployment)] = following
+                        active[submit(client, following, fan)] = following
                 if active and time.monotonic() - moved > START_WAIT.total_seconds():
                     raise no_worker_error(len(active), next(iter(active)))
         finally:
@@ -641,8 +567,9 @@ def published_outcomes(client: SyncPrefectClient, run: FlowRun, kind: str) -> li
     return [ChildOutcome.from_row(row) for row in rows]
 
 
-def deployment_settings(deployment: DeploymentResponse) -> Settings:
-    """The settings here, with the STATE_DB_URL the delivery-report `deployment` gives its runs, if any."""
+def deployment_settings(client: SyncPrefectClient) -> Settings:
+    """The settings here, with the STATE_DB_URL the delivery-report deployment gives its runs, if any."""
+    deployment = client.read_deployment_by_name(DELIVERY_DEPLOYMENT)
     given = (deployment.job_variables or {}).get("env", {}).get("STATE_DB_URL")
     environ = {**os.environ, "STATE_DB_URL": given} if given else None
     return Settings.from_env(environ)
