@@ -176,11 +176,6 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=30_000, help="shipped SeQura orders over the 30 days")
     parser.add_argument("--year-orders", type=int, default=36_500, help="shipped SeQura orders over the year")
     parser.add_argument("--shops", default="sequra_bench_backfill", help="the shops' database names' start")
-    parser.add_argument(
-        "--month-only",
-        action="store_true",
-        help="only the 30-day backfills on the worker (no year, no in-process); writes no backfill.json",
-    )
     args = parser.parse_args()
     month_shop, year_shop = f"{args.shops}_month", f"{args.shops}_year"
     work = Path(tempfile.mkdtemp(prefix="sequra-bench-backfill-"))
@@ -189,11 +184,10 @@ def main() -> int:
         "orders_seeded": args.orders,
         "seed_seconds": seeded_shop(month_shop, args.orders, 30, env),
         "span": list(MONTH),
+        "year_orders_seeded": args.year_orders,
+        "year_seed_seconds": seeded_shop(year_shop, args.year_orders, 365, env),
+        "year_span": list(YEAR),
     }
-    if not args.month_only:
-        result["year_orders_seeded"] = args.year_orders
-        result["year_seed_seconds"] = seeded_shop(year_shop, args.year_orders, 365, env)
-        result["year_span"] = list(YEAR)
     sandbox_port, prefect_port = free_port(), free_port()
     sandbox, api = f"http://127.0.0.1:{sandbox_port}/", f"http://127.0.0.1:{prefect_port}/api"
     month = shop_settings(month_shop, sandbox, work / "state.sqlite")
@@ -221,42 +215,27 @@ def main() -> int:
                 result[attempt]["runs_of_delivery_report"] = runs_of_delivery_report(api)
                 result[attempt]["sandbox_accepted"], result[attempt]["sandbox_distinct"] = accepted(sandbox)
                 print(attempt, json.dumps(result[attempt]), flush=True)
-        if not args.month_only:
-            year_and_in_process(result, cli, env, year, month, work, sandbox)
+        get_json(f"{sandbox}_sandbox/reset", {})
+        with deployed_with_a_worker(cli, year, work / "worker-year.log"):
+            result["year_on_workers"] = backfill({**cli, **year}, work, YEAR)
+            result["year_on_workers"]["sandbox_accepted"], result["year_on_workers"]["sandbox_distinct"] = (
+                accepted(sandbox)
+            )
+            print("year_on_workers", json.dumps(result["year_on_workers"]), flush=True)
+        get_json(f"{sandbox}_sandbox/reset", {})
+        in_process = {
+            **env,
+            **month,
+            "PREFECT_HOME": str(work / "prefect-home-in-process"),  # a temporary server that saw no run
+            "STATE_DB_URL": f"sqlite:///{work / 'state-in-process.sqlite'}",
+        }
+        result["in_process"] = backfill(in_process, work, MONTH)
+        result["in_process"]["sandbox_accepted"], result["in_process"]["sandbox_distinct"] = accepted(sandbox)
     for name in (month_shop, year_shop):
         drop_shop(name)
-    if not args.month_only:  # a partial run leaves the figures of the last whole one
-        (HERE / "backfill.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (HERE / "backfill.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
     return 0
-
-
-def year_and_in_process(
-    result: dict[str, Any],
-    cli: dict[str, str],
-    env: dict[str, str],
-    year: dict[str, str],
-    month: dict[str, str],
-    work: Path,
-    sandbox: str,
-) -> None:
-    """The year's backfill on the worker, then the month's in the command's process; adds them to `result`."""
-    get_json(f"{sandbox}_sandbox/reset", {})
-    with deployed_with_a_worker(cli, year, work / "worker-year.log"):
-        result["year_on_workers"] = backfill({**cli, **year}, work, YEAR)
-        result["year_on_workers"]["sandbox_accepted"], result["year_on_workers"]["sandbox_distinct"] = (
-            accepted(sandbox)
-        )
-        print("year_on_workers", json.dumps(result["year_on_workers"]), flush=True)
-    get_json(f"{sandbox}_sandbox/reset", {})
-    in_process = {
-        **env,
-        **month,
-        "PREFECT_HOME": str(work / "prefect-home-in-process"),  # a temporary server that saw no run
-        "STATE_DB_URL": f"sqlite:///{work / 'state-in-process.sqlite'}",
-    }
-    result["in_process"] = backfill(in_process, work, MONTH)
-    result["in_process"]["sandbox_accepted"], result["in_process"]["sandbox_distinct"] = accepted(sandbox)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from prefect.states import Completed, Crashed, State
 
 from flows.alerts import AWAITING_SEQURA, QUARANTINED, announce_outcome
 from flows.artifacts import publish_not_begun, publish_open_quarantine, publish_summary
-from flows.history import check_not_lost, run_tags, tag_run
+from flows.history import check_not_lost, rename_run, run_tags, tag_run
 from flows.parameters import Moment, check_deployment_out, check_parameters, run_started_at
 from schemas.errors import RunStoppedError
 from schemas.masking import masked_url
@@ -61,17 +61,17 @@ def shop_time_name(settings: Settings, window: Window, timezone: str) -> str:
     return f"delivery-report{merchant} {window.in_shop_time(timezone)}"
 
 
-def name_in_shop_time(resources: RunResources, window: Window) -> str | None:
-    """The run's name after its window in shop time; reads the shop.
+def name_in_shop_time(resources: RunResources, window: Window) -> None:
+    """Rename this flow run after its window in shop time; writes the Prefect server, reads the shop.
 
-    None when the shop does not answer: the run keeps its first name, said in its logs.
+    Best effort: a shop or a server that does not answer leaves the run its first name, said in its logs.
     """
     try:
         timezone = resources.shop_timezone()
     except Exception as error:  # the name is a courtesy: never stop a run for it
         get_run_logger().info("the run keeps its first name: %s: %s", type(error).__name__, error)
-        return None
-    return shop_time_name(resources.settings, window, timezone)
+        return
+    rename_run(shop_time_name(resources.settings, window, timezone))
 
 
 @task(name="plan-delivery-report", cache_policy=NO_CACHE)
@@ -242,7 +242,8 @@ def deliver(
     settings, merchant = resources.settings, resources.merchant
     try:
         window = run_window(resources.store, settings, since, until, run_started_at())
-        tag_run(run_tags(settings, dry_run), name_in_shop_time(resources, window))
+        tag_run(run_tags(settings, dry_run))
+        name_in_shop_time(resources, window)
         get_run_logger().info(
             "Window %s for merchant %s; state store %s",
             window.label(),

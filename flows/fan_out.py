@@ -40,7 +40,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
-from prefect.states import Cancelled, Crashed, Pending, Scheduled, State
+from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
 from flows.children import (
     ChildOutcome,
@@ -273,51 +273,38 @@ class Claimed:
 
 def claimed(child: ChildRun, fan: FanOut) -> Claimed:
     """The child's deployment run, created or found by its idempotency key, claimed for this process."""
-    return claim(deployment_run(child, fan, NOT_FOR_WORKERS), START_WAIT)
+    return claim(deployment_run(child, fan, NOT_FOR_WORKERS).id, START_WAIT)
 
 
-def claim(run: FlowRun, wait: timedelta) -> Claimed:
-    """The flow run `run` (as last read) made Pending for this process, when it is Scheduled or has ended.
+def claim(run_id: uuid.UUID, wait: timedelta) -> Claimed:
+    """The flow run `run_id` made Pending for this process, when it is Scheduled or has ended; writes Prefect.
 
-    Writes Prefect. A run another process has (Pending or Running: another parent of the same windows, a
-    worker) is never taken over: two processes would run it at once, and its merchant's lock, which knows
-    the run by its id, would let both send. It is waited for, up to `wait`, and handed back as it is then,
-    not ours. A Scheduled run is claimed by asking the server, not forcing it: the server refuses Pending to
-    all but the first, so a state read before asking is enough. The run claimed is handed back in the state
-    the server set, read from its answer.
+    A run another process has (Pending or Running: another parent of the same windows, a worker) is never
+    taken over: two processes would run it at once, and its merchant's lock, which knows the run by its id,
+    would let both send. It is waited for, up to `wait`, and handed back as it is then, not ours. A Scheduled
+    run is claimed by asking the server, not forcing it: the server refuses Pending to all but the first.
     """
     given_up = time.monotonic() + wait.total_seconds()
     busy = False  # it was found in another process's hands: once it ends, its outcome is the window's
     with get_client(sync_client=True) as client:
         while True:
+            run = client.read_flow_run(run_id)
             state = run.state
             if state is None or state.is_scheduled():
                 asked = Pending(message="run by its parent")
                 asked.state_details.scheduled_time = datetime.now(UTC)  # else it waits for NOT_FOR_WORKERS
-                taken = client.set_flow_run_state(run.id, asked)
+                taken = client.set_flow_run_state(run_id, asked)
                 if taken.status == SetStateStatus.ACCEPT:
-                    return Claimed(in_state(run, taken.state), ours=True)
+                    return Claimed(client.read_flow_run(run_id), ours=True)
                 busy = True
             elif state.is_final() and not busy:
-                again = Pending(message="run again by its parent")
-                return Claimed(
-                    in_state(run, client.set_flow_run_state(run.id, again, force=True).state), True
-                )
+                client.set_flow_run_state(run_id, Pending(message="run again by its parent"), force=True)
+                return Claimed(client.read_flow_run(run_id), ours=True)
             elif state.is_final() or time.monotonic() > given_up:
                 return Claimed(run, ours=False)
             else:
                 busy = True
             time.sleep(POLL_SECONDS)
-            run = client.read_flow_run(run.id)
-
-
-def in_state(run: FlowRun, state: State | None) -> FlowRun:
-    """The flow run `run` as it is once the server set `state` (its answer to a proposal)."""
-    if state is None:
-        raise RuntimeError(f"the Prefect server set a state of flow run {run.id} and did not say which")
-    return run.model_copy(
-        update={"state": state, "state_id": state.id, "state_type": state.type, "state_name": state.name}
-    )
 
 
 def ran_elsewhere(child: ChildRun, fan: FanOut, run: FlowRun) -> ChildOutcome:
@@ -409,7 +396,7 @@ def run_here(
         if again is None and pending is None:
             state = delivery_report(**parameters, return_state=True)  # type: ignore[call-overload]
         else:
-            flow_run = unwatched(pending if again is None else pending_run(again))
+            flow_run = pending if again is None else pending_run(again)
             state = run_flow(delivery_report, flow_run=flow_run, parameters=parameters, return_type="state")
     run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
@@ -419,16 +406,6 @@ def run_here(
     summary: DeliverySummary = state.result()
     window = summary.window.in_shop_time(fan.timezone)
     return ChildOutcome(child.merchant, window, run, str(state.name), summary.counts, run_id=run_id)
-
-
-def unwatched(run: FlowRun) -> FlowRun:
-    """The deployment run `run` as this process runs it: unwatched for a suspension asked from outside.
-
-    Prefect's engine opens a connection to the server for each deployment run it runs, to hear whether
-    someone suspended it; a window's run in its parent's process, which no one suspends, does without (the
-    engine reads the run again, deployment and all, before the flow begins).
-    """
-    return run.model_copy(update={"deployment_id": None})
 
 
 def idempotency_key(scope: str, child: ChildRun, dry_run: bool) -> str:

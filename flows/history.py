@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from prefect import get_client, runtime
 from prefect.client.schemas.filters import (
@@ -60,18 +59,12 @@ def run_tags(settings: Settings, dry_run: bool) -> list[str]:
     ]
 
 
-def tag_run(tags: list[str], name: str | None = None) -> None:
-    """Add tags to this flow run, and rename it `name` when given, in one call; writes the Prefect server.
-
-    Its tags so far are those its run context holds. Best effort: a Prefect API that does not answer only
-    costs the tags (and the name).
-    """
-    update: dict[str, Any] = {"tags": sorted({*runtime.flow_run.tags, *tags})}
-    if name is not None:
-        update["name"] = name
+def tag_run(tags: list[str]) -> None:
+    """Add tags to this flow run (best effort: a Prefect API that does not answer only costs the tags)."""
     try:
         with get_client(sync_client=True) as client:
-            client.update_flow_run(runtime.flow_run.id, **update)
+            run = client.read_flow_run(runtime.flow_run.id)
+            client.update_flow_run(run.id, tags=sorted({*run.tags, *tags}))
     except Exception as error:
         LOG.warning("could not tag this run in Prefect (%s); it is not counted by later runs' checks", error)
 

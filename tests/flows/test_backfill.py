@@ -10,12 +10,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import prefect.flow_engine
 import pytest
 import requests
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterName
-from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
@@ -361,18 +359,9 @@ def test_a_backfill_run_on_a_worker_runs_each_window_as_a_deployment_run_in_its_
     monkeypatch.setattr(
         fan_out, "START_WAIT", timedelta(seconds=5)
     )  # no worker runs here: none is waited for
-    watched: list[uuid.UUID] = []
-    observe = prefect.flow_engine.observe_flow_run_suspension
-
-    def observe_told(flow_run_id: uuid.UUID, *args: Any) -> Any:
-        watched.append(flow_run_id)
-        return observe(flow_run_id, *args)
-
-    monkeypatch.setattr(prefect.flow_engine, "observe_flow_run_suspension", observe_told)
     ship_one_a_day(pipeline, "AAAAAAAAA", "BBBBBBBBB")
     first = backfill_as_a_worker_runs_it()
     assert first.is_completed(), first.message
-    assert watched == [first.state_details.flow_run_id]  # the backfill's run only: no window's
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("delivery-report/delivery-report")
         children = client.read_flow_runs(
@@ -422,7 +411,7 @@ def test_a_window_refused_on_a_worker_stops_its_merchants_later_windows_and_canc
     assert pipeline.accepted() == []
 
 
-def a_child_run(state: State) -> FlowRun:
+def a_child_run(state: State) -> uuid.UUID:
     """A delivery-report flow run in `state`, as a window's run is found by its idempotency key.
 
     Tagged with a merchant of its own: an untagged delivery-report run that completed counts, for every
@@ -434,13 +423,13 @@ def a_child_run(state: State) -> FlowRun:
             parameters={"merchant": "demo_merchant"},
             state=state,
             tags=["merchant:another-process"],
-        )
+        ).id
 
 
-def state_of(run: FlowRun) -> str:
+def state_of(run_id: uuid.UUID) -> str:
     """The name of the flow run's state type now, e.g. RUNNING."""
     with get_client(sync_client=True) as client:
-        return client.read_flow_run(run.id).state.type.value
+        return client.read_flow_run(run_id).state.type.value
 
 
 @pytest.mark.flow
@@ -457,24 +446,9 @@ def test_a_window_running_in_another_process_is_not_run_again_here() -> None:
 @pytest.mark.flow
 def test_a_window_not_yet_run_or_ended_is_claimed_to_run_here() -> None:
     for state in (Scheduled(scheduled_time=fan_out.NOT_FOR_WORKERS), Completed(), Failed(), Crashed()):
-        run = a_child_run(state)
-        claim = fan_out.claim(run, timedelta(0))
-        assert claim.ours, state.name
-        assert state_of(run) == "PENDING" == claim.run.state.type.value
-
-
-@pytest.mark.flow
-def test_a_window_just_made_is_claimed_with_one_call_whose_answer_is_the_run_claimed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    run = a_child_run(Scheduled(scheduled_time=fan_out.NOT_FOR_WORKERS))
-    read: list[object] = []
-    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", lambda client, run_id: read.append(run_id))
-    claim = fan_out.claim(run, timedelta(0))
-    assert claim.ours and claim.run.state.is_pending() and claim.run.state_name == "Pending"
-    assert read == []
-    monkeypatch.undo()
-    assert state_of(run) == "PENDING"
+        run_id = a_child_run(state)
+        assert fan_out.claim(run_id, timedelta(0)).ours, state.name
+        assert state_of(run_id) == "PENDING"
 
 
 @pytest.mark.flow
@@ -486,7 +460,7 @@ def test_a_window_another_process_was_running_is_waited_for_and_its_outcome_used
 
     def other_process_ends_it() -> None:
         with get_client(sync_client=True) as client:
-            client.set_flow_run_state(running.id, Completed(), force=True)
+            client.set_flow_run_state(running, Completed(), force=True)
 
     threading.Timer(0.5, other_process_ends_it).start()
     claim = fan_out.claim(running, timedelta(seconds=30))
@@ -507,7 +481,7 @@ def test_a_window_another_process_was_running_is_waited_for_and_its_outcome_used
 def test_a_window_that_raises_cancels_the_next_windows_run_claimed_for_no_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    made: list[FlowRun] = []
+    made: list[uuid.UUID] = []
 
     def claimed(child: ChildRun, fan: fan_out.FanOut) -> fan_out.Claimed:
         made.append(a_child_run(Scheduled(scheduled_time=fan_out.NOT_FOR_WORKERS)))
