@@ -14,14 +14,26 @@ import resource
 import time
 from pathlib import Path
 
+import orjson
+
 from flows.delivery_report import delivery_report
 from schemas.settings import Settings
 from tasks.delivery.read_ahead import worker_processes
 
 
 def report_digest(path: str | None) -> str | None:
-    """The SHA-256 of the report a dry run wrote, or None for a real run."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    """The SHA-256 of the report a dry run wrote, its platform block without `uname`; None for a real run.
+
+    The uname names the machine's kernel build, which changes under the same code: without it, the digest
+    is the same wherever the same code reads the same shop.
+    """
+    if not path:
+        return None
+    written = Path(path).read_bytes()
+    orders, platform = written.rsplit(b',"platform":', 1)
+    block = orjson.loads(platform.removesuffix(b"}}\n"))
+    block.pop("uname", None)
+    return hashlib.sha256(orders + orjson.dumps(block, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def main() -> None:
