@@ -22,10 +22,9 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
 
 import httpx
 from prefect import get_client, get_run_logger
@@ -40,7 +39,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
-from prefect.states import Cancelled, Crashed, Pending, Scheduled
+from prefect.states import Crashed, Pending, Scheduled
 
 from flows.children import (
     ChildOutcome,
@@ -68,9 +67,6 @@ RETRIES = 2  # new attempts at a child whose run died or met a failure running a
 RETRY_PAUSE = timedelta(seconds=10)  # between a child's failed attempt and the next
 # When a child run made to run in its parent's process is due for the workers: never. Claimed Pending at once.
 NOT_FOR_WORKERS = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-T = TypeVar("T")
 
 
 class ChildRunsError(TerminalError):
@@ -194,8 +190,8 @@ def run_in_process(
     """Run the children's deployment runs in this process: a thread per merchant, its windows in order.
 
     Each child is the run of the delivery-report deployment its idempotency key names (created, or found
-    from before), made while the window before it runs, and run here; tried again like one run here. What
-    Prefect is told besides (new runs, `finished`) goes one call at a time on a thread of its own.
+    from before), made once the window before it ended, and run here; tried again like one run here.
+    `finished` goes one call at a time on a thread of its own, for every merchant.
     """
     merchants: dict[str, list[ChildRun]] = {}
     for child in children:
@@ -205,11 +201,11 @@ def run_in_process(
         ThreadPoolExecutor(max_workers=len(merchants), thread_name_prefix="merchant") as pool,
     ):
 
-        def aside(call: Callable[..., T], *args: object) -> Future[T]:
-            return bookkeeping.submit(contextvars.copy_context().run, call, *args)
+        def told(outcome: ChildOutcome) -> None:
+            bookkeeping.submit(contextvars.copy_context().run, finished, outcome).result()
 
         merchant_runs = [
-            pool.submit(contextvars.copy_context().run, run_windows_in_process, windows, fan, aside, finished)
+            pool.submit(contextvars.copy_context().run, run_windows_in_process, windows, fan, told)
             for windows in merchants.values()
         ]
         for merchant_run in merchant_runs:
@@ -217,43 +213,28 @@ def run_in_process(
 
 
 def run_windows_in_process(
-    windows: Sequence[ChildRun],
-    fan: FanOut,
-    aside: Callable[..., Future[Any]],
-    finished: Callable[[ChildOutcome], None],
+    windows: Sequence[ChildRun], fan: FanOut, finished: Callable[[ChildOutcome], None]
 ) -> None:
-    """Run one merchant's windows in order here, the next one's run made `aside` while one runs.
+    """Run one merchant's windows in order here, each one's run made once the one before it ended.
 
-    After a window that failed for good the later ones are not run; the next one's run, made already, is
-    Cancelled saying so (the same command runs it again). So is it when running a window raises. A window
-    whose run another process has is not run here (`ran_elsewhere`).
+    One Prefect call at a time: made while a window runs, the next one's run met the window's own writes
+    in the server's SQLite database, which refused one of them, and Prefect's client waited 2 s to try
+    again (7 to 15 times in a backfill of 30 windows). After a window that failed for good the later ones
+    are not run, and no run is made for them. A window whose run another process has is not run here
+    (`ran_elsewhere`).
     """
-    following: Future[Claimed] | None = aside(claimed, windows[0], fan)
-    told: list[Future[None]] = []
-    try:
-        for index, child in enumerate(windows):
-            if following is None:
-                told.append(aside(finished, not_run(child, fan.timezone)))
-                continue
-            claim = following.result()
-            following = aside(claimed, windows[index + 1], fan) if index + 1 < len(windows) else None
-            if claim.ours:
-                outcome = run_here_tried(child, fan, claim.run)
-            else:
-                outcome = aside(ran_elsewhere, child, fan, claim.run).result()
-            told.append(aside(finished, outcome))
-            if outcome.failed and not outcome.retryable and following is not None:
-                next_claim, following = following.result(), None
-                if next_claim.ours:
-                    told.append(aside(not_run_after_all, next_claim.run.id))
-    except BaseException:
-        if following is not None:  # the next window's run, Pending for no worker, must not stay so for ever
-            left = following.result() if following.exception() is None else None
-            if left is not None and left.ours:
-                aside(not_run_after_all, left.run.id).result()
-        raise
-    for told_one in told:
-        told_one.result()
+    stopped = False
+    for child in windows:
+        if stopped:
+            finished(not_run(child, fan.timezone))
+            continue
+        claim = claimed(child, fan)
+        if claim.ours:
+            outcome = run_here_tried(child, fan, claim.run)
+        else:
+            outcome = ran_elsewhere(child, fan, claim.run)
+        finished(outcome)
+        stopped = outcome.failed and not outcome.retryable
 
 
 def pending_run(run_id: uuid.UUID) -> FlowRun:
@@ -322,16 +303,6 @@ def ran_elsewhere(child: ChildRun, fan: FanOut, run: FlowRun) -> ChildOutcome:
         f"run here; run the same command again once that run ended (if its process died, mark run {run.id} "
         "Crashed in the Prefect UI first)",
     )
-
-
-def not_run_after_all(run_id: uuid.UUID) -> None:
-    """Cancel a window's run made before an earlier window of its merchant failed for good; writes Prefect."""
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(
-            run_id,
-            Cancelled(message="an earlier window of this merchant failed; run the same command again"),
-            force=True,
-        )
 
 
 def not_on_workers() -> str | None:
