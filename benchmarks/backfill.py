@@ -1,12 +1,14 @@
 """Backfills of daily windows of generated MariaDB shops through the Prefect deployments and a worker.
 
 For each shop (30 days of --orders shipped SeQura orders, and a year of --year-orders): seeds it, starts the
-sandbox and a Prefect server, creates the work pool, deploys (`prefect deploy --all`, as the README does)
+sandbox and a Prefect server on PostgreSQL (as the README advises for a server that lasts; --prefect-postgres
+names the PostgreSQL server), creates the work pool, deploys (`prefect deploy --all`, as the README does)
 and starts a worker; then runs `sequra-etl backfill` over its days. The 30-day one runs twice (the second
-must create no run and send nothing), and once more without a server on a fresh state store (the windows in
-the command's process, Prefect's temporary server). Per backfill: wall seconds, windows, the sum of the
-windows' pipeline seconds (each window's run in the state store, from taking its merchant's lock to its
-end), and the overhead per window, (wall - pipeline sum) / windows. Writes benchmarks/backfill.json.
+must create no run and send nothing), once more on a Prefect server with its default SQLite file, and once
+more without a server on a fresh state store (the windows in the command's process, Prefect's temporary
+server). Per backfill: wall seconds, windows, the sum of the windows' pipeline seconds (each window's run in
+the state store, from taking its merchant's lock to its end), and the overhead per window, (wall - pipeline
+sum) / windows. Writes benchmarks/backfill.json.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from benchmarks.run import BIN, SERVER, background, database_url, free_port, measured
 from schemas.outcomes import COUNT_COLUMNS
@@ -36,6 +40,8 @@ SHOP_NOW = "2026-11-20T12:00:00"
 MONTH = ("2026-10-21", "2026-11-20")  # 30 UTC days, inside the seeded month
 YEAR = ("2025-11-20", "2026-11-20")  # 365 UTC days, inside the seeded year
 PROJECT_SETTINGS = ("PREFECT_", "SHOP_", "SEQURA_", "STATE_DB_URL", "CORRECTIONS_")
+PREFECT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"  # where the Prefect server's database goes
+PREFECT_DATABASE = "sequra_bench_prefect"
 
 
 def clean_environment(**values: str) -> dict[str, str]:
@@ -94,6 +100,16 @@ def backfill(env: dict[str, str], cwd: Path, span: tuple[str, str]) -> dict[str,
     }
 
 
+def measured_backfill(
+    env: dict[str, str], cwd: Path, span: tuple[str, str], sandbox: str, name: str
+) -> dict[str, Any]:
+    """One backfill's figures (`backfill`) with what the sandbox accepted in all; prints them."""
+    figures = backfill(env, cwd, span)
+    figures["sandbox_accepted"], figures["sandbox_distinct"] = accepted(sandbox)
+    print(name, json.dumps(figures), flush=True)
+    return figures
+
+
 def runs_of_delivery_report(api: str) -> int:
     """How many flow runs the delivery-report deployment has."""
     deployment = get_json(f"{api}/deployments/name/delivery-report/delivery-report")
@@ -127,6 +143,39 @@ def drop_shop(name: str) -> None:
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
     admin.dispose()
+
+
+def prefect_database(server: str) -> str:
+    """A new, empty database for the Prefect server on the PostgreSQL `server`; its asyncpg URL."""
+    admin = create_engine(
+        make_url(server).set(drivername="postgresql+psycopg2"),
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {PREFECT_DATABASE}")
+        conn.exec_driver_sql(f"CREATE DATABASE {PREFECT_DATABASE}")
+    admin.dispose()
+    url = make_url(server).set(drivername="postgresql+asyncpg", database=PREFECT_DATABASE)
+    return url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def prefect_server(env: dict[str, str], database: str | None = None) -> Iterator[str]:
+    """A Prefect server on `database` (else its SQLite file) and its work pool, for the block; its API URL."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    server = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    database_env = {"PREFECT_API_DATABASE_CONNECTION_URL": database} if database else {}
+    with background(server, {**env, **database_env}, f"{api}/health"):
+        cli = {**env, "PREFECT_API_URL": api}
+        subprocess.run(
+            [str(BIN / "prefect"), "work-pool", "create", "local-process", "--type", "process"],
+            env=cli,
+            check=True,
+            capture_output=True,
+        )
+        yield api
 
 
 @contextmanager
@@ -176,6 +225,11 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=30_000, help="shipped SeQura orders over the 30 days")
     parser.add_argument("--year-orders", type=int, default=36_500, help="shipped SeQura orders over the year")
     parser.add_argument("--shops", default="sequra_bench_backfill", help="the shops' database names' start")
+    parser.add_argument(
+        "--prefect-postgres",
+        default=PREFECT_POSTGRES,
+        help="the PostgreSQL server of the Prefect server's database",
+    )
     args = parser.parse_args()
     month_shop, year_shop = f"{args.shops}_month", f"{args.shops}_year"
     work = Path(tempfile.mkdtemp(prefix="sequra-bench-backfill-"))
@@ -188,11 +242,12 @@ def main() -> int:
         "year_seed_seconds": seeded_shop(year_shop, args.year_orders, 365, env),
         "year_span": list(YEAR),
     }
-    sandbox_port, prefect_port = free_port(), free_port()
-    sandbox, api = f"http://127.0.0.1:{sandbox_port}/", f"http://127.0.0.1:{prefect_port}/api"
+    sandbox_port = free_port()
+    sandbox = f"http://127.0.0.1:{sandbox_port}/"
     month = shop_settings(month_shop, sandbox, work / "state.sqlite")
     year = shop_settings(year_shop, sandbox, work / "state-year.sqlite")
-    server = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)]
+    database = prefect_database(args.prefect_postgres)
+    result["prefect_database"] = "postgresql"  # of the first three backfills; on_workers_sqlite: its file
     with ExitStack() as running:
         running.enter_context(
             background(
@@ -201,27 +256,24 @@ def main() -> int:
                 f"{sandbox}_sandbox/orders",
             )
         )
-        running.enter_context(background(server, env, f"{api}/health"))
-        cli = {**env, "PREFECT_API_URL": api}
-        subprocess.run(
-            [str(BIN / "prefect"), "work-pool", "create", "local-process", "--type", "process"],
-            env=cli,
-            check=True,
-            capture_output=True,
-        )
-        with deployed_with_a_worker(cli, month, work / "worker.log"):
-            for attempt in ("on_workers_first", "on_workers_again"):
-                result[attempt] = backfill({**cli, **month}, work, MONTH)
-                result[attempt]["runs_of_delivery_report"] = runs_of_delivery_report(api)
-                result[attempt]["sandbox_accepted"], result[attempt]["sandbox_distinct"] = accepted(sandbox)
-                print(attempt, json.dumps(result[attempt]), flush=True)
+        with prefect_server(env, database) as api:
+            cli = {**env, "PREFECT_API_URL": api}
+            with deployed_with_a_worker(cli, month, work / "worker.log"):
+                for attempt in ("on_workers_first", "on_workers_again"):
+                    result[attempt] = measured_backfill({**cli, **month}, work, MONTH, sandbox, attempt)
+                    result[attempt]["runs_of_delivery_report"] = runs_of_delivery_report(api)
+            get_json(f"{sandbox}_sandbox/reset", {})
+            with deployed_with_a_worker(cli, year, work / "worker-year.log"):
+                result["year_on_workers"] = measured_backfill({**cli, **year}, work, YEAR, sandbox, "year")
         get_json(f"{sandbox}_sandbox/reset", {})
-        with deployed_with_a_worker(cli, year, work / "worker-year.log"):
-            result["year_on_workers"] = backfill({**cli, **year}, work, YEAR)
-            result["year_on_workers"]["sandbox_accepted"], result["year_on_workers"]["sandbox_distinct"] = (
-                accepted(sandbox)
-            )
-            print("year_on_workers", json.dumps(result["year_on_workers"]), flush=True)
+        on_sqlite = {**env, "PREFECT_HOME": str(work / "prefect-home-sqlite")}
+        month_again = {**month, "STATE_DB_URL": f"sqlite:///{work / 'state-sqlite-server.sqlite'}"}
+        with prefect_server(on_sqlite) as api:
+            cli = {**on_sqlite, "PREFECT_API_URL": api}
+            with deployed_with_a_worker(cli, month_again, work / "worker-sqlite.log"):
+                result["on_workers_sqlite"] = measured_backfill(
+                    {**cli, **month_again}, work, MONTH, sandbox, "on a SQLite server"
+                )
         get_json(f"{sandbox}_sandbox/reset", {})
         in_process = {
             **env,
@@ -229,8 +281,7 @@ def main() -> int:
             "PREFECT_HOME": str(work / "prefect-home-in-process"),  # a temporary server that saw no run
             "STATE_DB_URL": f"sqlite:///{work / 'state-in-process.sqlite'}",
         }
-        result["in_process"] = backfill(in_process, work, MONTH)
-        result["in_process"]["sandbox_accepted"], result["in_process"]["sandbox_distinct"] = accepted(sandbox)
+        result["in_process"] = measured_backfill(in_process, work, MONTH, sandbox, "in process")
     for name in (month_shop, year_shop):
         drop_shop(name)
     (HERE / "backfill.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
