@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import multiprocessing
 import os
@@ -140,8 +141,8 @@ class ReadAhead(Generic[Rows]):
             ProcessPoolExecutor(
                 processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=die_with_parent,
-                initargs=(signal.SIGKILL, os.getpid()),
+                initializer=build_process_started,
+                initargs=(os.getpid(),),
             )
             if processes
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-read-ahead")
@@ -229,6 +230,26 @@ def read_and_build(shop: Engine, job: ChunkJob) -> ChunkRows:
 
 
 _WORKER_SHOPS: dict[tuple[str, bool], Engine] = {}  # a worker process's engine on the shop, made once
+
+
+def build_process_started(parent: int) -> None:
+    """In a new worker process: end with the run's process `parent`, and end quickly once told to.
+
+    Python's own exit frees every module and object one by one: measured, a pool of two build processes
+    took about a second to shut down so, and 0.03 s ending at the first exit handler (after the engine's
+    connections are closed and the output flushed).
+    """
+    die_with_parent(signal.SIGKILL, parent)
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    """End a worker process at once: its shop connections closed, its output flushed, nothing freed."""
+    for engine in _WORKER_SHOPS.values():
+        engine.dispose()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def read_and_build_in_worker(job: ChunkJob) -> ChunkRows:

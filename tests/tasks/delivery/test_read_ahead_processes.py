@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 import os
 import subprocess
 import sys
@@ -8,9 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import create_engine, event
 
 from schemas.reports import BuildResult
 from tasks.delivery import chunk as chunk_module
+from tasks.delivery import read_ahead
 from tasks.delivery.chunk import ChunkRows, chunk_rows
 from tasks.delivery.read_ahead import (
     PROCESSES_FROM_CHUNKS,
@@ -72,6 +75,37 @@ def test_a_build_process_that_died_stops_the_run_saying_what_to_do() -> None:
     ahead.close()
 
     assert died.value.retryable
+
+
+class Freed:
+    """An object that writes `freed` to its file when Python frees it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __del__(self) -> None:
+        Path(self.path).write_text("freed")
+
+
+def hold_a_shop_connection_and_objects(witness: str) -> None:
+    """In a build process: a shop engine with a pooled connection, saying when it closes, and an object."""
+    engine = create_engine(f"sqlite:///{witness}.sqlite")
+    event.listen(engine, "close", lambda *_: Path(f"{witness}.closed").write_text("closed"))
+    with engine.connect():
+        pass
+    read_ahead._WORKER_SHOPS[(witness, False)] = engine
+    builtins.held_by_the_build = Freed(f"{witness}.freed")  # type: ignore[attr-defined]
+
+
+def test_a_build_process_ends_closing_its_shop_connections_without_freeing_the_rest(tmp_path: Path) -> None:
+    witness = str(tmp_path / "build")
+    ahead = ReadAhead[None](1)
+    ahead.start(1, partial(hold_a_shop_connection_and_objects, witness))
+    ahead.take(1, lambda: None)
+    ahead.close()
+
+    assert Path(f"{witness}.closed").read_text() == "closed"
+    assert not Path(f"{witness}.freed").exists()  # Python's exit would free it, one object at a time
 
 
 def test_a_run_of_few_chunks_reads_and_builds_alone_where_worker_processes_would_not_pay_their_start() -> (
