@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from prefect.client.schemas.filters import (
 )
 from sqlalchemy import create_engine, func, select
 
+import flows.delivery_report
 from flows.cli.main import main
 from flows.delivery_report import delivery_report
 from schemas.state import run_chunks, runs
@@ -266,12 +268,29 @@ def test_a_run_goes_one_task_per_chunk_and_leaves_no_chunk_behind(
         )
     chunk_tasks = sorted(task.name for task in tasks if task.name.startswith("deliver-chunk"))
     assert chunk_tasks == ["deliver-chunk-0", "deliver-chunk-1", "deliver-chunk-2"]
-    assert "delivery-report-progress-demo-merchant" in {artifact.key for artifact in artifacts}
+    shown = {artifact.key: artifact.data for artifact in artifacts}
+    assert shown["delivery-report-progress-demo-merchant"] == 100.0  # moved at the last chunk, however soon
     assert sorted(pipeline.accepted()) == [f"CHUNKED{number:02d}" for number in range(7)]
     engine = create_engine(pipeline.state_url)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(run_chunks)).scalar_one() == 0
     engine.dispose()
+
+
+def test_the_progress_bar_moves_at_most_every_few_seconds_and_at_the_last_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moved: list[float] = []
+    now = [1000.0]
+    monkeypatch.setattr(flows.delivery_report, "create_progress_artifact", lambda *_, **__: uuid.uuid4())
+    monkeypatch.setattr(flows.delivery_report, "update_progress_artifact", lambda _, done: moved.append(done))
+    steps = flows.delivery_report.PrefectSteps("demo_merchant", clock=lambda: now[0])
+    for done in range(1, 11):  # ten chunks, a second each
+        steps.chunk_done(done, 10)
+        now[0] += 1.0
+    steps.chunk_done(1, 1)  # a run of one chunk has no bar
+
+    assert moved == [10.0, 60.0, 100.0]
 
 
 @pytest.mark.parametrize("answer", [LOGIN_PAGE, REDIRECT], ids=["login page", "redirect"])
