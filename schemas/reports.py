@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import orjson
 
 from schemas.sequra import Cancellation, OrderReport
+
+CANCELLED = b'{"state":"cancelled"'  # how the payload of a cancellation begins: its state goes first
 
 
 class Stage(enum.StrEnum):
@@ -30,20 +36,30 @@ class BuiltReport:
 
     `payload` is the order exactly as it goes on the wire and into the state store (UTF-8 JSON, `state`
     first, then the other keys sorted); `fingerprint` is the SHA-256 of those same bytes without `state`.
+    The report as a dict is read back from the payload when asked for: a chunk travels from its build
+    process and waits as those bytes, not as a tree of objects per order and item.
     """
 
     reference: str
     order_ref_1: str
     id_orders: tuple[int, ...]
-    report: OrderReport | Cancellation
     payload: bytes
     fingerprint: str
     reported_by_module: bool = False
 
+    @cached_property
+    def report(self) -> OrderReport | Cancellation:
+        """The report the payload holds, as dicts and lists (its keys in the payload's order)."""
+        return orjson.loads(self.payload)  # type: ignore[no-any-return]
+
     @property
     def cancellation(self) -> bool:
         """Whether it tells SeQura of an order cancelled before it shipped (an update, never a report)."""
-        return self.report["state"] == "cancelled"
+        return self.payload.startswith(CANCELLED)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickling keeps: the fields, not the report read back from the payload."""
+        return {name: value for name, value in self.__dict__.items() if name != "report"}
 
 
 @dataclass(frozen=True)

@@ -61,4 +61,4 @@ def built_report(order_ref_1: str, total: int = 2495) -> BuiltReport:
     """A built report as the build stage hands it on."""
     report = order_report(order_ref_1, total)
     payload, fingerprint = serialised(report)
-    return BuiltReport(order_ref_1, order_ref_1, (1,), report, payload, fingerprint)
+    return BuiltReport(order_ref_1, order_ref_1, (1,), payload, fingerprint)

@@ -258,7 +258,6 @@ def build_reports(
                 reference=reference,
                 order_ref_1=order_ref_1,
                 id_orders=id_orders,
-                report=report,
                 payload=payload,
                 fingerprint=fingerprint,
                 reported_by_module=any(row["module_sent"] == 1 for row in sub_orders),
