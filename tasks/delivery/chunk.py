@@ -57,6 +57,10 @@ class RunContext:
     retried: frozenset[str]  # references quarantined, in flight or owed an update when the run began
     read_ahead: ReadAhead[ChunkRows]
     dry_run_file: Path | None = None  # a dry run writes here what it would send, and sends nothing
+    # rows of the sent and updated tables the run still keeps (at most ROWS_SHOWN each): a chunk makes no
+    # more, which the run would drop
+    sent_rows_wanted: int = ROWS_SHOWN
+    update_rows_wanted: int = ROWS_SHOWN
 
     @property
     def merchant(self) -> str:
@@ -129,21 +133,24 @@ def _deliver(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
     classified, elsewhere = left_to_other_merchants(
         resources, diff_against_last_report(store, merchant, built.reports)
     )
-    new = [item.built for item in of_kind(classified, Change.NEW) if not item.built.cancellation]
-    cancellations = [item.built for item in of_kind(classified, Change.NEW) if item.built.cancellation]
+    new, cancellations = [], []
+    for item in of_kind(classified, Change.NEW):
+        (cancellations if item.built.cancellation else new).append(item.built)
     changed = of_kind(classified, Change.CHANGED)
     previous = snapshot_payloads(store, merchant, [item.built.order_ref_1 for item in changed])
     clock.lap("diff")
-    outcome = _found(references, built.quarantined, classified, [*built.other_merchant, *elsewhere])
+    outcome = _found(references, built.quarantined, classified, len(new), [*built.other_merchant, *elsewhere])
     timezone = context.plan.config.timezone
+    sent_wanted, updates_wanted = context.sent_rows_wanted, context.update_rows_wanted
     if context.dry_run_file is not None:
         add_to_dry_run_file(context.dry_run_file, new)
-        update_rows = [cancellation_row(built, "dry run: not sent") for built in cancellations[:ROWS_SHOWN]]
+        update_rows = [cancellation_row(b, "dry run: not sent") for b in cancellations[:updates_wanted]]
+        update_rows += updates_to_send(changed[: updates_wanted - len(update_rows)], previous)
         outcome = replace(
             outcome,
             counts=replace(outcome.counts, cancelled=len(cancellations)),
-            sent_rows=tuple(sent_row(b, timezone) for b in new[:ROWS_SHOWN]),
-            update_rows=tuple([*update_rows, *updates_to_send(changed[:ROWS_SHOWN], previous)][:ROWS_SHOWN]),
+            sent_rows=tuple(sent_row(b, timezone) for b in new[:sent_wanted]),
+            update_rows=tuple(update_rows),
         )
     else:
         retried = sorted(context.retried & set(references))
@@ -171,8 +178,8 @@ def _deliver(context: RunContext, chunk: int, log: Log) -> DeliveryOutcome:
             counts=counts,
             requests=shipped.requests + cancelled.requests + updates.requests,
             quarantined_rows=(*outcome.quarantined_rows, *refused)[:ROWS_SHOWN],
-            sent_rows=tuple(sent_row(b, timezone) for b in shipped.sent[:ROWS_SHOWN]),
-            update_rows=tuple([*cancelled.rows, *updates.rows][:ROWS_SHOWN]),
+            sent_rows=tuple(sent_row(b, timezone) for b in shipped.sent[:sent_wanted]),
+            update_rows=tuple([*cancelled.rows, *updates.rows][:updates_wanted]),
         )
     clock.lap("load")
     return replace(outcome, seconds=clock.seconds)
@@ -242,12 +249,13 @@ def _found(
     references: Sequence[str],
     quarantined: Sequence[QuarantinedOrder],
     classified: Sequence[ClassifiedReport],
+    new: int,
     other_merchant: Sequence[str],
 ) -> DeliveryOutcome:
-    """The outcome of a chunk before loading: what was found, and the diff's verdicts."""
+    """The outcome of a chunk before loading: what was found, and the diff's verdicts (`new` reports)."""
     counts = DeliveryCounts(
         found=len(references),
-        new=sum(1 for item in of_kind(classified, Change.NEW) if not item.built.cancellation),
+        new=new,
         changed=len(of_kind(classified, Change.CHANGED)),
         already_reported=len(of_kind(classified, Change.UNCHANGED)),
         quarantined=len(quarantined),

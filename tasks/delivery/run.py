@@ -12,13 +12,13 @@ import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 from schemas.errors import RunStoppedError
-from schemas.outcomes import DeliveryOutcome
+from schemas.outcomes import ROWS_SHOWN, DeliveryOutcome
 from schemas.settings import Settings
 from schemas.state import RunStatus
 from tasks.delivery.build import platform_block
@@ -138,7 +138,8 @@ class DeliveryRun:
                 context = self._context(plan)
                 try:
                     for number in range(plan.chunks):
-                        done += steps.chunk(number, partial(self.work, context, number))
+                        wanted = rows_wanted(context, done)
+                        done += steps.chunk(number, partial(self.work, wanted, number))
                         chunks_done += 1
                         steps.chunk_done(chunks_done, plan.chunks)
                 finally:
@@ -288,6 +289,15 @@ class DeliveryRun:
         if block.said is None and stopped:
             return "not sent: the run stopped first; the next run today sends them"
         return block.said
+
+
+def rows_wanted(context: RunContext, done: DeliveryOutcome) -> RunContext:
+    """The run's context for its next chunk: the rows its tables still keep, after what is `done`."""
+    return replace(
+        context,
+        sent_rows_wanted=ROWS_SHOWN - len(done.sent_rows),
+        update_rows_wanted=ROWS_SHOWN - len(done.update_rows),
+    )
 
 
 def quietly(what: str, step: Callable[[], object]) -> None:

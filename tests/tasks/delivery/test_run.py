@@ -16,9 +16,9 @@ from sandbox.server import SandboxServer
 from schemas.errors import SettingError
 from schemas.outcomes import ROWS_SHOWN, DeliveryCounts, DeliveryOutcome
 from schemas.prestashop import create_shop_schema, shop_tables
-from schemas.reports import BuildResult
+from schemas.reports import BuildResult, BuiltReport, SentOrder
 from seeding.demo_shop import DemoShop, seed_demo_shop
-from tasks.delivery import read_ahead
+from tasks.delivery import chunk, read_ahead, run
 from tasks.delivery.chunk import ChunkRows
 from tasks.delivery.read_ahead import ChunkBuildError, ChunkJob, ReadAhead
 from tasks.delivery.run import Steps
@@ -88,6 +88,28 @@ def test_a_dry_run_writes_the_golden_orders_and_statistics_chunk_by_chunk(
     assert report["statistics"] == golden_outcome()["statistics"]
     counts = summary.counts
     assert (counts.new, counts.already_reported, counts.quarantined) == (31, 1, 3)
+
+
+def test_a_run_makes_only_the_table_rows_it_keeps_and_keeps_the_first_ones(
+    demo: tuple[Engine, DemoShop], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, _ = demo
+    made: list[str] = []
+
+    def sent_row(built: BuiltReport, timezone: str) -> SentOrder:
+        made.append(built.order_ref_1)
+        return real_sent_row(built, timezone)
+
+    real_sent_row = chunk.sent_row
+    monkeypatch.setattr(chunk, "sent_row", sent_row)
+    for module in (chunk, run):
+        monkeypatch.setattr(module, "ROWS_SHOWN", 5)
+    settings = settings_for(engine, f"sqlite:///{tmp_path / 'state.sqlite'}", SHOP_CHUNK_SIZE="4")
+    summary = dry_run(settings, DEMO_WINDOW, tmp_path / "dry-run.json")
+
+    assert summary.counts.new == 31 and summary.chunks == 9
+    assert [row.order_ref_1 for row in summary.outcome.sent_rows] == made  # the first five, each made once
+    assert len(made) == 5
 
 
 def test_a_split_order_is_never_cut_by_a_chunk_boundary(shop: Shop, tmp_path: Path) -> None:
