@@ -20,8 +20,7 @@ def start_dry_run_file(path: Path, merchant_id: str) -> None:
 def add_to_dry_run_file(path: Path, reports: Sequence[BuiltReport]) -> None:
     """Append orders to a dry run's report, one a line, as SeQura would receive them; writes the file."""
     with path.open("ab") as report:
-        for built in reports:
-            report.write(b"\n" + built.payload + b",")
+        report.write(b"".join(b"\n" + built.payload + b"," for built in reports))
 
 
 def finish_dry_run_file(path: Path, statistics: Statistics | None, platform: Platform) -> Path:
