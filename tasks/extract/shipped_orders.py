@@ -297,6 +297,8 @@ def unreadable_references(orders: pd.DataFrame, broken: Mapping[str, Mapping[int
 
     `broken` maps each frame's name to its broken keys: id_address for order_addresses, else id_order.
     """
+    if not any(broken.values()):
+        return {}  # the usual chunk: no row broke its frame's contract, and no column is read
     addresses = broken.get("order_addresses", {})
     by_order = {
         key: reason
