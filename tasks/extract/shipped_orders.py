@@ -13,7 +13,14 @@ from sqlalchemy import Column, Engine, Select, String, and_, cast, select
 from schemas import frames
 from schemas.prestashop import ShopTables
 from tasks.extract.configuration import to_utc
-from tasks.extract.connection import KEYS_PER_QUERY, IdRange, frame_of_ids, in_ranges, reading_the_shop
+from tasks.extract.connection import (
+    KEYS_PER_QUERY,
+    IdRange,
+    frame_of_ids,
+    id_ranges,
+    in_ranges,
+    reading_the_shop,
+)
 from tasks.extract.scope import OrderFilter, shop_order_clauses
 from tasks.rows import in_chunks
 
@@ -239,9 +246,15 @@ def extract_chunk(
         )
         orders = orders[among(orders["reference"], set(references))].reset_index(drop=True)
         id_orders = set(orders["id_order"])
+        order_ranges = id_ranges(id_orders)  # worked out once for the four frames read by id_order
         id_addresses = set(orders["id_address_delivery"]) | set(orders["id_address_invoice"])
         shipped = frame_of_ids(
-            conn, lambda ranges: shipping_query(tables, config, ranges), "id_order", id_orders, ()
+            conn,
+            lambda ranges: shipping_query(tables, config, ranges),
+            "id_order",
+            id_orders,
+            (),
+            order_ranges,
         )
         lines = frame_of_ids(
             conn,
@@ -249,6 +262,7 @@ def extract_chunk(
             "id_order",
             id_orders,
             ["id_order", "id_order_detail"],
+            order_ranges,
         )
         discounts = frame_of_ids(
             conn,
@@ -256,6 +270,7 @@ def extract_chunk(
             "id_order",
             id_orders,
             ["id_order", "id_order_cart_rule"],
+            order_ranges,
         )
         addresses = frame_of_ids(
             conn,
@@ -270,6 +285,7 @@ def extract_chunk(
             "id_order",
             id_orders,
             ["id_order", "id_order_carrier"],
+            order_ranges,
         )
     if not config.module_table:
         orders["module_sent"] = None
