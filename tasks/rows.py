@@ -24,11 +24,9 @@ def values_of(column: pd.Series) -> list[Any]:
         texts = np.datetime_as_string(seconds, unit="s").tolist()
         missing = column.isna().tolist()
         return [None if gone else f"{text}+00:00" for text, gone in zip(texts, missing, strict=True)]
-    values = column.tolist()
     if column.hasnans:
-        missing = column.isna().tolist()
-        values = [None if gone else value for value, gone in zip(values, missing, strict=True)]
-    return values
+        return column.to_numpy(dtype=object, na_value=None).tolist()  # in one pass, in pandas' own code
+    return column.tolist()
 
 
 def records(frame: pd.DataFrame) -> list[Row]:

@@ -104,14 +104,15 @@ def frame_of_ids(
     column: str,
     ids: Collection[int],
     order: Sequence[str],
+    ranges: Sequence[IdRange] | None = None,
 ) -> pd.DataFrame:
     """The rows of `query` whose `column` is one of `ids`, sorted by `order`; one query for a usual chunk.
 
-    The query reads id ranges covering `ids` (see id_ranges) and the rows of ids in between are dropped
-    here. The database does not sort: ORDER BY over thousands of ranges makes MariaDB build a temporary
-    table, pandas sorts the same rows in a fraction of that time.
+    The query reads id ranges covering `ids` (see id_ranges; `ranges` when already worked out for the same
+    ids) and the rows of ids in between are dropped here. The database does not sort: ORDER BY over thousands
+    of ranges makes MariaDB build a temporary table, pandas sorts the same rows in a fraction of that time.
     """
-    ranges = id_ranges(ids)
+    ranges = id_ranges(ids) if ranges is None else ranges
     parts = [frame_of(conn, query(part)) for part in in_chunks(ranges, KEYS_PER_QUERY)]
     if not parts:
         return pd.DataFrame(columns=[column.name for column in query([]).selected_columns])
