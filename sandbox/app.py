@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import csv
+import gc
 import io
 import json
 import random
@@ -124,6 +125,8 @@ class SandboxState:
         self._corrections: list[object] = []
         self._shipped_totals: list[ShippedTotal] = []
         self._payouts = PayoutSettings()
+        # a sandbox of its own process (sequra-etl sandbox) sets this: see record_report
+        self.freeze_held = False
 
     def set_corrections(self, records: list[object]) -> None:
         """Replace the corrected buyer data the sandbox serves, records kept as given (malformed ones too)."""
@@ -143,6 +146,8 @@ class SandboxState:
             self._orders.extend(_order_record(merchant, order, received_at) for order in orders)
             for order in orders:
                 self._hold(merchant, order, HELD_FROM_REPORT, received_at, "delivery_reports")
+        if self.freeze_held:  # held until reset: the collector's full passes need not walk them again
+            gc.freeze()
 
     def check_out(self, merchant: str, order_refs: list[str]) -> None:
         """Know these orders as SeQura does from checkout, before any report or update of them."""
