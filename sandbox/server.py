@@ -70,5 +70,11 @@ class SandboxServer:
 
 
 def serve_forever(port: int, config: SandboxConfig) -> None:
-    """Serve the sandbox on the loopback port until interrupted."""
-    _uvicorn_server(create_app(config), port).run()
+    """Serve the sandbox on the loopback port until interrupted.
+
+    The orders it accepts are frozen out of the garbage collector (gc.freeze), being held until a reset:
+    otherwise each full collection walks every order held while a new report is read.
+    """
+    app = create_app(config)
+    app.state.sandbox.freeze_held = True
+    _uvicorn_server(app, port).run()
