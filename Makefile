@@ -41,7 +41,8 @@ test: $(STAMP) fast-reader
 	PREFECT_HOME=$(CURDIR)/.pytest_prefect $(BIN)/python -m pytest
 
 ## bench: the pipeline against its floor on generated MariaDB shops (N = 100,000; BENCH_1M=1 adds 1,000,000),
-## then backfills of 30 and 365 daily windows through the deployments and a worker (benchmarks/backfill.json),
+## then backfills of 30 and 365 daily windows through the deployments and a worker, the Prefect server's database
+## on the PostgreSQL of 127.0.0.1:5432 (benchmarks/backfill.json),
 ## then the payout check on state stores of 100,000 and 1,000,000 reported orders, SQLite and MariaDB
 ## (benchmarks/payouts.json)
 bench: $(STAMP)
