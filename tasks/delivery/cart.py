@@ -70,40 +70,33 @@ def product_items(
 def line_problem(
     id_order: int, reference: str, name: object, ordered: int, refunded: int, returned: int, unit: Decimal
 ) -> str | None:
-    """What makes an order line unsendable, in words naming the order and the line; None if nothing.
-
-    The words are put together only for a line that has a problem: most have none.
-    """
+    """What makes an order line unsendable, in words naming the order and the line; None if nothing."""
+    line = f"line {reference} of order {id_order}"
     label = text_or_none(name)
     if ordered <= 0 or refunded < 0 or returned < 0:
         return (
-            f"line {reference} of order {id_order} "
-            f"has {ordered} units ordered, {refunded} refunded and {returned} returned; quantities "
+            f"{line} has {ordered} units ordered, {refunded} refunded and {returned} returned; quantities "
             "cannot be zero or negative: correct the line in the back office"
         )
     if refunded + returned > ordered:
         return (
-            f"line {reference} of order {id_order} "
-            f"has {refunded} units refunded and {returned} returned but {ordered} ordered; correct "
+            f"{line} has {refunded} units refunded and {returned} returned but {ordered} ordered; correct "
             "the refund or the return in the back office"
         )
     if unit < 0:
         return (
-            f"line {reference} of order {id_order} "
-            f"has a unit price of {amount_shown(cents(unit))}, below zero; SeQura takes products at "
+            f"{line} has a unit price of {amount_shown(cents(unit))}, below zero; SeQura takes products at "
             "zero or more and discounts as lines of their own: remove the line and give the amount as a cart "
             "rule (discount) on the order in the back office"
         )
     if label is None:
         return (
-            f"line {reference} of order {id_order} "
-            f"has no product name, which SeQura shows the buyer: name the product on the order line "
+            f"{line} has no product name, which SeQura shows the buyer: name the product on the order line "
             "in the back office"
         )
     if len(label) > PRODUCT_NAME_LONGEST:
         return (
-            f"line {reference} of order {id_order} "
-            f"has a product name of {len(label):,} characters, more than the {PRODUCT_NAME_LONGEST} "
+            f"{line} has a product name of {len(label):,} characters, more than the {PRODUCT_NAME_LONGEST} "
             "PrestaShop allows (SeQura documents no limit, so it is not cut): correct the line's name"
         )
     return None
